@@ -1,0 +1,96 @@
+//! `tallyctl`: the operator's CLI for a Tally cluster (bootstrap, membership, status, accounts
+//! and transfers, verification, benchmarking).
+
+#[path = "tallyctl/bench.rs"]
+mod bench;
+#[path = "tallyctl/cli.rs"]
+mod cli;
+#[path = "tallyctl/cluster.rs"]
+mod cluster;
+#[path = "tallyctl/ledger_commands.rs"]
+mod ledger_commands;
+#[path = "tallyctl/output.rs"]
+mod output;
+#[path = "tallyctl/verify.rs"]
+mod verify;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tally_client::{Client, ClientError, ClientOptions};
+
+use crate::cli::{Cli, ClusterCommand, Command};
+
+/// Longest time one attempt against one node may take.
+const REQUEST_TIMEOUT_MAX: Duration = Duration::from_secs(5);
+
+/// What every command needs.
+pub struct Context {
+    pub client: Client,
+    pub json: bool,
+    /// The --cluster addresses, as given.
+    pub cluster: Vec<String>,
+    /// The --timeout: per call (retries included) and for every wait.
+    pub timeout: Duration,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            exit_code_of(&error)
+        }
+    }
+}
+
+/// 2 when the cluster or a node could not be reached, 1 for everything else.
+fn exit_code_of(error: &anyhow::Error) -> ExitCode {
+    let unreachable = error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<ClientError>())
+        .any(ClientError::is_unreachable);
+    ExitCode::from(if unreachable { 2 } else { 1 })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let timeout = Duration::from_secs_f64(cli.timeout);
+    let options = ClientOptions {
+        request_timeout: REQUEST_TIMEOUT_MAX.min(timeout),
+        deadline: timeout,
+        ..ClientOptions::default()
+    };
+    let cluster: Vec<String> = cli
+        .cluster
+        .iter()
+        .map(|addr| addr.trim().to_string())
+        .filter(|addr| !addr.is_empty())
+        .collect();
+    let client = Client::connect(cluster.clone(), options).await?;
+    let context = Context {
+        client,
+        json: cli.json,
+        cluster,
+        timeout,
+    };
+    match cli.command {
+        Command::Cluster(command) => cluster::run(&context, command).await,
+        Command::Status => cluster::run(&context, ClusterCommand::Status).await,
+        Command::Account(command) => ledger_commands::account(&context, command).await,
+        Command::Transfer(command) => ledger_commands::transfer(&context, command).await,
+        Command::Verify => verify::run(&context).await,
+        Command::Bench(args) => bench::run(&context, args).await,
+    }
+}

@@ -1,0 +1,31 @@
+//! Tally client: an async, cheaply clonable handle to a Tally cluster (leader discovery, retries
+//! with backoff until a deadline, typed ledger and admin calls) plus helpers to build the protocol
+//! structs and to name result codes and flags.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), tally_client::ClientError> {
+//! use tally_client::{AccountBuilder, Client, ClientOptions};
+//! let client = Client::connect(
+//!     vec!["127.0.0.1:7100".into(), "127.0.0.1:7101".into()],
+//!     ClientOptions::default(),
+//! )
+//! .await?;
+//! let results = client.create_accounts(vec![AccountBuilder::new(1, 1, 10).build()]).await?;
+//! assert_eq!(results, vec![tally_client::codes::RESULT_OK]);
+//! # Ok(())
+//! # }
+//! ```
+
+mod address;
+mod builders;
+mod client;
+pub mod codes;
+mod error;
+mod retry;
+
+pub use address::{parse_leader_hint, NodeAddress, LEADER_METADATA_KEY};
+pub use builders::{AccountBuilder, Balances, TransferBuilder};
+pub use client::{Client, ClientOptions};
+pub use error::ClientError;
+pub use retry::{classify, Backoff, Disposition};
+pub use tally_proto::v1;

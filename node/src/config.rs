@@ -1,0 +1,230 @@
+//! Node configuration: a TOML file, then `TALLY__SECTION__KEY` environment variables, then
+//! flags; [`NodeConfig::validate`] runs before any port is bound.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::raft::RaftSettings;
+
+/// Everything `tally-node serve` needs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    pub node: NodeSection,
+    pub raft: RaftSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    /// This node's id in the cluster (1 or more).
+    pub id: u64,
+    /// Address the gRPC server listens on, e.g. 127.0.0.1:7100.
+    pub listen: String,
+    /// Address other nodes and clients use to reach this node; defaults to `listen`.
+    pub advertise: Option<String>,
+    /// Data directory (RocksDB and snapshot files).
+    pub data: PathBuf,
+    /// Log filter, e.g. `info` or `tally_node=debug`.
+    pub log: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSection {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many log entries.
+    pub snapshot_every_entries: u64,
+    /// Entries kept in the log behind the snapshot (for followers that are slightly behind).
+    pub entries_kept_behind_snapshot: u64,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        NodeSection {
+            id: 0,
+            listen: String::new(),
+            advertise: None,
+            data: PathBuf::new(),
+            log: "info".into(),
+        }
+    }
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        let settings = RaftSettings::default();
+        RaftSection {
+            heartbeat_interval_ms: settings.heartbeat_interval_ms,
+            election_timeout_min_ms: settings.election_timeout_min_ms,
+            election_timeout_max_ms: settings.election_timeout_max_ms,
+            snapshot_every_entries: settings.snapshot_every_entries,
+            entries_kept_behind_snapshot: settings.entries_kept_behind_snapshot,
+        }
+    }
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            node: NodeSection::default(),
+            raft: RaftSection::default(),
+        }
+    }
+}
+
+/// Prefix of environment overrides: `TALLY__NODE__ID=2`, `TALLY__RAFT__HEARTBEAT_INTERVAL_MS=50`.
+pub const ENV_PREFIX: &str = "TALLY__";
+
+impl NodeConfig {
+    /// Reads the file (if any), then applies `TALLY__…` variables from `env`.
+    pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<NodeConfig, String> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|error| {
+                    format!("cannot read config file {}: {error}", path.display())
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|error| format!("config file {}: {error}", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let parts: Vec<String> = path
+                .split("__")
+                .map(|part| part.to_ascii_lowercase())
+                .collect();
+            let [section, key] = parts.as_slice() else {
+                return Err(format!(
+                    "environment variable {name}: expected {ENV_PREFIX}SECTION__KEY"
+                ));
+            };
+            let section = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| {
+                    format!("environment variable {name}: [{section}] is not a table")
+                })?;
+            section.insert(key.clone(), env_value(value));
+        }
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|error: toml::de::Error| format!("configuration: {}", error.message()))
+    }
+
+    pub fn advertise(&self) -> String {
+        self.node
+            .advertise
+            .clone()
+            .unwrap_or_else(|| self.node.listen.clone())
+    }
+
+    pub fn raft_settings(&self) -> RaftSettings {
+        RaftSettings {
+            heartbeat_interval_ms: self.raft.heartbeat_interval_ms,
+            election_timeout_min_ms: self.raft.election_timeout_min_ms,
+            election_timeout_max_ms: self.raft.election_timeout_max_ms,
+            snapshot_every_entries: self.raft.snapshot_every_entries,
+            entries_kept_behind_snapshot: self.raft.entries_kept_behind_snapshot,
+        }
+    }
+
+    /// Checks every rule and reports all violations at once, one line each.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if self.node.id == 0 {
+            problems.push("node.id must be set to 1 or more (--id, TALLY__NODE__ID)".to_string());
+        }
+        if self.node.listen.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "node.listen {:?} is not an IP:PORT address (--listen, TALLY__NODE__LISTEN)",
+                self.node.listen
+            ));
+        }
+        if let Some(advertise) = &self.node.advertise {
+            if !advertise.contains(':') {
+                problems.push(format!("node.advertise {advertise:?} is not HOST:PORT"));
+            }
+        }
+        if self.node.data.as_os_str().is_empty() {
+            problems
+                .push("node.data must name a directory (--data, TALLY__NODE__DATA)".to_string());
+        }
+        let raft = &self.raft;
+        if raft.heartbeat_interval_ms == 0 {
+            problems.push("raft.heartbeat_interval_ms must be positive".to_string());
+        }
+        if raft.election_timeout_min_ms <= raft.heartbeat_interval_ms {
+            problems.push(format!(
+                "raft.election_timeout_min_ms ({}) must exceed raft.heartbeat_interval_ms ({})",
+                raft.election_timeout_min_ms, raft.heartbeat_interval_ms
+            ));
+        }
+        if raft.election_timeout_max_ms <= raft.election_timeout_min_ms {
+            problems.push(format!(
+                "raft.election_timeout_max_ms ({}) must exceed raft.election_timeout_min_ms ({})",
+                raft.election_timeout_max_ms, raft.election_timeout_min_ms
+            ));
+        }
+        if raft.snapshot_every_entries == 0 {
+            problems.push("raft.snapshot_every_entries must be positive".to_string());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// Environment values are typed the way TOML would read them: integers, booleans, else strings.
+fn env_value(text: &str) -> toml::Value {
+    if let Ok(integer) = text.parse::<i64>() {
+        return toml::Value::Integer(integer);
+    }
+    match text {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(text.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_file_and_validation_lists_every_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(
+            &file,
+            "[node]\nid = 1\nlisten = \"127.0.0.1:7100\"\ndata = \"/tmp/x\"\n",
+        )
+        .unwrap();
+        let env = BTreeMap::from([("TALLY__NODE__ID".to_string(), "3".to_string())]);
+        let config = NodeConfig::load(Some(&file), &env).unwrap();
+        assert_eq!(config.node.id, 3);
+        assert!(config.validate().is_ok());
+
+        let broken = NodeConfig::default();
+        let problems = broken.validate().unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let env = BTreeMap::from([("TALLY__NODE__COLOUR".to_string(), "red".to_string())]);
+        let error = NodeConfig::load(None, &env).unwrap_err();
+        assert!(error.contains("colour"), "{error}");
+    }
+}

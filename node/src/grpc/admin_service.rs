@@ -1,0 +1,184 @@
+//! The operators' `Admin` service: bootstrap, membership, status, checkpoints and digests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use tally_proto::v1 as pb;
+use tally_proto::v1::admin_server::Admin;
+use tonic::{Request, Response, Status};
+
+use super::status_of;
+use crate::raft::{NodeStatus, RaftNode};
+
+pub struct AdminApi {
+    node: Arc<RaftNode>,
+}
+
+impl AdminApi {
+    pub fn new(node: Arc<RaftNode>) -> Self {
+        AdminApi { node }
+    }
+}
+
+fn node_list(nodes: &BTreeMap<u64, String>) -> Vec<pb::Node> {
+    nodes
+        .iter()
+        .map(|(id, addr)| pb::Node {
+            id: *id,
+            addr: addr.clone(),
+        })
+        .collect()
+}
+
+fn status_to_pb(status: NodeStatus) -> pb::StatusReply {
+    pb::StatusReply {
+        id: status.id,
+        addr: status.addr,
+        role: status.role.to_string(),
+        term: status.term,
+        leader_id: status.leader_id.unwrap_or(0),
+        leader_addr: status.leader_addr.unwrap_or_default(),
+        last_log_index: status.last_log_index,
+        last_applied: status.last_applied,
+        snapshot_index: status.snapshot_index,
+        purged_index: status.purged_index,
+        voters: node_list(&status.voters),
+        learners: node_list(&status.learners),
+    }
+}
+
+fn checked_node(node: &pb::Node) -> Result<(u64, String), Status> {
+    if node.id == 0 {
+        return Err(Status::invalid_argument("node ids start at 1"));
+    }
+    if node.addr.parse::<std::net::SocketAddr>().is_err() && !node.addr.contains(':') {
+        return Err(Status::invalid_argument(format!(
+            "node {}: address {:?} is not HOST:PORT",
+            node.id, node.addr
+        )));
+    }
+    Ok((node.id, node.addr.clone()))
+}
+
+#[tonic::async_trait]
+impl Admin for AdminApi {
+    async fn init_cluster(
+        &self,
+        request: Request<pb::InitClusterRequest>,
+    ) -> Result<Response<pb::InitClusterReply>, Status> {
+        let request = request.into_inner();
+        if request.nodes.is_empty() {
+            return Err(Status::invalid_argument("name at least one node"));
+        }
+        let mut members = BTreeMap::new();
+        for node in &request.nodes {
+            let (id, addr) = checked_node(node)?;
+            if members.insert(id, addr).is_some() {
+                return Err(Status::invalid_argument(format!(
+                    "node {id} is listed twice"
+                )));
+            }
+        }
+        if !members.contains_key(&self.node.id()) {
+            return Err(Status::invalid_argument(format!(
+                "this node ({}) is not in the list; send init to one of the listed nodes",
+                self.node.id()
+            )));
+        }
+        self.node.initialize(members).await.map_err(status_of)?;
+        Ok(Response::new(pb::InitClusterReply {}))
+    }
+
+    async fn add_learner(
+        &self,
+        request: Request<pb::AddLearnerRequest>,
+    ) -> Result<Response<pb::AddLearnerReply>, Status> {
+        let node = request
+            .into_inner()
+            .node
+            .ok_or_else(|| Status::invalid_argument("node is missing"))?;
+        let (id, addr) = checked_node(&node)?;
+        let log_index = self.node.add_learner(id, addr).await.map_err(status_of)?;
+        Ok(Response::new(pb::AddLearnerReply { log_index }))
+    }
+
+    async fn change_membership(
+        &self,
+        request: Request<pb::ChangeMembershipRequest>,
+    ) -> Result<Response<pb::ChangeMembershipReply>, Status> {
+        let request = request.into_inner();
+        let voters: BTreeSet<u64> = request.voters.into_iter().collect();
+        let remove: BTreeSet<u64> = request.remove.into_iter().collect();
+        if voters.is_empty() && remove.is_empty() {
+            return Err(Status::invalid_argument("name voters or nodes to remove"));
+        }
+        if let Some(both) = voters.intersection(&remove).next() {
+            return Err(Status::invalid_argument(format!(
+                "node {both} is both a voter and removed"
+            )));
+        }
+        let log_index = self
+            .node
+            .change_membership(voters, remove)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(pb::ChangeMembershipReply { log_index }))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusReply>, Status> {
+        Ok(Response::new(status_to_pb(self.node.status())))
+    }
+
+    async fn checkpoint(
+        &self,
+        _request: Request<pb::CheckpointRequest>,
+    ) -> Result<Response<pb::CheckpointReply>, Status> {
+        let log_index = self.node.checkpoint().await.map_err(status_of)?;
+        Ok(Response::new(pb::CheckpointReply { log_index }))
+    }
+
+    async fn get_digest(
+        &self,
+        request: Request<pb::GetDigestRequest>,
+    ) -> Result<Response<pb::GetDigestReply>, Status> {
+        let log_index = request.into_inner().log_index;
+        let Some(report) = self.node.digest(log_index) else {
+            if self.node.status().last_applied >= log_index {
+                return Err(Status::not_found(format!(
+                    "no digest at index {log_index}: it was not a checkpoint, or this node restarted or installed a snapshot since"
+                )));
+            }
+            return Ok(Response::new(pb::GetDigestReply {
+                ready: false,
+                log_index,
+                ..Default::default()
+            }));
+        };
+        let report = report
+            .map_err(|error| Status::data_loss(format!("computing the digest failed: {error}")))?;
+        let ledgers = report
+            .ledgers
+            .iter()
+            .map(|(ledger, totals)| pb::LedgerTotals {
+                ledger: *ledger,
+                debits_pending: Some(totals.debits_pending.into()),
+                debits_posted: Some(totals.debits_posted.into()),
+                credits_pending: Some(totals.credits_pending.into()),
+                credits_posted: Some(totals.credits_posted.into()),
+                accounts: report.ledger_accounts.get(ledger).copied().unwrap_or(0),
+            })
+            .collect();
+        Ok(Response::new(pb::GetDigestReply {
+            ready: true,
+            log_index,
+            digest: report.digest,
+            ledgers,
+            accounts: report.accounts,
+            transfers: report.transfers,
+            records: report.records,
+        }))
+    }
+}

@@ -1,0 +1,182 @@
+//! [`GrpcNetwork`]: openraft's network over tonic. Messages are the node's own bincode
+//! encoding inside protobuf `bytes`; snapshots stream in crc32-checked chunks.
+
+use std::io::Read;
+use std::time::Duration;
+
+use tally_proto::v1 as pb;
+use tally_proto::v1::raft_client::RaftClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::limits::{GRPC_MESSAGE_BYTES_MAX, SNAPSHOT_CHUNK_BYTES};
+use crate::raft::wire::*;
+use crate::raft::{NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
+use crate::storage::codec::{from_bytes, to_bytes};
+
+/// Creates one [`GrpcNetwork`] per peer.
+#[derive(Debug, Clone, Default)]
+pub struct GrpcNetworkFactory;
+
+impl GrpcNetworkFactory {
+    pub fn new() -> Self {
+        GrpcNetworkFactory
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
+    type Network = GrpcNetwork;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        GrpcNetwork::new(target, &node.addr)
+    }
+}
+
+pub struct GrpcNetwork {
+    target: NodeId,
+    client: Result<RaftClient<Channel>, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("raft rpc to node {target}: {message}")]
+struct RpcFailure {
+    target: NodeId,
+    message: String,
+}
+
+impl GrpcNetwork {
+    fn new(target: NodeId, addr: &str) -> Self {
+        let client = Endpoint::from_shared(format!("http://{addr}"))
+            .map(|endpoint| {
+                let channel = endpoint
+                    .connect_timeout(Duration::from_secs(1))
+                    .tcp_nodelay(true)
+                    .connect_lazy();
+                RaftClient::new(channel)
+                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX * 4)
+                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX * 4)
+            })
+            .map_err(|error| format!("bad address {addr:?}: {error}"));
+        GrpcNetwork { target, client }
+    }
+
+    fn failure(&self, message: impl Into<String>) -> RpcFailure {
+        RpcFailure {
+            target: self.target,
+            message: message.into(),
+        }
+    }
+
+    fn client(&self) -> Result<RaftClient<Channel>, RpcError> {
+        self.client
+            .clone()
+            .map_err(|message| RPCError::Unreachable(Unreachable::new(&self.failure(message))))
+    }
+
+    fn unreachable(&self, message: impl Into<String>) -> RpcError {
+        RPCError::Unreachable(Unreachable::new(&self.failure(message)))
+    }
+
+    /// Sends one unary RPC with a deadline and decodes the answer.
+    async fn call<Req, Resp, F, Fut>(
+        &self,
+        request: &Req,
+        option: &RPCOption,
+        send: F,
+    ) -> Result<Resp, RpcError>
+    where
+        Req: serde::Serialize,
+        Resp: serde::de::DeserializeOwned,
+        F: FnOnce(RaftClient<Channel>, pb::RaftPayload) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<pb::RaftPayload>, tonic::Status>>,
+    {
+        let payload = pb::RaftPayload {
+            data: to_bytes(request),
+        };
+        let answer = tokio::time::timeout(option.hard_ttl(), send(self.client()?, payload))
+            .await
+            .map_err(|_| self.unreachable(format!("timed out after {:?}", option.hard_ttl())))?
+            .map_err(|status| self.unreachable(status.to_string()))?;
+        let result: Result<Resp, String> = from_bytes(&answer.into_inner().data)
+            .map_err(|error| self.unreachable(format!("bad answer: {error}")))?;
+        result.map_err(|message| self.unreachable(message))
+    }
+}
+
+fn snapshot_chunks(
+    vote: Vote,
+    snapshot: Snapshot,
+) -> impl futures::Stream<Item = pb::SnapshotChunk> + Send + 'static {
+    let meta = to_bytes(&(vote, snapshot.meta));
+    let state = (Some(meta), snapshot.snapshot, 0u64, false);
+    futures::stream::unfold(
+        state,
+        |(meta, mut blob, offset, finished): (Option<Vec<u8>>, SnapshotData, u64, bool)| async move {
+            if finished {
+                return None;
+            }
+            let mut data = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+            let mut filled = 0;
+            while filled < data.len() {
+                match blob.read(&mut data[filled..]) {
+                    Ok(0) => break,
+                    Ok(read) => filled += read,
+                    // The receiver sees a short, unfinished stream and rejects it.
+                    Err(_) => return None,
+                }
+            }
+            data.truncate(filled);
+            let done = filled < SNAPSHOT_CHUNK_BYTES;
+            let chunk = pb::SnapshotChunk {
+                meta: meta.unwrap_or_default(),
+                offset,
+                crc32: crc32fast::hash(&data),
+                data,
+                done,
+            };
+            Some((chunk, (None, blob, offset + filled as u64, done)))
+        },
+    )
+}
+
+impl RaftNetworkV2<TypeConfig> for GrpcNetwork {
+    type SnapshotData = SnapshotData;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendRequest,
+        option: RPCOption,
+    ) -> Result<AppendResponse, RpcError> {
+        self.call(&rpc, &option, |mut client, payload| async move {
+            client.append_entries(payload).await
+        })
+        .await
+    }
+
+    async fn vote(&mut self, rpc: VoteReq, option: RPCOption) -> Result<VoteResp, RpcError> {
+        self.call(&rpc, &option, |mut client, payload| async move {
+            client.vote(payload).await
+        })
+        .await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl std::future::Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResp, StreamError> {
+        let mut client = self.client()?;
+        let send = client.install_snapshot(snapshot_chunks(vote, snapshot));
+        let answer = tokio::select! {
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+            answer = send => answer,
+        };
+        let answer = answer.map_err(|status| self.unreachable(status.to_string()))?;
+        let result: Result<SnapshotResp, String> = from_bytes(&answer.into_inner().data)
+            .map_err(|error| self.unreachable(format!("bad answer: {error}")))?;
+        result.map_err(|message| {
+            StreamingError::Unreachable(Unreachable::new(&self.failure(message)))
+        })
+    }
+}

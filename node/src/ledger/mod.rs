@@ -1,0 +1,28 @@
+//! The pure ledger state machine: accounts, transfers, records and `apply`; no IO, clock or rng.
+//!
+//! `LedgerBatch` applies commands over a `LedgerState` view and returns result codes plus the
+//! `Mutations` the caller writes atomically. Time enters only through `ApplyContext`, stamped by
+//! the Raft leader into the log entry, so every replica computes the same results and state.
+
+mod account;
+pub mod apply;
+pub mod mem;
+mod overlay;
+pub mod results;
+pub mod state;
+pub mod totals;
+mod transfer;
+mod txn;
+pub mod types;
+
+pub use apply::{ApplyContext, LedgerBatch, Mutations};
+pub use mem::MemState;
+pub use results::{
+    CommandResult, CreateAccountResult, CreateTransferResult, TxnOutcome, TxnResult,
+};
+pub use state::LedgerState;
+pub use totals::{ledger_totals, LedgerTotals};
+pub use types::{
+    Account, AccountFlags, Balance, Command, Condition, PendingStatus, Record, RecordKey, RecordOp,
+    Transfer, TransferFlags, Txn, NANOS_PER_SECOND,
+};

@@ -1,0 +1,194 @@
+//! `tally-node`: `serve` runs one ledger node; `dev` runs a local 3-node cluster.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tally_node::clock::{Clock, SystemClock};
+use tally_node::config::NodeConfig;
+use tally_node::grpc::{self, GrpcNetworkFactory};
+use tally_node::raft::RaftNode;
+use tally_node::storage::RocksStorage;
+
+mod dev;
+
+#[derive(Parser)]
+#[command(
+    name = "tally-node",
+    version,
+    about = "Tally ledger node: a Raft-replicated double-entry ledger"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node of a cluster.
+    #[command(
+        after_help = "Settings come from the config file, then TALLY__SECTION__KEY environment \
+variables (e.g. TALLY__NODE__ID=2, TALLY__RAFT__HEARTBEAT_INTERVAL_MS=50), then these flags.\n\n\
+Example: tally-node serve --id 1 --listen 127.0.0.1:7100 --data /var/lib/tally/1\n\
+Then form the cluster once: tallyctl cluster init --nodes 1=127.0.0.1:7100,2=127.0.0.1:7101,3=127.0.0.1:7102"
+    )]
+    Serve(ServeArgs),
+    /// Run a local 3-node cluster (three child processes) on loopback, initialized and ready.
+    Dev(dev::DevArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML config file with [node] and [raft] sections.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This node's id (1 or more).
+    #[arg(long)]
+    id: Option<u64>,
+    /// gRPC listen address, IP:PORT.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Address peers and clients use to reach this node (default: --listen).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Data directory.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Log filter (default info), e.g. "tally_node=debug,openraft=info".
+    #[arg(long)]
+    log: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve_main(args),
+        Command::Dev(args) => dev::run(args),
+    }
+}
+
+fn load_config(args: &ServeArgs) -> Result<NodeConfig, Vec<String>> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let mut config = NodeConfig::load(args.config.as_deref(), &env).map_err(|error| vec![error])?;
+    if let Some(id) = args.id {
+        config.node.id = id;
+    }
+    if let Some(listen) = &args.listen {
+        config.node.listen = listen.clone();
+    }
+    if let Some(advertise) = &args.advertise {
+        config.node.advertise = Some(advertise.clone());
+    }
+    if let Some(data) = &args.data {
+        config.node.data = data.clone();
+    }
+    if let Some(log) = &args.log {
+        config.node.log = log.clone();
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn serve_main(args: ServeArgs) -> ExitCode {
+    let config = match load_config(&args) {
+        Ok(config) => config,
+        Err(problems) => {
+            eprintln!("tally-node: invalid configuration:");
+            for problem in problems {
+                eprintln!("  - {problem}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config.node.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tally-node: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tally-node: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn serve(config: NodeConfig) -> anyhow::Result<()> {
+    let storage = RocksStorage::open(&config.node.data)
+        .with_context(|| format!("opening the data directory {}", config.node.data.display()))?;
+    let listener = tokio::net::TcpListener::bind(&config.node.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "binding {} (is another node using this port?)",
+                config.node.listen
+            )
+        })?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let seed = clock.now_ns() ^ config.node.id.rotate_left(32);
+    let node = RaftNode::start(
+        config.node.id,
+        config.advertise(),
+        Arc::new(storage),
+        GrpcNetworkFactory::new(),
+        &config.raft_settings(),
+        clock,
+        seed,
+    )
+    .await
+    .map_err(|error| anyhow::anyhow!("starting raft: {error}"))?;
+    tracing::info!(id = config.node.id, listen = %config.node.listen, data = %config.node.data.display(), "tally-node serving");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(grpc::serve(node.clone(), listener, async move {
+        let _ = stopped.await;
+    }));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop.send(());
+    node.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

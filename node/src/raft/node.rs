@@ -1,0 +1,416 @@
+//! [`RaftNode`]: one replica, as the API layer and the simulator see it: submit commands (group
+//! committed), read with the requested consistency, manage membership, report status.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Config, ReadPolicy, ServerState, SnapshotPolicy};
+
+use super::batcher::Batcher;
+use super::log_store::{LogStore, LogStoreFaults};
+use super::state_machine::{SharedState, StateMachineStore};
+use super::{
+    LedgerRaft, NodeId, Request, RequestKind, Response, Runtime, SnapshotData, TypeConfig,
+};
+use crate::clock::Clock;
+use crate::ledger::{Command, CommandResult};
+use crate::limits::{
+    LOG_ENTRIES_BETWEEN_SNAPSHOTS, LOG_ENTRIES_KEPT_BEHIND_SNAPSHOT, SNAPSHOT_CHUNK_BYTES,
+};
+use crate::storage::ledger::DigestReport;
+use crate::storage::{ReadView, Storage};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    #[error("not leader")]
+    NotLeader {
+        leader_id: Option<NodeId>,
+        leader_addr: Option<String>,
+    },
+    #[error("the entry was discarded by a leader change; its outcome is unknown, retry with the same ids: {0}")]
+    OutcomeUnknown(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("storage failed: {0}")]
+    Storage(String),
+    #[error("the node stopped: {0}")]
+    Fatal(String),
+}
+
+fn forward(leader_id: Option<NodeId>, leader_node: Option<BasicNode>) -> NodeError {
+    NodeError::NotLeader {
+        leader_id,
+        leader_addr: leader_node.map(|node| node.addr),
+    }
+}
+
+pub(super) fn map_write_error(
+    error: RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
+) -> NodeError {
+    match error {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(to)) => {
+            forward(to.leader_id, to.leader_node)
+        }
+        RaftError::APIError(ClientWriteError::LogEntryDiscarded(to)) => {
+            NodeError::OutcomeUnknown(to.to_string())
+        }
+        RaftError::APIError(other) => NodeError::Invalid(other.to_string()),
+        RaftError::Fatal(fatal) => NodeError::Fatal(fatal.to_string()),
+    }
+}
+
+/// How a read may be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadConsistency {
+    /// Linearizable: the leader confirms its leadership (read index) and waits until applied.
+    Linearizable,
+    /// Whatever this node has applied; may be behind the leader.
+    Stale,
+}
+
+/// Raft timing and log compaction settings.
+#[derive(Debug, Clone)]
+pub struct RaftSettings {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub snapshot_every_entries: u64,
+    pub entries_kept_behind_snapshot: u64,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        RaftSettings {
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
+            snapshot_every_entries: LOG_ENTRIES_BETWEEN_SNAPSHOTS,
+            entries_kept_behind_snapshot: LOG_ENTRIES_KEPT_BEHIND_SNAPSHOT,
+        }
+    }
+}
+
+/// What `status` reports about one node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    pub addr: String,
+    pub role: &'static str,
+    pub term: u64,
+    pub leader_id: Option<NodeId>,
+    pub leader_addr: Option<String>,
+    pub last_log_index: u64,
+    pub last_applied: u64,
+    pub snapshot_index: u64,
+    pub purged_index: u64,
+    pub voters: BTreeMap<NodeId, String>,
+    pub learners: BTreeMap<NodeId, String>,
+}
+
+pub struct RaftNode {
+    id: NodeId,
+    addr: String,
+    raft: LedgerRaft,
+    storage: Arc<dyn Storage>,
+    shared: Arc<SharedState>,
+    batcher: Batcher,
+    clock: Arc<dyn Clock>,
+    /// Seeds for the deterministic-rng scopes that Raft calls run in.
+    seeds: AtomicU64,
+}
+
+impl RaftNode {
+    /// Opens the node's Raft state on `storage` and starts it. `seed` feeds openraft's
+    /// randomness (election timeouts): the simulator passes its own, production the clock.
+    pub async fn start<N>(
+        id: NodeId,
+        addr: String,
+        storage: Arc<dyn Storage>,
+        network: N,
+        settings: &RaftSettings,
+        clock: Arc<dyn Clock>,
+        seed: u64,
+    ) -> Result<Arc<RaftNode>, NodeError>
+    where
+        N: openraft::network::RaftNetworkFactory<TypeConfig>,
+        N::Network: openraft::network::NetSnapshot<TypeConfig, SnapshotData = SnapshotData>,
+    {
+        Self::start_with_faults(
+            id,
+            addr,
+            storage,
+            network,
+            settings,
+            clock,
+            seed,
+            LogStoreFaults::default(),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_with_faults<N>(
+        id: NodeId,
+        addr: String,
+        storage: Arc<dyn Storage>,
+        network: N,
+        settings: &RaftSettings,
+        clock: Arc<dyn Clock>,
+        seed: u64,
+        faults: LogStoreFaults,
+    ) -> Result<Arc<RaftNode>, NodeError>
+    where
+        N: openraft::network::RaftNetworkFactory<TypeConfig>,
+        N::Network: openraft::network::NetSnapshot<TypeConfig, SnapshotData = SnapshotData>,
+    {
+        let config = Config {
+            cluster_name: "tally".into(),
+            heartbeat_interval: settings.heartbeat_interval_ms,
+            election_timeout_min: settings.election_timeout_min_ms,
+            election_timeout_max: settings.election_timeout_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: settings.entries_kept_behind_snapshot,
+            snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES as u64,
+            ..Config::default()
+        };
+        let config = Arc::new(
+            config
+                .validate()
+                .map_err(|error| NodeError::Invalid(error.to_string()))?,
+        );
+        let shared = Arc::new(SharedState::default());
+        let log_store = LogStore::with_faults(storage.clone(), faults);
+        let state_machine = StateMachineStore::new(storage.clone(), shared.clone());
+        let raft = Runtime::scope(
+            seed,
+            LedgerRaft::new(id, config, network, log_store, state_machine),
+        )
+        .await
+        .map_err(|error| NodeError::Fatal(error.to_string()))?;
+        let batcher = Batcher::start(raft.clone(), clock.clone(), seed.rotate_left(17));
+        Ok(Arc::new(RaftNode {
+            id,
+            addr,
+            raft,
+            storage,
+            shared,
+            batcher,
+            clock,
+            seeds: AtomicU64::new(seed.rotate_left(31)),
+        }))
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The underlying openraft handle, for the Raft RPC handlers.
+    pub fn raft(&self) -> &LedgerRaft {
+        &self.raft
+    }
+
+    pub fn storage(&self) -> &dyn ReadView {
+        self.storage.as_ref()
+    }
+
+    pub fn storage_handle(&self) -> Arc<dyn Storage> {
+        self.storage.clone()
+    }
+
+    /// Runs a future that may call into openraft inside a deterministic-rng scope: openraft
+    /// tasks spawned from it get their seeds from there.
+    pub async fn scoped<F: Future>(&self, future: F) -> F::Output {
+        let seed = self
+            .seeds
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        Runtime::scope(seed, future).await
+    }
+
+    /// Submits one command through group commit and waits until it is committed and applied.
+    pub async fn submit(&self, command: Command) -> Result<CommandResult, NodeError> {
+        self.fail_fast_unless_leader()?;
+        self.batcher.submit(command).await
+    }
+
+    /// Answers at once when this node knows it is not the leader, instead of queueing.
+    fn fail_fast_unless_leader(&self) -> Result<(), NodeError> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        if metrics.state == ServerState::Leader {
+            return Ok(());
+        }
+        let leader_addr = metrics.current_leader.and_then(|leader| {
+            metrics
+                .membership_config
+                .membership()
+                .get_node(&leader)
+                .map(|node| node.addr.clone())
+        });
+        Err(NodeError::NotLeader {
+            leader_id: metrics.current_leader,
+            leader_addr,
+        })
+    }
+
+    /// Waits until a read at this moment would be linearizable (or returns at once for stale).
+    pub async fn read_barrier(&self, consistency: ReadConsistency) -> Result<(), NodeError> {
+        if consistency == ReadConsistency::Stale {
+            return Ok(());
+        }
+        self.scoped(self.raft.ensure_linearizable(ReadPolicy::ReadIndex))
+            .await
+            .map(|_| ())
+            .map_err(|error| match error {
+                RaftError::APIError(openraft::error::LinearizableReadError::ForwardToLeader(
+                    to,
+                )) => forward(to.leader_id, to.leader_node),
+                RaftError::APIError(other) => NodeError::Unavailable(other.to_string()),
+                RaftError::Fatal(fatal) => NodeError::Fatal(fatal.to_string()),
+            })
+    }
+
+    /// Proposes a checkpoint entry; every replica computes its digest when it applies it.
+    pub async fn checkpoint(&self) -> Result<u64, NodeError> {
+        self.fail_fast_unless_leader()?;
+        let request = Request {
+            timestamp_ns: self.clock.now_ns(),
+            kind: RequestKind::Checkpoint,
+        };
+        let response = self
+            .scoped(self.raft.client_write(request))
+            .await
+            .map_err(map_write_error)?;
+        match response.data {
+            Response::Checkpoint => Ok(response.log_id.index()),
+            other => Err(NodeError::Fatal(format!("checkpoint answered {other:?}"))),
+        }
+    }
+
+    /// The digest this node computed at the checkpoint `log_index`, once applied.
+    pub fn digest(&self, log_index: u64) -> Option<Result<DigestReport, String>> {
+        self.shared.digest(log_index)
+    }
+
+    pub async fn initialize(&self, members: BTreeMap<NodeId, String>) -> Result<(), NodeError> {
+        let members: BTreeMap<NodeId, BasicNode> = members
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode { addr }))
+            .collect();
+        self.scoped(self.raft.initialize(members))
+            .await
+            .map_err(|error| match error {
+                RaftError::APIError(error) => NodeError::Invalid(error.to_string()),
+                RaftError::Fatal(fatal) => NodeError::Fatal(fatal.to_string()),
+            })
+    }
+
+    pub async fn add_learner(&self, id: NodeId, addr: String) -> Result<u64, NodeError> {
+        self.fail_fast_unless_leader()?;
+        let response = self
+            .scoped(self.raft.add_learner(id, BasicNode { addr }, true))
+            .await
+            .map_err(map_write_error)?;
+        Ok(response.log_id.index())
+    }
+
+    /// Makes `voters` the voter set and removes `remove` from the cluster.
+    pub async fn change_membership(
+        &self,
+        voters: BTreeSet<NodeId>,
+        remove: BTreeSet<NodeId>,
+    ) -> Result<u64, NodeError> {
+        self.fail_fast_unless_leader()?;
+        let mut index = 0;
+        if !voters.is_empty() {
+            let response = self
+                .scoped(
+                    self.raft
+                        .change_membership(ChangeMembers::ReplaceAllVoters(voters), true),
+                )
+                .await
+                .map_err(map_write_error)?;
+            index = response.log_id.index();
+        }
+        if !remove.is_empty() {
+            let metrics = self.raft.metrics().borrow_watched().clone();
+            let voters: BTreeSet<NodeId> =
+                metrics.membership_config.membership().voter_ids().collect();
+            let still_voting: BTreeSet<NodeId> = voters.difference(&remove).copied().collect();
+            if still_voting.is_empty() {
+                return Err(NodeError::Invalid("cannot remove every voter".into()));
+            }
+            if still_voting != voters {
+                self.scoped(
+                    self.raft
+                        .change_membership(ChangeMembers::ReplaceAllVoters(still_voting), true),
+                )
+                .await
+                .map_err(map_write_error)?;
+            }
+            let response = self
+                .scoped(
+                    self.raft
+                        .change_membership(ChangeMembers::RemoveNodes(remove), false),
+                )
+                .await
+                .map_err(map_write_error)?;
+            index = response.log_id.index();
+        }
+        Ok(index)
+    }
+
+    pub fn status(&self) -> NodeStatus {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership();
+        let voter_ids: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let mut voters = BTreeMap::new();
+        let mut learners = BTreeMap::new();
+        for (id, node) in membership.nodes() {
+            if voter_ids.contains(id) {
+                voters.insert(*id, node.addr.clone());
+            } else {
+                learners.insert(*id, node.addr.clone());
+            }
+        }
+        let role = match metrics.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        let leader_addr = metrics
+            .current_leader
+            .and_then(|leader| membership.get_node(&leader).map(|node| node.addr.clone()));
+        NodeStatus {
+            id: self.id,
+            addr: self.addr.clone(),
+            role,
+            term: metrics.current_term,
+            leader_id: metrics.current_leader,
+            leader_addr,
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            last_applied: metrics
+                .last_applied
+                .map(|log_id| log_id.index())
+                .unwrap_or(0),
+            snapshot_index: metrics.snapshot.map(|log_id| log_id.index()).unwrap_or(0),
+            purged_index: metrics.purged.map(|log_id| log_id.index()).unwrap_or(0),
+            voters,
+            learners,
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        let _ = self.scoped(self.raft.shutdown()).await;
+    }
+}

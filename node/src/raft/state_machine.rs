@@ -1,0 +1,280 @@
+//! [`StateMachineStore`]: openraft's state machine over [`Storage`]. Each log entry's effects and
+//! `last_applied` go to storage in one write batch; snapshots are files of every state-machine
+//! pair, built from a consistent read view so applying goes on meanwhile.
+
+use std::collections::BTreeMap;
+use std::io::{self, Seek, SeekFrom};
+use std::sync::{Arc, Mutex};
+
+use futures::{Stream, TryStreamExt};
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+
+use super::{
+    LogId, Request, RequestKind, Response, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
+    TypeConfig,
+};
+use crate::ledger::{ApplyContext, CommandResult, LedgerBatch};
+use crate::storage::codec::{decode, encode, from_bytes, to_bytes};
+use crate::storage::ledger::{digest, write_mutations, DigestReport, StoreState};
+use crate::storage::snapshot::{snapshot_to_batch, verify_snapshot, write_snapshot};
+use crate::storage::{sync_now, ReadView, Space, Storage, StorageError, WriteBatch};
+
+const APPLIED_KEY: &[u8] = b"last_applied";
+const MEMBERSHIP_KEY: &[u8] = b"membership";
+const SNAPSHOT_PREFIX: &str = "snapshot-";
+const SNAPSHOT_SUFFIX: &str = ".bin";
+/// Digests kept for `verify` to collect; older ones are dropped.
+const DIGESTS_KEPT: usize = 16;
+
+/// State the node's API reads while openraft owns the state machine.
+#[derive(Default)]
+pub struct SharedState {
+    digests: Mutex<BTreeMap<u64, Result<DigestReport, String>>>,
+}
+
+impl SharedState {
+    /// The digest computed when the checkpoint at `log_index` was applied, if it has been.
+    pub fn digest(&self, log_index: u64) -> Option<Result<DigestReport, String>> {
+        self.digests
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(&log_index)
+            .cloned()
+    }
+
+    fn keep_digest(&self, log_index: u64, report: Result<DigestReport, String>) {
+        let mut digests = self
+            .digests
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        digests.insert(log_index, report);
+        while digests.len() > DIGESTS_KEPT {
+            digests.pop_first();
+        }
+    }
+}
+
+pub struct StateMachineStore {
+    storage: Arc<dyn Storage>,
+    shared: Arc<SharedState>,
+}
+
+impl StateMachineStore {
+    pub fn new(storage: Arc<dyn Storage>, shared: Arc<SharedState>) -> Self {
+        StateMachineStore { storage, shared }
+    }
+
+    fn apply_request(
+        &self,
+        request: &Request,
+        batch: &mut WriteBatch,
+    ) -> Result<Response, StorageError> {
+        let RequestKind::Ledger(commands) = &request.kind else {
+            return Ok(Response::Checkpoint);
+        };
+        let state = StoreState::new(self.storage.as_ref());
+        let context = ApplyContext {
+            timestamp_ns: request.timestamp_ns,
+        };
+        let mut ledger = LedgerBatch::new(&state, &context);
+        ledger.expire_pending();
+        let results: Vec<CommandResult> = commands
+            .iter()
+            .map(|command| ledger.apply(command))
+            .collect();
+        let mutations = ledger.into_mutations();
+        // A read that failed inside the batch makes its results untrustworthy: stop here, before
+        // anything is written, rather than persist state computed from a hole.
+        if let Some(error) = state.take_error() {
+            return Err(error);
+        }
+        write_mutations(&mutations, batch);
+        Ok(Response::Ledger(results))
+    }
+}
+
+fn read_meta<T: serde::de::DeserializeOwned>(
+    view: &dyn ReadView,
+    key: &[u8],
+) -> Result<Option<T>, StorageError> {
+    view.get(Space::StateMeta, key)?
+        .map(|bytes| decode(Space::StateMeta, &bytes))
+        .transpose()
+}
+
+fn applied_state_of(
+    view: &dyn ReadView,
+) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+    let applied = read_meta::<Option<LogId>>(view, APPLIED_KEY)?.flatten();
+    let membership = read_meta::<StoredMembership>(view, MEMBERSHIP_KEY)?.unwrap_or_default();
+    Ok((applied, membership))
+}
+
+fn snapshot_name(meta: &SnapshotMeta) -> String {
+    let index = meta
+        .last_log_id
+        .as_ref()
+        .map(|log_id| log_id.index())
+        .unwrap_or(0);
+    format!("{SNAPSHOT_PREFIX}{index:020}{SNAPSHOT_SUFFIX}")
+}
+
+fn snapshot_names(storage: &dyn Storage) -> Result<Vec<String>, StorageError> {
+    let mut names: Vec<String> = storage
+        .list_blobs()?
+        .into_iter()
+        .filter(|name| name.starts_with(SNAPSHOT_PREFIX) && name.ends_with(SNAPSHOT_SUFFIX))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Removes every snapshot file but `keep`.
+fn remove_other_snapshots(storage: &dyn Storage, keep: &str) -> Result<(), StorageError> {
+    for name in snapshot_names(storage)? {
+        if name != keep {
+            storage.remove_blob(&name)?;
+        }
+    }
+    Ok(())
+}
+
+fn decode_meta(bytes: &[u8]) -> Result<SnapshotMeta, StorageError> {
+    from_bytes(bytes).map_err(|reason| StorageError::Corrupt {
+        space: "snapshot",
+        reason,
+    })
+}
+
+fn rewind(mut blob: SnapshotData) -> Result<SnapshotData, io::Error> {
+    blob.seek(SeekFrom::Start(0))?;
+    Ok(blob)
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        Ok(applied_state_of(self.storage.as_ref())?)
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<openraft::storage::EntryResponder<TypeConfig>, io::Error>>
+            + Unpin
+            + OptionalSend,
+    {
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let (entry, responder): EntryResponder<TypeConfig> = (entry, responder);
+            let log_id = entry.log_id();
+            let mut batch = WriteBatch::default();
+            let response = match &entry.payload {
+                EntryPayload::Blank => Response::Empty,
+                EntryPayload::Normal(request) => self.apply_request(request, &mut batch)?,
+                EntryPayload::Membership(membership) => {
+                    let stored = StoredMembership::new(Some(log_id.clone()), membership.clone());
+                    batch.put(Space::StateMeta, MEMBERSHIP_KEY, encode(&stored));
+                    Response::Empty
+                }
+            };
+            batch.put(Space::StateMeta, APPLIED_KEY, encode(&Some(log_id.clone())));
+            self.storage.write(batch)?;
+            if response == Response::Checkpoint {
+                // Computed in line so every replica hashes exactly the state at this entry.
+                let report = digest(self.storage.as_ref(), log_id.index())
+                    .map_err(|error| error.to_string());
+                self.shared.keep_digest(log_id.index(), report);
+            }
+            if let Some(responder) = responder {
+                responder.send(response);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            storage: self.storage.clone(),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        mut snapshot: SnapshotData,
+    ) -> Result<(), io::Error> {
+        let carried = decode_meta(&verify_snapshot(snapshot.as_mut())?)?;
+        if carried.last_log_id != meta.last_log_id {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "snapshot file does not match its metadata",
+            ));
+        }
+        let mut batch = snapshot_to_batch(snapshot.as_mut())?;
+        batch.put(Space::StateMeta, APPLIED_KEY, encode(&meta.last_log_id));
+        batch.put(
+            Space::StateMeta,
+            MEMBERSHIP_KEY,
+            encode(&meta.last_membership),
+        );
+        self.storage.write(batch)?;
+        sync_now(self.storage.as_ref()).await?;
+        // Keep the file so this node can serve it to others.
+        let name = snapshot_name(meta);
+        let mut kept = self.storage.create_blob(&name)?;
+        snapshot.seek(SeekFrom::Start(0))?;
+        io::copy(&mut snapshot, &mut kept)?;
+        kept.flush()?;
+        remove_other_snapshots(self.storage.as_ref(), &name)?;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
+        for name in snapshot_names(self.storage.as_ref())?.into_iter().rev() {
+            let Some(mut blob) = self.storage.open_blob(&name)? else {
+                continue;
+            };
+            // A file cut short by a crash while it was written fails its checksum: skip it.
+            let Ok(meta_bytes) = verify_snapshot(blob.as_mut()) else {
+                continue;
+            };
+            let meta = decode_meta(&meta_bytes)?;
+            return Ok(Some(Snapshot {
+                meta,
+                snapshot: rewind(blob)?,
+            }));
+        }
+        Ok(None)
+    }
+}
+
+use std::io::Write as _;
+
+pub struct SnapshotBuilder {
+    storage: Arc<dyn Storage>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        let view = self.storage.read_view()?;
+        let (last_log_id, last_membership) = applied_state_of(view.as_ref())?;
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+        };
+        let name = snapshot_name(&meta);
+        let mut blob = self.storage.create_blob(&name)?;
+        write_snapshot(view.as_ref(), &to_bytes(&meta), blob.as_mut())?;
+        drop(view);
+        remove_other_snapshots(self.storage.as_ref(), &name)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: rewind(blob)?,
+        })
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests: real `tally-node` processes on loopback, driven through `tally-client`
+//! and `tallyctl`. One binary with a module per concern.
+
+mod bad_input;
+mod failover;
+mod harness;
+mod snapshot;
+mod verify;
