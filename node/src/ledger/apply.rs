@@ -24,6 +24,16 @@ pub struct ApplyContext {
     pub timestamp_ns: u64,
 }
 
+/// Deliberate faults, switched on only by the simulator's planted bugs to prove that its checks
+/// catch them; both off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerFaults {
+    /// A transfer whose id already exists is applied again instead of answering `exists`.
+    pub skip_idempotency: bool,
+    /// Balance limits (`debits_must_not_exceed_credits`, ...) are not enforced.
+    pub skip_balance_check: bool,
+}
+
 /// Everything one batch changed, to be written atomically with the applied log index.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mutations {
@@ -96,6 +106,7 @@ pub struct LedgerBatch<'a, S: LedgerState> {
     base_timestamp: u64,
     /// Next timestamp to assign. A u128 so that running past u64::MAX is a value, not an overflow.
     pub(crate) next_timestamp: u128,
+    pub(crate) faults: LedgerFaults,
 }
 
 impl<'a, S: LedgerState> LedgerBatch<'a, S> {
@@ -113,6 +124,15 @@ impl<'a, S: LedgerState> LedgerBatch<'a, S> {
             overlay: Overlay::default(),
             base_timestamp,
             next_timestamp,
+            faults: LedgerFaults::default(),
+        }
+    }
+
+    /// A batch with planted faults (simulator only).
+    pub fn with_faults(state: &'a S, ctx: &ApplyContext, faults: LedgerFaults) -> Self {
+        Self {
+            faults,
+            ..Self::new(state, ctx)
         }
     }
 

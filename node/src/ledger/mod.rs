@@ -15,7 +15,7 @@ mod transfer;
 mod txn;
 pub mod types;
 
-pub use apply::{ApplyContext, LedgerBatch, Mutations};
+pub use apply::{ApplyContext, LedgerBatch, LedgerFaults, Mutations};
 pub use mem::MemState;
 pub use results::{
     CommandResult, CreateAccountResult, CreateTransferResult, TxnOutcome, TxnResult,

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::{Command, CommandResult};
 
-pub use log_store::LogStore;
-pub use node::{NodeError, NodeStatus, RaftNode, RaftSettings, ReadConsistency};
+pub use log_store::{LogStore, LogStoreFaults};
+pub use node::{Faults, NodeError, NodeStatus, RaftNode, RaftSettings, ReadConsistency};
 pub use state_machine::{SharedState, StateMachineStore};
 
 pub type NodeId = u64;

@@ -15,7 +15,7 @@ use super::{
     LogId, Request, RequestKind, Response, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
     TypeConfig,
 };
-use crate::ledger::{ApplyContext, CommandResult, LedgerBatch};
+use crate::ledger::{ApplyContext, CommandResult, LedgerBatch, LedgerFaults};
 use crate::storage::codec::{decode, encode, from_bytes, to_bytes};
 use crate::storage::ledger::{digest, write_mutations, DigestReport, StoreState};
 use crate::storage::snapshot::{snapshot_to_batch, verify_snapshot, write_snapshot};
@@ -59,11 +59,24 @@ impl SharedState {
 pub struct StateMachineStore {
     storage: Arc<dyn Storage>,
     shared: Arc<SharedState>,
+    faults: LedgerFaults,
 }
 
 impl StateMachineStore {
     pub fn new(storage: Arc<dyn Storage>, shared: Arc<SharedState>) -> Self {
-        StateMachineStore { storage, shared }
+        Self::with_faults(storage, shared, LedgerFaults::default())
+    }
+
+    pub fn with_faults(
+        storage: Arc<dyn Storage>,
+        shared: Arc<SharedState>,
+        faults: LedgerFaults,
+    ) -> Self {
+        StateMachineStore {
+            storage,
+            shared,
+            faults,
+        }
     }
 
     fn apply_request(
@@ -78,7 +91,7 @@ impl StateMachineStore {
         let context = ApplyContext {
             timestamp_ns: request.timestamp_ns,
         };
-        let mut ledger = LedgerBatch::new(&state, &context);
+        let mut ledger = LedgerBatch::with_faults(&state, &context, self.faults);
         ledger.expire_pending();
         let results: Vec<CommandResult> = commands
             .iter()

@@ -12,8 +12,8 @@ use super::codec::{decode, encode};
 use super::keys::{self, account_time_key, expiry_key, read_expiry_key, record_key, u128_key};
 use super::{KeyRange, ReadView, Space, StorageError, WriteBatch};
 use crate::ledger::{
-    ledger_totals, Account, Balance, LedgerState, LedgerTotals, Mutations, PendingStatus, Record,
-    RecordKey, Transfer,
+    Account, Balance, LedgerState, LedgerTotals, Mutations, PendingStatus, Record, RecordKey,
+    Transfer,
 };
 
 /// Key of the last assigned timestamp in [`Space::StateMeta`].
@@ -317,6 +317,17 @@ pub struct DigestReport {
     pub records: u64,
 }
 
+/// Adds one account to its ledger's totals (sums wrap like `ledger_totals`: equal wrapped sums
+/// mean equal sums).
+fn add_to_totals(report: &mut DigestReport, account: &Account) {
+    *report.ledger_accounts.entry(account.ledger).or_default() += 1;
+    let totals = report.ledgers.entry(account.ledger).or_default();
+    totals.debits_pending = totals.debits_pending.wrapping_add(account.debits_pending);
+    totals.debits_posted = totals.debits_posted.wrapping_add(account.debits_posted);
+    totals.credits_pending = totals.credits_pending.wrapping_add(account.credits_pending);
+    totals.credits_posted = totals.credits_posted.wrapping_add(account.credits_posted);
+}
+
 /// Hashes the whole ledger state and sums every ledger's balances.
 pub fn digest(view: &dyn ReadView, log_index: u64) -> Result<DigestReport, StorageError> {
     let mut hasher = Sha256::new();
@@ -324,7 +335,6 @@ pub fn digest(view: &dyn ReadView, log_index: u64) -> Result<DigestReport, Stora
         log_index,
         ..DigestReport::default()
     };
-    let mut accounts = Vec::new();
     let mut error = None;
     for space in Space::STATE_MACHINE {
         if space == Space::StateMeta {
@@ -340,7 +350,7 @@ pub fn digest(view: &dyn ReadView, log_index: u64) -> Result<DigestReport, Stora
             count += 1;
             if space == Space::Accounts {
                 match decode::<Account>(space, value) {
-                    Ok(account) => accounts.push(account),
+                    Ok(account) => add_to_totals(&mut report, &account),
                     Err(failure) => error = Some(failure),
                 }
             }
@@ -356,10 +366,6 @@ pub fn digest(view: &dyn ReadView, log_index: u64) -> Result<DigestReport, Stora
     if let Some(error) = error {
         return Err(error);
     }
-    for account in &accounts {
-        *report.ledger_accounts.entry(account.ledger).or_default() += 1;
-    }
-    report.ledgers = ledger_totals(accounts.iter());
     report.digest = hasher
         .finalize()
         .iter()

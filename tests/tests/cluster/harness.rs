@@ -95,14 +95,11 @@ impl TestNode {
             .expect("start tally-node");
         self.child = Some(child);
     }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
 }
 
 pub struct TestCluster {
-    pub dir: tempfile::TempDir,
+    /// Holds every node's data and log; removed when the cluster drops.
+    _dir: tempfile::TempDir,
     pub nodes: Vec<TestNode>,
     pub client: Client,
 }
@@ -135,7 +132,11 @@ impl TestCluster {
             ..ClientOptions::default()
         };
         let client = Client::connect(addrs, options).await.expect("client");
-        let cluster = TestCluster { dir, nodes, client };
+        let cluster = TestCluster {
+            _dir: dir,
+            nodes,
+            client,
+        };
         let members: Vec<v1::Node> = cluster
             .nodes
             .iter()
@@ -260,10 +261,6 @@ impl TestCluster {
             digests.push((node.id, digest));
         }
         digests
-    }
-
-    pub fn log_of(&self, id: u64) -> String {
-        std::fs::read_to_string(&self.node(id).log).unwrap_or_default()
     }
 }
 

@@ -2,6 +2,7 @@
 //! and `tallyctl`. One binary with a module per concern.
 
 mod bad_input;
+mod codes;
 mod failover;
 mod harness;
 mod snapshot;

@@ -183,7 +183,7 @@ pub struct PageArgs {
 pub enum TransferCommand {
     /// Create one transfer (plain, pending, post or void); prints the result
     #[command(after_help = TRANSFER_CREATE_EXAMPLES)]
-    Create(TransferCreateArgs),
+    Create(Box<TransferCreateArgs>),
     /// Show transfers by id
     Get {
         /// Transfer ids (decimal or 0x hex)

@@ -43,7 +43,7 @@ pub async fn account(context: &Context, command: AccountCommand) -> anyhow::Resu
 
 pub async fn transfer(context: &Context, command: TransferCommand) -> anyhow::Result<ExitCode> {
     match command {
-        TransferCommand::Create(args) => create_transfer(context, args).await,
+        TransferCommand::Create(args) => create_transfer(context, *args).await,
         TransferCommand::Get { ids } => get_transfers(context, &ids).await,
         TransferCommand::List { account, page } => list_transfers(context, account, &page).await,
     }

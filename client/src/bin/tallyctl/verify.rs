@@ -144,7 +144,7 @@ fn compare(reference: &NodeDigest, node: &NodeDigest, problems: &mut Vec<String>
         reply
             .ledgers
             .iter()
-            .map(|totals| (totals.ledger, totals.clone()))
+            .map(|totals| (totals.ledger, *totals))
             .collect::<std::collections::BTreeMap<_, _>>()
     };
     let (left, right) = (ledgers(a), ledgers(b));

@@ -1,0 +1,467 @@
+//! The clients: concurrent tasks sending the real command mix (accounts, single and linked
+//! transfers, two-phase holds with post, partial post, void and expiry, `Txn`s with record
+//! conditions, lookups, invalid requests, deliberate resends), each to a random replica, timing
+//! out and retrying with the same ids.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tally_node::ledger::{
+    Account, AccountFlags, Command, CommandResult, Condition, CreateAccountResult,
+    CreateTransferResult, RecordKey, RecordOp, Transfer, TransferFlags, Txn,
+};
+use tally_node::raft::{LogId, NodeError, NodeId, ReadConsistency};
+use tally_node::storage::codec::decode;
+use tally_node::storage::ledger::read_account;
+use tally_node::storage::{ReadView, Space};
+
+use crate::config::Plant;
+use crate::rng::SimRng;
+use crate::world::{Ack, ReadSeen, World};
+
+/// A request not answered within this is retried (same ids).
+const REQUEST_TIMEOUT_MS: u64 = 1_500;
+/// Attempts before a client gives up on a request while faults are on (its outcome unknown).
+const ATTEMPTS_WHILE_FAULTY: u32 = 6;
+const LEDGER_MAIN: u32 = 1;
+const LEDGER_OTHER: u32 = 2;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// What every client knows: the accounts that exist.
+#[derive(Default)]
+pub struct Known {
+    accounts: Mutex<Vec<(u128, u32)>>,
+}
+
+impl Known {
+    fn add(&self, id: u128, ledger: u32) {
+        let mut accounts = lock(&self.accounts);
+        if !accounts.iter().any(|(known, _)| *known == id) {
+            accounts.push((id, ledger));
+        }
+    }
+
+    fn pick(&self, rng: &mut SimRng) -> Option<(u128, u32)> {
+        let accounts = lock(&self.accounts);
+        if accounts.is_empty() {
+            return None;
+        }
+        Some(accounts[rng.below(accounts.len() as u64) as usize])
+    }
+}
+
+fn account(id: u128, ledger: u32, flags: AccountFlags) -> Account {
+    Account {
+        id,
+        ledger,
+        code: 1,
+        flags,
+        ..Account::default()
+    }
+}
+
+/// The accounts every run starts with: plain, with history, and both balance limits.
+pub fn base_accounts() -> Vec<Account> {
+    let limited = AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS;
+    vec![
+        account(1, LEDGER_MAIN, AccountFlags::empty()),
+        account(2, LEDGER_MAIN, AccountFlags::HISTORY),
+        account(3, LEDGER_MAIN, limited),
+        account(4, LEDGER_MAIN, limited | AccountFlags::HISTORY),
+        account(5, LEDGER_MAIN, AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS),
+        account(6, LEDGER_MAIN, AccountFlags::empty()),
+        account(7, LEDGER_OTHER, AccountFlags::empty()),
+        account(8, LEDGER_OTHER, limited),
+    ]
+}
+
+pub fn learn_base(known: &Known) {
+    for account in base_accounts() {
+        known.add(account.id, account.ledger);
+    }
+}
+
+enum Op {
+    Write(Command),
+    Lookup(u128),
+}
+
+/// A pending transfer this client created.
+#[derive(Clone, Copy)]
+struct Hold {
+    id: u128,
+    amount: u128,
+}
+
+pub struct Client {
+    id: u64,
+    rng: SimRng,
+    next_id: u64,
+    holds: Vec<Hold>,
+    /// Record versions as this client last saw them.
+    versions: BTreeMap<RecordKey, u64>,
+    acked: Vec<Command>,
+    leader_hint: Option<NodeId>,
+}
+
+impl Client {
+    pub fn new(id: u64, rng: SimRng) -> Client {
+        Client {
+            id,
+            rng,
+            next_id: 0,
+            holds: Vec::new(),
+            versions: BTreeMap::new(),
+            acked: Vec::new(),
+            leader_hint: None,
+        }
+    }
+
+    fn fresh_id(&mut self) -> u128 {
+        self.next_id += 1;
+        (u128::from(self.id + 1) << 64) | u128::from(self.next_id)
+    }
+
+    fn transfer(&mut self, known: &Known, flags: TransferFlags) -> Transfer {
+        let (debit, ledger) = known.pick(&mut self.rng).unwrap_or((1, LEDGER_MAIN));
+        let (credit, _) = known.pick(&mut self.rng).unwrap_or((2, LEDGER_MAIN));
+        Transfer {
+            id: self.fresh_id(),
+            debit_account_id: debit,
+            credit_account_id: credit,
+            amount: u128::from(self.rng.between(1, 60)),
+            ledger,
+            code: 1,
+            flags,
+            ..Transfer::default()
+        }
+    }
+
+    fn next_op(&mut self, known: &Known) -> Op {
+        let roll = self.rng.below(100);
+        match roll {
+            0..=7 => Op::Write(self.create_accounts(known)),
+            8..=37 => Op::Write(Command::CreateTransfers(vec![
+                self.transfer(known, TransferFlags::empty())
+            ])),
+            38..=46 => Op::Write(self.linked_chain(known)),
+            47..=56 => Op::Write(self.hold(known)),
+            57..=66 => Op::Write(self.resolve_hold(known)),
+            67..=76 => Op::Write(self.txn(known)),
+            77..=86 => Op::Lookup(known.pick(&mut self.rng).map_or(1, |(id, _)| id)),
+            87..=92 => Op::Write(self.invalid(known)),
+            _ => match self.acked.len() {
+                0 => Op::Lookup(1),
+                count => {
+                    let index = self.rng.below(count as u64) as usize;
+                    Op::Write(self.acked[index].clone())
+                }
+            },
+        }
+    }
+
+    fn create_accounts(&mut self, _known: &Known) -> Command {
+        let count = self.rng.between(1, 3);
+        let mut accounts = Vec::new();
+        for _ in 0..count {
+            let flags = self.rng.pick(&[
+                AccountFlags::empty(),
+                AccountFlags::HISTORY,
+                AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
+                AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS,
+            ]);
+            let ledger = if self.rng.chance(800) {
+                LEDGER_MAIN
+            } else {
+                LEDGER_OTHER
+            };
+            let id = self.fresh_id();
+            accounts.push(account(id, ledger, flags));
+        }
+        if accounts.len() > 1 && self.rng.chance(300) {
+            accounts[0].flags = accounts[0].flags | AccountFlags::LINKED;
+            if self.rng.chance(300) {
+                accounts[1].ledger = 0;
+            }
+        }
+        Command::CreateAccounts(accounts)
+    }
+
+    fn linked_chain(&mut self, known: &Known) -> Command {
+        let length = self.rng.between(2, 3);
+        let mut chain: Vec<Transfer> = (0..length)
+            .map(|_| self.transfer(known, TransferFlags::LINKED))
+            .collect();
+        if let Some(last) = chain.last_mut() {
+            last.flags = TransferFlags::empty();
+        }
+        if self.rng.chance(200) {
+            // An open chain: the last event still says linked.
+            chain[0].flags = TransferFlags::LINKED;
+            if let Some(last) = chain.last_mut() {
+                last.flags = TransferFlags::LINKED;
+            }
+        }
+        Command::CreateTransfers(chain)
+    }
+
+    fn hold(&mut self, known: &Known) -> Command {
+        let mut transfer = self.transfer(known, TransferFlags::PENDING);
+        transfer.timeout = self.rng.pick(&[0, 0, 1, 2, 3]) as u32;
+        Command::CreateTransfers(vec![transfer])
+    }
+
+    fn resolve_hold(&mut self, known: &Known) -> Command {
+        if self.holds.is_empty() {
+            return self.hold(known);
+        }
+        let index = self.rng.below(self.holds.len() as u64) as usize;
+        let hold = self.holds.swap_remove(index);
+        let post = self.rng.chance(600);
+        let amount = match self.rng.below(4) {
+            0 => u128::MAX,
+            1 => hold.amount,
+            2 => hold.amount / 2 + 1,
+            _ => 0,
+        };
+        let flags = if post {
+            TransferFlags::POST_PENDING_TRANSFER
+        } else {
+            TransferFlags::VOID_PENDING_TRANSFER
+        };
+        Command::CreateTransfers(vec![Transfer {
+            id: self.fresh_id(),
+            pending_id: hold.id,
+            amount,
+            flags,
+            ..Transfer::default()
+        }])
+    }
+
+    fn txn(&mut self, known: &Known) -> Command {
+        let namespace = if self.rng.chance(500) {
+            "shared".to_string()
+        } else {
+            format!("client-{}", self.id)
+        };
+        let key = RecordKey::new(namespace, vec![b'k', self.rng.below(3) as u8]);
+        let believed = self.versions.get(&key).copied().unwrap_or(0);
+        let condition = if believed == 0 {
+            Condition::Absent { key: key.clone() }
+        } else {
+            Condition::VersionEquals {
+                key: key.clone(),
+                version: believed,
+            }
+        };
+        let op = if self.rng.chance(200) {
+            RecordOp::Delete { key }
+        } else {
+            let value = self.rng.next_u64().to_le_bytes().to_vec();
+            RecordOp::Put { key, value }
+        };
+        let transfers = if self.rng.chance(400) {
+            vec![self.transfer(known, TransferFlags::empty())]
+        } else {
+            Vec::new()
+        };
+        Command::Txn(Txn {
+            conditions: vec![condition],
+            record_ops: vec![op],
+            accounts: Vec::new(),
+            transfers,
+        })
+    }
+
+    fn invalid(&mut self, known: &Known) -> Command {
+        let mut transfer = self.transfer(known, TransferFlags::empty());
+        match self.rng.below(5) {
+            0 => transfer.amount = 0,
+            1 => transfer.credit_account_id = transfer.debit_account_id,
+            2 => transfer.timestamp = 1,
+            3 => transfer.flags = TransferFlags(1 << 12),
+            _ => transfer.debit_account_id = u128::from(self.rng.next_u64()) << 70,
+        }
+        Command::CreateTransfers(vec![transfer])
+    }
+
+    /// What an acknowledged result teaches the client.
+    fn learn(&mut self, command: &Command, result: &CommandResult, known: &Known) {
+        match (command, result) {
+            (Command::CreateAccounts(accounts), CommandResult::Accounts(results)) => {
+                for (account, result) in accounts.iter().zip(results) {
+                    if matches!(
+                        result,
+                        CreateAccountResult::Ok | CreateAccountResult::Exists
+                    ) {
+                        known.add(account.id, account.ledger);
+                    }
+                }
+            }
+            (Command::CreateTransfers(transfers), CommandResult::Transfers(results)) => {
+                for (transfer, result) in transfers.iter().zip(results) {
+                    let created = *result == CreateTransferResult::Ok;
+                    if created && transfer.flags.contains(TransferFlags::PENDING) {
+                        self.holds.push(Hold {
+                            id: transfer.id,
+                            amount: transfer.amount,
+                        });
+                    }
+                }
+            }
+            (Command::Txn(txn), CommandResult::Txn(outcome)) => {
+                if outcome.is_committed() {
+                    for (op, version) in txn.record_ops.iter().zip(&outcome.record_versions) {
+                        self.versions.insert(op.key().clone(), *version);
+                    }
+                } else if let Some(
+                    Condition::VersionEquals { key, .. } | Condition::Absent { key },
+                ) = txn.conditions.first()
+                {
+                    // Learn the actual version from the failure and try with it next time.
+                    if let tally_node::ledger::TxnOutcome::ConditionFailed {
+                        actual_version, ..
+                    } = outcome.outcome
+                    {
+                        self.versions.insert(key.clone(), actual_version);
+                    }
+                }
+            }
+            _ => {}
+        }
+        if self.acked.len() < 64 {
+            self.acked.push(command.clone());
+        }
+    }
+
+    fn pick_node(&mut self, world: &World) -> NodeId {
+        let ids = world.node_ids();
+        match self.leader_hint.take() {
+            Some(hint) if self.rng.chance(800) => hint,
+            _ => ids[self.rng.below(ids.len() as u64) as usize],
+        }
+    }
+
+    /// Sends a command until it is acknowledged; gives up while faults are on after a few tries,
+    /// and past the liveness deadline once they healed.
+    pub async fn submit(&mut self, world: &World, command: &Command) -> Option<CommandResult> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if world.is_healed() {
+                if world.past_liveness_deadline() {
+                    world.fail(format!(
+                        "liveness: client {} request not acknowledged within {} ms after the \
+                         faults healed",
+                        self.id,
+                        crate::run::LIVENESS_MS
+                    ));
+                    return None;
+                }
+            } else if attempts > ATTEMPTS_WHILE_FAULTY {
+                world.note(&format!("client {} gives up (outcome unknown)", self.id));
+                return None;
+            }
+            let target = self.pick_node(world);
+            let Some(node) = world.node(target) else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            };
+            let timeout = Duration::from_millis(REQUEST_TIMEOUT_MS);
+            match tokio::time::timeout(timeout, node.submit(command.clone())).await {
+                Ok(Ok(result)) => {
+                    let seq = world.next_seq();
+                    world.note(&format!(
+                        "client {} ack from {target}: {}",
+                        self.id,
+                        crate::checker::describe_result(&result)
+                    ));
+                    world.record_ack(Ack {
+                        seq,
+                        client: self.id,
+                        command: command.clone(),
+                        result: result.clone(),
+                    });
+                    return Some(result);
+                }
+                Ok(Err(NodeError::NotLeader { leader_id, .. })) => {
+                    self.leader_hint = leader_id;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Ok(Err(error)) => {
+                    world.note(&format!("client {} error from {target}: {error}", self.id));
+                    tokio::time::sleep(Duration::from_millis(self.rng.between(10, 50))).await;
+                }
+                Err(_) => world.note(&format!("client {} timeout at {target}", self.id)),
+            }
+        }
+    }
+
+    /// Looks an account up and records what it saw and at which applied index.
+    async fn lookup(&mut self, world: &World, account_id: u128) {
+        let target = self.pick_node(world);
+        let Some(node) = world.node(target) else {
+            return;
+        };
+        let seq = world.next_seq();
+        if world.plant != Some(Plant::StaleRead) {
+            let timeout = Duration::from_millis(REQUEST_TIMEOUT_MS);
+            let barrier = node.read_barrier(ReadConsistency::Linearizable);
+            match tokio::time::timeout(timeout, barrier).await {
+                Ok(Ok(())) => {}
+                Ok(Err(NodeError::NotLeader { leader_id, .. })) => {
+                    self.leader_hint = leader_id;
+                    return;
+                }
+                _ => return,
+            }
+        }
+        let Ok(view) = node.storage_handle().read_view() else {
+            return;
+        };
+        let applied_index = applied_index(view.as_ref());
+        let Ok(account) = read_account(view.as_ref(), account_id) else {
+            world.fail(format!(
+                "replica {target} failed to read account {account_id}"
+            ));
+            return;
+        };
+        world.record_read(ReadSeen {
+            seq,
+            node: target,
+            applied_index,
+            account_id,
+            account,
+        });
+    }
+}
+
+/// The applied index stored with the state (0 before anything was applied).
+pub fn applied_index(view: &dyn ReadView) -> u64 {
+    view.get(Space::StateMeta, b"last_applied")
+        .ok()
+        .flatten()
+        .and_then(|bytes| decode::<Option<LogId>>(Space::StateMeta, &bytes).ok())
+        .flatten()
+        .map_or(0, |log_id| log_id.index())
+}
+
+/// One client: think, send, learn, until the workload ends.
+pub async fn run_client(world: Arc<World>, known: Arc<Known>, mut client: Client, end_ms: u64) {
+    while world.now_ms() < end_ms && world.violation().is_none() {
+        let think = client.rng.between(0, 15);
+        tokio::time::sleep(Duration::from_millis(think)).await;
+        match client.next_op(&known) {
+            Op::Write(command) => {
+                if let Some(result) = client.submit(&world, &command).await {
+                    client.learn(&command, &result, &known);
+                }
+            }
+            Op::Lookup(account_id) => client.lookup(&world, account_id).await,
+        }
+    }
+}
