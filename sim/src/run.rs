@@ -13,7 +13,7 @@ use tokio::runtime::{Builder, RngSeed};
 use crate::config::Plant;
 use crate::rng::SimRng;
 use crate::workload::{applied_index, base_accounts, learn_base, run_client, Client, Known};
-use crate::world::{addr_of, World};
+use crate::world::{addr_of, Watch, World};
 use tally_node::ledger::Command;
 
 /// After the faults heal, every client request and the convergence of all replicas must finish
@@ -21,6 +21,9 @@ use tally_node::ledger::Command;
 pub const LIVENESS_MS: u64 = 20_000;
 /// How long the cluster may take to elect its first leader.
 const FIRST_LEADER_MS: u64 = 10_000;
+/// Real time a seed may take before it is reported as hung (a healthy seed takes well under a
+/// second in a release build).
+const SEED_REAL_TIME_LIMIT: Duration = Duration::from_secs(30);
 /// Clients keep sending for this long after the faults heal.
 const CLIENTS_AFTER_HEAL_MS: u64 = 300;
 
@@ -115,7 +118,60 @@ pub fn run_seed(seed: u64, plant: Option<Plant>) -> Outcome {
 }
 
 /// Runs one seed; with `echo`, every event is printed to stderr as it happens.
+///
+/// The seed runs on a thread of its own, watched in real time: a task that busy-loops keeps the
+/// paused clock from ever advancing (openraft's core does, on storage that broke its contract),
+/// so a run that takes longer than [`SEED_REAL_TIME_LIMIT`] is reported as hung instead of
+/// hanging the caller.
 pub fn run_seed_with(seed: u64, plant: Option<Plant>, echo: bool) -> Outcome {
+    let watch = Watch::default();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let watched = watch.clone();
+    #[allow(clippy::disallowed_methods)]
+    let spawned = std::thread::Builder::new()
+        .name(format!("tally-sim-{seed}"))
+        .spawn(move || {
+            let _ = sender.send(run_in_runtime(seed, plant, echo, &watched));
+        });
+    if let Err(error) = spawned {
+        panic!("cannot start the thread for seed {seed}: {error}");
+    }
+    match receiver.recv_timeout(SEED_REAL_TIME_LIMIT) {
+        Ok(outcome) => outcome,
+        Err(_) => hung(seed, plant, &watch),
+    }
+}
+
+/// The outcome of a seed whose run stopped advancing (its thread is left spinning).
+fn hung(seed: u64, plant: Option<Plant>, watch: &Watch) -> Outcome {
+    let violation = watch
+        .violation
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let hang = format!(
+        "hang: simulated time stopped advancing for {} s of real time (a task busy-loops; \
+         replay with --events to see where)",
+        SEED_REAL_TIME_LIMIT.as_secs()
+    );
+    let trace = watch.trace.lock().unwrap_or_else(|p| p.into_inner());
+    Outcome {
+        seed,
+        plant,
+        failure: Some(match violation {
+            Some(violation) => format!("{violation}; then {hang}"),
+            None => hang,
+        }),
+        requests: 0,
+        faults: 0,
+        sim_ms: 0,
+        trace: trace.hash(),
+        config: String::new(),
+        recent_events: trace.recent().cloned().collect(),
+    }
+}
+
+fn run_in_runtime(seed: u64, plant: Option<Plant>, echo: bool, watch: &Watch) -> Outcome {
     capture_panics();
     PANICS.with(|panics| panics.borrow_mut().clear());
     let runtime = Builder::new_current_thread()
@@ -124,13 +180,13 @@ pub fn run_seed_with(seed: u64, plant: Option<Plant>, echo: bool) -> Outcome {
         .rng_seed(RngSeed::from_bytes(&seed.to_le_bytes()))
         .build()
         .expect("a current-thread tokio runtime");
-    let outcome = runtime.block_on(Runtime::scope(seed, simulate(seed, plant, echo)));
+    let outcome = runtime.block_on(Runtime::scope(seed, simulate(seed, plant, echo, watch)));
     drop(runtime);
     outcome
 }
 
-async fn simulate(seed: u64, plant: Option<Plant>, echo: bool) -> Outcome {
-    let world = World::new(seed, plant, echo);
+async fn simulate(seed: u64, plant: Option<Plant>, echo: bool, watch: &Watch) -> Outcome {
+    let world = World::new(seed, plant, echo, watch);
     let config = world.config.describe();
     world.note(&format!("seed {seed} plant {plant:?} {config}"));
     if let Err(failure) = drive(&world).await {
@@ -148,7 +204,7 @@ async fn simulate(seed: u64, plant: Option<Plant>, echo: bool) -> Outcome {
         sim_ms: world.now_ms(),
         trace: world.trace_hash(),
         config,
-        recent_events: world.recent_events(),
+        recent_events: world.events_for_report(),
     };
     world.teardown();
     outcome
@@ -258,7 +314,10 @@ async fn run_workload(world: &Arc<World>) -> Result<(), String> {
     }
     let nemesis = crate::spawn(crate::nemesis::run(world.clone(), fault_end));
     spawn_checkpoints(world, fault_end);
-    sleep_ms(fault_end.saturating_sub(world.now_ms())).await;
+    while world.now_ms() < fault_end && world.violation().is_none() {
+        sleep_ms(10).await;
+    }
+    nemesis.abort();
     let _ = nemesis.await;
     world.heal_network();
     world.set_healed();

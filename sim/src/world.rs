@@ -50,6 +50,13 @@ impl Clock for SimClock {
     }
 }
 
+/// What the seed runner can still read if the run hangs: the trace and the first violation.
+#[derive(Default, Clone)]
+pub struct Watch {
+    pub trace: Arc<Mutex<Trace>>,
+    pub violation: Arc<Mutex<Option<String>>>,
+}
+
 /// A client's acknowledged request.
 #[derive(Debug, Clone)]
 pub struct Ack {
@@ -116,11 +123,12 @@ pub struct World {
     start: Instant,
     clock: Arc<SimClock>,
     rng: Mutex<SimRng>,
-    trace: Mutex<Trace>,
+    trace: Arc<Mutex<Trace>>,
     net: Mutex<NetState>,
     slots: Mutex<BTreeMap<NodeId, Slot>>,
     pub history: Mutex<History>,
-    violation: Mutex<Option<String>>,
+    violation: Arc<Mutex<Option<String>>>,
+    events_at_violation: Mutex<Vec<String>>,
     seq: AtomicU64,
     pub faults: AtomicU64,
     pub requests: AtomicU64,
@@ -129,7 +137,7 @@ pub struct World {
 }
 
 impl World {
-    pub fn new(seed: u64, plant: Option<Plant>, echo: bool) -> Arc<World> {
+    pub fn new(seed: u64, plant: Option<Plant>, echo: bool, watch: &Watch) -> Arc<World> {
         let mut rng = SimRng::new(seed);
         let config = FaultConfig::draw(&mut rng);
         let settings = RaftSettings {
@@ -149,14 +157,15 @@ impl World {
             start,
             clock: Arc::new(SimClock { start }),
             rng: Mutex::new(rng),
-            trace: Mutex::new(Trace::default()),
+            trace: watch.trace.clone(),
             net: Mutex::new(NetState {
                 faulty: true,
                 ..NetState::default()
             }),
             slots: Mutex::new(BTreeMap::new()),
             history: Mutex::new(History::default()),
-            violation: Mutex::new(None),
+            violation: watch.violation.clone(),
+            events_at_violation: Mutex::new(Vec::new()),
             seq: AtomicU64::new(0),
             faults: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -203,6 +212,17 @@ impl World {
         let mut violation = lock(&self.violation);
         if violation.is_none() {
             *violation = Some(invariant);
+            *lock(&self.events_at_violation) = self.recent_events();
+        }
+    }
+
+    /// The last events up to the first violation (or up to now when there is none).
+    pub fn events_for_report(&self) -> Vec<String> {
+        let kept = lock(&self.events_at_violation).clone();
+        if kept.is_empty() {
+            self.recent_events()
+        } else {
+            kept
         }
     }
 

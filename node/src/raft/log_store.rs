@@ -122,7 +122,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last_purged_log_id: Option<LogId> = self.read_meta(PURGED_KEY)?;
         let last_log_id = match last_in(self.storage.as_ref(), Space::RaftLog, &KeyRange::all())? {
             Some((key, value)) => Some(decode_entry(&key, &value)?.log_id()),
-            None => last_purged_log_id.clone(),
+            None => last_purged_log_id,
         };
         Ok(LogState {
             last_purged_log_id,

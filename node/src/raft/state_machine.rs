@@ -188,12 +188,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 EntryPayload::Blank => Response::Empty,
                 EntryPayload::Normal(request) => self.apply_request(request, &mut batch)?,
                 EntryPayload::Membership(membership) => {
-                    let stored = StoredMembership::new(Some(log_id.clone()), membership.clone());
+                    let stored = StoredMembership::new(Some(log_id), membership.clone());
                     batch.put(Space::StateMeta, MEMBERSHIP_KEY, encode(&stored));
                     Response::Empty
                 }
             };
-            batch.put(Space::StateMeta, APPLIED_KEY, encode(&Some(log_id.clone())));
+            batch.put(Space::StateMeta, APPLIED_KEY, encode(&Some(log_id)));
             self.storage.write(batch)?;
             if response == Response::Checkpoint {
                 // Computed in line so every replica hashes exactly the state at this entry.

@@ -211,8 +211,9 @@ fn clock_seed() -> u64 {
 pub async fn run(context: &Context, args: BenchArgs) -> anyhow::Result<ExitCode> {
     check_args(&args)?;
     let seed = args.seed.unwrap_or_else(clock_seed);
-    // Ids always vary between runs, even with the same --seed, so runs never collide.
-    let id_high = Rng::new(seed ^ clock_seed()).next_u64() | 1;
+    // Ids always vary between runs, even with the same --seed, so runs never collide. (Not
+    // `seed ^ clock`: without --seed the seed is the clock too, and the two would cancel.)
+    let id_high = Rng::new(clock_seed().rotate_left(29)).next_u64() | 1;
     let workload = Workload {
         id_base: u128::from(id_high) << 64,
         accounts: args.accounts,
