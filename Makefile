@@ -5,10 +5,14 @@ CARGO ?= cargo
 
 .PHONY: run test deps build check
 
+# The binaries are run straight from the target directory: `cargo run -p ...` would resolve the
+# workspace's features differently and compile RocksDB a second time.
+BIN = $(or $(CARGO_TARGET_DIR),target)/debug
+
 run: deps
 	$(CARGO) build --workspace --bins
-	@echo "binaries are in target/debug: export PATH=\"$$PWD/target/debug:$$PATH\" to use tallyctl"
-	$(CARGO) run -p tally-node --bin tally-node -- dev
+	@echo "binaries are in $(BIN): export PATH=\"$$PWD/$(BIN):$$PATH\" to use tallyctl and tally-pay"
+	$(BIN)/tally-node dev
 
 test: deps
 	$(CARGO) test --workspace

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::raft::RaftSettings;
 
 /// Everything `tally-node serve` needs.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
     pub node: NodeSection,
@@ -65,15 +65,6 @@ impl Default for RaftSection {
             election_timeout_max_ms: settings.election_timeout_max_ms,
             snapshot_every_entries: settings.snapshot_every_entries,
             entries_kept_behind_snapshot: settings.entries_kept_behind_snapshot,
-        }
-    }
-}
-
-impl Default for NodeConfig {
-    fn default() -> Self {
-        NodeConfig {
-            node: NodeSection::default(),
-            raft: RaftSection::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `tally-node dev`: three `tally-node serve` child processes on loopback, initialized as one
-//! cluster, kept running until Ctrl-C. A node that dies (say, you `kill -9` the leader to watch
-//! a failover) is reported, not restarted, and the others keep serving.
+//! cluster, plus (when the `tally-pay` binary sits next to this one) the sandbox PSP and the
+//! payment service, kept running until Ctrl-C. A process that dies (say, you `kill -9` the leader
+//! to watch a failover) is reported, not restarted, and the others keep serving.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -30,10 +31,20 @@ pub struct DevArgs {
     /// Delete the data directory first instead of continuing with its ledger.
     #[arg(long)]
     fresh: bool,
+    /// Port of the payment service (tally-pay's HTTP API).
+    #[arg(long, default_value_t = 8080)]
+    pay_port: u16,
+    /// Port of the sandbox PSP.
+    #[arg(long, default_value_t = 7200)]
+    psp_port: u16,
+    /// Start only the ledger cluster, without tally-pay and the sandbox PSP.
+    #[arg(long)]
+    no_payments: bool,
 }
 
 struct DevNode {
     id: u64,
+    name: String,
     addr: String,
     child: Child,
     alive: bool,
@@ -52,6 +63,7 @@ pub fn run(args: DevArgs) -> ExitCode {
 fn run_dev(args: DevArgs) -> Result<(), String> {
     let data = args
         .data
+        .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("tally-dev"));
     if args.port > u16::MAX - (DEV_NODES as u16) {
         return Err(format!(
@@ -97,6 +109,7 @@ fn run_dev(args: DevArgs) -> Result<(), String> {
         );
         nodes.push(DevNode {
             id,
+            name: format!("node {id}"),
             addr,
             child,
             alive: true,
@@ -109,12 +122,90 @@ fn run_dev(args: DevArgs) -> Result<(), String> {
     let outcome = runtime.block_on(async {
         let leader = form_cluster(&nodes).await?;
         println!("cluster ready: leader is node {leader}");
-        println!("try: tallyctl status   (Ctrl-C stops the cluster)");
+        if !args.no_payments {
+            start_payments(&executable, &data, &args, &mut nodes)?;
+        }
+        println!("try: tallyctl status   (Ctrl-C stops everything)");
         supervise(&mut nodes).await;
         Ok::<(), String>(())
     });
     stop_all(&mut nodes);
     outcome
+}
+
+/// Starts the sandbox PSP and tally-pay next to the cluster, if `tally-pay` was built.
+fn start_payments(
+    executable: &std::path::Path,
+    data: &std::path::Path,
+    args: &DevArgs,
+    processes: &mut Vec<DevNode>,
+) -> Result<(), String> {
+    let pay = executable.with_file_name(format!("tally-pay{}", std::env::consts::EXE_SUFFIX));
+    if !pay.exists() {
+        println!(
+            "payments not started: {} is missing (build it with `cargo build --workspace --bins`)",
+            pay.display()
+        );
+        return Ok(());
+    }
+    let psp_addr = format!("127.0.0.1:{}", args.psp_port);
+    let pay_addr = format!("127.0.0.1:{}", args.pay_port);
+    let cluster: Vec<String> = processes.iter().map(|node| node.addr.clone()).collect();
+    let webhook_url = format!("http://{pay_addr}/v1/webhooks/psp");
+    let psp_url = format!("http://{psp_addr}");
+    let cluster = cluster.join(",");
+    let commands: [(&str, &str, Vec<&str>); 2] = [
+        (
+            "sandbox PSP",
+            &psp_addr,
+            vec![
+                "sandbox-psp",
+                "--listen",
+                &psp_addr,
+                "--webhook-url",
+                &webhook_url,
+            ],
+        ),
+        (
+            "tally-pay",
+            &pay_addr,
+            vec![
+                "serve",
+                "--listen",
+                &pay_addr,
+                "--cluster",
+                &cluster,
+                "--psp",
+                &psp_url,
+            ],
+        ),
+    ];
+    for (name, addr, arguments) in commands {
+        let log_path = data.join(format!("{}.log", name.replace(' ', "-").to_lowercase()));
+        let log = std::fs::File::create(&log_path)
+            .map_err(|error| format!("cannot create {}: {error}", log_path.display()))?;
+        let child = Command::new(&pay)
+            .args(&arguments)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|error| error.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|error| format!("cannot start {name}: {error}"))?;
+        println!(
+            "  {name}  http://{addr}  pid {}  log {}",
+            child.id(),
+            log_path.display()
+        );
+        processes.push(DevNode {
+            id: 0,
+            name: name.to_string(),
+            addr: addr.to_string(),
+            child,
+            alive: true,
+        });
+    }
+    println!("payments API: http://{pay_addr}/openapi.json");
+    Ok(())
 }
 
 async fn admin(addr: &str) -> Option<AdminClient<tonic::transport::Channel>> {
@@ -169,7 +260,7 @@ async fn supervise(nodes: &mut [DevNode]) {
                 for node in nodes.iter_mut().filter(|node| node.alive) {
                     if let Ok(Some(status)) = node.child.try_wait() {
                         node.alive = false;
-                        println!("node {} (pid {}) exited: {status}; the others keep serving", node.id, node.child.id());
+                        println!("{} (pid {}) exited: {status}; the others keep serving", node.name, node.child.id());
                     }
                 }
                 if nodes.iter().all(|node| !node.alive) {

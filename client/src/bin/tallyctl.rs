@@ -11,6 +11,8 @@ mod cluster;
 mod ledger_commands;
 #[path = "tallyctl/output.rs"]
 mod output;
+#[path = "tallyctl/records.rs"]
+mod records;
 #[path = "tallyctl/verify.rs"]
 mod verify;
 
@@ -92,5 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Transfer(command) => ledger_commands::transfer(&context, command).await,
         Command::Verify => verify::run(&context).await,
         Command::Bench(args) => bench::run(&context, args).await,
+        Command::Record(command) => records::run(&context, command).await,
+        Command::DeadLetters => records::dead_letters(&context).await,
     }
 }

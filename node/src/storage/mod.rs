@@ -274,12 +274,15 @@ pub fn sync_blocking(storage: &dyn Storage) -> Result<(), StorageError> {
     receiver.recv().map_err(|_| StorageError::Closed)?
 }
 
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// Reads the last pair of a range, if any.
 pub fn last_in(
     view: &dyn ReadView,
     space: Space,
     range: &KeyRange,
-) -> Result<Option<(Vec<u8>, Vec<u8>)>, StorageError> {
+) -> Result<Option<KeyValue>, StorageError> {
     let mut found = None;
     view.scan(space, range, true, &mut |key, value| {
         found = Some((key.to_vec(), value.to_vec()));

@@ -64,6 +64,41 @@ pub enum Command {
     /// Load-test the cluster with random transfers
     #[command(after_help = BENCH_EXAMPLES)]
     Bench(BenchArgs),
+    /// Read records (the key-value space tally-pay keeps its payment objects in)
+    #[command(subcommand)]
+    Record(RecordCommand),
+    /// List tally-pay's dead letters: payments, refunds and payouts whose retries ran out
+    #[command(after_help = DEAD_LETTERS_HELP)]
+    DeadLetters,
+}
+
+const DEAD_LETTERS_HELP: &str = "\
+Reads the `pay.dead_letter` records straight from the cluster, so it works with tally-pay down.
+Each entry's money stays held in the ledger until it is settled. To retry one, ask tally-pay:
+  curl -X POST http://127.0.0.1:8080/v1/dead_letters/ID/retry";
+
+#[derive(Debug, Subcommand)]
+pub enum RecordCommand {
+    /// Print one record: its version, timestamp and value
+    #[command(after_help = "Example:\n  tallyctl record get pay.payout po_0123456789abcdef")]
+    Get {
+        /// Namespace, e.g. pay.order
+        namespace: String,
+        /// Key (UTF-8)
+        key: String,
+    },
+    /// List the records of a namespace whose key starts with --prefix, in key order
+    #[command(after_help = "Example:\n  tallyctl record scan pay.inflight --limit 20")]
+    Scan {
+        /// Namespace, e.g. pay.order
+        namespace: String,
+        /// Only keys starting with this
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// At most this many records
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 const VERIFY_HELP: &str = "\

@@ -1,0 +1,146 @@
+//! `tallyctl record ...` and `tallyctl dead-letters`: read-only views of the record space.
+
+use std::process::ExitCode;
+
+use serde_json::{json, Value};
+use tally_client::v1;
+
+use crate::cli::RecordCommand;
+use crate::output::Table;
+use crate::Context;
+
+/// Namespace of tally-pay's dead letters.
+const DEAD_LETTER_NAMESPACE: &str = "pay.dead_letter";
+
+/// Records read per page of a scan.
+const SCAN_PAGE: u32 = 500;
+
+fn value_of(record: &v1::Record) -> Value {
+    serde_json::from_slice(&record.value)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&record.value).into_owned()))
+}
+
+fn key_of(record: &v1::Record) -> String {
+    record
+        .key
+        .as_ref()
+        .map(|k| String::from_utf8_lossy(&k.key).into_owned())
+        .unwrap_or_default()
+}
+
+fn record_json(record: &v1::Record) -> Value {
+    json!({
+        "key": key_of(record),
+        "version": record.version,
+        "timestamp": record.timestamp,
+        "value": value_of(record),
+    })
+}
+
+pub async fn run(context: &Context, command: RecordCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        RecordCommand::Get { namespace, key } => {
+            match context
+                .client
+                .get_record(&namespace, key.as_bytes())
+                .await?
+            {
+                Some(record) => {
+                    println!("{}", serde_json::to_string_pretty(&record_json(&record))?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("no record {namespace}/{key}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        RecordCommand::Scan {
+            namespace,
+            prefix,
+            limit,
+        } => {
+            let records = scan(context, &namespace, &prefix, limit).await?;
+            if context.json {
+                println!(
+                    "{}",
+                    Value::Array(records.iter().map(record_json).collect())
+                );
+            } else {
+                for record in &records {
+                    println!(
+                        "{}\tv{}\t{}",
+                        key_of(record),
+                        record.version,
+                        value_of(record)
+                    );
+                }
+                if records.is_empty() {
+                    println!("no records in {namespace} with prefix {prefix:?}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn scan(
+    context: &Context,
+    namespace: &str,
+    prefix: &str,
+    limit: u32,
+) -> anyhow::Result<Vec<v1::Record>> {
+    let mut records: Vec<v1::Record> = Vec::new();
+    let mut after = Vec::new();
+    while (records.len() as u32) < limit {
+        let page = context
+            .client
+            .scan_records(
+                namespace,
+                prefix.as_bytes(),
+                &after,
+                SCAN_PAGE.min(limit - records.len() as u32),
+            )
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.key.as_ref().map(|k| k.key.clone()).unwrap_or_default();
+        records.extend(page);
+    }
+    Ok(records)
+}
+
+pub async fn dead_letters(context: &Context) -> anyhow::Result<ExitCode> {
+    let records = scan(context, DEAD_LETTER_NAMESPACE, "", u32::MAX).await?;
+    if context.json {
+        println!("{}", Value::Array(records.iter().map(value_of).collect()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if records.is_empty() {
+        println!("no dead letters");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(&["kind", "id", "amount", "currency", "attempts", "reason"]);
+    for record in &records {
+        let v = value_of(record);
+        let text = |field: &str| match &v[field] {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        let reason = format!(
+            "{}: {}",
+            v["reason"]["code"].as_str().unwrap_or(""),
+            v["reason"]["message"].as_str().unwrap_or("")
+        );
+        table.push(vec![
+            text("kind"),
+            text("id"),
+            text("amount"),
+            text("currency"),
+            text("attempts"),
+            reason,
+        ]);
+    }
+    print!("{}", table.render());
+    Ok(ExitCode::SUCCESS)
+}

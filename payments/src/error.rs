@@ -1,0 +1,136 @@
+//! `PayError`: every way a tally-pay request can fail, each with an HTTP status, a stable
+//! snake_case code and a sentence. Rendered as `{"error": {"type", "code", "message"}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayError {
+    /// The request is malformed or breaks a stated rule; sending it again will not help.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    /// Well formed, but the state does not allow it (insufficient funds, over-refund, ...).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    /// Another request is working on the same object or key; retry later.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// The risk check refused the payment.
+    #[error("{message}")]
+    Risk { code: &'static str, message: String },
+    #[error("{message}")]
+    Idempotency {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
+    /// A webhook whose signature or timestamp did not check out.
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    /// The ledger cluster could not be reached; nothing was decided.
+    #[error("the ledger cluster is unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl PayError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> PayError {
+        PayError::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> PayError {
+        PayError::Unprocessable {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> PayError {
+        PayError::NotFound { what: what.into() }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            PayError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            PayError::NotFound { .. } => StatusCode::NOT_FOUND,
+            PayError::Unprocessable { .. } | PayError::Risk { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            PayError::Conflict { .. } => StatusCode::CONFLICT,
+            PayError::Idempotency { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::CONFLICT)
+            }
+            PayError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            PayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let (kind, code) = match self {
+            PayError::Invalid { code, .. } => ("invalid_request_error", *code),
+            PayError::NotFound { .. } => ("invalid_request_error", "not_found"),
+            PayError::Unprocessable { code, .. } => ("invalid_request_error", *code),
+            PayError::Conflict { code, .. } => ("conflict_error", *code),
+            PayError::Risk { code, .. } => ("risk_error", *code),
+            PayError::Idempotency { code, .. } => ("idempotency_error", *code),
+            PayError::Unauthorized { code, .. } => ("authentication_error", *code),
+            PayError::Unavailable(_) => ("api_error", "ledger_unavailable"),
+            PayError::Internal(_) => ("api_error", "internal"),
+        };
+        ErrorBody {
+            error: ErrorDetail {
+                kind: kind.to_string(),
+                code: code.to_string(),
+                message: self.to_string(),
+            },
+        }
+    }
+}
+
+impl From<StoreError> for PayError {
+    fn from(error: StoreError) -> PayError {
+        match &error {
+            StoreError::Cluster(client) if client.is_unreachable() => {
+                PayError::Unavailable(error.to_string())
+            }
+            _ => PayError::Internal(error.to_string()),
+        }
+    }
+}
+
+/// The JSON error envelope.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// `invalid_request_error`, `conflict_error`, `risk_error`, `idempotency_error`,
+    /// `authentication_error` or `api_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A stable snake_case code (`insufficient_funds`, `refund_exceeds_captured`, ...).
+    pub code: String,
+    pub message: String,
+}
+
+impl IntoResponse for PayError {
+    fn into_response(self) -> Response {
+        if matches!(self, PayError::Internal(_) | PayError::Unavailable(_)) {
+            tracing::warn!(error = %self, "request failed");
+        }
+        (self.status(), axum::Json(self.body())).into_response()
+    }
+}

@@ -1,0 +1,202 @@
+//! `tally-pay`: the payment service (`serve`) and the sandbox PSP (`sandbox-psp`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tally_client::{Client, ClientOptions};
+use tally_payments::config::PayConfig;
+use tally_payments::crypto::Sealer;
+use tally_payments::metrics::Metrics;
+use tally_payments::psp::{Gateway, HttpExecutor, SandboxConnector};
+use tally_payments::risk::RuleRisk;
+use tally_payments::sandbox::{Faults, SandboxConfig};
+use tally_payments::service::Pay;
+use tally_payments::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "tally-pay",
+    version,
+    about = "Tally's payment service: pay-in, deposits, refunds and payouts on the Tally ledger, \
+             through a PSP; and a sandbox PSP to run it against"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the payment API (HTTP JSON; the OpenAPI document is at /openapi.json).
+    ///
+    /// Settings come from --config FILE (TOML sections [pay], [psp], [fees], [risk], [worker]),
+    /// then TALLY_PAY__SECTION__KEY environment variables, then these flags.
+    Serve {
+        /// TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<String>,
+        /// Ledger cluster nodes [default: 127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102].
+        #[arg(long, value_name = "HOST:PORT[,...]")]
+        cluster: Option<String>,
+        /// Base URL of the PSP [default: http://127.0.0.1:7200, the sandbox PSP].
+        #[arg(long, value_name = "URL")]
+        psp: Option<String>,
+    },
+    /// Run the sandbox PSP: a Stripe-like HTTP API with test cards, idempotency keys, signed
+    /// webhooks, asynchronous payouts, daily settlement reports and injectable faults.
+    SandboxPsp {
+        /// Address to listen on.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7200")]
+        listen: String,
+        /// Where to POST webhooks (tally-pay's /v1/webhooks/psp).
+        #[arg(
+            long,
+            value_name = "URL",
+            default_value = "http://127.0.0.1:8080/v1/webhooks/psp"
+        )]
+        webhook_url: String,
+        /// Shared webhook signing secret.
+        #[arg(
+            long,
+            default_value = "whsec_tally_dev",
+            env = "TALLY_SANDBOX_WEBHOOK_SECRET"
+        )]
+        webhook_secret: String,
+        /// API key clients must send as a bearer token.
+        #[arg(long, default_value = "sk_test_tally", env = "TALLY_SANDBOX_API_KEY")]
+        api_key: String,
+        /// Faults, e.g. `latency=20ms,error_rate=0.05,timeout_after_success=0.1,hang=10s,
+        /// duplicate_webhooks=0.1,lost_webhooks=0.05,reorder_webhooks=0.1,seed=42`.
+        #[arg(long, value_name = "SPEC", default_value = "")]
+        faults: String,
+        /// Delay before a payout is reported paid, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 2000)]
+        payout_delay_ms: u64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            cluster,
+            psp,
+        } => {
+            let env: BTreeMap<String, String> = std::env::vars().collect();
+            let mut config =
+                PayConfig::load(config.as_deref(), &env).map_err(anyhow::Error::msg)?;
+            if let Some(listen) = listen {
+                config.pay.listen = listen;
+            }
+            if let Some(cluster) = cluster {
+                config.pay.cluster = cluster;
+            }
+            if let Some(psp) = psp {
+                config.psp.url = psp;
+            }
+            if let Err(problems) = config.validate() {
+                anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
+            }
+            init_logs(&config.pay.log);
+            runtime.block_on(serve(config))
+        }
+        Command::SandboxPsp {
+            listen,
+            webhook_url,
+            webhook_secret,
+            api_key,
+            faults,
+            payout_delay_ms,
+        } => {
+            init_logs("info");
+            let faults = Faults::parse(&faults).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
+            let config = SandboxConfig {
+                listen: listen
+                    .parse()
+                    .with_context(|| format!("--listen {listen:?} is not IP:PORT"))?,
+                api_key,
+                webhook_url: if webhook_url.is_empty() {
+                    None
+                } else {
+                    Some(webhook_url)
+                },
+                webhook_secret: webhook_secret.into_bytes(),
+                faults,
+                payout_delay: Duration::from_millis(payout_delay_ms),
+                ..SandboxConfig::default()
+            };
+            runtime.block_on(tally_payments::sandbox::run(config))
+        }
+    }
+}
+
+fn init_logs(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+async fn serve(config: PayConfig) -> anyhow::Result<()> {
+    let (key, dev_key) = config.encryption_key().map_err(anyhow::Error::msg)?;
+    if dev_key {
+        tracing::warn!(
+            "pay.encryption_key is not set: bank account numbers are encrypted with the built-in \
+             development key; set TALLY_PAY__PAY__ENCRYPTION_KEY (64 hex digits) in production"
+        );
+    }
+    let client = Client::connect(config.cluster_addrs(), ClientOptions::default())
+        .await
+        .context("connecting to the ledger cluster")?;
+    let executor = HttpExecutor::new(
+        &config.psp.url,
+        &config.psp.api_key,
+        Duration::from_millis(config.psp.timeout_ms),
+    );
+    let connector = SandboxConnector::new(config.psp.webhook_secret.clone().into_bytes());
+    let pay = Arc::new(Pay {
+        store: Store::new(client),
+        psp: Gateway::new(Arc::new(connector), executor),
+        currencies: config.currencies(),
+        fee: config.fee_rule(),
+        refund_fee_policy: config.refund_fee_policy(),
+        sealer: Sealer::new(&key),
+        risk: Arc::new(RuleRisk::new(config.risk.clone())),
+        metrics: Arc::new(Metrics::default()),
+        config: config.clone(),
+    });
+    // The platform's accounts must exist before the first payment; wait for the cluster.
+    loop {
+        match pay.ensure_system_accounts().await {
+            Ok(()) => break,
+            Err(error) => {
+                tracing::warn!(%error, "waiting for the ledger cluster");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(&config.pay.listen)
+        .await
+        .with_context(|| format!("binding {}", config.pay.listen))?;
+    tracing::info!(listen = %config.pay.listen, cluster = %config.pay.cluster, psp = %config.psp.url,
+        "tally-pay serving");
+    tokio::spawn(tally_payments::worker::run(Arc::clone(&pay)));
+    axum::serve(listener, tally_payments::api::router(pay))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving HTTP")
+}

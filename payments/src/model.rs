@@ -1,0 +1,377 @@
+//! The payment objects as they are stored in the ledger cluster's records (JSON values), and as
+//! the API shows them.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Record namespaces. Every payment object is one record; `INFLIGHT` indexes the objects a
+/// worker must drive to a terminal state (written and deleted in the same `Txn` as the object).
+pub mod ns {
+    pub const CUSTOMER: &str = "pay.customer";
+    pub const SELLER: &str = "pay.seller";
+    pub const BANK_ACCOUNT: &str = "pay.bank_account";
+    pub const CARD: &str = "pay.card";
+    pub const PAYMENT: &str = "pay.payment";
+    /// Payment orders and deposits (both are one PSP charge each).
+    pub const ORDER: &str = "pay.order";
+    pub const REFUND: &str = "pay.refund";
+    pub const PAYOUT: &str = "pay.payout";
+    pub const IDEMPOTENCY: &str = "pay.idempotency";
+    pub const WEBHOOK: &str = "pay.webhook";
+    pub const INFLIGHT: &str = "pay.inflight";
+    /// Objects whose retries are exhausted, for an operator (value: `DeadLetter`).
+    pub const DEAD_LETTER: &str = "pay.dead_letter";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Customer {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutSchedule {
+    /// Only when asked (`POST /v1/payouts`).
+    #[default]
+    Manual,
+    /// Every day the whole available balance of each currency goes to the default bank account.
+    Daily,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Seller {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub payout_schedule: PayoutSchedule,
+    /// The bank account payouts go to unless a payout names another linked one.
+    pub default_bank_account: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BankAccountKind {
+    Iban,
+    UsAch,
+}
+
+/// A seller's bank account. The full account number (or IBAN) is only stored encrypted.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankAccountRecord {
+    pub id: String,
+    pub seller_id: String,
+    pub holder_name: String,
+    pub country: String,
+    pub kind: BankAccountKind,
+    /// `****3000`.
+    pub masked: String,
+    pub routing_number: Option<String>,
+    /// hex(nonce || AES-256-GCM ciphertext) of the IBAN or account number.
+    pub encrypted_number: String,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for BankAccountRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BankAccountRecord")
+            .field("id", &self.id)
+            .field("seller_id", &self.seller_id)
+            .field("masked", &self.masked)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the API shows of a bank account: never the number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BankAccount {
+    pub id: String,
+    pub seller_id: String,
+    pub holder_name: String,
+    pub country: String,
+    pub kind: BankAccountKind,
+    pub masked: String,
+    pub routing_number: Option<String>,
+    pub created_at: i64,
+}
+
+impl From<&BankAccountRecord> for BankAccount {
+    fn from(r: &BankAccountRecord) -> BankAccount {
+        BankAccount {
+            id: r.id.clone(),
+            seller_id: r.seller_id.clone(),
+            holder_name: r.holder_name.clone(),
+            country: r.country.clone(),
+            kind: r.kind,
+            masked: r.masked.clone(),
+            routing_number: r.routing_number.clone(),
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// A customer's card, as the PSP tokenized it. No card number, no CVV.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Card {
+    pub id: String,
+    pub customer_id: String,
+    pub token: String,
+    pub brand: String,
+    pub last4: String,
+    pub exp_month: u32,
+    pub exp_year: u32,
+    pub funding: String,
+    pub created_at: i64,
+}
+
+/// Why something failed, as the PSP or tally-pay stated it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+}
+
+/// A PSP charge: a payment order (for a seller) or a deposit (into the customer's own wallet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeKind {
+    Order,
+    Deposit,
+}
+
+/// Status of a payment order or deposit. Terminal: `succeeded`, `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeStatus {
+    /// Funds held in the ledger; the PSP charge is being made or its outcome is being found out.
+    Processing,
+    Succeeded,
+    Failed,
+    /// Retries exhausted without a definite answer; the hold stays until an operator retries.
+    DeadLetter,
+}
+
+impl ChargeStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, ChargeStatus::Succeeded | ChargeStatus::Failed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Order {
+    pub id: String,
+    pub kind: ChargeKind,
+    /// The payment event this order belongs to (orders only).
+    pub payment_id: Option<String>,
+    /// The seller paid (orders only).
+    pub seller_id: Option<String>,
+    pub customer_id: String,
+    pub card_id: String,
+    pub amount: u64,
+    pub currency: String,
+    /// The platform fee taken from the seller on success (0 for deposits).
+    pub fee: u64,
+    pub status: ChargeStatus,
+    pub failure: Option<Failure>,
+    pub psp_id: Option<String>,
+    /// Captured amount refunded so far (succeeded refunds).
+    pub refunded: u64,
+    /// Amount of refunds still pending.
+    pub refund_pending: u64,
+    /// Fee returned to the seller so far, and by pending refunds.
+    pub fee_refunded: u64,
+    pub fee_refund_pending: u64,
+    pub attempts: u32,
+    /// Unix milliseconds at which a worker should next look at it.
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The payment event's status, derived from its orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    Processing,
+    Succeeded,
+    Failed,
+    PartiallySucceeded,
+    /// At least one order is dead-lettered and none is still processing.
+    RequiresAttention,
+}
+
+impl PaymentStatus {
+    pub fn of(orders: &[ChargeStatus]) -> PaymentStatus {
+        let count = |s: ChargeStatus| orders.iter().filter(|o| **o == s).count();
+        if count(ChargeStatus::Processing) > 0 {
+            PaymentStatus::Processing
+        } else if count(ChargeStatus::DeadLetter) > 0 {
+            PaymentStatus::RequiresAttention
+        } else if count(ChargeStatus::Succeeded) == orders.len() {
+            PaymentStatus::Succeeded
+        } else if count(ChargeStatus::Failed) == orders.len() {
+            PaymentStatus::Failed
+        } else {
+            PaymentStatus::PartiallySucceeded
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRecord {
+    pub id: String,
+    pub customer_id: String,
+    pub card_id: String,
+    pub currency: String,
+    pub amount: u64,
+    pub order_ids: Vec<String>,
+    pub created_at: i64,
+}
+
+/// A payment event as the API shows it: the record plus its orders and derived status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Payment {
+    pub id: String,
+    pub status: PaymentStatus,
+    pub customer_id: String,
+    pub card_id: String,
+    pub currency: String,
+    pub amount: u64,
+    pub orders: Vec<Order>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    Pending,
+    Succeeded,
+    Failed,
+    DeadLetter,
+}
+
+impl RefundStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, RefundStatus::Succeeded | RefundStatus::Failed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Refund {
+    pub id: String,
+    pub order_id: String,
+    pub seller_id: String,
+    pub amount: u64,
+    pub currency: String,
+    /// Platform fee returned to the seller with this refund (per the refund fee policy).
+    pub fee_returned: u64,
+    pub reason: Option<String>,
+    pub status: RefundStatus,
+    pub failure: Option<Failure>,
+    pub psp_id: Option<String>,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutStatus {
+    /// Funds held in the seller's wallet; not yet accepted by the PSP.
+    Pending,
+    /// Accepted by the PSP, on its way to the bank.
+    InTransit,
+    Paid,
+    Failed,
+    DeadLetter,
+}
+
+impl PayoutStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, PayoutStatus::Paid | PayoutStatus::Failed)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutTrigger {
+    OnDemand,
+    Automatic,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Payout {
+    pub id: String,
+    pub seller_id: String,
+    pub bank_account_id: String,
+    pub amount: u64,
+    pub currency: String,
+    pub trigger: PayoutTrigger,
+    pub status: PayoutStatus,
+    pub failure: Option<Failure>,
+    pub psp_id: Option<String>,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What an in-flight index entry points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InflightKind {
+    Order,
+    Refund,
+    Payout,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inflight {
+    pub kind: InflightKind,
+    pub id: String,
+}
+
+/// An object whose retries are exhausted, as `GET /v1/dead_letters` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetter {
+    /// `order`, `refund` or `payout`.
+    pub kind: String,
+    pub id: String,
+    pub amount: u64,
+    pub currency: String,
+    pub attempts: u32,
+    pub reason: Option<Failure>,
+    pub updated_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payment_status_is_derived_from_orders() {
+        use ChargeStatus::*;
+        assert_eq!(
+            PaymentStatus::of(&[Succeeded, Succeeded]),
+            PaymentStatus::Succeeded
+        );
+        assert_eq!(PaymentStatus::of(&[Failed, Failed]), PaymentStatus::Failed);
+        assert_eq!(
+            PaymentStatus::of(&[Succeeded, Failed]),
+            PaymentStatus::PartiallySucceeded
+        );
+        assert_eq!(
+            PaymentStatus::of(&[Succeeded, Processing]),
+            PaymentStatus::Processing
+        );
+        assert_eq!(
+            PaymentStatus::of(&[Succeeded, DeadLetter]),
+            PaymentStatus::RequiresAttention
+        );
+    }
+}

@@ -1,0 +1,464 @@
+//! A whole Tally installation for one test: 3 ledger nodes, the sandbox PSP and tally-pay, all
+//! real processes on loopback; HTTP helpers for both APIs and ledger readers for the chart of
+//! accounts.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tally_payments::chart::{self, code};
+use tally_payments::ids;
+use tally_payments::money::Currency;
+
+use crate::harness::{binary, eventually, TestCluster, CONVERGE_TIMEOUT};
+
+pub const PSP_API_KEY: &str = "sk_test_tally";
+pub const WEBHOOK_SECRET: &str = "whsec_test_secret";
+/// tally-pay's PSP timeout in the tests; the sandbox's `hang` is longer.
+pub const PSP_TIMEOUT_MS: u64 = 800;
+
+pub const CARD_OK: &str = "4242424242424242";
+pub const CARD_DECLINED: &str = "4000000000000002";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Proc {
+    child: Option<Child>,
+}
+
+impl Proc {
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct PayEnv {
+    pub cluster: TestCluster,
+    pub pay_url: String,
+    pub psp_url: String,
+    pub http: reqwest::Client,
+    pay_addr: String,
+    psp_addr: String,
+    pay: Proc,
+    psp: Proc,
+    logs: tempfile::TempDir,
+    pay_starts: u32,
+    pay_env: Vec<(String, String)>,
+}
+
+impl PayEnv {
+    /// Starts everything; `faults` is the sandbox's fault spec (set at start, replace it later
+    /// with [`PayEnv::set_faults`]); `pay_env` adds `TALLY_PAY__…` settings.
+    pub async fn start(faults: &str, pay_env: &[(&str, &str)]) -> PayEnv {
+        let cluster = TestCluster::start(3, &[]).await;
+        let logs = tempfile::tempdir().expect("temp dir");
+        let pay_addr = format!("127.0.0.1:{}", free_port());
+        let psp_addr = format!("127.0.0.1:{}", free_port());
+        let mut env = PayEnv {
+            cluster,
+            pay_url: format!("http://{pay_addr}"),
+            psp_url: format!("http://{psp_addr}"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            pay_addr,
+            psp_addr,
+            pay: Proc { child: None },
+            psp: Proc { child: None },
+            logs,
+            pay_starts: 0,
+            pay_env: pay_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        env.start_psp(faults);
+        env.start_pay();
+        env.wait_healthy().await;
+        env
+    }
+
+    fn log(&self, name: &str) -> std::fs::File {
+        let path: PathBuf = self.logs.path().join(name);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("log file")
+    }
+
+    fn start_psp(&mut self, faults: &str) {
+        let log = self.log("psp.log");
+        let child = Command::new(binary("tally-pay"))
+            .args([
+                "sandbox-psp",
+                "--listen",
+                &self.psp_addr,
+                "--webhook-url",
+                &format!("{}/v1/webhooks/psp", self.pay_url),
+                "--webhook-secret",
+                WEBHOOK_SECRET,
+                "--api-key",
+                PSP_API_KEY,
+                "--payout-delay-ms",
+                "300",
+                "--faults",
+                faults,
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the sandbox PSP");
+        self.psp.child = Some(child);
+    }
+
+    fn start_pay(&mut self) {
+        self.pay_starts += 1;
+        let log = self.log(&format!("pay-{}.log", self.pay_starts));
+        let child = Command::new(binary("tally-pay"))
+            .args([
+                "serve",
+                "--listen",
+                &self.pay_addr,
+                "--cluster",
+                &self.cluster.cluster_arg(),
+                "--psp",
+                &self.psp_url,
+            ])
+            .env("TALLY_PAY__PSP__API_KEY", PSP_API_KEY)
+            .env("TALLY_PAY__PSP__WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("TALLY_PAY__PSP__TIMEOUT_MS", PSP_TIMEOUT_MS.to_string())
+            .env("TALLY_PAY__WORKER__INTERVAL_MS", "100")
+            .env("TALLY_PAY__WORKER__BACKOFF_INITIAL_MS", "100")
+            .env("TALLY_PAY__WORKER__BACKOFF_MAX_MS", "1000")
+            .env("TALLY_PAY__RISK__VELOCITY_MAX", "100000")
+            .env("TALLY_PAY__PAY__LOG", "info")
+            .envs(self.pay_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start tally-pay");
+        self.pay.child = Some(child);
+    }
+
+    async fn wait_healthy(&self) {
+        for url in [
+            format!("{}/healthz", self.pay_url),
+            format!("{}/v1/charges", self.psp_url),
+        ] {
+            eventually(CONVERGE_TIMEOUT, &format!("{url} to answer"), || async {
+                let response = self
+                    .http
+                    .get(&url)
+                    .bearer_auth(PSP_API_KEY)
+                    .send()
+                    .await
+                    .ok()?;
+                response.status().is_success().then_some(())
+            })
+            .await;
+        }
+    }
+
+    /// `kill -9` of tally-pay.
+    pub fn kill_pay(&mut self) {
+        self.pay.kill();
+    }
+
+    /// Starts a new tally-pay process on the same address and waits until it answers.
+    pub async fn restart_pay(&mut self) {
+        self.start_pay();
+        self.wait_healthy().await;
+    }
+
+    /// The tally-pay process log so far (for assertion messages).
+    pub fn pay_log(&self) -> String {
+        std::fs::read_to_string(
+            self.logs
+                .path()
+                .join(format!("pay-{}.log", self.pay_starts)),
+        )
+        .unwrap_or_default()
+    }
+
+    pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> Response {
+        let mut request = self.http.post(format!("{}{path}", self.pay_url)).json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        Response::of(request.send().await.expect("tally-pay answers")).await
+    }
+
+    /// A cheap clonable handle for client tasks.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            http: self.http.clone(),
+            pay_url: self.pay_url.clone(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        Response::of(
+            self.http
+                .get(format!("{}{path}", self.pay_url))
+                .send()
+                .await
+                .expect("tally-pay answers"),
+        )
+        .await
+    }
+
+    pub async fn psp_get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.psp_url))
+            .bearer_auth(PSP_API_KEY)
+            .send()
+            .await
+            .expect("the sandbox answers")
+            .json()
+            .await
+            .expect("JSON from the sandbox")
+    }
+
+    pub async fn set_faults(&self, spec: &str) {
+        let response = self
+            .http
+            .post(format!("{}/_sandbox/faults", self.psp_url))
+            .bearer_auth(PSP_API_KEY)
+            .body(spec.to_string())
+            .send()
+            .await
+            .expect("the sandbox answers");
+        assert!(response.status().is_success(), "setting faults {spec}");
+    }
+
+    /// Every charge the PSP has, as JSON objects.
+    pub async fn psp_charges(&self) -> Vec<Value> {
+        self.psp_get("/v1/charges")
+            .await
+            .as_array()
+            .cloned()
+            .expect("a list of charges")
+    }
+
+    pub async fn customer_with_card(&self, card_number: &str) -> (String, String) {
+        let customer = self
+            .post(
+                "/v1/customers",
+                None,
+                &json!({"name": "Ada Buyer", "email": "ada@example.com"}),
+            )
+            .await
+            .expect(201);
+        let customer_id = customer["id"].as_str().unwrap().to_string();
+        let token: Value = self
+            .http
+            .post(format!("{}/v1/tokens", self.psp_url))
+            .bearer_auth("pk_test_browser")
+            .json(&json!({"number": card_number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = token["token"].as_str().expect("a token").to_string();
+        let card = self
+            .post(
+                &format!("/v1/customers/{customer_id}/cards"),
+                None,
+                &json!({ "token": token }),
+            )
+            .await
+            .expect(201);
+        (customer_id, card["id"].as_str().unwrap().to_string())
+    }
+
+    pub async fn seller(&self, name: &str) -> String {
+        let seller = self
+            .post(
+                "/v1/sellers",
+                None,
+                &json!({"name": name, "email": format!("{}@example.com", name.to_lowercase())}),
+            )
+            .await
+            .expect(201);
+        seller["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn seller_with_bank(&self, name: &str) -> String {
+        let id = self.seller(name).await;
+        self.post(
+            &format!("/v1/sellers/{id}/bank_accounts"),
+            None,
+            &json!({"holder_name": name, "iban": "DE89 3704 0044 0532 0130 00"}),
+        )
+        .await
+        .expect(201);
+        id
+    }
+
+    /// Net balance of a ledger account: (credits_posted - debits_posted) as i128, and pending
+    /// credits and debits.
+    pub async fn account(&self, id: u128) -> Balance {
+        let accounts = self
+            .cluster
+            .client
+            .lookup_accounts(&[id])
+            .await
+            .expect("lookup");
+        let account = accounts.first().expect("the account exists");
+        let b = tally_client::Balances::of_account(account);
+        Balance {
+            credits_posted: b.credits_posted,
+            debits_posted: b.debits_posted,
+            credits_pending: b.credits_pending,
+            debits_pending: b.debits_pending,
+        }
+    }
+
+    pub async fn seller_wallet(&self, seller_id: &str) -> Balance {
+        let owner = ids::number(ids::SELLER, seller_id).unwrap();
+        self.account(chart::account_id(code::SELLER_WALLET, usd(), owner))
+            .await
+    }
+
+    pub async fn system(&self, code: u16) -> Balance {
+        self.account(chart::system_account(code, usd())).await
+    }
+
+    /// Waits until the payment's status is terminal and returns it.
+    pub async fn wait_payment_settled(&self, payment_id: &str) -> Value {
+        eventually(
+            Duration::from_secs(120),
+            &format!("payment {payment_id} to settle"),
+            || async {
+                let payment = self.get(&format!("/v1/payments/{payment_id}")).await;
+                let status = payment.body["status"].as_str()?.to_string();
+                (status != "processing").then_some(payment.body)
+            },
+        )
+        .await
+    }
+
+    /// Checks that every ledger balances (debits = credits) on every replica: `tallyctl verify`.
+    pub fn verify_ledger(&self) {
+        let output = Command::new(binary("tallyctl"))
+            .args(["--cluster", &self.cluster.cluster_arg(), "verify"])
+            .output()
+            .expect("run tallyctl verify");
+        assert!(
+            output.status.success(),
+            "tallyctl verify failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// What concurrent client tasks hold: the HTTP client and tally-pay's address.
+#[derive(Clone)]
+pub struct Handle {
+    http: reqwest::Client,
+    pay_url: String,
+}
+
+impl Handle {
+    /// One POST with an Idempotency-Key, no retry.
+    pub async fn post_once(&self, path: &str, key: &str, body: &Value) -> Response {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.pay_url))
+            .header("Idempotency-Key", key)
+            .json(body);
+        Response::of(request.send().await.expect("tally-pay answers")).await
+    }
+
+    /// POSTs until tally-pay gives an answer that is not "busy or unavailable" (409 while the
+    /// key is held, 5xx, connection errors): how a client retries with the same key.
+    pub async fn post_until_settled(&self, path: &str, key: &str, body: &Value) -> Response {
+        eventually(Duration::from_secs(180), "a definite answer", || async {
+            let request = self
+                .http
+                .post(format!("{}{path}", self.pay_url))
+                .header("Idempotency-Key", key)
+                .json(body);
+            let response = Response::of(request.send().await.ok()?).await;
+            (response.status != 409 && response.status < 500).then_some(response)
+        })
+        .await
+    }
+}
+
+pub fn usd() -> Currency {
+    Currency::by_code("USD").unwrap()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Balance {
+    pub credits_posted: u128,
+    pub debits_posted: u128,
+    pub credits_pending: u128,
+    pub debits_pending: u128,
+}
+
+impl Balance {
+    /// Credits minus debits, posted only.
+    pub fn net_credit(&self) -> i128 {
+        self.credits_posted as i128 - self.debits_posted as i128
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+    pub replayed: bool,
+}
+
+impl Response {
+    async fn of(response: reqwest::Response) -> Response {
+        let status = response.status().as_u16();
+        let replayed = response
+            .headers()
+            .get("idempotent-replayed")
+            .is_some_and(|v| v == "true");
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Response {
+            status,
+            body,
+            replayed,
+        }
+    }
+
+    /// The body, after checking the status.
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status, status, "unexpected answer: {}", self.body);
+        self.body
+    }
+
+    /// The error code of an error answer.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("<none>")
+    }
+}

@@ -1,0 +1,274 @@
+//! Payments under PSP faults and a `kill -9` of tally-pay: every order ends in one terminal
+//! state, and the PSP's charges, the orders and the ledger's postings agree one for one.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tally_payments::chart::code;
+
+use crate::env::{PayEnv, CARD_OK};
+use crate::harness::eventually;
+
+/// Lets a test's tally-pay take over a dead process's idempotency keys quickly.
+const FAST_LEASE: (&str, &str) = ("TALLY_PAY__PAY__IDEMPOTENCY_LEASE_MS", "3000");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psp_timeouts_after_charging_settle_each_order_exactly_once() {
+    let env = PayEnv::start("", &[]).await;
+    let (customer, card) = env.customer_with_card(CARD_OK).await;
+    let sellers = [
+        env.seller("North").await,
+        env.seller("South").await,
+        env.seller("East").await,
+    ];
+    // Every charge succeeds at the PSP, then its answer never comes back in time. First with
+    // the webhooks lost too, so the worker's status queries must settle the orders; then with
+    // webhooks, which race the worker.
+    let mut payment_ids = Vec::new();
+    for (phase, faults) in [
+        "timeout_after_success=1,hang=3s,lost_webhooks=1",
+        "timeout_after_success=1,hang=3s,duplicate_webhooks=0.5",
+    ]
+    .iter()
+    .enumerate()
+    {
+        env.set_faults(faults).await;
+        for i in 0..3u64 {
+            let orders: Vec<Value> = sellers
+                .iter()
+                .enumerate()
+                .map(|(j, s)| json!({"seller_id": s, "amount": 1000 + 100 * i + j as u64}))
+                .collect();
+            let payment = env
+                .post(
+                    "/v1/payments",
+                    Some(&format!("timeout-{phase}-{i}")),
+                    &json!({"customer_id": customer, "card_id": card, "currency": "USD", "orders": orders}),
+                )
+                .await
+                .expect(201);
+            if phase == 0 {
+                assert_eq!(
+                    payment["status"], "processing",
+                    "the PSP's answer was lost: {payment}"
+                );
+            }
+            payment_ids.push(payment["id"].as_str().unwrap().to_string());
+        }
+        for id in &payment_ids {
+            let payment = env.wait_payment_settled(id).await;
+            assert_eq!(payment["status"], "succeeded", "{payment}");
+        }
+    }
+    env.set_faults("").await;
+    assert_psp_matches_ledger(&env, &payment_ids, &sellers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_tally_pay_mid_batch_loses_and_duplicates_nothing() {
+    let mut env = PayEnv::start("latency=20ms", &[FAST_LEASE]).await;
+    let setup = Setup::new(&env, 4).await;
+    let done = Arc::new(AtomicUsize::new(0));
+    let batch = tokio::spawn(run_batch(
+        env.handle(),
+        setup.clone(),
+        150,
+        16,
+        Arc::clone(&done),
+    ));
+    eventually(Duration::from_secs(60), "a third of the batch", || async {
+        (done.load(Ordering::SeqCst) >= 50).then_some(())
+    })
+    .await;
+    env.kill_pay();
+    env.restart_pay().await;
+    let payment_ids = batch.await.expect("the batch finishes");
+    assert_eq!(payment_ids.len(), 150);
+    for id in &payment_ids {
+        env.wait_payment_settled(id).await;
+    }
+    assert_psp_matches_ledger(&env, &payment_ids, &setup.sellers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_payments_with_psp_faults_and_a_kill_agree_with_the_psp() {
+    let mut env = PayEnv::start("", &[FAST_LEASE]).await;
+    let setup = Setup::new(&env, 5).await;
+    env.set_faults(
+        "timeout_after_success=0.1,hang=2s,duplicate_webhooks=0.1,lost_webhooks=0.05,seed=7",
+    )
+    .await;
+    let done = Arc::new(AtomicUsize::new(0));
+    let batch = tokio::spawn(run_batch(
+        env.handle(),
+        setup.clone(),
+        1000,
+        32,
+        Arc::clone(&done),
+    ));
+    eventually(Duration::from_secs(300), "half of the payments", || async {
+        (done.load(Ordering::SeqCst) >= 500).then_some(())
+    })
+    .await;
+    env.kill_pay();
+    env.restart_pay().await;
+    let payment_ids = batch.await.expect("the batch finishes");
+    assert_eq!(payment_ids.len(), 1000);
+    for id in &payment_ids {
+        let payment = env.wait_payment_settled(id).await;
+        assert_eq!(payment["status"], "succeeded", "{payment}");
+    }
+    env.set_faults("").await;
+    assert_psp_matches_ledger(&env, &payment_ids, &setup.sellers).await;
+    let dead = env.get("/v1/dead_letters").await.expect(200);
+    assert_eq!(dead["data"].as_array().unwrap().len(), 0, "{dead}");
+}
+
+#[derive(Clone)]
+struct Setup {
+    customer: String,
+    card: String,
+    sellers: Vec<String>,
+}
+
+impl Setup {
+    async fn new(env: &PayEnv, sellers: usize) -> Setup {
+        let (customer, card) = env.customer_with_card(CARD_OK).await;
+        let mut ids = Vec::new();
+        for i in 0..sellers {
+            ids.push(env.seller(&format!("Seller{i}")).await);
+        }
+        Setup {
+            customer,
+            card,
+            sellers: ids,
+        }
+    }
+}
+
+/// Sends `count` payments from `clients` concurrent clients, each retrying with its key until it
+/// gets a definite answer; returns the payment ids.
+async fn run_batch(
+    env: crate::env::Handle,
+    setup: Setup,
+    count: usize,
+    clients: usize,
+    done: Arc<AtomicUsize>,
+) -> Vec<String> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let env = env.clone();
+        let setup = setup.clone();
+        let next = Arc::clone(&next);
+        let done = Arc::clone(&done);
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= count {
+                    return ids;
+                }
+                // 1 to 3 orders, to different sellers, amounts that differ per payment.
+                let orders: Vec<Value> = (0..(i % 3 + 1))
+                    .map(|j| {
+                        let seller = &setup.sellers[(i + j) % setup.sellers.len()];
+                        json!({"seller_id": seller, "amount": 500 + (i as u64 * 7 + j as u64) % 5000})
+                    })
+                    .collect();
+                let body = json!({"customer_id": setup.customer, "card_id": setup.card,
+                                  "currency": "USD", "orders": orders});
+                let response = env.post_until_settled("/v1/payments", &format!("batch-{i}"), &body).await;
+                assert_eq!(response.status, 201, "payment {i}: {}", response.body);
+                ids.push(response.body["id"].as_str().unwrap().to_string());
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("client task"));
+    }
+    all
+}
+
+/// The PSP's charges and the ledger agree one for one: every succeeded order has exactly one
+/// succeeded charge of its amount, failed orders have none, and each seller wallet, the fee
+/// account and the PSP clearing account hold exactly the sums of the succeeded orders.
+async fn assert_psp_matches_ledger(env: &PayEnv, payment_ids: &[String], sellers: &[String]) {
+    let charges = env.psp_charges().await;
+    let mut by_reference: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for charge in &charges {
+        by_reference
+            .entry(charge["reference"].as_str().unwrap().to_string())
+            .or_default()
+            .push(charge);
+    }
+    let mut wallets: BTreeMap<String, i128> = BTreeMap::new();
+    let mut fees = 0i128;
+    let mut captured = 0i128;
+    let mut succeeded = 0usize;
+    for id in payment_ids {
+        let payment = env.get(&format!("/v1/payments/{id}")).await.expect(200);
+        for order in payment["orders"].as_array().unwrap() {
+            let reference = order["id"].as_str().unwrap();
+            let amount = order["amount"].as_u64().unwrap();
+            let psp: Vec<&&Value> = by_reference
+                .get(reference)
+                .map(|v| v.iter().collect())
+                .unwrap_or_default();
+            assert!(
+                psp.len() <= 1,
+                "order {reference} has {} PSP charges",
+                psp.len()
+            );
+            match order["status"].as_str().unwrap() {
+                "succeeded" => {
+                    assert_eq!(
+                        psp.len(),
+                        1,
+                        "succeeded order {reference} has no PSP charge"
+                    );
+                    assert_eq!(psp[0]["status"], "succeeded");
+                    assert_eq!(psp[0]["amount"].as_u64().unwrap(), amount);
+                    let fee = order["fee"].as_u64().unwrap();
+                    *wallets
+                        .entry(order["seller_id"].as_str().unwrap().to_string())
+                        .or_default() += i128::from(amount - fee);
+                    fees += i128::from(fee);
+                    captured += i128::from(amount);
+                    succeeded += 1;
+                }
+                "failed" => {
+                    assert!(
+                        psp.iter().all(|c| c["status"] != "succeeded"),
+                        "failed order {reference} was charged"
+                    );
+                }
+                other => panic!("order {reference} ended {other}"),
+            }
+        }
+    }
+    let psp_succeeded = charges
+        .iter()
+        .filter(|c| c["status"] == "succeeded")
+        .count();
+    assert_eq!(psp_succeeded, succeeded, "PSP charges vs succeeded orders");
+    for seller in sellers {
+        let wallet = env.seller_wallet(seller).await;
+        assert_eq!(
+            wallet.net_credit(),
+            wallets.get(seller).copied().unwrap_or(0),
+            "wallet of {seller}"
+        );
+        assert_eq!(wallet.credits_pending, 0, "nothing still held for {seller}");
+    }
+    assert_eq!(env.system(code::PLATFORM_REVENUE).await.net_credit(), fees);
+    let clearing = env.system(code::PSP_CLEARING).await;
+    assert_eq!(clearing.net_credit(), -captured);
+    assert_eq!(clearing.debits_pending, 0);
+    env.verify_ledger();
+}

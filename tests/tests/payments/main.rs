@@ -1,0 +1,12 @@
+//! Integration tests of tally-pay: real `tally-node`, `tally-pay serve` and
+//! `tally-pay sandbox-psp` processes on loopback, driven over HTTP.
+
+mod bad_input;
+mod checkout;
+mod env;
+mod faults;
+#[allow(dead_code)]
+#[path = "../cluster/harness.rs"]
+mod harness;
+mod idempotency;
+mod webhooks;
