@@ -443,8 +443,10 @@ impl Pay {
         id: &str,
         outcome: Result<String, Failure>,
     ) -> Result<Order, PayError> {
+        let mut changed = false;
         let settled = self
             .update::<Order, _>(ns::ORDER, id, |order| {
+                changed = false;
                 if order.status.is_terminal() {
                     if !matches!(
                         (&outcome, order.status),
@@ -493,9 +495,13 @@ impl Pay {
                         );
                     }
                 }
+                changed = true;
                 Some((next, txn))
             })
             .await?;
+        if !changed {
+            return Ok(settled);
+        }
         if settled.status == ChargeStatus::Succeeded {
             self.metrics.inc("tally_pay_orders_succeeded_total");
         } else if settled.status == ChargeStatus::Failed {
