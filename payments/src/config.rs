@@ -27,6 +27,32 @@ pub struct PayConfig {
     pub fees: FeesSection,
     pub risk: RiskSection,
     pub worker: WorkerSection,
+    pub billing: BillingSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BillingSection {
+    /// `system`: the wall clock. `manual`: a clock stored in the cluster and moved with
+    /// `POST /v1/billing/clock` (tests and demos move through months in seconds).
+    pub clock: String,
+    /// Days after the first failed charge of an invoice at which it is retried (dunning).
+    pub retry_days: Vec<u32>,
+    /// What a subscription becomes when the retries are exhausted: `canceled` or `unpaid`.
+    pub exhausted: String,
+    /// How often the worker runs billing (system clock only).
+    pub run_interval_ms: u64,
+}
+
+impl Default for BillingSection {
+    fn default() -> Self {
+        BillingSection {
+            clock: "system".into(),
+            retry_days: vec![1, 3, 5],
+            exhausted: "canceled".into(),
+            run_interval_ms: 60_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -329,6 +355,25 @@ impl PayConfig {
             problems
                 .push("worker.backoff_max_ms must be at least worker.backoff_initial_ms".into());
         }
+        let b = &self.billing;
+        if !matches!(b.clock.as_str(), "system" | "manual") {
+            problems.push(format!(
+                "billing.clock {:?} must be `system` or `manual`",
+                b.clock
+            ));
+        }
+        if !matches!(b.exhausted.as_str(), "canceled" | "unpaid") {
+            problems.push(format!(
+                "billing.exhausted {:?} must be `canceled` or `unpaid`",
+                b.exhausted
+            ));
+        }
+        if b.retry_days.windows(2).any(|w| w[0] >= w[1]) || b.retry_days.len() > 10 {
+            problems.push("billing.retry_days must be increasing, at most 10 entries".into());
+        }
+        if b.run_interval_ms == 0 {
+            problems.push("billing.run_interval_ms must be positive".into());
+        }
         if w.daily_payout_hour > 23 {
             problems.push("worker.daily_payout_hour must be 0..=23".into());
         }
@@ -343,6 +388,14 @@ impl PayConfig {
 /// Environment values are typed the way TOML would read them; list-valued keys take
 /// comma-separated values.
 fn env_value(key: &str, text: &str) -> toml::Value {
+    if key == "retry_days" {
+        return toml::Value::Array(
+            text.split(',')
+                .filter_map(|s| s.trim().parse::<i64>().ok())
+                .map(toml::Value::Integer)
+                .collect(),
+        );
+    }
     if matches!(key, "currencies" | "blocked_customers" | "blocked_emails") {
         return toml::Value::Array(
             text.split(',')

@@ -7,15 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tally_client::{Client, ClientOptions};
 use tally_payments::config::PayConfig;
-use tally_payments::crypto::Sealer;
-use tally_payments::metrics::Metrics;
-use tally_payments::psp::{Gateway, HttpExecutor, SandboxConnector};
-use tally_payments::risk::RuleRisk;
 use tally_payments::sandbox::{Faults, SandboxConfig};
 use tally_payments::service::Pay;
-use tally_payments::store::Store;
 
 #[derive(Parser)]
 #[command(
@@ -150,33 +144,9 @@ fn init_logs(filter: &str) {
 }
 
 async fn serve(config: PayConfig) -> anyhow::Result<()> {
-    let (key, dev_key) = config.encryption_key().map_err(anyhow::Error::msg)?;
-    if dev_key {
-        tracing::warn!(
-            "pay.encryption_key is not set: bank account numbers are encrypted with the built-in \
-             development key; set TALLY_PAY__PAY__ENCRYPTION_KEY (64 hex digits) in production"
-        );
-    }
-    let client = Client::connect(config.cluster_addrs(), ClientOptions::default())
+    let pay = Pay::connect(config.clone())
         .await
-        .context("connecting to the ledger cluster")?;
-    let executor = HttpExecutor::new(
-        &config.psp.url,
-        &config.psp.api_key,
-        Duration::from_millis(config.psp.timeout_ms),
-    );
-    let connector = SandboxConnector::new(config.psp.webhook_secret.clone().into_bytes());
-    let pay = Arc::new(Pay {
-        store: Store::new(client),
-        psp: Gateway::new(Arc::new(connector), executor),
-        currencies: config.currencies(),
-        fee: config.fee_rule(),
-        refund_fee_policy: config.refund_fee_policy(),
-        sealer: Sealer::new(&key),
-        risk: Arc::new(RuleRisk::new(config.risk.clone())),
-        metrics: Arc::new(Metrics::default()),
-        config: config.clone(),
-    });
+        .map_err(anyhow::Error::msg)?;
     // The platform's accounts must exist before the first payment; wait for the cluster.
     loop {
         match pay.ensure_system_accounts().await {

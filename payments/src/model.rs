@@ -175,6 +175,10 @@ pub struct Order {
     pub currency: String,
     /// The platform fee taken from the seller on success (0 for deposits).
     pub fee: u64,
+    /// The PSP's processing fee for the charge, as the PSP reported it (reconciliation checks it
+    /// against the settlement report).
+    #[serde(default)]
+    pub psp_fee: u64,
     pub status: ChargeStatus,
     pub failure: Option<Failure>,
     pub psp_id: Option<String>,

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 use super::{idempotent, parse_body, respond, KeyRule};
 use crate::error::{ErrorBody, PayError};
@@ -59,7 +59,7 @@ pub async fn metrics(State(pay): PayState) -> String {
 
 #[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "This document")))]
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(super::ApiDoc::openapi())
+    Json(super::document())
 }
 
 pub async fn not_found(uri: Uri) -> Response {

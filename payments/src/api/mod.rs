@@ -2,6 +2,8 @@
 //! module owns request parsing, the `Idempotency-Key` protocol, card-data screening, errors and
 //! the OpenAPI document.
 
+mod billing;
+mod finance;
 mod handlers;
 mod openapi;
 mod screen;
@@ -21,7 +23,7 @@ use crate::error::PayError;
 use crate::idempotency;
 use crate::service::Pay;
 
-pub use openapi::ApiDoc;
+pub use openapi::{document, ApiDoc};
 
 /// Bytes of a request body.
 pub const BODY_BYTES_MAX: usize = 256 * 1024;
@@ -68,6 +70,8 @@ pub fn router(pay: Arc<Pay>) -> Router {
             post(handlers::retry_dead_letter),
         )
         .route("/v1/webhooks/psp", post(handlers::psp_webhook))
+        .merge(finance::routes())
+        .merge(billing::routes())
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(pay)

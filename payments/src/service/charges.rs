@@ -182,6 +182,7 @@ impl Pay {
                 amount: *amount,
                 currency: currency.code.to_string(),
                 fee: self.fee.fee(*amount),
+                psp_fee: 0,
                 status: ChargeStatus::Processing,
                 failure: None,
                 psp_id: None,
@@ -271,6 +272,7 @@ impl Pay {
                 amount,
                 currency: currency.code.to_string(),
                 fee: 0,
+                psp_fee: 0,
                 status: ChargeStatus::Processing,
                 failure: None,
                 psp_id: None,
@@ -376,9 +378,10 @@ impl Pay {
         self.metrics.psp_call("charge", &outcome);
         match outcome {
             Ok(charge) => match charge.status {
-                psp::ChargeStatus::Succeeded => {
-                    self.settle_order(id, Ok(charge.psp_id)).await.map(drop)
-                }
+                psp::ChargeStatus::Succeeded => self
+                    .settle_order(id, Ok((charge.psp_id, charge.fee)))
+                    .await
+                    .map(drop),
                 psp::ChargeStatus::Failed { code, message } => self
                     .settle_order(id, Err(failure(&code, message)))
                     .await
@@ -436,12 +439,13 @@ impl Pay {
         Ok(())
     }
 
-    /// Settles an order once: `Ok(psp_id)` posts the hold and the fee, `Err(failure)` voids
-    /// the hold. An order already settled is left alone (a second answer is a no-op).
+    /// Settles an order once: `Ok((psp_id, psp_fee))` posts the hold and the platform fee,
+    /// `Err(failure)` voids the hold. An order already settled is left alone (a second answer is
+    /// a no-op).
     pub(crate) async fn settle_order(
         &self,
         id: &str,
-        outcome: Result<String, Failure>,
+        outcome: Result<(String, u64), Failure>,
     ) -> Result<Order, PayError> {
         let mut changed = false;
         let settled = self
@@ -462,9 +466,10 @@ impl Pay {
                 next.updated_at = now_ms();
                 let mut txn = Self::untrack(Txn::new(), id);
                 match &outcome {
-                    Ok(psp_id) => {
+                    Ok((psp_id, psp_fee)) => {
                         next.status = ChargeStatus::Succeeded;
                         next.psp_id = Some(psp_id.clone());
+                        next.psp_fee = *psp_fee;
                         next.failure = None;
                         txn = txn.transfer(
                             TransferBuilder::post(chart::transfer_id(id, "post"), hold_id(id), None)

@@ -2,10 +2,13 @@
 //! every status change commits together with its postings in one `Txn`, conditioned on the
 //! version it was computed from. Any number of tally-pay processes can run side by side.
 
+mod billing;
 mod charges;
 mod parties;
 mod payouts;
+pub mod recon;
 mod refunds;
+pub mod reports;
 mod webhooks;
 
 use std::sync::Arc;
@@ -54,6 +57,43 @@ pub fn now_ms() -> i64 {
 }
 
 impl Pay {
+    /// Builds the service from a validated configuration: the ledger client (connections open
+    /// lazily), the PSP gateway, the risk rules and the encryption key.
+    pub async fn connect(config: PayConfig) -> Result<Arc<Pay>, String> {
+        let (key, dev_key) = config.encryption_key()?;
+        if dev_key {
+            tracing::warn!(
+                "pay.encryption_key is not set: bank account numbers are encrypted with the \
+                 built-in development key; set TALLY_PAY__PAY__ENCRYPTION_KEY (64 hex digits) in \
+                 production"
+            );
+        }
+        let client = tally_client::Client::connect(
+            config.cluster_addrs(),
+            tally_client::ClientOptions::default(),
+        )
+        .await
+        .map_err(|e| format!("connecting to the ledger cluster: {e}"))?;
+        let executor = crate::psp::HttpExecutor::new(
+            &config.psp.url,
+            &config.psp.api_key,
+            std::time::Duration::from_millis(config.psp.timeout_ms),
+        );
+        let connector =
+            crate::psp::SandboxConnector::new(config.psp.webhook_secret.clone().into_bytes());
+        Ok(Arc::new(Pay {
+            store: Store::new(client),
+            psp: Gateway::new(Arc::new(connector), executor),
+            currencies: config.currencies(),
+            fee: config.fee_rule(),
+            refund_fee_policy: config.refund_fee_policy(),
+            sealer: Sealer::new(&key),
+            risk: Arc::new(crate::risk::RuleRisk::new(config.risk.clone())),
+            metrics: Arc::new(Metrics::default()),
+            config,
+        }))
+    }
+
     /// Creates the platform's own ledger accounts for every enabled currency (idempotent).
     pub async fn ensure_system_accounts(&self) -> Result<(), PayError> {
         let accounts = self

@@ -109,8 +109,11 @@ impl Pay {
                 }
                 match &charge.status {
                     psp::ChargeStatus::Succeeded => {
-                        self.settle_order(&charge.reference, Ok(charge.psp_id.clone()))
-                            .await?;
+                        self.settle_order(
+                            &charge.reference,
+                            Ok((charge.psp_id.clone(), charge.fee)),
+                        )
+                        .await?;
                     }
                     psp::ChargeStatus::Failed { code, message } => {
                         self.settle_order(&charge.reference, Err(failure(code, message.clone())))

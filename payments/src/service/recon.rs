@@ -1,0 +1,1 @@
+//! Reconciliation with the PSP's settlement report (stub: filled in by its owner).

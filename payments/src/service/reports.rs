@@ -1,0 +1,1 @@
+//! Transaction reports and statements (stub: filled in by its owner).
