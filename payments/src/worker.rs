@@ -1,5 +1,5 @@
 //! The background worker: drives in-flight objects (status queries, retries, dead letters),
-//! sweeps expired idempotency keys, and runs automatic daily payouts. Every step is safe to run
+//! sweeps expired idempotency keys, runs automatic daily payouts and recurring billing. Every step is safe to run
 //! in several tally-pay processes at once: PSP calls carry idempotency keys and every state change
 //! is a versioned `Txn`.
 
@@ -24,6 +24,8 @@ pub async fn run(pay: Arc<Pay>) {
     let mut last_sweep = tokio::time::Instant::now();
     let mut last_daily_check = tokio::time::Instant::now();
     let mut daily_done: Option<chrono::NaiveDate> = None;
+    let billing_every = Duration::from_millis(pay.config.billing.run_interval_ms);
+    let mut last_billing = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         if let Err(error) = pay.work_once().await {
@@ -35,6 +37,16 @@ pub async fn run(pay: Arc<Pay>) {
                 Ok(swept) if swept > 0 => tracing::info!(swept, "expired idempotency keys removed"),
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "idempotency sweep failed"),
+            }
+        }
+        if last_billing.elapsed() >= billing_every {
+            last_billing = tokio::time::Instant::now();
+            match pay.run_billing().await {
+                Ok(run) if !run.errors.is_empty() => {
+                    tracing::warn!(errors = ?run.errors, "billing run had errors");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "billing run failed"),
             }
         }
         if last_daily_check.elapsed() >= DAILY_CHECK_EVERY {

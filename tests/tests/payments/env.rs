@@ -384,6 +384,15 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// One POST with an empty JSON body; `None` when the connection failed (a killed server).
+    pub async fn post_once_raw(&self, path: &str) -> Option<Response> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.pay_url))
+            .json(&json!({}));
+        Some(Response::of(request.send().await.ok()?).await)
+    }
+
     /// One POST with an Idempotency-Key, no retry.
     pub async fn post_once(&self, path: &str, key: &str, body: &Value) -> Response {
         let request = self
