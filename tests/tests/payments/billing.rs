@@ -233,6 +233,7 @@ async fn killing_tally_pay_during_a_billing_run_bills_nobody_twice() {
         &[
             MANUAL_CLOCK,
             ("TALLY_PAY__PAY__IDEMPOTENCY_LEASE_MS", "3000"),
+            crate::env::SHORT_PSP_TIMEOUT,
         ],
     )
     .await;

@@ -16,8 +16,12 @@ use crate::harness::{binary, eventually, TestCluster, CONVERGE_TIMEOUT};
 
 pub const PSP_API_KEY: &str = "sk_test_tally";
 pub const WEBHOOK_SECRET: &str = "whsec_test_secret";
-/// tally-pay's PSP timeout in the tests; the sandbox's `hang` is longer.
-pub const PSP_TIMEOUT_MS: u64 = 800;
+/// tally-pay's PSP timeout in the tests: generous, so that a loaded CI machine does not turn a
+/// plain test into a timeout test. Tests of timeouts set [`SHORT_PSP_TIMEOUT`].
+pub const PSP_TIMEOUT_MS: u64 = 3000;
+
+/// A PSP timeout shorter than the sandbox's `hang`, for the tests of lost answers.
+pub const SHORT_PSP_TIMEOUT: (&str, &str) = ("TALLY_PAY__PSP__TIMEOUT_MS", "800");
 
 pub const CARD_OK: &str = "4242424242424242";
 pub const CARD_DECLINED: &str = "4000000000000002";

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tally_payments::chart::code;
 
-use crate::env::{PayEnv, CARD_OK};
+use crate::env::{PayEnv, CARD_OK, SHORT_PSP_TIMEOUT};
 use crate::harness::eventually;
 
 /// Lets a test's tally-pay take over a dead process's idempotency keys quickly.
@@ -17,7 +17,7 @@ const FAST_LEASE: (&str, &str) = ("TALLY_PAY__PAY__IDEMPOTENCY_LEASE_MS", "3000"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psp_timeouts_after_charging_settle_each_order_exactly_once() {
-    let env = PayEnv::start("", &[]).await;
+    let env = PayEnv::start("", &[SHORT_PSP_TIMEOUT]).await;
     let (customer, card) = env.customer_with_card(CARD_OK).await;
     let sellers = [
         env.seller("North").await,
@@ -69,7 +69,7 @@ async fn psp_timeouts_after_charging_settle_each_order_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_tally_pay_mid_batch_loses_and_duplicates_nothing() {
-    let mut env = PayEnv::start("latency=20ms", &[FAST_LEASE]).await;
+    let mut env = PayEnv::start("latency=20ms", &[FAST_LEASE, SHORT_PSP_TIMEOUT]).await;
     let setup = Setup::new(&env, 4).await;
     let done = Arc::new(AtomicUsize::new(0));
     let batch = tokio::spawn(run_batch(
@@ -95,7 +95,7 @@ async fn killing_tally_pay_mid_batch_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_payments_with_psp_faults_and_a_kill_agree_with_the_psp() {
-    let mut env = PayEnv::start("", &[FAST_LEASE]).await;
+    let mut env = PayEnv::start("", &[FAST_LEASE, SHORT_PSP_TIMEOUT]).await;
     let setup = Setup::new(&env, 5).await;
     env.set_faults(
         "timeout_after_success=0.1,hang=2s,duplicate_webhooks=0.1,lost_webhooks=0.05,seed=7",

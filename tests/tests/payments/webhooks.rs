@@ -7,9 +7,10 @@ use tally_payments::psp::{self, webhook, Charge, PspObject, WebhookEvent};
 use crate::env::{PayEnv, CARD_OK, WEBHOOK_SECRET};
 
 /// The worker waits a minute between attempts, so within the test only webhooks settle orders.
-const SLOW_WORKER: [(&str, &str); 2] = [
+const SLOW_WORKER: [(&str, &str); 3] = [
     ("TALLY_PAY__WORKER__BACKOFF_INITIAL_MS", "60000"),
     ("TALLY_PAY__WORKER__BACKOFF_MAX_MS", "60000"),
+    crate::env::SHORT_PSP_TIMEOUT,
 ];
 
 async fn send(env: &PayEnv, body: &[u8], signature: &str) -> crate::env::Response {
