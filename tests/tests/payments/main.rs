@@ -10,4 +10,5 @@ mod faults;
 #[path = "../cluster/harness.rs"]
 mod harness;
 mod idempotency;
+mod operations;
 mod webhooks;
