@@ -13,13 +13,13 @@ use tally_client::codes::transfer_flags;
 use tally_client::TransferBuilder;
 use utoipa::ToSchema;
 
-use super::{check_id, check_text, describe_commit, failure, now_ms, Pay, Retry};
+use super::{check_id, check_text, describe_commit, failure, now_ms, Pay};
 use crate::chart::{self, code, transfer_code};
 use crate::error::PayError;
 use crate::ids;
 use crate::model::{
-    ns, ChargeKind, ChargeStatus, Customer, DeadLetter, Failure, InflightKind, Order, Payment,
-    PaymentRecord, PaymentStatus,
+    ns, ChargeKind, ChargeStatus, Customer, Failure, InflightKind, Order, Payment, PaymentRecord,
+    PaymentStatus,
 };
 use crate::money::{parse_amount, AmountInput, Currency, ORDERS_PER_PAYMENT_MAX};
 use crate::psp::{self, ChargeRequest, PspError};
@@ -387,7 +387,7 @@ impl Pay {
                     .await
                     .map(drop),
                 psp::ChargeStatus::Authorized => {
-                    self.order_retry(id, "charge authorized but not captured")
+                    self.retry_later::<Order>(id, "charge authorized but not captured")
                         .await
                 }
             },
@@ -399,44 +399,8 @@ impl Pay {
                 .settle_order(id, Err(failure("psp_rejected", message)))
                 .await
                 .map(drop),
-            Err(error) => self.order_retry(id, &error.to_string()).await,
+            Err(error) => self.retry_later::<Order>(id, &error.to_string()).await,
         }
-    }
-
-    /// Records a failed attempt: next attempt after a backoff, or the dead-letter queue.
-    async fn order_retry(&self, id: &str, reason: &str) -> Result<(), PayError> {
-        let reason = reason.to_string();
-        self.update::<Order, _>(ns::ORDER, id, |order| {
-            if order.status != ChargeStatus::Processing {
-                return None;
-            }
-            let mut next = order.clone();
-            next.updated_at = now_ms();
-            match self.next_retry(order.attempts) {
-                Retry::At { attempts, at_ms } => {
-                    next.attempts = attempts;
-                    next.next_attempt_at = at_ms;
-                    Some((next, Txn::new()))
-                }
-                Retry::Exhausted { attempts } => {
-                    next.attempts = attempts;
-                    next.status = ChargeStatus::DeadLetter;
-                    next.failure = Some(failure("retries_exhausted", reason.clone()));
-                    let entry = DeadLetter {
-                        kind: "order".into(),
-                        id: next.id.clone(),
-                        amount: next.amount,
-                        currency: next.currency.clone(),
-                        attempts,
-                        reason: next.failure.clone(),
-                        updated_at: next.updated_at,
-                    };
-                    Some((next, Self::dead_letter(Txn::new(), &entry)))
-                }
-            }
-        })
-        .await?;
-        Ok(())
     }
 
     /// Settles an order once: `Ok((psp_id, psp_fee))` posts the hold and the platform fee,
@@ -513,27 +477,5 @@ impl Pay {
             self.metrics.inc("tally_pay_orders_failed_total");
         }
         Ok(settled)
-    }
-
-    pub(crate) async fn revive_order(&self, id: &str) -> Result<(), PayError> {
-        self.update::<Order, _>(ns::ORDER, id, |order| {
-            if order.status != ChargeStatus::DeadLetter {
-                return None;
-            }
-            let mut next = order.clone();
-            next.status = ChargeStatus::Processing;
-            next.attempts = 1; // ask the PSP before charging again
-            next.failure = None;
-            next.next_attempt_at = now_ms();
-            next.updated_at = now_ms();
-            let txn = Self::track(
-                Txn::new().delete(ns::DEAD_LETTER, id),
-                InflightKind::Order,
-                id,
-            );
-            Some((next, txn))
-        })
-        .await?;
-        Ok(())
     }
 }

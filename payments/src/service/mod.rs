@@ -9,6 +9,7 @@ mod payouts;
 pub mod recon;
 mod refunds;
 pub mod reports;
+mod tracked;
 mod webhooks;
 
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use crate::config::{PayConfig, RefundFeePolicy};
 use crate::crypto::Sealer;
 use crate::error::PayError;
 use crate::metrics::Metrics;
-use crate::model::{ns, DeadLetter, Failure, Inflight, InflightKind};
+use crate::model::{ns, DeadLetter, Failure, Inflight, InflightKind, Order, Payout, Refund};
 use crate::money::{Currency, FeeRule};
 use crate::psp::Gateway;
 use crate::risk::RiskCheck;
@@ -232,9 +233,9 @@ impl Pay {
             .load::<DeadLetter>(ns::DEAD_LETTER, id, "dead letter")
             .await?;
         match entry.value.kind.as_str() {
-            "order" => self.revive_order(id).await?,
-            "refund" => self.revive_refund(id).await?,
-            "payout" => self.revive_payout(id).await?,
+            "order" => self.revive::<Order>(id).await?,
+            "refund" => self.revive::<Refund>(id).await?,
+            "payout" => self.revive::<Payout>(id).await?,
             other => {
                 return Err(PayError::Internal(format!(
                     "dead letter {id} has unknown kind {other}"

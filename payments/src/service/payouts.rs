@@ -12,13 +12,12 @@ use tally_client::codes::transfer_flags;
 use tally_client::TransferBuilder;
 use utoipa::ToSchema;
 
-use super::{check_id, describe_commit, failure, now_ms, Pay, Retry};
+use super::{check_id, describe_commit, failure, now_ms, Pay};
 use crate::chart::{self, code, transfer_code};
 use crate::error::PayError;
 use crate::ids;
 use crate::model::{
-    ns, DeadLetter, Failure, InflightKind, Payout, PayoutSchedule, PayoutStatus, PayoutTrigger,
-    Seller,
+    ns, Failure, InflightKind, Payout, PayoutSchedule, PayoutStatus, PayoutTrigger, Seller,
 };
 use crate::money::{parse_amount, AmountInput, Currency};
 use crate::psp::{self, BankDestination, PayoutRequest, PspError};
@@ -229,7 +228,7 @@ impl Pay {
                 .settle_payout(id, Err(failure("psp_rejected", message)))
                 .await
                 .map(drop),
-            Err(error) => self.payout_retry(id, &error.to_string()).await,
+            Err(error) => self.retry_later::<Payout>(id, &error.to_string()).await,
         }
     }
 
@@ -276,44 +275,6 @@ impl Pay {
             next.next_attempt_at = now_ms() + poll_ms;
             next.updated_at = now_ms();
             Some((next, Txn::new()))
-        })
-        .await?;
-        Ok(())
-    }
-
-    async fn payout_retry(&self, id: &str, reason: &str) -> Result<(), PayError> {
-        let reason = reason.to_string();
-        self.update::<Payout, _>(ns::PAYOUT, id, |payout| {
-            if !matches!(
-                payout.status,
-                PayoutStatus::Pending | PayoutStatus::InTransit
-            ) {
-                return None;
-            }
-            let mut next = payout.clone();
-            next.updated_at = now_ms();
-            match self.next_retry(payout.attempts) {
-                Retry::At { attempts, at_ms } => {
-                    next.attempts = attempts;
-                    next.next_attempt_at = at_ms;
-                    Some((next, Txn::new()))
-                }
-                Retry::Exhausted { attempts } => {
-                    next.attempts = attempts;
-                    next.status = PayoutStatus::DeadLetter;
-                    next.failure = Some(failure("retries_exhausted", reason.clone()));
-                    let entry = DeadLetter {
-                        kind: "payout".into(),
-                        id: next.id.clone(),
-                        amount: next.amount,
-                        currency: next.currency.clone(),
-                        attempts,
-                        reason: next.failure.clone(),
-                        updated_at: next.updated_at,
-                    };
-                    Some((next, Self::dead_letter(Txn::new(), &entry)))
-                }
-            }
         })
         .await?;
         Ok(())
@@ -374,30 +335,6 @@ impl Pay {
             })
             .await?;
         Ok(settled)
-    }
-
-    pub(crate) async fn revive_payout(&self, id: &str) -> Result<(), PayError> {
-        self.update::<Payout, _>(ns::PAYOUT, id, |payout| {
-            if payout.status != PayoutStatus::DeadLetter {
-                return None;
-            }
-            let mut next = payout.clone();
-            next.status = PayoutStatus::Pending;
-            next.attempts = 1;
-            next.failure = None;
-            next.next_attempt_at = now_ms();
-            next.updated_at = now_ms();
-            Some((
-                next,
-                Self::track(
-                    Txn::new().delete(ns::DEAD_LETTER, id),
-                    InflightKind::Payout,
-                    id,
-                ),
-            ))
-        })
-        .await?;
-        Ok(())
     }
 
     /// Automatic payouts for `date` (UTC, `YYYY-MM-DD`): every seller on the daily schedule with

@@ -13,13 +13,13 @@ use tally_client::codes::transfer_flags;
 use tally_client::TransferBuilder;
 use utoipa::ToSchema;
 
-use super::{check_text, describe_commit, failure, now_ms, Pay, Retry, UPDATE_ATTEMPTS_MAX};
+use super::{check_text, describe_commit, failure, now_ms, Pay, UPDATE_ATTEMPTS_MAX};
 use crate::chart::{self, code, transfer_code};
 use crate::config::RefundFeePolicy;
 use crate::error::PayError;
 use crate::ids;
 use crate::model::{
-    ns, ChargeKind, ChargeStatus, DeadLetter, Failure, InflightKind, Order, Refund, RefundStatus,
+    ns, ChargeKind, ChargeStatus, Failure, InflightKind, Order, Refund, RefundStatus,
 };
 use crate::money::{parse_amount, pro_rata, AmountInput, Currency};
 use crate::psp::{self, PspError, RefundRequest};
@@ -255,7 +255,8 @@ impl Pay {
                     .await
                     .map(drop),
                 psp::RefundStatus::Pending => {
-                    self.refund_retry(id, "refund pending at the PSP").await
+                    self.retry_later::<Refund>(id, "refund pending at the PSP")
+                        .await
                 }
             },
             Err(PspError::Declined { code, message }) => self
@@ -266,43 +267,8 @@ impl Pay {
                 .settle_refund(id, Err(failure("psp_rejected", message)))
                 .await
                 .map(drop),
-            Err(error) => self.refund_retry(id, &error.to_string()).await,
+            Err(error) => self.retry_later::<Refund>(id, &error.to_string()).await,
         }
-    }
-
-    async fn refund_retry(&self, id: &str, reason: &str) -> Result<(), PayError> {
-        let reason = reason.to_string();
-        self.update::<Refund, _>(ns::REFUND, id, |refund| {
-            if refund.status != RefundStatus::Pending {
-                return None;
-            }
-            let mut next = refund.clone();
-            next.updated_at = now_ms();
-            match self.next_retry(refund.attempts) {
-                Retry::At { attempts, at_ms } => {
-                    next.attempts = attempts;
-                    next.next_attempt_at = at_ms;
-                    Some((next, Txn::new()))
-                }
-                Retry::Exhausted { attempts } => {
-                    next.attempts = attempts;
-                    next.status = RefundStatus::DeadLetter;
-                    next.failure = Some(failure("retries_exhausted", reason.clone()));
-                    let entry = DeadLetter {
-                        kind: "refund".into(),
-                        id: next.id.clone(),
-                        amount: next.amount,
-                        currency: next.currency.clone(),
-                        attempts,
-                        reason: next.failure.clone(),
-                        updated_at: next.updated_at,
-                    };
-                    Some((next, Self::dead_letter(Txn::new(), &entry)))
-                }
-            }
-        })
-        .await?;
-        Ok(())
     }
 
     /// Settles a refund once, updating the order's refund totals in the same Txn.
@@ -400,29 +366,5 @@ impl Pay {
             code: "contention",
             message: format!("refund {id} kept changing"),
         })
-    }
-
-    pub(crate) async fn revive_refund(&self, id: &str) -> Result<(), PayError> {
-        self.update::<Refund, _>(ns::REFUND, id, |refund| {
-            if refund.status != RefundStatus::DeadLetter {
-                return None;
-            }
-            let mut next = refund.clone();
-            next.status = RefundStatus::Pending;
-            next.attempts = 1;
-            next.failure = None;
-            next.next_attempt_at = now_ms();
-            next.updated_at = now_ms();
-            Some((
-                next,
-                Self::track(
-                    Txn::new().delete(ns::DEAD_LETTER, id),
-                    InflightKind::Refund,
-                    id,
-                ),
-            ))
-        })
-        .await?;
-        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tally_payments::money::FeeRule;
 
 use crate::env::{PayEnv, CARD_DECLINED, CARD_OK};
@@ -32,29 +32,6 @@ async fn run_billing(env: &PayEnv) {
         .await
         .expect(200);
     assert_eq!(run["errors"], json!([]), "{run}");
-}
-
-async fn add_card(env: &PayEnv, customer: &str, number: &str) -> String {
-    let token: Value = env
-        .http
-        .post(format!("{}/v1/tokens", env.psp_url))
-        .bearer_auth("pk_test_browser")
-        .json(&json!({"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let card = env
-        .post(
-            &format!("/v1/customers/{customer}/cards"),
-            None,
-            &json!({ "token": token["token"] }),
-        )
-        .await
-        .expect(201);
-    card["id"].as_str().unwrap().to_string()
 }
 
 async fn plan(env: &PayEnv, seller: &str, name: &str, amount: u64) -> String {
@@ -94,7 +71,7 @@ async fn thirteen_months_with_a_plan_change_and_dunning_bill_exactly() {
     set_clock(&env, "2026-01-01T00:00:00Z").await;
     let seller = env.seller("Streamer").await;
     let (customer, good) = env.customer_with_card(CARD_OK).await;
-    let bad = add_card(&env, &customer, CARD_DECLINED).await;
+    let bad = env.add_card(&customer, CARD_DECLINED).await;
     let basic = plan(&env, &seller, "Basic", 1000).await;
     let pro = plan(&env, &seller, "Pro", 3000).await;
 

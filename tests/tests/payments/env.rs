@@ -275,6 +275,12 @@ impl PayEnv {
             .await
             .expect(201);
         let customer_id = customer["id"].as_str().unwrap().to_string();
+        let card_id = self.add_card(&customer_id, card_number).await;
+        (customer_id, card_id)
+    }
+
+    /// Tokenizes a card at the PSP (as a browser would) and adds the token to the customer.
+    pub async fn add_card(&self, customer_id: &str, card_number: &str) -> String {
         let token: Value = self
             .http
             .post(format!("{}/v1/tokens", self.psp_url))
@@ -295,7 +301,7 @@ impl PayEnv {
             )
             .await
             .expect(201);
-        (customer_id, card["id"].as_str().unwrap().to_string())
+        card["id"].as_str().unwrap().to_string()
     }
 
     pub async fn seller(&self, name: &str) -> String {
