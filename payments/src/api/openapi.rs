@@ -45,11 +45,49 @@ use super::handlers;
 )]
 pub struct ApiDoc;
 
-/// The whole document: the core API plus reconciliation, reporting and billing.
+/// The whole document: the core API plus reconciliation, reporting and billing. Every operation
+/// also gets a `default` response: any other status is the error envelope `ErrorBody`.
 pub fn document() -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     let mut doc = ApiDoc::openapi();
     doc.merge(super::finance::FinanceDoc::openapi());
     doc.merge(super::billing::BillingDoc::openapi());
+    let error = ResponseBuilder::new()
+        .description("An error: `{\"error\": {\"type\", \"code\", \"message\"}}`")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation
+                .responses
+                .responses
+                .entry("default".to_string())
+                .or_insert_with(|| error.clone().into());
+        }
+    }
+    let components = doc.components.get_or_insert_with(Default::default);
+    components
+        .schemas
+        .entry("ErrorBody".to_string())
+        .or_insert_with(|| <crate::error::ErrorBody as utoipa::PartialSchema>::schema());
+    components
+        .schemas
+        .entry("ErrorDetail".to_string())
+        .or_insert_with(|| <crate::error::ErrorDetail as utoipa::PartialSchema>::schema());
     doc
 }
 
