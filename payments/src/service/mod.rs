@@ -303,6 +303,11 @@ pub(crate) fn failure(code: &str, message: impl Into<String>) -> Failure {
     }
 }
 
+/// True for the ledger result "debits would exceed credits" (a wallet would be overdrawn).
+pub(crate) fn exceeds_credits(result: u32) -> bool {
+    tally_client::codes::transfer_result_name(result) == Some("exceeds_credits")
+}
+
 pub(crate) fn describe_commit(commit: &Commit) -> String {
     match commit {
         Commit::Committed => "committed".into(),

@@ -154,7 +154,7 @@ impl Pay {
                 Ok(true)
             }
             Commit::ConditionFailed { .. } => Ok(false),
-            Commit::TransferFailed { result, .. } => {
+            Commit::TransferFailed { result, .. } if super::exceeds_credits(result) => {
                 let available = self
                     .balances(&seller.id)
                     .await

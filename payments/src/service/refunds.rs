@@ -98,7 +98,10 @@ impl Pay {
                     order.id, order.currency
                 ))
             })?;
-            let remaining = order.amount - order.refunded - order.refund_pending;
+            let remaining = order
+                .amount
+                .saturating_sub(order.refunded)
+                .saturating_sub(order.refund_pending);
             let amount = if request.amount == AmountInput::default() {
                 remaining
             } else {
@@ -120,7 +123,10 @@ impl Pay {
                     ),
                 ));
             }
-            let fee_left = order.fee - order.fee_refunded - order.fee_refund_pending;
+            let fee_left = order
+                .fee
+                .saturating_sub(order.fee_refunded)
+                .saturating_sub(order.fee_refund_pending);
             let fee_back = match self.refund_fee_policy {
                 RefundFeePolicy::None => 0,
                 RefundFeePolicy::Proportional if amount == remaining => fee_left,
@@ -190,7 +196,9 @@ impl Pay {
                 Commit::Committed => return Ok(()),
                 Commit::ConditionFailed { index: 1 } => return Ok(()), // the refund exists already
                 Commit::ConditionFailed { .. } => continue,
-                Commit::TransferFailed { index, result } if index == hold_index => {
+                Commit::TransferFailed { index, result }
+                    if index == hold_index && super::exceeds_credits(result) =>
+                {
                     return Err(PayError::unprocessable(
                         "seller_balance_insufficient",
                         format!(
