@@ -36,6 +36,9 @@ pub enum PayError {
     /// The ledger cluster could not be reached; nothing was decided.
     #[error("the ledger cluster is unavailable: {0}")]
     Unavailable(String),
+    /// The PSP did not give a usable answer (e.g. its settlement report); nothing was decided.
+    #[error("the PSP did not answer: {0}")]
+    PspUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -72,6 +75,7 @@ impl PayError {
             }
             PayError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             PayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PayError::PspUnavailable(_) => StatusCode::BAD_GATEWAY,
             PayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -86,6 +90,7 @@ impl PayError {
             PayError::Idempotency { code, .. } => ("idempotency_error", *code),
             PayError::Unauthorized { code, .. } => ("authentication_error", *code),
             PayError::Unavailable(_) => ("api_error", "ledger_unavailable"),
+            PayError::PspUnavailable(_) => ("api_error", "psp_unavailable"),
             PayError::Internal(_) => ("api_error", "internal"),
         };
         ErrorBody {
@@ -128,7 +133,10 @@ pub struct ErrorDetail {
 
 impl IntoResponse for PayError {
     fn into_response(self) -> Response {
-        if matches!(self, PayError::Internal(_) | PayError::Unavailable(_)) {
+        if matches!(
+            self,
+            PayError::Internal(_) | PayError::Unavailable(_) | PayError::PspUnavailable(_)
+        ) {
             tracing::warn!(error = %self, "request failed");
         }
         (self.status(), axum::Json(self.body())).into_response()

@@ -74,6 +74,35 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 2000)]
         payout_delay_ms: u64,
     },
+    /// Reconcile the PSP's settlement report of a day with Tally's records and check the
+    /// ledger (the same run as `POST /v1/reconciliations`; running it twice changes nothing).
+    ///
+    /// Exit code 0 when everything matched or was resolved, 1 when findings were queued for
+    /// review or a ledger check failed, 2 when the run could not be made.
+    Recon {
+        /// The UTC day of the settlement report.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: chrono::NaiveDate,
+        /// Output: a readable summary, the whole report as JSON, or its items as CSV.
+        #[arg(long, value_enum, default_value_t = ReconFormat::Text)]
+        format: ReconFormat,
+        /// TOML configuration file (as for `serve`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Ledger cluster nodes.
+        #[arg(long, value_name = "HOST:PORT[,...]")]
+        cluster: Option<String>,
+        /// Base URL of the PSP.
+        #[arg(long, value_name = "URL")]
+        psp: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReconFormat {
+    Text,
+    Json,
+    Csv,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -89,23 +118,37 @@ fn main() -> anyhow::Result<()> {
             cluster,
             psp,
         } => {
-            let env: BTreeMap<String, String> = std::env::vars().collect();
-            let mut config =
-                PayConfig::load(config.as_deref(), &env).map_err(anyhow::Error::msg)?;
+            let mut config = load_config(config, cluster, psp)?;
             if let Some(listen) = listen {
                 config.pay.listen = listen;
             }
-            if let Some(cluster) = cluster {
-                config.pay.cluster = cluster;
-            }
-            if let Some(psp) = psp {
-                config.psp.url = psp;
-            }
-            if let Err(problems) = config.validate() {
-                anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
-            }
             init_logs(&config.pay.log);
             runtime.block_on(serve(config))
+        }
+        Command::Recon {
+            date,
+            format,
+            config,
+            cluster,
+            psp,
+        } => {
+            // Logs go to stderr, so that JSON and CSV on stdout stay clean.
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            let run = load_config(config, cluster, psp)
+                .and_then(|config| runtime.block_on(recon(config, date, format)));
+            let code = match run {
+                Ok(code) => code,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    2
+                }
+            };
+            std::process::exit(code)
         }
         Command::SandboxPsp {
             listen,
@@ -135,6 +178,45 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(tally_payments::sandbox::run(config))
         }
     }
+}
+
+/// The configuration file, then `TALLY_PAY__` environment variables, then the flags; validated.
+fn load_config(
+    file: Option<PathBuf>,
+    cluster: Option<String>,
+    psp: Option<String>,
+) -> anyhow::Result<PayConfig> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let mut config = PayConfig::load(file.as_deref(), &env).map_err(anyhow::Error::msg)?;
+    if let Some(cluster) = cluster {
+        config.pay.cluster = cluster;
+    }
+    if let Some(psp) = psp {
+        config.psp.url = psp;
+    }
+    if let Err(problems) = config.validate() {
+        anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
+    }
+    Ok(config)
+}
+
+/// Runs one reconciliation and prints it; returns the exit code.
+async fn recon(
+    config: PayConfig,
+    date: chrono::NaiveDate,
+    format: ReconFormat,
+) -> anyhow::Result<i32> {
+    let pay = Pay::connect(config).await.map_err(anyhow::Error::msg)?;
+    let report = pay
+        .reconcile(date)
+        .await
+        .with_context(|| format!("reconciling {date}"))?;
+    match format {
+        ReconFormat::Text => print!("{}", report.render_text()),
+        ReconFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ReconFormat::Csv => print!("{}", report.to_csv()?),
+    }
+    Ok(if report.summary.ok { 0 } else { 1 })
 }
 
 fn init_logs(filter: &str) {

@@ -21,6 +21,14 @@ pub mod ns {
     pub const INFLIGHT: &str = "pay.inflight";
     /// Objects whose retries are exhausted, for an operator (value: `DeadLetter`).
     pub const DEAD_LETTER: &str = "pay.dead_letter";
+    /// The stored summary of a day's reconciliation, keyed `YYYY-MM-DD` (value: `ReconRun`).
+    pub const RECON_RUN: &str = "pay.recon_run";
+    /// One reconciled line or object, keyed `<day>/<reference>`, written once (value: `ReconItem`).
+    pub const RECON_ITEM: &str = "pay.recon_item";
+    /// Reconciliation findings a person must look at, keyed `<day>/<reference>`.
+    pub const REVIEW: &str = "pay.review";
+    /// A record rewritten by every report to take a cluster timestamp (a consistent cut).
+    pub const REPORT_CUT: &str = "pay.report_cut";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -96,5 +96,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(&context, args).await,
         Command::Record(command) => records::run(&context, command).await,
         Command::DeadLetters => records::dead_letters(&context).await,
+        Command::Recon { date } => records::recon(&context, &date).await,
     }
 }

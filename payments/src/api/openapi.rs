@@ -83,11 +83,11 @@ pub fn document() -> utoipa::openapi::OpenApi {
     components
         .schemas
         .entry("ErrorBody".to_string())
-        .or_insert_with(|| <crate::error::ErrorBody as utoipa::PartialSchema>::schema());
+        .or_insert_with(<crate::error::ErrorBody as utoipa::PartialSchema>::schema);
     components
         .schemas
         .entry("ErrorDetail".to_string())
-        .or_insert_with(|| <crate::error::ErrorDetail as utoipa::PartialSchema>::schema());
+        .or_insert_with(<crate::error::ErrorDetail as utoipa::PartialSchema>::schema);
     doc
 }
 

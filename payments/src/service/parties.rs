@@ -286,7 +286,7 @@ impl Pay {
             crate::psp::PspError::Declined { code, message } => {
                 PayError::unprocessable("card_declined", format!("{code}: {message}"))
             }
-            other => PayError::Unavailable(format!("PSP: {other}")),
+            other => PayError::PspUnavailable(format!("{other}")),
         })?;
         let id = match idempotency_key {
             Some(key) => ids::derived(ids::CARD, &format!("{customer_id}/{key}")),

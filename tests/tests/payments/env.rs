@@ -481,3 +481,94 @@ impl Response {
         self.body["error"]["code"].as_str().unwrap_or("<none>")
     }
 }
+
+/// Helpers of the reconciliation and reporting tests.
+impl PayEnv {
+    /// Replaces the sandbox's settlement report adjustments (a JSON list).
+    pub async fn set_settlement_adjustments(&self, adjustments: &Value) {
+        let response = self
+            .http
+            .post(format!("{}/_sandbox/settlement_adjustments", self.psp_url))
+            .bearer_auth(PSP_API_KEY)
+            .json(adjustments)
+            .send()
+            .await
+            .expect("the sandbox answers");
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        assert!(status.is_success(), "setting adjustments: {status} {body}");
+    }
+
+    /// Key and version of every record in `namespace` whose key starts with `prefix`.
+    pub async fn record_versions(&self, namespace: &str, prefix: &str) -> Vec<(String, u64)> {
+        let mut all = Vec::new();
+        let mut after = Vec::new();
+        loop {
+            let page = self
+                .cluster
+                .client
+                .scan_records(namespace, prefix.as_bytes(), &after, 0)
+                .await
+                .expect("scan records");
+            let Some(last) = page.last() else {
+                return all;
+            };
+            after = last.key.as_ref().map(|k| k.key.clone()).unwrap_or_default();
+            all.extend(page.iter().map(|r| {
+                let key = r.key.as_ref().map(|k| k.key.clone()).unwrap_or_default();
+                (String::from_utf8_lossy(&key).into_owned(), r.version)
+            }));
+        }
+    }
+
+    pub async fn customer_wallet(&self, customer_id: &str) -> Balance {
+        let owner = ids::number(ids::CUSTOMER, customer_id).unwrap();
+        self.account(chart::account_id(code::CUSTOMER_WALLET, usd(), owner))
+            .await
+    }
+
+    /// Runs `tally-pay ARGS` configured like the test's tally-pay (cluster, PSP, keys).
+    pub fn tally_pay_cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary("tally-pay"))
+            .args(args)
+            .args([
+                "--cluster",
+                &self.cluster.cluster_arg(),
+                "--psp",
+                &self.psp_url,
+            ])
+            .env("TALLY_PAY__PSP__API_KEY", PSP_API_KEY)
+            .env("TALLY_PAY__PSP__WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("TALLY_PAY__PSP__TIMEOUT_MS", "10000")
+            .envs(self.pay_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tally-pay")
+    }
+
+    /// Runs `tallyctl --cluster ... ARGS`.
+    pub fn tallyctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary("tallyctl"))
+            .args(["--cluster", &self.cluster.cluster_arg()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tallyctl")
+    }
+}
+
+/// The UTC day now, `YYYY-MM-DD`.
+pub fn today() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    tally_payments::service::reports::day_of(now.as_nanos() as u64).to_string()
+}
+
+/// Now as an RFC 3339 time (milliseconds).
+pub fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    tally_payments::service::reports::time_of(now.as_nanos() as u64)
+}

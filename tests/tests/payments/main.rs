@@ -11,4 +11,6 @@ mod faults;
 mod harness;
 mod idempotency;
 mod operations;
+mod recon;
+mod reports;
 mod webhooks;

@@ -70,6 +70,38 @@ pub enum Command {
     /// List tally-pay's dead letters: payments, refunds and payouts whose retries ran out
     #[command(after_help = DEAD_LETTERS_HELP)]
     DeadLetters,
+    /// Show tally-pay's reconciliation of a day: the summary and every item it recorded
+    #[command(after_help = RECON_HELP)]
+    Recon {
+        /// The UTC day, YYYY-MM-DD
+        #[arg(value_parser = parse_day)]
+        date: String,
+    },
+}
+
+const RECON_HELP: &str = "\
+Reads the `pay.recon_run` and `pay.recon_item` records straight from the cluster, so it works
+with tally-pay down; it changes nothing. To run a reconciliation, ask tally-pay:
+  tally-pay recon --date 2025-03-07     or     curl -X POST .../v1/reconciliations -d '{\"date\": ...}'
+
+Exit codes: 0 nothing needs attention, 1 findings are queued for review, a ledger check failed,
+or the day was never reconciled.";
+
+/// A `YYYY-MM-DD` day (checked for shape and a plausible month and day).
+pub fn parse_day(text: &str) -> Result<String, String> {
+    let parts: Vec<&str> = text.split('-').collect();
+    let number = |part: &str, digits: usize| {
+        (part.len() == digits && part.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| part.parse::<u32>().ok())
+            .flatten()
+    };
+    match parts.as_slice() {
+        [year, month, day] => match (number(year, 4), number(month, 2), number(day, 2)) {
+            (Some(_), Some(1..=12), Some(1..=31)) => Ok(text.to_string()),
+            _ => Err(format!("{text:?} is not a YYYY-MM-DD date")),
+        },
+        _ => Err(format!("{text:?} is not a YYYY-MM-DD date")),
+    }
 }
 
 const DEAD_LETTERS_HELP: &str = "\
@@ -395,6 +427,23 @@ mod tests {
     #[test]
     fn the_grammar_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn recon_takes_a_day() {
+        assert!(matches!(
+            parse(&["recon", "2025-03-07"]).unwrap().command,
+            Command::Recon { date } if date == "2025-03-07"
+        ));
+        for bad in [
+            "2025-3-07",
+            "2025-13-01",
+            "2025-03-32",
+            "07-03-2025",
+            "today",
+        ] {
+            assert!(parse(&["recon", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

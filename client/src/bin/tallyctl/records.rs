@@ -1,4 +1,5 @@
-//! `tallyctl record ...` and `tallyctl dead-letters`: read-only views of the record space.
+//! `tallyctl record ...`, `tallyctl dead-letters` and `tallyctl recon`: read-only views of the
+//! record space.
 
 use std::process::ExitCode;
 
@@ -11,6 +12,10 @@ use crate::Context;
 
 /// Namespace of tally-pay's dead letters.
 const DEAD_LETTER_NAMESPACE: &str = "pay.dead_letter";
+
+/// Namespaces of tally-pay's reconciliation summaries and items.
+const RECON_RUN_NAMESPACE: &str = "pay.recon_run";
+const RECON_ITEM_NAMESPACE: &str = "pay.recon_item";
 
 /// Records read per page of a scan.
 const SCAN_PAGE: u32 = 500;
@@ -143,4 +148,110 @@ pub async fn dead_letters(context: &Context) -> anyhow::Result<ExitCode> {
     }
     print!("{}", table.render());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A JSON field as text: strings bare, null empty.
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The stored reconciliation of `date`: the summary, then every item.
+pub async fn recon(context: &Context, date: &str) -> anyhow::Result<ExitCode> {
+    let run = context
+        .client
+        .get_record(RECON_RUN_NAMESPACE, date.as_bytes())
+        .await?;
+    let items = scan(context, RECON_ITEM_NAMESPACE, &format!("{date}/"), u32::MAX).await?;
+    let Some(run) = run else {
+        eprintln!("{date} was never reconciled (run `tally-pay recon --date {date}`)");
+        return Ok(ExitCode::from(1));
+    };
+    let summary = value_of(&run)["summary"].clone();
+    if context.json {
+        let items: Vec<Value> = items.iter().map(value_of).collect();
+        println!(
+            "{}",
+            json!({"date": date, "summary": summary, "items": items})
+        );
+    } else {
+        print_recon(date, &summary, &items);
+    }
+    let ok = summary["ok"].as_bool().unwrap_or(false);
+    Ok(ExitCode::from(if ok { 0 } else { 1 }))
+}
+
+fn print_recon(date: &str, summary: &Value, items: &[v1::Record]) {
+    println!("Reconciliation of {date}");
+    let mut counts = Table::new(&[
+        "lines",
+        "matched",
+        "missing_in_tally",
+        "missing_at_psp",
+        "amount_mismatch",
+        "status_mismatch",
+        "fee_mismatch",
+        "resolved",
+        "queued",
+        "ledger",
+    ]);
+    let field = |name: &str| text_of(&summary[name]);
+    let ledger = if summary["ledger_ok"].as_bool().unwrap_or(false) {
+        "ok"
+    } else {
+        "FAILED"
+    };
+    counts.push(vec![
+        field("lines"),
+        field("matched"),
+        field("missing_in_tally"),
+        field("missing_at_psp"),
+        field("amount_mismatch"),
+        field("status_mismatch"),
+        field("fee_mismatch"),
+        field("resolved"),
+        field("queued"),
+        ledger.to_string(),
+    ]);
+    print!("{}", counts.render());
+    let mut table = Table::new(&[
+        "reference",
+        "kind",
+        "class",
+        "resolution",
+        "psp",
+        "tally",
+        "detail",
+    ]);
+    for record in items {
+        let item = value_of(record);
+        let side = |evidence: &Value, amount: &str| {
+            if evidence.is_null() {
+                return "-".to_string();
+            }
+            format!(
+                "{} {} {}",
+                text_of(&evidence["status"]),
+                text_of(&evidence[amount]),
+                text_of(&evidence["currency"])
+            )
+        };
+        table.push(vec![
+            text_of(&item["reference"]),
+            text_of(&item["kind"]),
+            text_of(&item["class"]),
+            text_of(&item["resolution"]),
+            side(&item["psp"], "amount"),
+            side(&item["tally"], "amount"),
+            text_of(&item["detail"]),
+        ]);
+    }
+    if items.is_empty() {
+        println!("no items");
+    } else {
+        print!("{}", table.render());
+    }
 }
