@@ -89,32 +89,45 @@ impl Pay {
     }
 }
 
+/// The accessors every tracked object implements the same way, from its common fields.
+macro_rules! common_fields {
+    () => {
+        fn id(&self) -> &str {
+            &self.id
+        }
+        fn amount(&self) -> u64 {
+            self.amount
+        }
+        fn currency(&self) -> &str {
+            &self.currency
+        }
+        fn attempts(&self) -> u32 {
+            self.attempts
+        }
+        fn schedule(&mut self, attempts: u32, at_ms: i64) {
+            self.attempts = attempts;
+            self.next_attempt_at = at_ms;
+        }
+        fn failure(&self) -> Option<Failure> {
+            self.failure.clone()
+        }
+        fn touch(&mut self, at_ms: i64) {
+            self.updated_at = at_ms;
+        }
+    };
+}
+
 impl Tracked for Order {
     const NAMESPACE: &'static str = ns::ORDER;
     const KIND: InflightKind = InflightKind::Order;
     const KIND_NAME: &'static str = "order";
+    common_fields!();
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn amount(&self) -> u64 {
-        self.amount
-    }
-    fn currency(&self) -> &str {
-        &self.currency
-    }
-    fn attempts(&self) -> u32 {
-        self.attempts
-    }
     fn in_flight(&self) -> bool {
         self.status == ChargeStatus::Processing
     }
     fn is_dead_letter(&self) -> bool {
         self.status == ChargeStatus::DeadLetter
-    }
-    fn schedule(&mut self, attempts: u32, at_ms: i64) {
-        self.attempts = attempts;
-        self.next_attempt_at = at_ms;
     }
     fn to_dead_letter(&mut self, attempts: u32, reason: Failure) {
         self.attempts = attempts;
@@ -127,40 +140,19 @@ impl Tracked for Order {
         self.failure = None;
         self.next_attempt_at = now_ms();
     }
-    fn failure(&self) -> Option<Failure> {
-        self.failure.clone()
-    }
-    fn touch(&mut self, at_ms: i64) {
-        self.updated_at = at_ms;
-    }
 }
 
 impl Tracked for Refund {
     const NAMESPACE: &'static str = ns::REFUND;
     const KIND: InflightKind = InflightKind::Refund;
     const KIND_NAME: &'static str = "refund";
+    common_fields!();
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn amount(&self) -> u64 {
-        self.amount
-    }
-    fn currency(&self) -> &str {
-        &self.currency
-    }
-    fn attempts(&self) -> u32 {
-        self.attempts
-    }
     fn in_flight(&self) -> bool {
         self.status == RefundStatus::Pending
     }
     fn is_dead_letter(&self) -> bool {
         self.status == RefundStatus::DeadLetter
-    }
-    fn schedule(&mut self, attempts: u32, at_ms: i64) {
-        self.attempts = attempts;
-        self.next_attempt_at = at_ms;
     }
     fn to_dead_letter(&mut self, attempts: u32, reason: Failure) {
         self.attempts = attempts;
@@ -173,40 +165,19 @@ impl Tracked for Refund {
         self.failure = None;
         self.next_attempt_at = now_ms();
     }
-    fn failure(&self) -> Option<Failure> {
-        self.failure.clone()
-    }
-    fn touch(&mut self, at_ms: i64) {
-        self.updated_at = at_ms;
-    }
 }
 
 impl Tracked for Payout {
     const NAMESPACE: &'static str = ns::PAYOUT;
     const KIND: InflightKind = InflightKind::Payout;
     const KIND_NAME: &'static str = "payout";
+    common_fields!();
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn amount(&self) -> u64 {
-        self.amount
-    }
-    fn currency(&self) -> &str {
-        &self.currency
-    }
-    fn attempts(&self) -> u32 {
-        self.attempts
-    }
     fn in_flight(&self) -> bool {
         matches!(self.status, PayoutStatus::Pending | PayoutStatus::InTransit)
     }
     fn is_dead_letter(&self) -> bool {
         self.status == PayoutStatus::DeadLetter
-    }
-    fn schedule(&mut self, attempts: u32, at_ms: i64) {
-        self.attempts = attempts;
-        self.next_attempt_at = at_ms;
     }
     fn to_dead_letter(&mut self, attempts: u32, reason: Failure) {
         self.attempts = attempts;
@@ -218,11 +189,5 @@ impl Tracked for Payout {
         self.attempts = 1;
         self.failure = None;
         self.next_attempt_at = now_ms();
-    }
-    fn failure(&self) -> Option<Failure> {
-        self.failure.clone()
-    }
-    fn touch(&mut self, at_ms: i64) {
-        self.updated_at = at_ms;
     }
 }
