@@ -317,3 +317,124 @@ async fn killing_tally_pay_during_a_billing_run_bills_nobody_twice() {
     );
     env.verify_ledger();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trials_and_cancellations_bill_only_what_they_should() {
+    let env = PayEnv::start("", &[MANUAL_CLOCK]).await;
+    set_clock(&env, "2026-03-01T00:00:00Z").await;
+    let seller = env.seller("Trials").await;
+    let (customer, card) = env.customer_with_card(CARD_OK).await;
+    let trial_plan = env
+        .post(
+            "/v1/plans",
+            None,
+            &json!({"seller_id": seller, "name": "Trial", "currency": "USD", "amount": 2000,
+                    "interval": "month", "trial_days": 14}),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let basic = plan(&env, &seller, "Basic", 1000).await;
+    let trial = env
+        .post(
+            "/v1/subscriptions",
+            Some("trial-1"),
+            &json!({"customer_id": customer, "card_id": card, "plan_id": trial_plan}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(trial["status"], "trialing");
+    let trial_id = trial["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        env.psp_charges().await.len(),
+        0,
+        "nothing charged during the trial"
+    );
+
+    let at_end = env
+        .post(
+            "/v1/subscriptions",
+            Some("at-end-1"),
+            &json!({"customer_id": customer, "card_id": card, "plan_id": basic}),
+        )
+        .await
+        .expect(201);
+    let at_end_id = at_end["id"].as_str().unwrap().to_string();
+    let now = env
+        .post(
+            "/v1/subscriptions",
+            Some("now-1"),
+            &json!({"customer_id": customer, "card_id": card, "plan_id": basic}),
+        )
+        .await
+        .expect(201);
+    let now_id = now["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        env.psp_charges().await.len(),
+        2,
+        "the two plain subscriptions' first months"
+    );
+    env.post(
+        &format!("/v1/subscriptions/{at_end_id}/cancel"),
+        None,
+        &json!({"at_period_end": true}),
+    )
+    .await
+    .expect(200);
+    let canceled = env
+        .post(
+            &format!("/v1/subscriptions/{now_id}/cancel"),
+            None,
+            &json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(canceled["status"], "canceled");
+
+    // The trial ends on March 15: the first charge, and the subscription is active.
+    set_clock(&env, "2026-03-15T00:00:00Z").await;
+    run_billing(&env).await;
+    assert_eq!(status(&env, &trial_id).await, "active");
+    assert_eq!(
+        status(&env, &at_end_id).await,
+        "active",
+        "runs to the end of its period"
+    );
+    // April 1: the period of the one canceled at period end is over; nothing more is billed
+    // for it or for the one canceled at once.
+    set_clock(&env, "2026-04-01T00:00:00Z").await;
+    run_billing(&env).await;
+    assert_eq!(status(&env, &at_end_id).await, "canceled");
+    assert_eq!(status(&env, &now_id).await, "canceled");
+    let invoices = |id: String| {
+        let env = &env;
+        async move {
+            env.get(&format!("/v1/subscriptions/{id}/invoices"))
+                .await
+                .expect(200)["data"]
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(invoices(trial_id.clone()).await, 1);
+    assert_eq!(invoices(at_end_id).await, 1);
+    assert_eq!(invoices(now_id).await, 1);
+    let amounts: Vec<u64> = env
+        .psp_charges()
+        .await
+        .iter()
+        .map(|c| c["amount"].as_u64().unwrap())
+        .collect();
+    assert_eq!(amounts, vec![1000, 1000, 2000]);
+    let bad = env
+        .post(
+            "/v1/billing/clock",
+            None,
+            &json!({"time": "2026-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!((bad.status, bad.code()), (422, "clock_backwards"));
+}

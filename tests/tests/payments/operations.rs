@@ -203,3 +203,62 @@ async fn exhausted_retries_land_in_dead_letters_and_can_be_retried() {
     );
     assert_eq!(env.psp_charges().await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_payout_returns_the_money_and_a_retryable_card_error_is_retried() {
+    let env = PayEnv::start("", &[]).await;
+    // 4000000000000119: the PSP answers its first attempt with a retryable processing error.
+    let (customer, card) = env.customer_with_card("4000000000000119").await;
+    let seller = env.seller("Closed").await;
+    // The sandbox fails payouts to this account number ("account_closed").
+    env.post(
+        &format!("/v1/sellers/{seller}/bank_accounts"),
+        None,
+        &json!({"holder_name": "Closed", "account_number": "000111111116", "routing_number": "110000000"}),
+    )
+    .await
+    .expect(201);
+    let payment = env
+        .post(
+            "/v1/payments",
+            Some("retryable-1"),
+            &json!({"customer_id": customer, "card_id": card, "currency": "USD",
+                    "orders": [{"seller_id": seller, "amount": 8000}]}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(
+        payment["status"], "processing",
+        "the first attempt is retryable: {payment}"
+    );
+    let settled = env
+        .wait_payment_settled(payment["id"].as_str().unwrap())
+        .await;
+    assert_eq!(settled["status"], "succeeded", "{settled}");
+    assert!(settled["orders"][0]["attempts"].as_u64().unwrap() >= 1);
+    let charges = env.psp_charges().await;
+    assert_eq!(charges.len(), 1, "one charge despite the retry");
+    let available = 8000 - settled["orders"][0]["fee"].as_u64().unwrap();
+
+    let payout = env
+        .post(
+            "/v1/payouts",
+            Some("closed-1"),
+            &json!({"seller_id": seller, "currency": "USD", "amount": available}),
+        )
+        .await
+        .expect(201);
+    let id = payout["id"].as_str().unwrap().to_string();
+    let failed = eventually(Duration::from_secs(30), "the payout to fail", || async {
+        let p = env.get(&format!("/v1/payouts/{id}")).await.body;
+        (p["status"] == "failed").then_some(p)
+    })
+    .await;
+    assert_eq!(failed["failure"]["code"], "account_closed", "{failed}");
+    // Voided: the whole amount is available again, nothing in transit.
+    let wallet = env.seller_wallet(&seller).await;
+    assert_eq!(wallet.net_credit(), i128::from(available));
+    assert_eq!(wallet.debits_pending, 0);
+    assert_eq!(env.system(code::PAYOUTS_IN_TRANSIT).await.net_credit(), 0);
+    env.verify_ledger();
+}
