@@ -11,7 +11,7 @@ BIN = $(or $(CARGO_TARGET_DIR),target)/debug
 
 run: deps
 	$(CARGO) build --workspace --bins
-	@echo "binaries are in $(BIN): export PATH=\"$$PWD/$(BIN):$$PATH\" to use tallyctl and tally-pay"
+	@echo "binaries are in $(abspath $(BIN)): export PATH=\"$(abspath $(BIN)):\$$PATH\" to use tallyctl and tally-pay"
 	$(BIN)/tally-node dev
 
 test: deps
