@@ -233,7 +233,7 @@ async fn killing_tally_pay_during_a_billing_run_bills_nobody_twice() {
     assert_eq!(env.psp_charges().await.len(), 24);
 
     // A slow PSP stretches February's run; kill tally-pay in the middle of it.
-    env.set_faults("latency=200ms").await;
+    env.set_faults("latency=400ms").await;
     set_clock(&env, "2026-02-01T00:00:00Z").await;
     let handle = env.handle();
     let run = tokio::spawn(async move { handle.post_once_raw("/v1/billing/run").await });
