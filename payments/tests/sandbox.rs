@@ -162,7 +162,9 @@ mod harness {
         /// Waits (with a deadline) until `count` events for `reference` have arrived.
         pub async fn events_for(&self, reference: &str, count: usize) -> Vec<WebhookEvent> {
             let deadline = tokio::time::Instant::now() + WAIT_MAX;
+            let mut poll = tokio::time::interval(Duration::from_millis(10));
             loop {
+                poll.tick().await;
                 let events: Vec<WebhookEvent> = {
                     let received = self.received.lock().unwrap();
                     assert_eq!(received.rejected, 0, "a webhook failed verification");
@@ -179,7 +181,6 @@ mod harness {
                     tokio::time::Instant::now() < deadline,
                     "waited {WAIT_MAX:?} for {count} webhooks about `{reference}`, got {events:?}"
                 );
-                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
