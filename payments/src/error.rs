@@ -103,6 +103,12 @@ impl PayError {
     }
 }
 
+impl From<tally_client::ClientError> for PayError {
+    fn from(error: tally_client::ClientError) -> PayError {
+        PayError::from(StoreError::from(error))
+    }
+}
+
 impl From<StoreError> for PayError {
     fn from(error: StoreError) -> PayError {
         match &error {

@@ -67,7 +67,6 @@ pub struct SetClock {
     params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = Plan), (status = 400, body = ErrorBody)))]
 pub async fn create_plan(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    let p = Arc::clone(&pay);
     idempotent(
         &pay,
         &headers,
@@ -75,8 +74,7 @@ pub async fn create_plan(State(pay): PayState, headers: HeaderMap, body: Bytes) 
         &body,
         KeyRule::Optional,
         true,
-        |body, key| async move {
-            let request: NewPlan = parse_body(&body)?;
+        |p, request: NewPlan, key| async move {
             Ok((
                 StatusCode::CREATED,
                 p.create_plan(request, key.as_deref()).await?,
@@ -100,7 +98,6 @@ pub async fn create_subscription(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = Arc::clone(&pay);
     idempotent(
         &pay,
         &headers,
@@ -108,8 +105,7 @@ pub async fn create_subscription(
         &body,
         KeyRule::Required,
         true,
-        |body, key| async move {
-            let request: NewSubscription = parse_body(&body)?;
+        |p, request: NewSubscription, key| async move {
             let key = key.expect("required");
             Ok((
                 StatusCode::CREATED,
@@ -135,7 +131,6 @@ pub async fn update_subscription(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = Arc::clone(&pay);
     let path = format!("/v1/subscriptions/{id}");
     idempotent(
         &pay,
@@ -144,8 +139,7 @@ pub async fn update_subscription(
         &body,
         KeyRule::Optional,
         true,
-        |body, _| async move {
-            let request: UpdateSubscription = parse_body(&body)?;
+        |p, request: UpdateSubscription, _| async move {
             Ok((StatusCode::OK, p.update_subscription(&id, request).await?))
         },
     )
@@ -161,7 +155,6 @@ pub async fn change_plan(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = Arc::clone(&pay);
     let path = format!("/v1/subscriptions/{id}/change_plan");
     idempotent(
         &pay,
@@ -170,8 +163,7 @@ pub async fn change_plan(
         &body,
         KeyRule::Required,
         true,
-        |body, key| async move {
-            let request: ChangePlan = parse_body(&body)?;
+        |p, request: ChangePlan, key| async move {
             let key = key.expect("required");
             Ok((StatusCode::OK, p.change_plan(&id, request, &key).await?))
         },
@@ -188,7 +180,6 @@ pub async fn cancel_subscription(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = Arc::clone(&pay);
     let path = format!("/v1/subscriptions/{id}/cancel");
     idempotent(
         &pay,
@@ -197,8 +188,7 @@ pub async fn cancel_subscription(
         &body,
         KeyRule::Optional,
         true,
-        |body, _| async move {
-            let request: CancelSubscription = parse_body(&body)?;
+        |p, request: CancelSubscription, _| async move {
             Ok((StatusCode::OK, p.cancel_subscription(&id, request).await?))
         },
     )

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
 use super::handlers::List;
-use super::{idempotent, parse_body, respond, KeyRule};
+use super::{idempotent, respond, KeyRule};
 use crate::error::{ErrorBody, PayError};
 use crate::money::Currency;
 use crate::service::recon::{ReconItem, ReconReport};
@@ -149,7 +149,6 @@ fn period(params: &BTreeMap<String, String>) -> Result<Period, PayError> {
     responses((status = 200, body = ReconReport, description = "Runs reconciliation of the day: classifies every line of the PSP's settlement report and every Tally object of the day, settles the safe findings, queues the rest for review, and checks the ledger. Running it again changes nothing."),
         (status = 400, body = ErrorBody), (status = 502, body = ErrorBody, description = "The PSP's report could not be fetched")))]
 pub async fn run_reconciliation(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    let p = Arc::clone(&pay);
     idempotent(
         &pay,
         &headers,
@@ -157,8 +156,7 @@ pub async fn run_reconciliation(State(pay): PayState, headers: HeaderMap, body: 
         &body,
         KeyRule::Optional,
         true,
-        |body, _| async move {
-            let request: ReconciliationRequest = parse_body(&body)?;
+        |p, request: ReconciliationRequest, _| async move {
             let day = parse_date("date", &request.date)?;
             if day > chrono::Utc::now().date_naive() {
                 return Err(PayError::invalid(

@@ -10,7 +10,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{idempotent, parse_body, respond, KeyRule};
+use super::{idempotent, respond, KeyRule};
 use crate::error::{ErrorBody, PayError};
 use crate::model::{
     BankAccount, Card, Customer, DeadLetter, Order, Payment, Payout, Refund, Seller,
@@ -74,7 +74,6 @@ pub async fn not_found(uri: Uri) -> Response {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, body = Customer), (status = 400, body = ErrorBody)))]
 pub async fn create_customer(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    let p = Arc::clone(&pay);
     idempotent(
         &pay,
         &headers,
@@ -82,8 +81,7 @@ pub async fn create_customer(State(pay): PayState, headers: HeaderMap, body: Byt
         &body,
         KeyRule::Optional,
         true,
-        |body, key| async move {
-            let request: NewCustomer = parse_body(&body)?;
+        |p, request: NewCustomer, key| async move {
             Ok((
                 StatusCode::CREATED,
                 p.create_customer(request, key.as_deref()).await?,
@@ -109,7 +107,6 @@ pub async fn add_card(
     body: Bytes,
 ) -> Response {
     let path = format!("/v1/customers/{id}/cards");
-    let p = Arc::clone(&pay);
     idempotent(
         &pay,
         &headers,
@@ -117,8 +114,7 @@ pub async fn add_card(
         &body,
         KeyRule::Optional,
         true,
-        |body, key| async move {
-            let request: NewCard = parse_body(&body)?;
+        |p, request: NewCard, key| async move {
             Ok((
                 StatusCode::CREATED,
                 p.add_card(&id, request, key.as_deref()).await?,
@@ -152,7 +148,6 @@ pub async fn customer_balance(State(pay): PayState, Path(id): Path<String>) -> R
     params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = Seller), (status = 400, body = ErrorBody)))]
 pub async fn create_seller(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    let p = Arc::clone(&pay);
     idempotent(
         &pay,
         &headers,
@@ -160,8 +155,7 @@ pub async fn create_seller(State(pay): PayState, headers: HeaderMap, body: Bytes
         &body,
         KeyRule::Optional,
         true,
-        |body, key| async move {
-            let request: NewSeller = parse_body(&body)?;
+        |p, request: NewSeller, key| async move {
             Ok((
                 StatusCode::CREATED,
                 p.create_seller(request, key.as_deref()).await?,
@@ -188,7 +182,6 @@ pub async fn add_bank_account(
 ) -> Response {
     let path = format!("/v1/sellers/{id}/bank_accounts");
     // Bank account numbers may pass a Luhn check: only card field names are screened here.
-    let p = Arc::clone(&pay);
     idempotent(
         &pay,
         &headers,
@@ -196,8 +189,7 @@ pub async fn add_bank_account(
         &body,
         KeyRule::Optional,
         false,
-        |body, key| async move {
-            let request: NewBankAccount = parse_body(&body)?;
+        |p, request: NewBankAccount, key| async move {
             Ok((
                 StatusCode::CREATED,
                 p.add_bank_account(&id, request, key.as_deref()).await?,
@@ -232,7 +224,6 @@ pub async fn seller_balance(State(pay): PayState, Path(id): Path<String>) -> Res
     responses((status = 201, body = Payment, description = "Orders are `succeeded`, `failed`, or still `processing` when the PSP's answer is not known yet"),
         (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_payment(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    let p = Arc::clone(&pay);
     idempotent(
         &pay,
         &headers,
@@ -240,8 +231,7 @@ pub async fn create_payment(State(pay): PayState, headers: HeaderMap, body: Byte
         &body,
         KeyRule::Required,
         true,
-        |body, key| async move {
-            let request: NewPayment = parse_body(&body)?;
+        |p, request: NewPayment, key| async move {
             let key = key.expect("required");
             Ok((StatusCode::CREATED, p.create_payment(request, &key).await?))
         },
@@ -265,7 +255,6 @@ pub async fn get_order(State(pay): PayState, Path(id): Path<String>) -> Response
     params(("Idempotency-Key" = String, Header, description = "Required")),
     responses((status = 201, body = Order), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_deposit(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    let p = Arc::clone(&pay);
     idempotent(
         &pay,
         &headers,
@@ -273,8 +262,7 @@ pub async fn create_deposit(State(pay): PayState, headers: HeaderMap, body: Byte
         &body,
         KeyRule::Required,
         true,
-        |body, key| async move {
-            let request: NewDeposit = parse_body(&body)?;
+        |p, request: NewDeposit, key| async move {
             let key = key.expect("required");
             Ok((StatusCode::CREATED, p.create_deposit(request, &key).await?))
         },
@@ -292,7 +280,6 @@ pub async fn get_deposit(State(pay): PayState, Path(id): Path<String>) -> Respon
     params(("Idempotency-Key" = String, Header, description = "Required")),
     responses((status = 201, body = Refund), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_refund(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    let p = Arc::clone(&pay);
     idempotent(
         &pay,
         &headers,
@@ -300,8 +287,7 @@ pub async fn create_refund(State(pay): PayState, headers: HeaderMap, body: Bytes
         &body,
         KeyRule::Required,
         true,
-        |body, key| async move {
-            let request: NewRefund = parse_body(&body)?;
+        |p, request: NewRefund, key| async move {
             let key = key.expect("required");
             Ok((StatusCode::CREATED, p.create_refund(request, &key).await?))
         },
@@ -319,7 +305,6 @@ pub async fn get_refund(State(pay): PayState, Path(id): Path<String>) -> Respons
     params(("Idempotency-Key" = String, Header, description = "Required")),
     responses((status = 201, body = Payout), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_payout(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    let p = Arc::clone(&pay);
     idempotent(
         &pay,
         &headers,
@@ -327,8 +312,7 @@ pub async fn create_payout(State(pay): PayState, headers: HeaderMap, body: Bytes
         &body,
         KeyRule::Required,
         true,
-        |body, key| async move {
-            let request: NewPayout = parse_body(&body)?;
+        |p, request: NewPayout, key| async move {
             let key = key.expect("required");
             Ok((StatusCode::CREATED, p.create_payout(request, &key).await?))
         },
@@ -346,7 +330,6 @@ pub async fn get_payout(State(pay): PayState, Path(id): Path<String>) -> Respons
     params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = DailyPayoutRun), (status = 400, body = ErrorBody)))]
 pub async fn run_daily_payouts(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    let p = Arc::clone(&pay);
     idempotent(
         &pay,
         &headers,
@@ -354,8 +337,7 @@ pub async fn run_daily_payouts(State(pay): PayState, headers: HeaderMap, body: B
         &body,
         KeyRule::Optional,
         true,
-        |body, _| async move {
-            let request: DailyRunRequest = parse_body(&body)?;
+        |p, request: DailyRunRequest, _| async move {
             let date = match request.date {
                 None => chrono::Utc::now().date_naive(),
                 Some(text) => {

@@ -104,7 +104,10 @@ enum KeyRule {
 
 /// Runs a POST handler under the idempotency protocol. `screen_values` turns on the scan for card
 /// numbers in string values (off only where bank account numbers are expected).
-async fn idempotent<T, F, Fut>(
+///
+/// The body is parsed into the request type `R` (a malformed body is answered, and stored under
+/// the key, like any other 4xx); `run` gets the service, the request and the key.
+async fn idempotent<R, T, F, Fut>(
     pay: &Arc<Pay>,
     headers: &HeaderMap,
     path: &str,
@@ -114,10 +117,15 @@ async fn idempotent<T, F, Fut>(
     run: F,
 ) -> Response
 where
+    R: DeserializeOwned,
     T: Serialize,
-    F: FnOnce(serde_json::Value, Option<String>) -> Fut,
+    F: FnOnce(Arc<Pay>, R, Option<String>) -> Fut,
     Fut: std::future::Future<Output = Result<(StatusCode, T), PayError>>,
 {
+    let run = |body: serde_json::Value, key: Option<String>| async move {
+        let request: R = parse_body(&body)?;
+        run(Arc::clone(pay), request, key).await
+    };
     let body = match json_of(bytes) {
         Ok(body) => body,
         Err(e) => return e.into_response(),

@@ -350,12 +350,7 @@ impl Pay {
             .iter()
             .map(|c| chart::account_id(wallet_code, *c, owner))
             .collect();
-        let accounts = self
-            .store
-            .client()
-            .lookup_accounts(&wanted)
-            .await
-            .map_err(crate::store::StoreError::from)?;
+        let accounts = self.store.client().lookup_accounts(&wanted).await?;
         let mut balances = Vec::new();
         for currency in &self.currencies {
             let id = chart::account_id(wallet_code, *currency, owner);

@@ -35,7 +35,7 @@ use crate::model::{
 };
 use crate::money::Currency;
 use crate::psp::{SettlementKind, SettlementLine};
-use crate::store::{Commit, StoreError, Txn, Versioned};
+use crate::store::{Commit, Txn, Versioned};
 
 /// Lines of one settlement report (kept in memory while it is reconciled).
 pub const RECON_LINES_MAX: usize = 1_000_000;
@@ -766,10 +766,6 @@ struct ItemWrite {
     version: u64,
 }
 
-fn cluster_error(error: tally_client::ClientError) -> PayError {
-    PayError::from(StoreError::from(error))
-}
-
 impl Pay {
     /// Reconciles the PSP's settlement report of `day` (UTC) and checks the ledger.
     pub async fn reconcile(self: &Arc<Self>, day: NaiveDate) -> Result<ReconReport, PayError> {
@@ -1145,12 +1141,7 @@ impl Pay {
         loop {
             attempt += 1;
             let before = self.latest_transfers(&ids).await?;
-            let accounts = self
-                .store
-                .client()
-                .lookup_accounts(&ids)
-                .await
-                .map_err(cluster_error)?;
+            let accounts = self.store.client().lookup_accounts(&ids).await?;
             let objects = self.objects().await?;
             let after = self.latest_transfers(&ids).await?;
             let balances = ids
@@ -1185,8 +1176,7 @@ impl Pay {
                     reversed: true,
                     stale_ok: false,
                 })
-                .await
-                .map_err(cluster_error)?;
+                .await?;
             latest.push(page.first().map_or(0, |t| t.timestamp));
         }
         Ok(latest)
@@ -1211,13 +1201,7 @@ impl Pay {
             let mut sum = Balances::default();
             let mut accounts = 0u64;
             for chunk in ids.chunks(LOOKUP_IDS_MAX) {
-                for account in self
-                    .store
-                    .client()
-                    .lookup_accounts(chunk)
-                    .await
-                    .map_err(cluster_error)?
-                {
+                for account in self.store.client().lookup_accounts(chunk).await? {
                     let b = Balances::of_account(&account);
                     accounts += 1;
                     sum.debits_posted = sum.debits_posted.saturating_add(b.debits_posted);

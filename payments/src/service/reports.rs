@@ -19,7 +19,7 @@ use crate::error::PayError;
 use crate::ids;
 use crate::model::ns;
 use crate::money::Currency;
-use crate::store::{Commit, StoreError, Txn};
+use crate::store::{Commit, Txn};
 
 /// Transfers in one page of an account's history (the node's `ACCOUNT_TRANSFERS_PAGE_MAX`).
 pub const ACCOUNT_TRANSFERS_PAGE_MAX: usize = 8192;
@@ -521,10 +521,6 @@ pub(crate) fn csv_finish(writer: csv::Writer<Vec<u8>>) -> Result<String, PayErro
     String::from_utf8(bytes).map_err(|e| PayError::Internal(format!("writing CSV: {e}")))
 }
 
-fn cluster_error(error: tally_client::ClientError) -> PayError {
-    PayError::from(StoreError::from(error))
-}
-
 impl Pay {
     /// Takes a consistent cut: writes the cut record and returns that write's cluster
     /// timestamp. Every transfer with a smaller timestamp committed before it.
@@ -574,8 +570,7 @@ impl Pay {
                     reversed: false,
                     stale_ok: false,
                 })
-                .await
-                .map_err(cluster_error)?;
+                .await?;
             for transfer in &page {
                 debug_assert!(transfer.timestamp >= timestamp_min && transfer.timestamp <= last);
                 visit(transfer);
@@ -612,8 +607,7 @@ impl Pay {
                 reversed: true,
                 stale_ok: false,
             })
-            .await
-            .map_err(cluster_error)?;
+            .await?;
         Ok(points.first().map_or((Balances::default(), 0), |point| {
             (Balances::of_history(point), point.timestamp)
         }))
@@ -673,8 +667,7 @@ impl Pay {
                     reversed: false,
                     stale_ok: false,
                 })
-                .await
-                .map_err(cluster_error)?;
+                .await?;
             data = page
                 .iter()
                 .map(|t| Transaction::of(t, account_id))
