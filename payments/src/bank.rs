@@ -50,6 +50,22 @@ pub fn validate_account_number(text: &str) -> Result<(), BankError> {
     }
 }
 
+/// The Luhn checksum of card numbers: double every second digit from the right; the sum of the
+/// digits must be a multiple of 10. `digits` are values 0..=9.
+pub fn luhn_valid(digits: &[u32]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(index, digit)| match (index % 2 == 1, digit * 2) {
+            (true, doubled) if doubled > 9 => doubled - 9,
+            (true, doubled) => doubled,
+            (false, _) => *digit,
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
 /// `****` and the last four characters.
 pub fn mask(number: &str) -> String {
     let tail: String = number
@@ -80,6 +96,14 @@ mod tests {
         assert_eq!(validate_routing("021000022"), Err(BankError::Routing));
         assert_eq!(validate_routing("12345"), Err(BankError::Routing));
         assert_eq!(validate_routing("11000000a"), Err(BankError::Routing));
+    }
+
+    #[test]
+    fn luhn_checksum() {
+        let digits = |s: &str| s.chars().filter_map(|c| c.to_digit(10)).collect::<Vec<_>>();
+        assert!(luhn_valid(&digits("4242424242424242")));
+        assert!(luhn_valid(&digits("79927398713")));
+        assert!(!luhn_valid(&digits("4242424242424241")));
     }
 
     #[test]

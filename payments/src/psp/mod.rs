@@ -168,19 +168,7 @@ pub struct BankDestination {
 impl std::fmt::Debug for BankDestination {
     /// Account numbers are sensitive: only the last four digits are ever printed.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        fn mask(value: &Option<String>) -> Option<String> {
-            value.as_ref().map(|v| {
-                let tail: String = v
-                    .chars()
-                    .rev()
-                    .take(4)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                format!("****{tail}")
-            })
-        }
+        let mask = |value: &Option<String>| value.as_deref().map(crate::bank::mask);
         f.debug_struct("BankDestination")
             .field("holder_name", &self.holder_name)
             .field("country", &self.country)

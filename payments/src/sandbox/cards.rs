@@ -141,27 +141,10 @@ fn funding(number: &str) -> &'static str {
     }
 }
 
-/// The Luhn checksum: double every second digit from the right.
+/// The Luhn checksum of an all-digit string.
 fn luhn_valid(digits: &str) -> bool {
-    let sum: u32 = digits
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(index, byte)| {
-            let digit = u32::from(byte - b'0');
-            if index % 2 == 1 {
-                let doubled = digit * 2;
-                if doubled > 9 {
-                    doubled - 9
-                } else {
-                    doubled
-                }
-            } else {
-                digit
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
+    let digits: Vec<u32> = digits.chars().filter_map(|c| c.to_digit(10)).collect();
+    crate::bank::luhn_valid(&digits)
 }
 
 #[cfg(test)]
