@@ -23,6 +23,7 @@ use super::error::{ApiError, ErrorKind};
 use super::faults::Faults;
 use super::idempotency::IdempotencyStore;
 use super::settlement::{self, Adjustment};
+use crate::bank;
 use crate::psp::{
     CardDetails, Charge, ChargeStatus, Payout, PayoutStatus, PspObject, Refund, RefundStatus,
     SettlementKind, SettlementLine, WebhookEvent,
@@ -772,19 +773,15 @@ fn check_destination(
         "account_closed",
         "The bank account has been closed; the payout was returned.",
     ));
-    let digits = |value: &str, lengths: std::ops::RangeInclusive<usize>| {
-        lengths.contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit())
-    };
+    // The same checks tally-pay makes when an account is linked (`crate::bank`).
     match (
         &destination.iban,
         &destination.account_number,
         &destination.routing_number,
     ) {
         (Some(iban), None, None) => {
-            let iban: iban::Iban = iban
-                .parse()
+            let (electronic, _) = bank::validate_iban(iban)
                 .map_err(|_| ApiError::invalid("invalid_iban", "iban is not a valid IBAN"))?;
-            let electronic = iban::IbanLike::electronic_str(&iban);
             let last4 = electronic[electronic.len().saturating_sub(4)..].to_owned();
             let fails = electronic
                 .ends_with(CLOSED_IBAN_SUFFIX)
@@ -793,18 +790,18 @@ fn check_destination(
             Ok((last4, fails))
         }
         (None, Some(account), Some(routing)) => {
-            if !digits(account, 4..=17) {
-                return Err(ApiError::invalid(
+            bank::validate_account_number(account).map_err(|_| {
+                ApiError::invalid(
                     "invalid_account_number",
                     "account_number must be 4 to 17 digits",
-                ));
-            }
-            if !digits(routing, 9..=9) {
-                return Err(ApiError::invalid(
+                )
+            })?;
+            bank::validate_routing(routing).map_err(|_| {
+                ApiError::invalid(
                     "invalid_routing_number",
-                    "routing_number must be 9 digits",
-                ));
-            }
+                    "routing_number must be 9 digits with a valid ABA checksum",
+                )
+            })?;
             let last4 = account[account.len() - 4..].to_owned();
             let fails = (account == CLOSED_ACCOUNT_NUMBER)
                 .then_some(closed)
