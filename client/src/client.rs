@@ -30,6 +30,10 @@ pub struct ClientOptions {
     pub backoff_initial: Duration,
     /// Largest backoff between two attempts.
     pub backoff_max: Duration,
+    /// Give up at once, with [`ClientError::Refused`], when every node has refused the
+    /// connection (nothing listens at any address), instead of retrying until the deadline.
+    /// Right for a command line; a long-running service may rather wait out a full restart.
+    pub fail_fast_on_refused: bool,
 }
 
 impl Default for ClientOptions {
@@ -39,6 +43,7 @@ impl Default for ClientOptions {
             deadline: Duration::from_secs(30),
             backoff_initial: Duration::from_millis(20),
             backoff_max: Duration::from_secs(1),
+            fail_fast_on_refused: false,
         }
     }
 }
@@ -203,6 +208,8 @@ impl Client {
         let mut backoff = Backoff::new(options.backoff_initial, options.backoff_max);
         let mut attempts: u32 = 0;
         let mut redirects_in_a_row: usize = 0;
+        // Nodes that refused the connection since the last answer of any other kind.
+        let mut refused: Vec<String> = Vec::new();
         loop {
             let (index, node) = self.pick_node();
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -238,6 +245,16 @@ impl Client {
                 Disposition::RetryNextNode => {
                     tracing::debug!(error = %last_error, "attempt failed, trying the next node");
                     self.advance_past(index);
+                    if !is_connection_refused(&status) {
+                        refused.clear();
+                    } else if !refused.contains(&node.addr.to_string()) {
+                        refused.push(node.addr.to_string());
+                    }
+                    if options.fail_fast_on_refused && refused.len() >= self.routing().nodes.len() {
+                        return Err(ClientError::Refused {
+                            addrs: refused.join(", "),
+                        });
+                    }
                 }
             }
             redirects_in_a_row = 0;
@@ -291,6 +308,20 @@ impl Client {
             }),
         }
     }
+}
+
+/// True when the attempt failed because nothing listens at the address.
+fn is_connection_refused(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        source = error.source();
+    }
+    false
 }
 
 fn open_channel(addr: &NodeAddress, options: &ClientOptions) -> Result<Channel, ClientError> {
@@ -550,6 +581,7 @@ mod tests {
             deadline: Duration::from_millis(600),
             backoff_initial: Duration::from_millis(5),
             backoff_max: Duration::from_millis(50),
+            fail_fast_on_refused: false,
         }
     }
 

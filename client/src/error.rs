@@ -34,6 +34,17 @@ pub enum ClientError {
         last_error: String,
     },
 
+    /// Every node refused the connection: nothing listens at any of the addresses.
+    #[error(
+        "every node refused the connection ({addrs}): nothing listens there. Is the cluster \
+         running? Start one with `tally-node dev`, or check the addresses (--cluster / \
+         TALLY_CLUSTER)"
+    )]
+    Refused {
+        /// The addresses that refused, comma-separated.
+        addrs: String,
+    },
+
     /// A specific node (admin calls target one node) could not be reached.
     #[error(
         "node {addr} is unreachable: {message}. Is it running? Check the address, or start a \
@@ -65,7 +76,10 @@ impl ClientError {
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            ClientError::Timeout { .. } | ClientError::Unreachable { .. } | ClientError::NoNodes
+            ClientError::Timeout { .. }
+                | ClientError::Refused { .. }
+                | ClientError::Unreachable { .. }
+                | ClientError::NoNodes
         )
     }
 }

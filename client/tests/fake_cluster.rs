@@ -112,7 +112,41 @@ fn options() -> ClientOptions {
         deadline: Duration::from_secs(5),
         backoff_initial: Duration::from_millis(5),
         backoff_max: Duration::from_millis(50),
+        fail_fast_on_refused: false,
     }
+}
+
+#[tokio::test]
+async fn refused_everywhere_fails_at_once_when_asked() {
+    let addrs = vec![dead_addr().await, dead_addr().await];
+    let patient = Client::connect(addrs.clone(), options()).await.unwrap();
+    let started = std::time::Instant::now();
+    let error = patient.lookup_accounts(&[1]).await.unwrap_err();
+    assert!(matches!(error, ClientError::Timeout { .. }), "{error}");
+    assert!(started.elapsed() >= Duration::from_secs(5));
+
+    let hasty = ClientOptions {
+        deadline: Duration::from_secs(30),
+        fail_fast_on_refused: true,
+        ..options()
+    };
+    let client = Client::connect(addrs.clone(), hasty).await.unwrap();
+    let started = std::time::Instant::now();
+    let error = client.lookup_accounts(&[1]).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    match &error {
+        ClientError::Refused { addrs: refused } => {
+            for addr in &addrs {
+                assert!(refused.contains(addr.as_str()), "{refused}");
+            }
+        }
+        other => panic!("expected Refused, got {other}"),
+    }
+    assert!(error.is_unreachable());
 }
 
 #[tokio::test]

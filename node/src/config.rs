@@ -5,19 +5,19 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::raft::RaftSettings;
 
 /// Everything `tally-node serve` needs.
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
     pub node: NodeSection,
     pub raft: RaftSection,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeSection {
     /// This node's id in the cluster (1 or more).
@@ -32,7 +32,7 @@ pub struct NodeSection {
     pub log: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftSection {
     pub heartbeat_interval_ms: u64,
@@ -210,6 +210,30 @@ mod tests {
         let broken = NodeConfig::default();
         let problems = broken.validate().unwrap_err();
         assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    /// `config/tally-node.example.toml` names every setting, holds each default (but for the
+    /// settings that have none), and loads and validates as it is.
+    #[test]
+    fn example_file_lists_every_setting_with_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/tally-node.example.toml");
+        let config = NodeConfig::load(Some(&path), &BTreeMap::new()).unwrap();
+        config.validate().unwrap();
+        let example: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        let defaults = toml::Table::try_from(NodeConfig::default()).unwrap();
+        let required = ["node.id", "node.listen", "node.data"];
+        for (section, values) in &defaults {
+            for (key, default) in values.as_table().unwrap() {
+                let name = format!("{section}.{key}");
+                let given = example
+                    .get(section)
+                    .and_then(|values| values.get(key))
+                    .unwrap_or_else(|| panic!("{name} is missing from {}", path.display()));
+                if !required.contains(&name.as_str()) {
+                    assert_eq!(given, default, "{name} in {}", path.display());
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,9 +1,16 @@
 //! `tally-node dev`: three `tally-node serve` child processes on loopback, initialized as one
 //! cluster, plus (when the `tally-pay` binary sits next to this one) the sandbox PSP and the
-//! payment service, kept running until Ctrl-C. A process that dies (say, you `kill -9` the leader
-//! to watch a failover) is reported, not restarted, and the others keep serving.
+//! payment service, kept running until Ctrl-C or SIGTERM. A child that dies (say, you `kill -9`
+//! the leader to watch a failover) is reported and restarted; the others keep serving.
+//!
+//! The children never outlive this process: each is started with its stdin on a pipe that only
+//! this process holds, and with `--exit-on-stdin-close`, so when this process ends in any way
+//! (even SIGKILL) the pipe closes and every child shuts down.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,11 +22,22 @@ use tally_proto::v1::admin_client::AdminClient;
 const DEV_NODES: u64 = 3;
 /// How long the cluster may take to start and elect a leader.
 const DEV_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Wait before a dead child is started again (its port must be free and its peers notice).
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+/// A child that dies this many times within `RESTART_WINDOW` is not restarted again.
+const RESTARTS_MAX: usize = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+/// How long a child may take to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  tally-node dev                  # nodes on 127.0.0.1:7100-7102\n  \
-tallyctl account create --id 1 --ledger 1 --code 1\n  tallyctl status"
+    after_help = "Example:\n  tally-node dev                       # nodes on 127.0.0.1:7100-7102\n  \
+source \"${TMPDIR:-/tmp}/tally-dev/tally.env\"   # TALLY_CLUSTER and the other addresses\n  \
+tallyctl status\n\n\
+Every child's output goes to a log file under the data directory. A child that dies is restarted\n\
+after a second (at most 5 times a minute). Ctrl-C or SIGTERM stops everything; so does killing\n\
+this process in any other way."
 )]
 pub struct DevArgs {
     /// Data directory (each node uses a subdirectory). Default: $TMPDIR/tally-dev.
@@ -42,16 +60,69 @@ pub struct DevArgs {
     no_payments: bool,
 }
 
-struct DevNode {
+/// One supervised child process and how to start it again.
+struct DevProcess {
+    /// Node id, or 0 for the payment processes.
     id: u64,
     name: String,
     addr: String,
-    child: Child,
-    alive: bool,
+    program: PathBuf,
+    arguments: Vec<OsString>,
+    log_path: PathBuf,
+    /// Where the current pid is written (for scripts: `kill -9 $(cat node-1.pid)`).
+    pid_path: PathBuf,
+    child: Option<Child>,
+    /// When the child was last seen to die; it is restarted `RESTART_DELAY` later.
+    died_at: Option<Instant>,
+    restarts: Vec<Instant>,
+    given_up: bool,
+}
+
+impl DevProcess {
+    fn start(&mut self) -> Result<u32, String> {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .map_err(|error| format!("cannot open {}: {error}", self.log_path.display()))?;
+        let child = Command::new(&self.program)
+            .args(&self.arguments)
+            .arg("--exit-on-stdin-close")
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().map_err(|error| error.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|error| format!("cannot start {}: {error}", self.name))?;
+        let pid = child.id();
+        std::fs::write(&self.pid_path, format!("{pid}\n"))
+            .map_err(|error| format!("cannot write {}: {error}", self.pid_path.display()))?;
+        self.child = Some(child);
+        self.died_at = None;
+        Ok(pid)
+    }
+
+    /// The exit status if the child has exited since the last look.
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                self.child = None;
+                Some(status)
+            }
+            _ => None,
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
 }
 
 pub fn run(args: DevArgs) -> ExitCode {
-    match run_dev(args) {
+    let mut processes = Vec::new();
+    let outcome = run_dev(args, &mut processes);
+    stop_all(&mut processes);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("tally-node dev: {error}");
@@ -60,7 +131,7 @@ pub fn run(args: DevArgs) -> ExitCode {
     }
 }
 
-fn run_dev(args: DevArgs) -> Result<(), String> {
+fn run_dev(args: DevArgs, processes: &mut Vec<DevProcess>) -> Result<(), String> {
     let data = args
         .data
         .clone()
@@ -71,105 +142,170 @@ fn run_dev(args: DevArgs) -> Result<(), String> {
             args.port
         ));
     }
+    check_ports_free(&args)?;
     if args.fresh && data.exists() {
         std::fs::remove_dir_all(&data)
             .map_err(|error| format!("cannot remove {}: {error}", data.display()))?;
     }
     std::fs::create_dir_all(&data)
         .map_err(|error| format!("cannot create {}: {error}", data.display()))?;
+    let data = data
+        .canonicalize()
+        .map_err(|error| format!("cannot resolve {}: {error}", data.display()))?;
     let executable = std::env::current_exe()
         .map_err(|error| format!("cannot find my own executable: {error}"))?;
     println!("tally dev cluster, data under {}", data.display());
-    let mut nodes = Vec::new();
     for id in 1..=DEV_NODES {
         let addr = format!("127.0.0.1:{}", args.port + (id as u16) - 1);
-        let node_dir = data.join(format!("node-{id}"));
-        let log_path = data.join(format!("node-{id}.log"));
-        let log = std::fs::File::create(&log_path)
-            .map_err(|error| format!("cannot create {}: {error}", log_path.display()))?;
-        let child = Command::new(&executable)
-            .args([
-                "serve",
-                "--id",
-                &id.to_string(),
-                "--listen",
-                &addr,
-                "--data",
-            ])
-            .arg(&node_dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|error| error.to_string())?)
-            .stderr(log)
-            .spawn()
-            .map_err(|error| format!("cannot start node {id}: {error}"))?;
-        println!(
-            "  node {id}  addr {addr}  pid {}  log {}",
-            child.id(),
-            log_path.display()
-        );
-        nodes.push(DevNode {
+        let mut arguments: Vec<OsString> = ["serve", "--id", &id.to_string(), "--listen", &addr]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        arguments.push("--data".into());
+        arguments.push(data.join(format!("node-{id}")).into_os_string());
+        let mut process = DevProcess {
             id,
             name: format!("node {id}"),
             addr,
-            child,
-            alive: true,
-        });
+            program: executable.clone(),
+            arguments,
+            log_path: data.join(format!("node-{id}.log")),
+            pid_path: data.join(format!("node-{id}.pid")),
+            child: None,
+            died_at: None,
+            restarts: Vec::new(),
+            given_up: false,
+        };
+        let pid = process.start()?;
+        println!(
+            "  node {id}  addr {}  pid {pid}  log {}",
+            process.addr,
+            process.log_path.display()
+        );
+        processes.push(process);
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|error| format!("cannot start the async runtime: {error}"))?;
-    let outcome = runtime.block_on(async {
-        let leader = form_cluster(&nodes).await?;
+    runtime.block_on(async {
+        let leader = form_cluster(processes).await?;
         println!("cluster ready: leader is node {leader}");
+        let cluster: Vec<String> = processes.iter().map(|node| node.addr.clone()).collect();
+        let mut environment = vec![
+            ("TALLY_CLUSTER".to_string(), cluster.join(",")),
+            ("TALLY_DEV_DIR".to_string(), data.display().to_string()),
+        ];
         if !args.no_payments {
-            start_payments(&executable, &data, &args, &mut nodes)?;
+            environment.extend(start_payments(&executable, &data, &args, processes)?);
         }
-        println!("try: tallyctl status   (Ctrl-C stops everything)");
-        supervise(&mut nodes).await;
-        Ok::<(), String>(())
-    });
-    stop_all(&mut nodes);
-    outcome
+        let env_path = data.join("tally.env");
+        write_env_file(&env_path, &environment)?;
+        println!("settings for your shell (also in {}):", env_path.display());
+        for (name, value) in &environment {
+            println!("  export {name}={}", shell_quote(value));
+        }
+        println!(
+            "try: source {}; tallyctl status   (Ctrl-C stops everything)",
+            shell_quote(&env_path.display().to_string())
+        );
+        supervise(processes).await
+    })
 }
 
-/// Starts the sandbox PSP and tally-pay next to the cluster, if `tally-pay` was built.
+/// Refuses to start when a port is taken: the new nodes would die, and the checks below would
+/// reach whichever cluster holds the ports and report success.
+fn check_ports_free(args: &DevArgs) -> Result<(), String> {
+    let mut ports: Vec<(u16, String)> = (0..DEV_NODES as u16)
+        .map(|offset| (args.port + offset, format!("node {}", offset + 1)))
+        .collect();
+    if !args.no_payments {
+        ports.push((args.pay_port, "tally-pay".into()));
+        ports.push((args.psp_port, "the sandbox PSP".into()));
+    }
+    for (index, (port, name)) in ports.iter().enumerate() {
+        if ports[..index].iter().any(|(other, _)| other == port) {
+            return Err(format!("port {port} is given twice (for {name})"));
+        }
+        if let Err(error) = std::net::TcpListener::bind(("127.0.0.1", *port)) {
+            return Err(format!(
+                "port {port} (for {name}) is not free: {error}. Is another `tally-node dev` \
+                 running? Stop it, or choose other ports with --port, --pay-port and --psp-port"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Writes `export NAME='value'` lines, so `source FILE` is all a shell needs.
+pub fn write_env_file(path: &Path, variables: &[(String, String)]) -> Result<(), String> {
+    let mut text =
+        String::from("# Written by `tally-node dev`: `source` this file to use the dev cluster.\n");
+    for (name, value) in variables {
+        text.push_str(&format!("export {name}={}\n", shell_quote(value)));
+    }
+    let temporary = path.with_extension("env.tmp");
+    let mut file = std::fs::File::create(&temporary)
+        .map_err(|error| format!("cannot create {}: {error}", temporary.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|error| format!("cannot write {}: {error}", temporary.display()))?;
+    std::fs::rename(&temporary, path)
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))
+}
+
+/// Quotes a value for a POSIX shell when it needs it.
+fn shell_quote(value: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-:,=@%+".contains(c);
+    if !value.is_empty() && value.chars().all(plain) {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
+    }
+}
+
+/// Starts the sandbox PSP and tally-pay next to the cluster, if `tally-pay` was built; returns
+/// the environment variables that point at them.
 fn start_payments(
-    executable: &std::path::Path,
-    data: &std::path::Path,
+    executable: &Path,
+    data: &Path,
     args: &DevArgs,
-    processes: &mut Vec<DevNode>,
-) -> Result<(), String> {
+    processes: &mut Vec<DevProcess>,
+) -> Result<Vec<(String, String)>, String> {
     let pay = executable.with_file_name(format!("tally-pay{}", std::env::consts::EXE_SUFFIX));
     if !pay.exists() {
         println!(
             "payments not started: {} is missing (build it with `cargo build --workspace --bins`)",
             pay.display()
         );
-        return Ok(());
+        return Ok(Vec::new());
     }
     let psp_addr = format!("127.0.0.1:{}", args.psp_port);
     let pay_addr = format!("127.0.0.1:{}", args.pay_port);
     let cluster: Vec<String> = processes.iter().map(|node| node.addr.clone()).collect();
     let webhook_url = format!("http://{pay_addr}/v1/webhooks/psp");
     let psp_url = format!("http://{psp_addr}");
+    let pay_url = format!("http://{pay_addr}");
+    let psp_state = data.join("sandbox-psp.json");
     let cluster = cluster.join(",");
-    let commands: [(&str, &str, Vec<&str>); 2] = [
+    let commands: [(&str, &str, Vec<OsString>); 2] = [
         (
             "sandbox PSP",
             &psp_addr,
             vec![
-                "sandbox-psp",
-                "--listen",
-                &psp_addr,
-                "--webhook-url",
-                &webhook_url,
+                "sandbox-psp".into(),
+                "--listen".into(),
+                psp_addr.clone().into(),
+                "--webhook-url".into(),
+                webhook_url.into(),
+                "--state".into(),
+                psp_state.into_os_string(),
             ],
         ),
         (
             "tally-pay",
             &pay_addr,
-            vec![
+            [
                 "serve",
                 "--listen",
                 &pay_addr,
@@ -177,35 +313,39 @@ fn start_payments(
                 &cluster,
                 "--psp",
                 &psp_url,
-            ],
+            ]
+            .iter()
+            .map(OsString::from)
+            .collect(),
         ),
     ];
     for (name, addr, arguments) in commands {
-        let log_path = data.join(format!("{}.log", name.replace(' ', "-").to_lowercase()));
-        let log = std::fs::File::create(&log_path)
-            .map_err(|error| format!("cannot create {}: {error}", log_path.display()))?;
-        let child = Command::new(&pay)
-            .args(&arguments)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|error| error.to_string())?)
-            .stderr(log)
-            .spawn()
-            .map_err(|error| format!("cannot start {name}: {error}"))?;
-        println!(
-            "  {name}  http://{addr}  pid {}  log {}",
-            child.id(),
-            log_path.display()
-        );
-        processes.push(DevNode {
+        let file_name = name.replace(' ', "-").to_lowercase();
+        let mut process = DevProcess {
             id: 0,
             name: name.to_string(),
             addr: addr.to_string(),
-            child,
-            alive: true,
-        });
+            program: pay.clone(),
+            arguments,
+            log_path: data.join(format!("{file_name}.log")),
+            pid_path: data.join(format!("{file_name}.pid")),
+            child: None,
+            died_at: None,
+            restarts: Vec::new(),
+            given_up: false,
+        };
+        let pid = process.start()?;
+        println!(
+            "  {name}  http://{addr}  pid {pid}  log {}",
+            process.log_path.display()
+        );
+        processes.push(process);
     }
-    println!("payments API: http://{pay_addr}/openapi.json");
-    Ok(())
+    println!("payments API: {pay_url}/openapi.json");
+    Ok(vec![
+        ("TALLY_PAY_URL".to_string(), pay_url),
+        ("TALLY_PSP_URL".to_string(), psp_url),
+    ])
 }
 
 async fn admin(addr: &str) -> Option<AdminClient<tonic::transport::Channel>> {
@@ -213,8 +353,8 @@ async fn admin(addr: &str) -> Option<AdminClient<tonic::transport::Channel>> {
 }
 
 /// Initializes the cluster unless it already is (a dev cluster restarted on its old data), and
-/// waits for a leader.
-async fn form_cluster(nodes: &[DevNode]) -> Result<u64, String> {
+/// waits for a leader. Fails at once when a node dies while the cluster forms.
+async fn form_cluster(nodes: &mut [DevProcess]) -> Result<u64, String> {
     let deadline = Instant::now() + DEV_START_TIMEOUT;
     let members: Vec<pb::Node> = nodes
         .iter()
@@ -224,71 +364,150 @@ async fn form_cluster(nodes: &[DevNode]) -> Result<u64, String> {
         })
         .collect();
     let mut initialized = false;
+    let mut poll = tokio::time::interval(Duration::from_millis(100));
     loop {
+        poll.tick().await;
+        for node in nodes.iter_mut() {
+            if let Some(status) = node.exited() {
+                return Err(format!(
+                    "{} exited while the cluster was starting ({status}); see {}",
+                    node.name,
+                    node.log_path.display()
+                ));
+            }
+        }
         if Instant::now() > deadline {
             return Err("the cluster did not elect a leader in time; see the node logs".into());
         }
-        if let Some(mut client) = admin(&nodes[0].addr).await {
-            if let Ok(status) = client.status(pb::StatusRequest {}).await {
-                let status = status.into_inner();
-                if status.leader_id != 0 {
-                    return Ok(status.leader_id);
-                }
-                if status.voters.is_empty() && !initialized {
-                    client
-                        .init_cluster(pb::InitClusterRequest {
-                            nodes: members.clone(),
-                        })
-                        .await
-                        .map_err(|error| {
-                            format!("initializing the cluster: {}", error.message())
-                        })?;
-                    initialized = true;
-                }
-            }
+        let Some(mut client) = admin(&nodes[0].addr).await else {
+            continue;
+        };
+        let Ok(status) = client.status(pb::StatusRequest {}).await else {
+            continue;
+        };
+        let status = status.into_inner();
+        if status.id != nodes[0].id {
+            return Err(format!(
+                "{} answers as node {}: another cluster holds its port",
+                nodes[0].addr, status.id
+            ));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if status.leader_id != 0 {
+            return Ok(status.leader_id);
+        }
+        if status.voters.is_empty() && !initialized {
+            client
+                .init_cluster(pb::InitClusterRequest {
+                    nodes: members.clone(),
+                })
+                .await
+                .map_err(|error| format!("initializing the cluster: {}", error.message()))?;
+            initialized = true;
+        }
     }
 }
 
-async fn supervise(nodes: &mut [DevNode]) {
-    let mut check = tokio::time::interval(Duration::from_millis(500));
+/// Watches the children until Ctrl-C or SIGTERM, restarting any that dies.
+async fn supervise(processes: &mut [DevProcess]) -> Result<(), String> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|error| format!("cannot watch for SIGTERM: {error}"))?;
+    let mut check = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
-            _ = check.tick() => {
-                for node in nodes.iter_mut().filter(|node| node.alive) {
-                    if let Ok(Some(status)) = node.child.try_wait() {
-                        node.alive = false;
-                        println!("{} (pid {}) exited: {status}; the others keep serving", node.name, node.child.id());
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = terminate.recv() => return Ok(()),
+            _ = check.tick() => restart_dead(processes),
+        }
+    }
+}
+
+fn restart_dead(processes: &mut [DevProcess]) {
+    let now = Instant::now();
+    for process in processes.iter_mut().filter(|process| !process.given_up) {
+        let pid = process.pid();
+        if let Some(status) = process.exited() {
+            process
+                .restarts
+                .retain(|at| now.duration_since(*at) < RESTART_WINDOW);
+            if process.restarts.len() >= RESTARTS_MAX {
+                process.given_up = true;
+                println!(
+                    "{} (pid {}) exited: {status}; it died {RESTARTS_MAX} times within {}s, \
+                     not restarting it again (see {})",
+                    process.name,
+                    pid.unwrap_or(0),
+                    RESTART_WINDOW.as_secs(),
+                    process.log_path.display()
+                );
+                continue;
+            }
+            println!(
+                "{} (pid {}) exited: {status}; restarting it in {}s, the others keep serving",
+                process.name,
+                pid.unwrap_or(0),
+                RESTART_DELAY.as_secs()
+            );
+            process.died_at = Some(now);
+        }
+        if let Some(died_at) = process.died_at {
+            if now.duration_since(died_at) >= RESTART_DELAY {
+                process.restarts.push(now);
+                match process.start() {
+                    Ok(pid) => println!("{} restarted (pid {pid})", process.name),
+                    Err(error) => {
+                        process.given_up = true;
+                        println!("{error}");
                     }
-                }
-                if nodes.iter().all(|node| !node.alive) {
-                    println!("every node has exited");
-                    return;
                 }
             }
         }
     }
 }
 
-fn stop_all(nodes: &mut [DevNode]) {
-    for node in nodes.iter_mut().filter(|node| node.alive) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(node.child.id().to_string())
-            .status();
-    }
-    for node in nodes.iter_mut() {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = node.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+/// Asks every child to stop (SIGTERM via closing its stdin pipe and `kill`), then kills what is
+/// left after `STOP_TIMEOUT`.
+fn stop_all(processes: &mut [DevProcess]) {
+    for process in processes.iter_mut() {
+        if let Some(child) = process.child.as_mut() {
+            drop(child.stdin.take());
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .stderr(Stdio::null())
+                .status();
         }
-        let _ = node.child.kill();
-        let _ = node.child.wait();
     }
-    println!("cluster stopped");
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    for process in processes.iter_mut() {
+        if let Some(mut child) = process.child.take() {
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&process.pid_path);
+    }
+    if !processes.is_empty() {
+        println!("cluster stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn shell_quote_leaves_plain_values_and_quotes_the_rest() {
+        assert_eq!(
+            shell_quote("127.0.0.1:7100,127.0.0.1:7101"),
+            "127.0.0.1:7100,127.0.0.1:7101"
+        );
+        assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
 }

@@ -30,11 +30,21 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one node of a cluster.
+    ///
+    /// `--help` lists every setting ([node] and [raft]) with its default.
     #[command(
         after_help = "Settings come from the config file, then TALLY__SECTION__KEY environment \
 variables (e.g. TALLY__NODE__ID=2, TALLY__RAFT__HEARTBEAT_INTERVAL_MS=50), then these flags.\n\n\
 Example: tally-node serve --id 1 --listen 127.0.0.1:7100 --data /var/lib/tally/1\n\
-Then form the cluster once: tallyctl cluster init --nodes 1=127.0.0.1:7100,2=127.0.0.1:7101,3=127.0.0.1:7102"
+Then form the cluster once: tallyctl cluster init --nodes 1=127.0.0.1:7100,2=127.0.0.1:7101,3=127.0.0.1:7102",
+        after_long_help = concat!(
+            "Settings come from the config file, then TALLY__SECTION__KEY environment variables, \
+then these flags.\n\n\
+Example: tally-node serve --id 1 --listen 127.0.0.1:7100 --data /var/lib/tally/1\n\
+Then form the cluster once: tallyctl cluster init --nodes 1=127.0.0.1:7100,2=127.0.0.1:7101,3=127.0.0.1:7102\n\n\
+Every setting, with its default (this is config/tally-node.example.toml):\n\n",
+            include_str!("../../config/tally-node.example.toml")
+        )
     )]
     Serve(ServeArgs),
     /// Run a local 3-node cluster (three child processes) on loopback, initialized and ready.
@@ -61,6 +71,10 @@ struct ServeArgs {
     /// Log filter (default info), e.g. "tally_node=debug,openraft=info".
     #[arg(long)]
     log: Option<String>,
+    /// Shut down when standard input closes (`tally-node dev` uses this so that its children
+    /// never outlive it).
+    #[arg(long, hide = true)]
+    exit_on_stdin_close: bool,
 }
 
 fn main() -> ExitCode {
@@ -115,7 +129,7 @@ fn serve_main(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(config, args.exit_on_stdin_close)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("tally-node: {error:#}");
@@ -133,7 +147,7 @@ fn init_logging(filter: &str) {
         .try_init();
 }
 
-async fn serve(config: NodeConfig) -> anyhow::Result<()> {
+async fn serve(config: NodeConfig, exit_on_stdin_close: bool) -> anyhow::Result<()> {
     let storage = RocksStorage::open(&config.node.data)
         .with_context(|| format!("opening the data directory {}", config.node.data.display()))?;
     let listener = tokio::net::TcpListener::bind(&config.node.listen)
@@ -162,7 +176,7 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     let server = tokio::spawn(grpc::serve(node.clone(), listener, async move {
         let _ = stopped.await;
     }));
-    shutdown_signal().await;
+    shutdown_signal(exit_on_stdin_close).await;
     tracing::info!("shutting down");
     let _ = stop.send(());
     node.shutdown().await;
@@ -170,8 +184,15 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on Ctrl-C, SIGTERM, or (when asked) when standard input closes.
+async fn shutdown_signal(exit_on_stdin_close: bool) {
+    let stdin_closed = stdin_closed(exit_on_stdin_close);
+    let interrupt = async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = stdin_closed => {}
+        }
+    };
     #[cfg(unix)]
     {
         let mut terminate =
@@ -191,4 +212,20 @@ async fn shutdown_signal() {
     {
         let _ = interrupt.await;
     }
+}
+
+/// Completes when standard input reaches end of file (never, if `watch` is false). The read runs
+/// on a plain thread, which does not keep the process alive at exit.
+async fn stdin_closed(watch: bool) {
+    if !watch {
+        return std::future::pending().await;
+    }
+    let (closed, on_closed) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 64];
+        let mut stdin = std::io::stdin();
+        while matches!(std::io::Read::read(&mut stdin, &mut buffer), Ok(count) if count > 0) {}
+        let _ = closed.send(());
+    });
+    let _ = on_closed.await;
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::money::{Currency, FeeRule};
 
@@ -19,7 +19,7 @@ pub const ENV_PREFIX: &str = "TALLY_PAY__";
 pub const DEV_ENCRYPTION_KEY: &str =
     "7461 6c6c 792d 6465 762d 6b65 792d 6e6f 742d 666f 722d 7072 6f64 7563 7469 6f6e";
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct PayConfig {
     pub pay: PaySection,
@@ -30,7 +30,7 @@ pub struct PayConfig {
     pub billing: BillingSection,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BillingSection {
     /// `system`: the wall clock. `manual`: a clock stored in the cluster and moved with
@@ -55,7 +55,7 @@ impl Default for BillingSection {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PaySection {
     /// Address the HTTP API listens on.
@@ -73,7 +73,7 @@ pub struct PaySection {
     pub idempotency_lease_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PspSection {
     /// Base URL of the PSP's API (the sandbox PSP in development).
@@ -87,7 +87,7 @@ pub struct PspSection {
     pub webhook_tolerance_s: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeesSection {
     /// Platform fee: percent of each payment order (a decimal string, e.g. "2.5").
@@ -99,7 +99,7 @@ pub struct FeesSection {
     pub refund_policy: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RiskSection {
     /// Largest payment order, in minor units.
@@ -114,7 +114,7 @@ pub struct RiskSection {
     pub blocked_emails: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerSection {
     /// How often the worker looks for objects to drive forward.
@@ -420,6 +420,27 @@ fn env_value(key: &str, text: &str) -> toml::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `config/tally-pay.example.toml` names every setting, holds each default, and loads and
+    /// validates as it is.
+    #[test]
+    fn example_file_lists_every_setting_with_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/tally-pay.example.toml");
+        let config = PayConfig::load(Some(&path), &BTreeMap::new()).unwrap();
+        config.validate().unwrap();
+        let example: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        let defaults = toml::Table::try_from(PayConfig::default()).unwrap();
+        for (section, values) in &defaults {
+            for (key, default) in values.as_table().unwrap() {
+                let name = format!("{section}.{key}");
+                let given = example
+                    .get(section)
+                    .and_then(|values| values.get(key))
+                    .unwrap_or_else(|| panic!("{name} is missing from {}", path.display()));
+                assert_eq!(given, default, "{name} in {}", path.display());
+            }
+        }
+    }
 
     #[test]
     fn defaults_are_valid_and_env_overrides_file() {

@@ -27,8 +27,13 @@ struct Cli {
 enum Command {
     /// Serve the payment API (HTTP JSON; the OpenAPI document is at /openapi.json).
     ///
-    /// Settings come from --config FILE (TOML sections [pay], [psp], [fees], [risk], [worker]),
-    /// then TALLY_PAY__SECTION__KEY environment variables, then these flags.
+    /// Settings come from --config FILE (TOML sections [pay], [psp], [fees], [risk], [worker],
+    /// [billing]), then TALLY_PAY__SECTION__KEY environment variables, then these flags.
+    /// `--help` lists every setting with its default.
+    #[command(after_long_help = concat!(
+        "Every setting, with its default (this is config/tally-pay.example.toml):\n\n",
+        include_str!("../../config/tally-pay.example.toml")
+    ))]
     Serve {
         /// TOML configuration file.
         #[arg(long)]
@@ -37,11 +42,14 @@ enum Command {
         #[arg(long, value_name = "HOST:PORT")]
         listen: Option<String>,
         /// Ledger cluster nodes [default: 127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102].
-        #[arg(long, value_name = "HOST:PORT[,...]")]
+        #[arg(long, value_name = "HOST:PORT[,...]", env = "TALLY_CLUSTER")]
         cluster: Option<String>,
         /// Base URL of the PSP [default: http://127.0.0.1:7200, the sandbox PSP].
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", env = "TALLY_PSP_URL")]
         psp: Option<String>,
+        /// Shut down when standard input closes (`tally-node dev` uses this).
+        #[arg(long, hide = true)]
+        exit_on_stdin_close: bool,
     },
     /// Run the sandbox PSP: a Stripe-like HTTP API with test cards, idempotency keys, signed
     /// webhooks, asynchronous payouts, daily settlement reports and injectable faults.
@@ -73,6 +81,13 @@ enum Command {
         /// Delay before a payout is reported paid, in milliseconds.
         #[arg(long, value_name = "MS", default_value_t = 2000)]
         payout_delay_ms: u64,
+        /// Keep the books (tokens, charges, refunds, payouts, idempotency keys) in this file,
+        /// saved after every change and read back at start-up; without it they live in memory.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+        /// Shut down when standard input closes (`tally-node dev` uses this).
+        #[arg(long, hide = true)]
+        exit_on_stdin_close: bool,
     },
     /// Reconcile the PSP's settlement report of a day with Tally's records and check the
     /// ledger (the same run as `POST /v1/reconciliations`; running it twice changes nothing).
@@ -89,11 +104,11 @@ enum Command {
         /// TOML configuration file (as for `serve`).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Ledger cluster nodes.
-        #[arg(long, value_name = "HOST:PORT[,...]")]
+        /// Ledger cluster nodes [default: as for `serve`].
+        #[arg(long, value_name = "HOST:PORT[,...]", env = "TALLY_CLUSTER")]
         cluster: Option<String>,
-        /// Base URL of the PSP.
-        #[arg(long, value_name = "URL")]
+        /// Base URL of the PSP [default: as for `serve`].
+        #[arg(long, value_name = "URL", env = "TALLY_PSP_URL")]
         psp: Option<String>,
     },
 }
@@ -117,13 +132,14 @@ fn main() -> anyhow::Result<()> {
             listen,
             cluster,
             psp,
+            exit_on_stdin_close,
         } => {
             let mut config = load_config(config, cluster, psp)?;
             if let Some(listen) = listen {
                 config.pay.listen = listen;
             }
             init_logs(&config.pay.log);
-            runtime.block_on(serve(config))
+            runtime.block_on(serve(config, exit_on_stdin_close))
         }
         Command::Recon {
             date,
@@ -157,6 +173,8 @@ fn main() -> anyhow::Result<()> {
             api_key,
             faults,
             payout_delay_ms,
+            state,
+            exit_on_stdin_close,
         } => {
             init_logs("info");
             let faults = Faults::parse(&faults).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
@@ -173,9 +191,15 @@ fn main() -> anyhow::Result<()> {
                 webhook_secret: webhook_secret.into_bytes(),
                 faults,
                 payout_delay: Duration::from_millis(payout_delay_ms),
+                state_path: state,
                 ..SandboxConfig::default()
             };
-            runtime.block_on(tally_payments::sandbox::run(config))
+            runtime.block_on(async {
+                tokio::select! {
+                    served = tally_payments::sandbox::run(config) => served,
+                    () = shutdown_signal(exit_on_stdin_close) => Ok(()),
+                }
+            })
         }
     }
 }
@@ -211,11 +235,12 @@ async fn recon(
         .reconcile(date)
         .await
         .with_context(|| format!("reconciling {date}"))?;
-    match format {
-        ReconFormat::Text => print!("{}", report.render_text()),
-        ReconFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        ReconFormat::Csv => print!("{}", report.to_csv()?),
-    }
+    let text = match format {
+        ReconFormat::Text => report.render_text(),
+        ReconFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
+        ReconFormat::Csv => report.to_csv()?,
+    };
+    write_stdout(&text)?;
     Ok(if report.summary.ok { 0 } else { 1 })
 }
 
@@ -225,7 +250,54 @@ fn init_logs(filter: &str) {
     tracing_subscriber::fmt().with_env_filter(filter).init();
 }
 
-async fn serve(config: PayConfig) -> anyhow::Result<()> {
+/// Writes to standard output; a reader that went away (`tally-pay recon ... | head`) is not an
+/// error.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(error).context("writing to standard output")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Resolves on Ctrl-C, SIGTERM, or (when asked) when standard input closes.
+async fn shutdown_signal(exit_on_stdin_close: bool) {
+    let stdin_closed = async {
+        if !exit_on_stdin_close {
+            return std::future::pending().await;
+        }
+        // The read runs on a plain thread, which does not keep the process alive at exit.
+        let (closed, on_closed) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 64];
+            let mut stdin = std::io::stdin();
+            while matches!(std::io::Read::read(&mut stdin, &mut buffer), Ok(count) if count > 0) {}
+            let _ = closed.send(());
+        });
+        let _ = on_closed.await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+        () = stdin_closed => {}
+    }
+}
+
+async fn serve(config: PayConfig, exit_on_stdin_close: bool) -> anyhow::Result<()> {
     let pay = Pay::connect(config.clone())
         .await
         .map_err(anyhow::Error::msg)?;
@@ -246,9 +318,7 @@ async fn serve(config: PayConfig) -> anyhow::Result<()> {
         "tally-pay serving");
     tokio::spawn(tally_payments::worker::run(Arc::clone(&pay)));
     axum::serve(listener, tally_payments::api::router(pay))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal(exit_on_stdin_close))
         .await
         .context("serving HTTP")
 }

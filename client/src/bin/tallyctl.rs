@@ -1,6 +1,24 @@
 //! `tallyctl`: the operator's CLI for a Tally cluster (bootstrap, membership, status, accounts
 //! and transfers, verification, benchmarking).
 
+/// `println!` for command output: a reader that went away (`tallyctl ... | head`) ends the
+/// program quietly instead of panicking.
+macro_rules! outln {
+    () => {
+        $crate::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for command output; see `outln!`.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!($($arg)*))
+    };
+}
+
 #[path = "tallyctl/bench.rs"]
 mod bench;
 #[path = "tallyctl/cli.rs"]
@@ -58,6 +76,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes command output. When standard output is a closed pipe, exits at once with 0: the
+/// reader took what it wanted. Any other write error ends the program with 1.
+pub fn write_out(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(text) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to standard output: {error}");
+        std::process::exit(1);
+    }
+}
+
 /// 2 when the cluster or a node could not be reached, 1 for everything else.
 fn exit_code_of(error: &anyhow::Error) -> ExitCode {
     let unreachable = error
@@ -72,6 +104,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let options = ClientOptions {
         request_timeout: REQUEST_TIMEOUT_MAX.min(timeout),
         deadline: timeout,
+        fail_fast_on_refused: true,
         ..ClientOptions::default()
     };
     let cluster: Vec<String> = cli

@@ -67,8 +67,28 @@ pub(super) fn router(sandbox: Arc<Sandbox>) -> Router {
         )
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&sandbox),
+            save_after_change,
+        ))
         .layer(DefaultBodyLimit::max(REQUEST_BODY_SIZE_MAX))
         .with_state(sandbox)
+}
+
+/// Saves the books after every request that may have changed them (every POST), before the
+/// answer goes out: what a client was told survives a restart.
+async fn save_after_change(
+    State(sandbox): Shared,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let changes = request.method() == Method::POST;
+    let response = next.run(request).await;
+    if changes && sandbox.state_path.is_some() {
+        let sandbox = Arc::clone(&sandbox);
+        let _ = tokio::task::spawn_blocking(move || sandbox.save()).await;
+    }
+    response
 }
 
 /// Which keys an endpoint accepts.

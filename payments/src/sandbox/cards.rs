@@ -111,15 +111,57 @@ pub fn tokenize(input: &CardInput, token: String, today: (u32, u32)) -> Result<C
     })
 }
 
+/// The test cards that are declined: number, decline code, message.
+const DECLINED_CARDS: [(&str, &str, &str); 4] = [
+    (
+        "4000000000000002",
+        "card_declined",
+        "Your card was declined.",
+    ),
+    (
+        "4000000000009995",
+        "insufficient_funds",
+        "Your card has insufficient funds.",
+    ),
+    ("4000000000000069", "expired_card", "Your card has expired."),
+    (
+        "4000000000000127",
+        "incorrect_cvc",
+        "Your card's security code is incorrect.",
+    ),
+];
+const PROCESSING_ERROR_CARD: &str = "4000000000000119";
+
 fn outcome(number: &str) -> CardOutcome {
-    let declined = |code, message| CardOutcome::Declined { code, message };
-    match number {
-        "4000000000000002" => declined("card_declined", "Your card was declined."),
-        "4000000000009995" => declined("insufficient_funds", "Your card has insufficient funds."),
-        "4000000000000069" => declined("expired_card", "Your card has expired."),
-        "4000000000000127" => declined("incorrect_cvc", "Your card's security code is incorrect."),
-        "4000000000000119" => CardOutcome::ProcessingError,
-        _ => CardOutcome::Succeeds,
+    if number == PROCESSING_ERROR_CARD {
+        return CardOutcome::ProcessingError;
+    }
+    match DECLINED_CARDS.iter().find(|(card, _, _)| *card == number) {
+        Some((_, code, message)) => CardOutcome::Declined { code, message },
+        None => CardOutcome::Succeeds,
+    }
+}
+
+impl CardOutcome {
+    /// A stable name, for the saved state: `succeeds`, `processing_error` or the decline code.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CardOutcome::Succeeds => "succeeds",
+            CardOutcome::ProcessingError => "processing_error",
+            CardOutcome::Declined { code, .. } => code,
+        }
+    }
+
+    /// The outcome a [`CardOutcome::name`] stands for.
+    pub fn from_name(name: &str) -> Option<CardOutcome> {
+        match name {
+            "succeeds" => Some(CardOutcome::Succeeds),
+            "processing_error" => Some(CardOutcome::ProcessingError),
+            _ => DECLINED_CARDS
+                .iter()
+                .find(|(_, code, _)| *code == name)
+                .map(|(_, code, message)| CardOutcome::Declined { code, message }),
+        }
     }
 }
 

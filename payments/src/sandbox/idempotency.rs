@@ -13,7 +13,7 @@ use super::constants::{IDEMPOTENCY_KEYS_MAX, IDEMPOTENCY_KEY_RETENTION};
 pub const KEY_RETENTION: i64 = IDEMPOTENCY_KEY_RETENTION.as_secs() as i64;
 
 /// A response as sent: status and JSON body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoredResponse {
     pub status: u16,
     pub body: Vec<u8>,
@@ -43,6 +43,16 @@ pub enum Begin {
     Mismatch,
     /// No room for another key.
     Full,
+}
+
+/// A completed key as the sandbox saves it across restarts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedKey {
+    pub key: String,
+    pub fingerprint: String,
+    pub response: StoredResponse,
+    /// Unix seconds.
+    pub completed_at: i64,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +109,44 @@ impl IdempotencyStore {
         if matches!(self.entries.get(key), Some(Entry::InFlight { .. })) {
             self.entries.remove(key);
         }
+    }
+
+    /// Every completed key with its fingerprint, response and completion time, oldest first
+    /// (keys still in flight are not kept: their requests die with the process).
+    pub fn completed(&self) -> Vec<SavedKey> {
+        self.completed
+            .iter()
+            .filter_map(|(completed_at, key)| match self.entries.get(key) {
+                Some(Entry::Completed {
+                    fingerprint,
+                    response,
+                }) => Some(SavedKey {
+                    key: key.clone(),
+                    fingerprint: fingerprint.clone(),
+                    response: response.clone(),
+                    completed_at: *completed_at,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A store holding `keys` (as [`IdempotencyStore::completed`] returned them).
+    pub fn from_completed(keys: Vec<SavedKey>) -> IdempotencyStore {
+        let mut store = IdempotencyStore::default();
+        for saved in keys.into_iter().take(IDEMPOTENCY_KEYS_MAX) {
+            store
+                .completed
+                .push_back((saved.completed_at, saved.key.clone()));
+            store.entries.insert(
+                saved.key,
+                Entry::Completed {
+                    fingerprint: saved.fingerprint,
+                    response: saved.response,
+                },
+            );
+        }
+        store
     }
 
     fn prune(&mut self, now: i64) {

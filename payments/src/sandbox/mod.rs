@@ -25,6 +25,7 @@ mod webhooks;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -52,6 +53,9 @@ pub struct SandboxConfig {
     /// to the currency's minor unit, plus `fee_fixed` minor units, at most the amount.
     pub fee_percent: Decimal,
     pub fee_fixed: u64,
+    /// Where the books are saved after every change and read back at start-up, so that a
+    /// restart keeps tokens, charges, refunds and payouts; `None`: memory only.
+    pub state_path: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -67,6 +71,7 @@ impl Default for SandboxConfig {
             payout_delay: Duration::from_secs(2),
             fee_percent: Decimal::new(29, 1),
             fee_fixed: 30,
+            state_path: None,
         }
     }
 }
@@ -83,6 +88,7 @@ impl fmt::Debug for SandboxConfig {
             .field("payout_delay", &self.payout_delay)
             .field("fee_percent", &self.fee_percent)
             .field("fee_fixed", &self.fee_fixed)
+            .field("state_path", &self.state_path)
             .finish()
     }
 }
@@ -134,7 +140,11 @@ pub async fn run(config: SandboxConfig) -> anyhow::Result<()> {
 pub async fn serve(config: SandboxConfig, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
     let address = listener.local_addr().context("sandbox listener address")?;
+    let state_path = config.state_path.clone();
     let sandbox = Arc::new(Sandbox::new(config));
+    if let Some(path) = &state_path {
+        sandbox.load(path)?;
+    }
     tracing::info!(
         %address,
         faults = %sandbox.lock().faults,
@@ -151,6 +161,9 @@ struct Sandbox {
     payout_delay: Duration,
     model: Mutex<Model>,
     webhooks: WebhookSender,
+    state_path: Option<PathBuf>,
+    /// Held while the state file is written, so that saves land in order.
+    saving: Mutex<()>,
 }
 
 impl Sandbox {
@@ -165,6 +178,44 @@ impl Sandbox {
             payout_delay: config.payout_delay,
             model: Mutex::new(Model::new(faults, fees)),
             webhooks: WebhookSender::new(config.webhook_url, &config.webhook_secret),
+            state_path: config.state_path,
+            saving: Mutex::new(()),
+        }
+    }
+
+    /// Reads the saved books, if the file exists, and completes the payouts that were pending.
+    fn load(self: &Arc<Self>, path: &Path) -> anyhow::Result<()> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+        };
+        let saved: model::Saved = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a sandbox state file", path.display()))?;
+        let pending = self
+            .lock()
+            .restore(saved)
+            .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+        tracing::info!(path = %path.display(), pending_payouts = pending.len(), "sandbox state loaded");
+        self.apply(
+            pending
+                .into_iter()
+                .map(|reference| Effect::CompletePayout { reference })
+                .collect(),
+        );
+        Ok(())
+    }
+
+    /// Writes the books to the state file (write a temporary file, sync, rename), if there is
+    /// one. A failure is logged: the sandbox keeps serving from memory.
+    fn save(&self) {
+        let Some(path) = &self.state_path else {
+            return;
+        };
+        let _saving = self.saving.lock().unwrap_or_else(PoisonError::into_inner);
+        let saved = self.lock().save();
+        if let Err(error) = write_atomically(path, &saved) {
+            tracing::error!(path = %path.display(), %error, "cannot save the sandbox state");
         }
     }
 
@@ -188,6 +239,7 @@ impl Sandbox {
                         spawn(async move {
                             tokio::time::sleep(sandbox.payout_delay).await;
                             let effects = sandbox.lock().complete_payout(&reference, now());
+                            sandbox.save();
                             sandbox.apply(effects);
                         });
                     }
@@ -198,6 +250,17 @@ impl Sandbox {
             self.webhooks.dispatch(delivery);
         }
     }
+}
+
+fn write_atomically(path: &Path, saved: &model::Saved) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let bytes = serde_json::to_vec(saved)?;
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    Ok(())
 }
 
 fn plan_delivery(model: &mut Model, event: crate::psp::WebhookEvent) -> Delivery {

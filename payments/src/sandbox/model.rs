@@ -21,13 +21,44 @@ use super::constants::{
 };
 use super::error::{ApiError, ErrorKind};
 use super::faults::Faults;
-use super::idempotency::IdempotencyStore;
+use super::idempotency::{IdempotencyStore, SavedKey};
 use super::settlement::{self, Adjustment};
 use crate::bank;
 use crate::psp::{
     CardDetails, Charge, ChargeStatus, Payout, PayoutStatus, PspObject, Refund, RefundStatus,
     SettlementKind, SettlementLine, WebhookEvent,
 };
+
+/// Version of the [`Saved`] layout.
+const SAVED_VERSION: u32 = 1;
+
+/// The sandbox's books as saved to its state file (`--state`). Card numbers are never kept, so
+/// they are never saved either.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Saved {
+    version: u32,
+    tokens: Vec<SavedCard>,
+    charges: Vec<ChargeRecord>,
+    refunds: Vec<Refund>,
+    payouts: Vec<SavedPayout>,
+    processing_errors: Vec<String>,
+    idempotency: Vec<SavedKey>,
+    adjustments: Vec<Adjustment>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedCard {
+    token: String,
+    details: CardDetails,
+    /// [`CardOutcome::name`].
+    outcome: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedPayout {
+    record: PayoutRecord,
+    closed_account: bool,
+}
 
 /// A payout to this account number fails with `account_closed`.
 pub const CLOSED_ACCOUNT_NUMBER: &str = "000111111116";
@@ -155,8 +186,14 @@ impl std::fmt::Debug for DestinationInput {
 /// The code and message a payout fails with.
 pub type PayoutFailure = (&'static str, &'static str);
 
+/// How a payout to a closed account fails.
+pub const ACCOUNT_CLOSED: PayoutFailure = (
+    "account_closed",
+    "The bank account has been closed; the payout was returned.",
+);
+
 /// A charge as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChargeRecord {
     #[serde(flatten)]
     pub charge: Charge,
@@ -165,7 +202,7 @@ pub struct ChargeRecord {
 }
 
 /// A payout as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PayoutRecord {
     #[serde(flatten)]
     pub payout: Payout,
@@ -264,6 +301,83 @@ impl Model {
             idempotency: IdempotencyStore::default(),
             adjustments: Vec::new(),
         }
+    }
+
+    /// Everything a restart must keep: tokens, charges, refunds, payouts, completed idempotency
+    /// keys and settlement adjustments (not the faults, which come from the command line).
+    pub fn save(&self) -> Saved {
+        let mut tokens: Vec<SavedCard> = self
+            .tokens
+            .iter()
+            .map(|(token, card)| SavedCard {
+                token: token.clone(),
+                details: card.details.clone(),
+                outcome: card.outcome.name().to_owned(),
+            })
+            .collect();
+        tokens.sort_by(|a, b| a.token.cmp(&b.token));
+        let mut processing_errors: Vec<String> = self.processing_errors.iter().cloned().collect();
+        processing_errors.sort();
+        Saved {
+            version: SAVED_VERSION,
+            tokens,
+            charges: self.charges.items.clone(),
+            refunds: self.refunds.items.clone(),
+            payouts: self
+                .payouts
+                .items
+                .iter()
+                .map(|record| SavedPayout {
+                    closed_account: record.fails_with.is_some(),
+                    record: record.clone(),
+                })
+                .collect(),
+            processing_errors,
+            idempotency: self.idempotency.completed(),
+            adjustments: self.adjustments.clone(),
+        }
+    }
+
+    /// Takes over a saved state; returns the references of payouts still pending, which the
+    /// caller must complete again. Ids drawn from now on come from a fresh seed, so they cannot
+    /// repeat the saved ones.
+    pub fn restore(&mut self, saved: Saved) -> Result<Vec<String>, String> {
+        if saved.version != SAVED_VERSION {
+            return Err(format!(
+                "saved state has version {}, this sandbox reads version {SAVED_VERSION}",
+                saved.version
+            ));
+        }
+        for card in saved.tokens {
+            let outcome = CardOutcome::from_name(&card.outcome)
+                .ok_or_else(|| format!("unknown card outcome `{}`", card.outcome))?;
+            let details = card.details;
+            self.tokens.insert(card.token, Card { details, outcome });
+        }
+        for record in saved.charges {
+            self.charges.insert(record.charge.reference.clone(), record);
+        }
+        for refund in saved.refunds {
+            self.refunds.insert(refund.reference.clone(), refund);
+        }
+        let mut pending = Vec::new();
+        for SavedPayout {
+            mut record,
+            closed_account,
+        } in saved.payouts
+        {
+            record.fails_with = closed_account.then_some(ACCOUNT_CLOSED);
+            let reference = record.payout.reference.clone();
+            if record.payout.status == PayoutStatus::Pending {
+                pending.push(reference.clone());
+            }
+            self.payouts.insert(reference, record);
+        }
+        self.processing_errors = saved.processing_errors.into_iter().collect();
+        self.idempotency = IdempotencyStore::from_completed(saved.idempotency);
+        self.adjustments = saved.adjustments;
+        self.id_rng = StdRng::seed_from_u64(rand::random());
+        Ok(pending)
     }
 
     /// Replaces the faults and reseeds the fault RNG with their (set) seed.
@@ -769,10 +883,7 @@ fn check_destination(
             "country must be a 2-letter ISO 3166 code like DE",
         ));
     }
-    let closed = Some((
-        "account_closed",
-        "The bank account has been closed; the payout was returned.",
-    ));
+    let closed = Some(ACCOUNT_CLOSED);
     // The same checks tally-pay makes when an account is linked (`crate::bank`).
     match (
         &destination.iban,

@@ -233,9 +233,9 @@ pub async fn run(context: &Context, args: BenchArgs) -> anyhow::Result<ExitCode>
     let summary = send_transfers(&context.client, &workload, &args, &progress).await;
     progress.finish_and_clear();
     if context.json {
-        println!("{}", summary.to_json());
+        outln!("{}", summary.to_json());
     } else {
-        print!("{}", summary.to_text());
+        out!("{}", summary.to_text());
     }
     Ok(if summary.failed_requests > 0 {
         ExitCode::from(2)

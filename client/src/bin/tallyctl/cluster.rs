@@ -181,9 +181,9 @@ async fn status(context: &Context) -> anyhow::Result<ExitCode> {
     let probes = discover(&context.client, &context.cluster).await;
     if context.json {
         let rows: Vec<_> = probes.iter().map(probe_json).collect();
-        println!("{}", serde_json::Value::Array(rows));
+        outln!("{}", serde_json::Value::Array(rows));
     } else {
-        print!("{}", status_table(&probes));
+        out!("{}", status_table(&probes));
         for probe in &probes {
             if let Err(error) = &probe.reply {
                 eprintln!("{}: {error}", probe.addr);
@@ -239,14 +239,16 @@ async fn init(context: &Context, nodes: &[NodeSpec]) -> anyhow::Result<ExitCode>
     }
     let status = wait_for_leader(&context.client, first, deadline).await?;
     if context.json {
-        println!(
+        outln!(
             "{}",
             json!({"leader_id": status.leader_id, "leader_addr": status.leader_addr, "term": status.term})
         );
     } else {
-        println!(
+        outln!(
             "leader: node {} at {} (term {})",
-            status.leader_id, status.leader_addr, status.term
+            status.leader_id,
+            status.leader_addr,
+            status.term
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -308,7 +310,7 @@ async fn add_node(
         .await
         .context("adding the learner failed")?;
     if !context.json {
-        println!("node {id} ({addr}) added as learner at log index {learner_index}");
+        outln!("node {id} ({addr}) added as learner at log index {learner_index}");
     }
     let mut voter_index = None;
     if !learner_only {
@@ -329,11 +331,11 @@ async fn add_node(
             voter_index = Some(index);
         }
         if !context.json {
-            println!("node {id} promoted to voter; voters are now {voters:?}");
+            outln!("node {id} promoted to voter; voters are now {voters:?}");
         }
     }
     if context.json {
-        println!(
+        outln!(
             "{}",
             json!({"id": id, "addr": addr, "learner_log_index": learner_index, "voter_log_index": voter_index})
         );
@@ -368,12 +370,12 @@ async fn remove_node(context: &Context, id: u64) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("removing node {id} failed"))?;
     if context.json {
-        println!(
+        outln!(
             "{}",
             json!({"removed": id, "voters": remaining, "log_index": index})
         );
     } else {
-        println!("node {id} removed at log index {index}; voters are now {remaining:?}");
+        outln!("node {id} removed at log index {index}; voters are now {remaining:?}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -27,14 +27,14 @@ pub async fn account(context: &Context, command: AccountCommand) -> anyhow::Resu
                 .await?;
             if context.json {
                 let rows: Vec<_> = balances.iter().map(crate::output::balance_json).collect();
-                println!("{}", serde_json::Value::Array(rows));
+                outln!("{}", serde_json::Value::Array(rows));
             } else if balances.is_empty() {
-                println!(
+                outln!(
                     "no balance history for account {} (was it created with --flags history?)",
                     args.id
                 );
             } else {
-                print!("{}", crate::output::balances_table(&balances));
+                out!("{}", crate::output::balances_table(&balances));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -97,12 +97,12 @@ pub fn build_transfer(args: &TransferCreateArgs) -> v1::Transfer {
 /// Prints one create result; `ok` and `exists` (a repeated request) succeed, anything else fails.
 fn report_result(context: &Context, id: u128, code: u32, name: String, exists: u32) -> ExitCode {
     if context.json {
-        println!(
+        outln!(
             "{}",
             json!({"id": id.to_string(), "result": name, "code": code})
         );
     } else {
-        println!("{name}");
+        outln!("{name}");
     }
     if code == RESULT_OK || code == exists {
         ExitCode::SUCCESS
@@ -153,9 +153,9 @@ async fn get_accounts(context: &Context, ids: &[u128]) -> anyhow::Result<ExitCod
     let missing = missing_ids(ids, accounts.iter().map(|account| account.id));
     if context.json {
         let rows: Vec<_> = accounts.iter().map(crate::output::account_json).collect();
-        println!("{}", serde_json::Value::Array(rows));
+        outln!("{}", serde_json::Value::Array(rows));
     } else if !accounts.is_empty() {
-        print!("{}", crate::output::accounts_table(&accounts));
+        out!("{}", crate::output::accounts_table(&accounts));
     }
     Ok(report_missing("account", &missing))
 }
@@ -165,9 +165,9 @@ async fn get_transfers(context: &Context, ids: &[u128]) -> anyhow::Result<ExitCo
     let missing = missing_ids(ids, transfers.iter().map(|transfer| transfer.id));
     if context.json {
         let rows: Vec<_> = transfers.iter().map(crate::output::transfer_json).collect();
-        println!("{}", serde_json::Value::Array(rows));
+        outln!("{}", serde_json::Value::Array(rows));
     } else if !transfers.is_empty() {
-        print!("{}", crate::output::transfers_table(&transfers));
+        out!("{}", crate::output::transfers_table(&transfers));
     }
     Ok(report_missing("transfer", &missing))
 }
@@ -212,11 +212,11 @@ async fn list_transfers(
         .await?;
     if context.json {
         let rows: Vec<_> = transfers.iter().map(crate::output::transfer_json).collect();
-        println!("{}", serde_json::Value::Array(rows));
+        outln!("{}", serde_json::Value::Array(rows));
     } else if transfers.is_empty() {
-        println!("no transfers for account {account_id}");
+        outln!("no transfers for account {account_id}");
     } else {
-        print!("{}", crate::output::transfers_table(&transfers));
+        out!("{}", crate::output::transfers_table(&transfers));
     }
     Ok(ExitCode::SUCCESS)
 }

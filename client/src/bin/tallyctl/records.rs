@@ -51,7 +51,7 @@ pub async fn run(context: &Context, command: RecordCommand) -> anyhow::Result<Ex
                 .await?
             {
                 Some(record) => {
-                    println!("{}", serde_json::to_string_pretty(&record_json(&record))?);
+                    outln!("{}", serde_json::to_string_pretty(&record_json(&record))?);
                     Ok(ExitCode::SUCCESS)
                 }
                 None => {
@@ -67,13 +67,13 @@ pub async fn run(context: &Context, command: RecordCommand) -> anyhow::Result<Ex
         } => {
             let records = scan(context, &namespace, &prefix, limit).await?;
             if context.json {
-                println!(
+                outln!(
                     "{}",
                     Value::Array(records.iter().map(record_json).collect())
                 );
             } else {
                 for record in &records {
-                    println!(
+                    outln!(
                         "{}\tv{}\t{}",
                         key_of(record),
                         record.version,
@@ -81,7 +81,7 @@ pub async fn run(context: &Context, command: RecordCommand) -> anyhow::Result<Ex
                     );
                 }
                 if records.is_empty() {
-                    println!("no records in {namespace} with prefix {prefix:?}");
+                    outln!("no records in {namespace} with prefix {prefix:?}");
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -117,11 +117,11 @@ async fn scan(
 pub async fn dead_letters(context: &Context) -> anyhow::Result<ExitCode> {
     let records = scan(context, DEAD_LETTER_NAMESPACE, "", u32::MAX).await?;
     if context.json {
-        println!("{}", Value::Array(records.iter().map(value_of).collect()));
+        outln!("{}", Value::Array(records.iter().map(value_of).collect()));
         return Ok(ExitCode::SUCCESS);
     }
     if records.is_empty() {
-        println!("no dead letters");
+        outln!("no dead letters");
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = Table::new(&["kind", "id", "amount", "currency", "attempts", "reason"]);
@@ -146,7 +146,7 @@ pub async fn dead_letters(context: &Context) -> anyhow::Result<ExitCode> {
             reason,
         ]);
     }
-    print!("{}", table.render());
+    out!("{}", table.render());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -173,7 +173,7 @@ pub async fn recon(context: &Context, date: &str) -> anyhow::Result<ExitCode> {
     let summary = value_of(&run)["summary"].clone();
     if context.json {
         let items: Vec<Value> = items.iter().map(value_of).collect();
-        println!(
+        outln!(
             "{}",
             json!({"date": date, "summary": summary, "items": items})
         );
@@ -185,7 +185,7 @@ pub async fn recon(context: &Context, date: &str) -> anyhow::Result<ExitCode> {
 }
 
 fn print_recon(date: &str, summary: &Value, items: &[v1::Record]) {
-    println!("Reconciliation of {date}");
+    outln!("Reconciliation of {date}");
     let mut counts = Table::new(&[
         "lines",
         "matched",
@@ -216,7 +216,7 @@ fn print_recon(date: &str, summary: &Value, items: &[v1::Record]) {
         field("queued"),
         ledger.to_string(),
     ]);
-    print!("{}", counts.render());
+    out!("{}", counts.render());
     let mut table = Table::new(&[
         "reference",
         "kind",
@@ -250,8 +250,8 @@ fn print_recon(date: &str, summary: &Value, items: &[v1::Record]) {
         ]);
     }
     if items.is_empty() {
-        println!("no items");
+        outln!("no items");
     } else {
-        print!("{}", table.render());
+        out!("{}", table.render());
     }
 }

@@ -208,7 +208,7 @@ fn report(
             })
             .collect();
         let ok = unreachable.is_empty() && problems.is_empty();
-        println!(
+        outln!(
             "{}",
             json!({"ok": ok, "log_index": log_index, "nodes": nodes, "unreachable": unreachable, "problems": problems})
         );
@@ -235,15 +235,15 @@ fn report(
             node.reply.ledgers.len().to_string(),
         ]);
     }
-    print!("{}", table.render());
+    out!("{}", table.render());
     for line in unreachable {
-        println!("UNREACHABLE: {line}");
+        outln!("UNREACHABLE: {line}");
     }
     for line in problems {
-        println!("MISMATCH: {line}");
+        outln!("MISMATCH: {line}");
     }
     if unreachable.is_empty() && problems.is_empty() {
-        println!("OK: {} nodes agree at index {log_index}", digests.len());
+        outln!("OK: {} nodes agree at index {log_index}", digests.len());
     }
 }
 
