@@ -26,6 +26,10 @@ pub const TXN_OPERATIONS_MAX: usize = 1024;
 /// Pending transfers expired by one apply; the rest are expired by the following applies.
 pub const PENDING_EXPIRIES_PER_APPLY_MAX: usize = 8192;
 
+/// How often the leader looks for pending transfers whose timeout has passed, and proposes an
+/// empty entry to expire them when no other traffic would (TigerBeetle's "pulse").
+pub const EXPIRY_PULSE_INTERVAL_MS: u64 = 250;
+
 // --- Ledger queries ------------------------------------------------------------------------------
 
 /// Transfers returned by one page of an account's transfer history (also balance history).

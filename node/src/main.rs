@@ -172,6 +172,9 @@ async fn serve(config: NodeConfig, exit_on_stdin_close: bool) -> anyhow::Result<
     .await
     .map_err(|error| anyhow::anyhow!("starting raft: {error}"))?;
     tracing::info!(id = config.node.id, listen = %config.node.listen, data = %config.node.data.display(), "tally-node serving");
+    let pulse = tokio::spawn(node.clone().run_expiry_pulse(Duration::from_millis(
+        tally_node::limits::EXPIRY_PULSE_INTERVAL_MS,
+    )));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(grpc::serve(node.clone(), listener, async move {
         let _ = stopped.await;
@@ -179,6 +182,7 @@ async fn serve(config: NodeConfig, exit_on_stdin_close: bool) -> anyhow::Result<
     shutdown_signal(exit_on_stdin_close).await;
     tracing::info!("shutting down");
     let _ = stop.send(());
+    pulse.abort();
     node.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     Ok(())

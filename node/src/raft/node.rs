@@ -307,6 +307,47 @@ impl RaftNode {
         }
     }
 
+    /// On the leader, when the first pending transfer's timeout has passed, proposes an empty
+    /// ledger entry: applying it expires what is due, so holds are released on time on an
+    /// idle cluster. Returns whether it proposed one.
+    pub async fn pulse_expiry(&self) -> Result<bool, NodeError> {
+        if self.fail_fast_unless_leader().is_err() {
+            return Ok(false);
+        }
+        let now_ns = self.clock.now_ns();
+        let earliest = crate::storage::ledger::earliest_pending_expiry(self.storage.as_ref())
+            .map_err(|error| NodeError::Storage(error.to_string()))?;
+        if !earliest.is_some_and(|expires_at| expires_at <= now_ns) {
+            return Ok(false);
+        }
+        let request = Request {
+            timestamp_ns: now_ns,
+            kind: RequestKind::Ledger(Vec::new()),
+        };
+        self.scoped(self.raft.client_write(request))
+            .await
+            .map_err(map_write_error)?;
+        Ok(true)
+    }
+
+    /// Runs [`RaftNode::pulse_expiry`] every `interval` until the node shuts down.
+    pub async fn run_expiry_pulse(self: Arc<Self>, interval: std::time::Duration) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match self.pulse_expiry().await {
+                Ok(true) => tracing::debug!("proposed an entry to expire pending transfers"),
+                Ok(false) => {}
+                Err(NodeError::Fatal(message)) => {
+                    tracing::warn!(%message, "expiry pulse stopped: the node has stopped");
+                    return;
+                }
+                Err(error) => tracing::debug!(%error, "expiry pulse failed; trying again"),
+            }
+        }
+    }
+
     /// The digest this node computed at the checkpoint `log_index`, once applied.
     pub fn digest(&self, log_index: u64) -> Option<Result<DigestReport, String>> {
         self.shared.digest(log_index)

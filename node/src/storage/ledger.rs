@@ -84,6 +84,13 @@ fn read_pending_status(
         })
 }
 
+/// When the pending transfer that expires first expires (ns), if any is pending with a timeout.
+pub fn earliest_pending_expiry(view: &dyn ReadView) -> Result<Option<u64>, StorageError> {
+    Ok(read_expired(view, u64::MAX, 1)?
+        .first()
+        .map(|(expires_at, _)| *expires_at))
+}
+
 pub fn read_last_timestamp(view: &dyn ReadView) -> Result<u64, StorageError> {
     match view.get(Space::StateMeta, LAST_TIMESTAMP_KEY)? {
         Some(bytes) => decode(Space::StateMeta, &bytes),

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod codes;
+mod expiry;
 mod failover;
 mod harness;
 mod snapshot;
