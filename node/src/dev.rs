@@ -2,14 +2,20 @@
 //! cluster, plus (when the `tally-pay` binary sits next to this one) the sandbox PSP and the
 //! payment service, kept running until Ctrl-C. A process that dies (say, you `kill -9` the leader
 //! to watch a failover) is reported, not restarted, and the others keep serving.
+//!
+//! Security stays on: a throwaway CA and node and client certificates live under `DATA/certs/`
+//! (reused while valid), the nodes serve TLS with roles, tally-pay gets a client certificate
+//! with the ledger roles, and `DATA/tally.env` gives a shell the admin client's settings.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use tally_proto::v1 as pb;
 use tally_proto::v1::admin_client::AdminClient;
+use tally_tls::{Authority, Validity};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 /// Nodes in the dev cluster.
 const DEV_NODES: u64 = 3;
@@ -40,6 +46,111 @@ pub struct DevArgs {
     /// Start only the ledger cluster, without tally-pay and the sandbox PSP.
     #[arg(long)]
     no_payments: bool,
+}
+
+/// The dev client identities and their roles (in the nodes' `[auth.roles]`).
+const DEV_ADMIN: &str = "admin";
+const DEV_ADMIN_ROLES: &str = r#"["admin", "ledger.read", "ledger.write", "records.write"]"#;
+const DEV_PAY: &str = "tally-pay";
+const DEV_PAY_ROLES: &str = r#"["ledger.read", "ledger.write", "records.write"]"#;
+/// Dev certificates are renewed when they expire within this many days.
+const DEV_CERT_DAYS: i64 = 365;
+
+/// A certificate and its key.
+#[derive(Clone, Debug)]
+struct CertPair {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// Every certificate the dev cluster uses, under `DATA/certs/`.
+#[derive(Clone, Debug)]
+struct DevCerts {
+    ca: PathBuf,
+    nodes: Vec<CertPair>,
+    admin: CertPair,
+    pay: CertPair,
+}
+
+/// Reuses the certificates under `dir` if every one is still valid for the addresses, else
+/// makes a new CA and issues them all again.
+fn dev_certs(dir: &Path, addrs: &[String]) -> Result<DevCerts, String> {
+    let pair = |stem: &str| CertPair {
+        cert: dir.join(format!("{stem}.pem")),
+        key: dir.join(format!("{stem}.key")),
+    };
+    let certs = DevCerts {
+        ca: dir.join(tally_tls::CA_CERT_FILE),
+        nodes: (1..=addrs.len() as u64)
+            .map(|id| pair(&tally_tls::node_name(id)))
+            .collect(),
+        admin: pair(&format!("client-{DEV_ADMIN}")),
+        pay: pair(&format!("client-{DEV_PAY}")),
+    };
+    if dev_certs_valid(&certs).is_ok() {
+        return Ok(certs);
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)
+            .map_err(|error| format!("cannot remove {}: {error}", dir.display()))?;
+    }
+    let error = |error: tally_tls::TlsError| error.to_string();
+    let authority = Authority::create("Tally dev CA (throwaway)", Validity::days(DEV_CERT_DAYS))
+        .map_err(error)?;
+    authority.write(dir).map_err(error)?;
+    let validity = Validity::days(DEV_CERT_DAYS);
+    for (index, addr) in addrs.iter().enumerate() {
+        let host = addr
+            .rsplit_once(':')
+            .map_or(addr.as_str(), |(host, _)| host);
+        let hosts = vec![host.to_string(), "localhost".to_string()];
+        let id = index as u64 + 1;
+        let issued = authority.issue_node(id, &hosts, validity).map_err(error)?;
+        issued
+            .write(dir, &tally_tls::node_name(id))
+            .map_err(error)?;
+    }
+    for name in [DEV_ADMIN, DEV_PAY] {
+        let issued = authority.issue_client(name, validity).map_err(error)?;
+        issued
+            .write(dir, &format!("client-{name}"))
+            .map_err(error)?;
+    }
+    dev_certs_valid(&certs)?;
+    Ok(certs)
+}
+
+fn dev_certs_valid(certs: &DevCerts) -> Result<(), String> {
+    let ca = tally_tls::load_ca(&certs.ca).map_err(|error| error.to_string())?;
+    for (index, node) in certs.nodes.iter().enumerate() {
+        let id = index as u64 + 1;
+        tally_tls::load_node_identity(&certs.ca, &ca, &node.cert, &node.key, id, "127.0.0.1")
+            .map_err(|error| error.to_string())?;
+    }
+    for client in [&certs.admin, &certs.pay] {
+        tally_tls::load_client_identity(&certs.ca, &ca, &client.cert, &client.key)
+            .map_err(|error| error.to_string())?;
+    }
+    Ok(())
+}
+
+/// The nodes' shared config: who holds which roles.
+fn write_node_config(path: &Path) -> Result<(), String> {
+    let text = format!(
+        "# Written by `tally-node dev`: the roles of the dev client certificates.\n\
+         [auth.roles]\n{DEV_ADMIN} = {DEV_ADMIN_ROLES}\n\"{DEV_PAY}\" = {DEV_PAY_ROLES}\n"
+    );
+    std::fs::write(path, text).map_err(|error| format!("cannot write {}: {error}", path.display()))
+}
+
+/// Writes `export NAME='value'` lines, so `source FILE` sets them in a shell.
+pub fn write_env_file(path: &Path, variables: &[(&str, String)]) -> Result<(), String> {
+    let mut text = String::from("# Written by `tally-node dev`. Use with: source this file\n");
+    for (name, value) in variables {
+        let quoted = value.replace('\'', "'\\''");
+        text.push_str(&format!("export {name}='{quoted}'\n"));
+    }
+    std::fs::write(path, text).map_err(|error| format!("cannot write {}: {error}", path.display()))
 }
 
 struct DevNode {
@@ -80,9 +191,25 @@ fn run_dev(args: DevArgs) -> Result<(), String> {
     let executable = std::env::current_exe()
         .map_err(|error| format!("cannot find my own executable: {error}"))?;
     println!("tally dev cluster, data under {}", data.display());
+    let addrs: Vec<String> = (1..=DEV_NODES)
+        .map(|id| format!("127.0.0.1:{}", args.port + (id as u16) - 1))
+        .collect();
+    let certs = dev_certs(&data.join("certs"), &addrs)?;
+    let node_config = data.join("node.toml");
+    write_node_config(&node_config)?;
+    write_env_file(
+        &data.join("tally.env"),
+        &[
+            ("TALLY_CLUSTER", addrs.join(",")),
+            ("TALLY_CA", certs.ca.display().to_string()),
+            ("TALLY_CERT", certs.admin.cert.display().to_string()),
+            ("TALLY_KEY", certs.admin.key.display().to_string()),
+        ],
+    )?;
     let mut nodes = Vec::new();
     for id in 1..=DEV_NODES {
-        let addr = format!("127.0.0.1:{}", args.port + (id as u16) - 1);
+        let addr = addrs[id as usize - 1].clone();
+        let node_certs = &certs.nodes[id as usize - 1];
         let node_dir = data.join(format!("node-{id}"));
         let log_path = data.join(format!("node-{id}.log"));
         let log = std::fs::File::create(&log_path)
@@ -97,6 +224,14 @@ fn run_dev(args: DevArgs) -> Result<(), String> {
                 "--data",
             ])
             .arg(&node_dir)
+            .arg("--config")
+            .arg(&node_config)
+            .arg("--ca")
+            .arg(&certs.ca)
+            .arg("--cert")
+            .arg(&node_certs.cert)
+            .arg("--key")
+            .arg(&node_certs.key)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|error| error.to_string())?)
             .stderr(log)
@@ -120,12 +255,15 @@ fn run_dev(args: DevArgs) -> Result<(), String> {
         .build()
         .map_err(|error| format!("cannot start the async runtime: {error}"))?;
     let outcome = runtime.block_on(async {
-        let leader = form_cluster(&nodes).await?;
+        let leader = form_cluster(&nodes, &certs).await?;
         println!("cluster ready: leader is node {leader}");
         if !args.no_payments {
-            start_payments(&executable, &data, &args, &mut nodes)?;
+            start_payments(&executable, &data, &args, &certs, &mut nodes)?;
         }
-        println!("try: tallyctl status   (Ctrl-C stops everything)");
+        println!(
+            "try: source {}; tallyctl status   (Ctrl-C stops everything)",
+            data.join("tally.env").display()
+        );
         supervise(&mut nodes).await;
         Ok::<(), String>(())
     });
@@ -138,6 +276,7 @@ fn start_payments(
     executable: &std::path::Path,
     data: &std::path::Path,
     args: &DevArgs,
+    certs: &DevCerts,
     processes: &mut Vec<DevNode>,
 ) -> Result<(), String> {
     let pay = executable.with_file_name(format!("tally-pay{}", std::env::consts::EXE_SUFFIX));
@@ -186,6 +325,11 @@ fn start_payments(
             .map_err(|error| format!("cannot create {}: {error}", log_path.display()))?;
         let child = Command::new(&pay)
             .args(&arguments)
+            .env("TALLY_CA", &certs.ca)
+            .env("TALLY_CERT", &certs.pay.cert)
+            .env("TALLY_KEY", &certs.pay.key)
+            .env_remove("TALLY_TOKEN")
+            .env_remove("TALLY_INSECURE")
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|error| error.to_string())?)
             .stderr(log)
@@ -208,13 +352,34 @@ fn start_payments(
     Ok(())
 }
 
-async fn admin(addr: &str) -> Option<AdminClient<tonic::transport::Channel>> {
-    AdminClient::connect(format!("http://{addr}")).await.ok()
+/// The admin client's TLS settings, read once.
+fn admin_tls(certs: &DevCerts) -> Result<ClientTlsConfig, String> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))
+    };
+    Ok(ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&certs.ca)?))
+        .identity(Identity::from_pem(
+            read(&certs.admin.cert)?,
+            read(&certs.admin.key)?,
+        )))
+}
+
+async fn admin(
+    addr: &str,
+    tls: &ClientTlsConfig,
+) -> Option<AdminClient<tonic::transport::Channel>> {
+    let endpoint = Endpoint::from_shared(format!("https://{addr}"))
+        .ok()?
+        .tls_config(tls.clone())
+        .ok()?;
+    Some(AdminClient::new(endpoint.connect().await.ok()?))
 }
 
 /// Initializes the cluster unless it already is (a dev cluster restarted on its old data), and
 /// waits for a leader.
-async fn form_cluster(nodes: &[DevNode]) -> Result<u64, String> {
+async fn form_cluster(nodes: &[DevNode], certs: &DevCerts) -> Result<u64, String> {
+    let tls = admin_tls(certs)?;
     let deadline = Instant::now() + DEV_START_TIMEOUT;
     let members: Vec<pb::Node> = nodes
         .iter()
@@ -228,7 +393,7 @@ async fn form_cluster(nodes: &[DevNode]) -> Result<u64, String> {
         if Instant::now() > deadline {
             return Err("the cluster did not elect a leader in time; see the node logs".into());
         }
-        if let Some(mut client) = admin(&nodes[0].addr).await {
+        if let Some(mut client) = admin(&nodes[0].addr, &tls).await {
             if let Ok(status) = client.status(pb::StatusRequest {}).await {
                 let status = status.into_inner();
                 if status.leader_id != 0 {

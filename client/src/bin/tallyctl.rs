@@ -3,6 +3,8 @@
 
 #[path = "tallyctl/bench.rs"]
 mod bench;
+#[path = "tallyctl/certs.rs"]
+mod certs;
 #[path = "tallyctl/cli.rs"]
 mod cli;
 #[path = "tallyctl/cluster.rs"]
@@ -20,7 +22,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use tally_client::{Client, ClientError, ClientOptions};
+use tally_client::{Client, ClientError, ClientOptions, Credentials};
 
 use crate::cli::{Cli, ClusterCommand, Command};
 
@@ -68,12 +70,23 @@ fn exit_code_of(error: &anyhow::Error) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Certs(command) = cli.command {
+        return certs::run(command, cli.token.as_ref());
+    }
     let timeout = Duration::from_secs_f64(cli.timeout);
-    let options = ClientOptions {
+    let mut options = ClientOptions {
         request_timeout: REQUEST_TIMEOUT_MAX.min(timeout),
         deadline: timeout,
         ..ClientOptions::default()
     };
+    let credentials = Credentials {
+        ca: cli.ca.clone(),
+        cert: cli.cert.clone(),
+        key: cli.key.clone(),
+        token: cli.token.clone(),
+        insecure: cli.insecure,
+    };
+    credentials.apply(&mut options)?;
     let cluster: Vec<String> = cli
         .cluster
         .iter()
@@ -97,5 +110,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Record(command) => records::run(&context, command).await,
         Command::DeadLetters => records::dead_letters(&context).await,
         Command::Recon { date } => records::recon(&context, &date).await,
+        Command::Certs(_) => unreachable!("handled before connecting"),
     }
 }

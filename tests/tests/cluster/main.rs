@@ -5,5 +5,6 @@ mod bad_input;
 mod codes;
 mod failover;
 mod harness;
+mod security;
 mod snapshot;
 mod verify;
