@@ -84,11 +84,22 @@ struct Node {
     channel: Channel,
 }
 
-/// The loaded and checked credentials, shared by every channel. `Debug` shows no key.
-#[derive(Clone, Debug)]
+/// The loaded and checked credentials, shared by every channel.
+#[derive(Clone)]
 struct Credentials {
     tls: Option<ClientTlsConfig>,
     authorization: Option<MetadataValue<Ascii>>,
+}
+
+/// tonic's TLS config prints its key bytes; show only what is set.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Credentials")
+            .field("tls", &self.tls.is_some())
+            .field("token", &self.authorization.is_some())
+            .finish()
+    }
 }
 
 impl Client {
@@ -678,6 +689,33 @@ mod tests {
         assert!(error.to_string().contains("tally-node dev"), "{error}");
         assert!(elapsed >= Duration::from_millis(550), "{elapsed:?}");
         assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    }
+
+    #[tokio::test]
+    async fn debug_output_shows_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let authority = tally_tls::Authority::create("ca", tally_tls::Validity::days(1)).unwrap();
+        let ca = authority.write(dir.path()).unwrap();
+        let issued = authority
+            .issue_client("ops", tally_tls::Validity::days(1))
+            .unwrap();
+        let (cert, key) = issued.write(dir.path(), "client-ops").unwrap();
+        let options = ClientOptions {
+            tls: Some(TlsOptions {
+                ca,
+                cert: Some(cert),
+                key: Some(key),
+            }),
+            token: Some(Secret::new("tok_secret_value")),
+            ..fast_options()
+        };
+        let client = Client::connect(vec!["127.0.0.1:1".into()], options)
+            .await
+            .unwrap();
+        let debug = format!("{client:?}");
+        assert!(!debug.contains("tok_secret_value"), "{debug}");
+        assert!(!debug.contains(issued.key_pem.expose()), "{debug}");
+        assert!(!debug.contains("PRIVATE KEY"), "{debug}");
     }
 
     #[tokio::test]

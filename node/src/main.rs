@@ -32,7 +32,9 @@ enum Command {
     /// Run one node of a cluster.
     #[command(
         after_help = "Settings come from the config file, then TALLY__SECTION__KEY environment \
-variables (e.g. TALLY__NODE__ID=2, TALLY__RAFT__HEARTBEAT_INTERVAL_MS=50), then these flags.\n\n\
+variables (e.g. TALLY__NODE__ID=2, TALLY__TLS__CA=/etc/tally/ca.pem), then these flags. \
+The config's [auth.roles] gives client identities their roles (docs/SECURITY.md); \
+certificates come from `tallyctl certs`.\n\n\
 Example: tally-node serve --id 1 --listen 127.0.0.1:7100 --data /var/lib/tally/1 \\\n  \
 --ca certs/ca.pem --cert certs/node-1.pem --key certs/node-1.key --config node.toml\n\
 Then form the cluster once: tallyctl cluster init --nodes 1=127.0.0.1:7100,2=127.0.0.1:7101,3=127.0.0.1:7102"

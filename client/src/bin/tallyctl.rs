@@ -60,6 +60,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// Given no credentials at all for the default addresses (those of `tally-node dev`), uses the
+/// admin certificate that `tally-node dev` made in its default data directory, so the quick start
+/// works without `source .../tally.env`. Anything given explicitly wins.
+fn use_dev_certificates(credentials: &mut Credentials, cluster: &[String]) {
+    let default: Vec<&str> = cli::DEFAULT_CLUSTER.split(',').collect();
+    let nothing_given = credentials.ca.is_none()
+        && credentials.cert.is_none()
+        && credentials.token.is_none()
+        && !credentials.insecure;
+    if !nothing_given || cluster.iter().map(String::as_str).ne(default) {
+        return;
+    }
+    let certs = std::env::temp_dir().join("tally-dev").join("certs");
+    let files = [
+        certs.join("ca.pem"),
+        certs.join("client-admin.pem"),
+        certs.join("client-admin.key"),
+    ];
+    if files.iter().all(|file| file.exists()) {
+        let [ca, cert, key] = files;
+        credentials.ca = Some(ca);
+        credentials.cert = Some(cert);
+        credentials.key = Some(key);
+    }
+}
+
 /// 2 when the cluster or a node could not be reached, 1 for everything else.
 fn exit_code_of(error: &anyhow::Error) -> ExitCode {
     let unreachable = error
@@ -79,20 +105,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         deadline: timeout,
         ..ClientOptions::default()
     };
-    let credentials = Credentials {
-        ca: cli.ca.clone(),
-        cert: cli.cert.clone(),
-        key: cli.key.clone(),
-        token: cli.token.clone(),
-        insecure: cli.insecure,
-    };
-    credentials.apply(&mut options)?;
     let cluster: Vec<String> = cli
         .cluster
         .iter()
         .map(|addr| addr.trim().to_string())
         .filter(|addr| !addr.is_empty())
         .collect();
+    let mut credentials = Credentials {
+        ca: cli.ca.clone(),
+        cert: cli.cert.clone(),
+        key: cli.key.clone(),
+        token: cli.token.clone(),
+        insecure: cli.insecure,
+    };
+    use_dev_certificates(&mut credentials, &cluster);
+    credentials.apply(&mut options)?;
     let client = Client::connect(cluster.clone(), options).await?;
     let context = Context {
         client,
