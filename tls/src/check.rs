@@ -122,7 +122,7 @@ fn load_pair(
 }
 
 fn explain(error: rustls::Error, ca: &Path, what: &str) -> String {
-    let reason = match error {
+    match error {
         rustls::Error::InvalidCertificate(error) => match error {
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
                 format!("the {what} certificate has expired ({error:?}); issue a new one")
@@ -146,8 +146,7 @@ fn explain(error: rustls::Error, ca: &Path, what: &str) -> String {
             other => format!("the {what} certificate is not valid: {other:?}"),
         },
         other => format!("the {what} certificate is not valid: {other}"),
-    };
-    reason
+    }
 }
 
 fn common_name(cert: &CertificateDer<'_>) -> Option<PeerIdentity> {
