@@ -31,6 +31,7 @@ pub struct TlsOptions {
 
 impl TlsOptions {
     pub(crate) fn load(&self) -> Result<ClientTlsConfig, ClientError> {
+        tally_tls::install_crypto_provider();
         let error = |error: tally_tls::TlsError| ClientError::Credentials(error.to_string());
         let ca = tally_tls::load_ca(&self.ca).map_err(error)?;
         let mut config = ClientTlsConfig::new()

@@ -54,6 +54,12 @@ impl TlsError {
     }
 }
 
+/// Makes ring the process's rustls crypto provider (if none is set yet), so TLS servers never
+/// depend on which rustls features other crates in the build enable.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The name of node `id`'s identity (its certificate's common name).
 pub fn node_name(id: u64) -> String {
     format!("{NODE_NAME_PREFIX}{id}")

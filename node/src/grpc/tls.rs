@@ -30,6 +30,7 @@ impl NodeTls {
         if config.tls.insecure {
             return Ok(None);
         }
+        tally_tls::install_crypto_provider();
         let missing =
             |name: &str| tally_tls::TlsError::Usage(format!("tls.{name} is not set (--{name})"));
         let ca_path = config.tls.ca.as_deref().ok_or_else(|| missing("ca"))?;
