@@ -13,7 +13,7 @@ use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
-use crate::harness::{binary, TestCerts, TestCluster, READER_TOKEN};
+use crate::harness::{binary, eventually, TestCerts, TestCluster, CONVERGE_TIMEOUT, READER_TOKEN};
 
 /// A TLS channel to `addr` trusting `ca`, presenting `identity` if given.
 async fn channel(
@@ -211,7 +211,17 @@ async fn certificates_from_another_ca_are_refused_for_clients_and_nodes() {
     })
     .await
     .unwrap();
-    let status = own_view.status(&outsider.addr).await.unwrap();
+    let status = eventually(
+        CONVERGE_TIMEOUT,
+        "node 4 to answer its own CA's client",
+        || {
+            let own_view = own_view.clone();
+            let addr = outsider.addr.clone();
+            async move { own_view.status(&addr).await.ok() }
+        },
+    )
+    .await;
+    assert!(joined.is_err(), "node 4 was added as a learner: {joined:?}");
     assert_eq!(
         status.last_applied, 0,
         "node 4 received the log through another CA's certificate (add_learner: {joined:?})"
