@@ -10,6 +10,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }
-    tonic_prost_build::configure().compile_protos(&files, &["proto"])?;
+    // The descriptor set lets tests enumerate every RPC (each must have a role on the node).
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("tally_descriptor.bin"))
+        .compile_protos(&files, &["proto"])?;
     Ok(())
 }

@@ -12,20 +12,19 @@ pub struct NodeAddress {
 }
 
 impl NodeAddress {
-    /// Parses `host:port`, `http://host:port` or `http://host:port/`. IPv6 hosts go in brackets
-    /// (`[::1]:7100`). TLS (`https://`) is not supported yet.
+    /// Parses `host:port`, `http://host:port`, `https://host:port` or either with a trailing `/`.
+    /// IPv6 hosts go in brackets (`[::1]:7100`). Whether TLS is used is decided by the client's
+    /// options, not by the scheme.
     pub fn parse(input: &str) -> Result<NodeAddress, ClientError> {
         let invalid = |reason: &str| ClientError::InvalidAddress {
             addr: input.to_string(),
             reason: reason.to_string(),
         };
         let trimmed = input.trim();
-        if trimmed.starts_with("https://") {
-            return Err(invalid(
-                "TLS (https://) is not supported yet; use plain host:port",
-            ));
-        }
-        let without_scheme = trimmed.strip_prefix("http://").unwrap_or(trimmed);
+        let without_scheme = trimmed
+            .strip_prefix("http://")
+            .or_else(|| trimmed.strip_prefix("https://"))
+            .unwrap_or(trimmed);
         let host_port = without_scheme.strip_suffix('/').unwrap_or(without_scheme);
         if host_port.is_empty() {
             return Err(invalid("the address is empty"));
@@ -58,9 +57,15 @@ impl NodeAddress {
         &self.host_port
     }
 
-    /// The URI tonic connects to.
+    /// The plain-text URI tonic connects to.
     pub fn uri(&self) -> String {
-        format!("http://{}", self.host_port)
+        self.uri_with(false)
+    }
+
+    /// The URI tonic connects to, `https://` with TLS.
+    pub fn uri_with(&self, tls: bool) -> String {
+        let scheme = if tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.host_port)
     }
 }
 
@@ -91,6 +96,7 @@ mod tests {
             ("http://node-1.internal:7100/", "node-1.internal:7100"),
             (" localhost:1 ", "localhost:1"),
             ("[::1]:7100", "[::1]:7100"),
+            ("https://127.0.0.1:7100", "127.0.0.1:7100"),
         ] {
             let parsed = NodeAddress::parse(input).unwrap();
             assert_eq!(parsed.as_str(), expected, "input {input:?}");
@@ -107,7 +113,6 @@ mod tests {
             "host:0",
             "host:65536",
             "host:port",
-            "https://host:7100",
             "http://host:7100/path",
             "::1:7100",
             "ftp://host:1",

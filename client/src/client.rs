@@ -12,16 +12,25 @@ use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Response, Status};
 
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::ClientTlsConfig;
+
 use crate::address::NodeAddress;
+use crate::credentials::{Secret, TlsOptions};
 use crate::error::ClientError;
 use crate::retry::{classify, Backoff, Disposition, Jitter};
 
 /// Largest reply the client decodes (pages of transfers or records can be large).
 const REPLY_SIZE_MAX_BYTES: usize = 64 * 1024 * 1024;
 
-/// Timeouts and backoff of a [`Client`].
+/// Timeouts, backoff and credentials of a [`Client`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientOptions {
+    /// TLS settings; `None` is plain text, which only a node started with `--insecure` accepts.
+    pub tls: Option<TlsOptions>,
+    /// Bearer token sent with every call (`authorization: Bearer ...`); the node maps its hash to
+    /// an identity. An alternative to a client certificate.
+    pub token: Option<Secret>,
     /// Time allowed for one attempt (connect + request + reply) against one node.
     pub request_timeout: Duration,
     /// Total time for one call, all retries included.
@@ -39,6 +48,8 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> ClientOptions {
         ClientOptions {
+            tls: None,
+            token: None,
             request_timeout: Duration::from_secs(5),
             deadline: Duration::from_secs(30),
             backoff_initial: Duration::from_millis(20),
@@ -58,6 +69,7 @@ pub struct Client {
 #[derive(Debug)]
 struct Inner {
     options: ClientOptions,
+    credentials: Credentials,
     routing: Mutex<Routing>,
     jitter: Jitter,
 }
@@ -77,6 +89,24 @@ struct Node {
     channel: Channel,
 }
 
+/// The loaded and checked credentials, shared by every channel.
+#[derive(Clone)]
+struct Credentials {
+    tls: Option<ClientTlsConfig>,
+    authorization: Option<MetadataValue<Ascii>>,
+}
+
+/// tonic's TLS config prints its key bytes; show only what is set.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Credentials")
+            .field("tls", &self.tls.is_some())
+            .field("token", &self.authorization.is_some())
+            .finish()
+    }
+}
+
 impl Client {
     /// Creates a client for the cluster whose nodes listen at `addrs` (`host:port`, with or without
     /// `http://`). Connections are opened lazily, so this succeeds even if no node is up yet; the
@@ -88,13 +118,14 @@ impl Client {
         if addrs.is_empty() {
             return Err(ClientError::NoNodes);
         }
+        let credentials = load_credentials(&options)?;
         let mut nodes: Vec<Node> = Vec::with_capacity(addrs.len());
         for addr in &addrs {
             let addr = NodeAddress::parse(addr)?;
             if nodes.iter().any(|node| node.addr == addr) {
                 continue;
             }
-            let channel = open_channel(&addr, &options)?;
+            let channel = open_channel(&addr, &options, &credentials)?;
             nodes.push(Node { addr, channel });
         }
         let routing = Routing {
@@ -105,6 +136,7 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 options,
+                credentials,
                 routing: Mutex::new(routing),
                 jitter: Jitter::from_clock(),
             }),
@@ -170,7 +202,7 @@ impl Client {
         let index = match routing.nodes.iter().position(|node| &node.addr == addr) {
             Some(index) => index,
             None => {
-                let channel = open_channel(addr, &self.inner.options)?;
+                let channel = open_channel(addr, &self.inner.options, &self.inner.credentials)?;
                 routing.nodes.push(Node {
                     addr: addr.clone(),
                     channel,
@@ -187,8 +219,19 @@ impl Client {
         let routing = self.routing();
         match routing.nodes.iter().find(|node| &node.addr == addr) {
             Some(node) => Ok(node.channel.clone()),
-            None => open_channel(addr, &self.inner.options),
+            None => open_channel(addr, &self.inner.options, &self.inner.credentials),
         }
+    }
+
+    /// Wraps a message with the client's credentials.
+    fn request<Req>(&self, message: Req) -> tonic::Request<Req> {
+        let mut request = tonic::Request::new(message);
+        if let Some(value) = &self.inner.credentials.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        request
     }
 
     /// Sends `request` to the leader, following leader hints and retrying transport failures on
@@ -200,7 +243,7 @@ impl Client {
     ) -> Result<Resp, ClientError>
     where
         Req: Clone,
-        Attempt: Fn(Channel, Req) -> Fut,
+        Attempt: Fn(Channel, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = Result<Response<Resp>, Status>>,
     {
         let options = &self.inner.options;
@@ -215,7 +258,7 @@ impl Client {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let attempt_timeout = options.request_timeout.min(remaining);
             attempts += 1;
-            let attempt = send(node.channel, request.clone());
+            let attempt = send(node.channel, self.request(request.clone()));
             let status = match tokio::time::timeout(attempt_timeout, attempt).await {
                 Ok(Ok(response)) => {
                     self.mark_leader(index);
@@ -284,7 +327,7 @@ impl Client {
         &self,
         addr: &str,
         request: Req,
-        send: impl FnOnce(Channel, Req) -> Fut,
+        send: impl FnOnce(Channel, tonic::Request<Req>) -> Fut,
     ) -> Result<Resp, ClientError>
     where
         Fut: Future<Output = Result<Response<Resp>, Status>>,
@@ -292,6 +335,7 @@ impl Client {
         let addr = NodeAddress::parse(addr)?;
         let channel = self.channel_to(&addr)?;
         let timeout = self.inner.options.request_timeout;
+        let request = self.request(request);
         let status = match tokio::time::timeout(timeout, send(channel, request)).await {
             Ok(Ok(response)) => return Ok(response.into_inner()),
             Ok(Err(status)) => status,
@@ -324,12 +368,34 @@ fn is_connection_refused(status: &Status) -> bool {
     false
 }
 
-fn open_channel(addr: &NodeAddress, options: &ClientOptions) -> Result<Channel, ClientError> {
-    let endpoint =
-        Endpoint::from_shared(addr.uri()).map_err(|error| ClientError::InvalidAddress {
-            addr: addr.to_string(),
-            reason: error.to_string(),
-        })?;
+fn load_credentials(options: &ClientOptions) -> Result<Credentials, ClientError> {
+    let tls = options.tls.as_ref().map(TlsOptions::load).transpose()?;
+    let authorization = match &options.token {
+        Some(token) => {
+            let mut value = MetadataValue::try_from(format!("Bearer {}", token.expose()))
+                .map_err(|_| ClientError::Credentials("the token is not printable ASCII".into()))?;
+            value.set_sensitive(true);
+            Some(value)
+        }
+        None => None,
+    };
+    Ok(Credentials { tls, authorization })
+}
+
+fn open_channel(
+    addr: &NodeAddress,
+    options: &ClientOptions,
+    credentials: &Credentials,
+) -> Result<Channel, ClientError> {
+    let invalid = |error: tonic::transport::Error| ClientError::InvalidAddress {
+        addr: addr.to_string(),
+        reason: error.to_string(),
+    };
+    let mut endpoint =
+        Endpoint::from_shared(addr.uri_with(credentials.tls.is_some())).map_err(invalid)?;
+    if let Some(tls) = &credentials.tls {
+        endpoint = endpoint.tls_config(tls.clone()).map_err(invalid)?;
+    }
     Ok(endpoint
         .connect_timeout(options.request_timeout)
         .timeout(options.request_timeout)
@@ -577,6 +643,8 @@ mod tests {
 
     fn fast_options() -> ClientOptions {
         ClientOptions {
+            tls: None,
+            token: None,
             request_timeout: Duration::from_millis(200),
             deadline: Duration::from_millis(600),
             backoff_initial: Duration::from_millis(5),
@@ -653,6 +721,33 @@ mod tests {
         assert!(error.to_string().contains("tally-node dev"), "{error}");
         assert!(elapsed >= Duration::from_millis(550), "{elapsed:?}");
         assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    }
+
+    #[tokio::test]
+    async fn debug_output_shows_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let authority = tally_tls::Authority::create("ca", tally_tls::Validity::days(1)).unwrap();
+        let ca = authority.write(dir.path()).unwrap();
+        let issued = authority
+            .issue_client("ops", tally_tls::Validity::days(1))
+            .unwrap();
+        let (cert, key) = issued.write(dir.path(), "client-ops").unwrap();
+        let options = ClientOptions {
+            tls: Some(TlsOptions {
+                ca,
+                cert: Some(cert),
+                key: Some(key),
+            }),
+            token: Some(Secret::new("tok_secret_value")),
+            ..fast_options()
+        };
+        let client = Client::connect(vec!["127.0.0.1:1".into()], options)
+            .await
+            .unwrap();
+        let debug = format!("{client:?}");
+        assert!(!debug.contains("tok_secret_value"), "{debug}");
+        assert!(!debug.contains(issued.key_pem.expose()), "{debug}");
+        assert!(!debug.contains("PRIVATE KEY"), "{debug}");
     }
 
     #[tokio::test]

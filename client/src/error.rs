@@ -66,6 +66,10 @@ pub enum ClientError {
         message: String,
     },
 
+    /// The TLS files or token could not be used (the message names the file and the fix).
+    #[error("client credentials: {0}")]
+    Credentials(String),
+
     /// The server answered with something this client cannot interpret.
     #[error("the server sent an invalid reply: {0}; are client and server versions compatible?")]
     InvalidReply(String),

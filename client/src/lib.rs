@@ -5,9 +5,12 @@
 //! ```no_run
 //! # async fn example() -> Result<(), tally_client::ClientError> {
 //! use tally_client::{AccountBuilder, Client, ClientOptions};
+//! // TALLY_CA, TALLY_CERT, TALLY_KEY, TALLY_TOKEN, TALLY_INSECURE (see `tally-node dev`'s tally.env).
+//! let mut options = ClientOptions::default();
+//! tally_client::Credentials::from_env().apply(&mut options)?;
 //! let client = Client::connect(
 //!     vec!["127.0.0.1:7100".into(), "127.0.0.1:7101".into()],
-//!     ClientOptions::default(),
+//!     options,
 //! )
 //! .await?;
 //! let results = client.create_accounts(vec![AccountBuilder::new(1, 1, 10).build()]).await?;
@@ -20,12 +23,14 @@ mod address;
 mod builders;
 mod client;
 pub mod codes;
+pub mod credentials;
 mod error;
 mod retry;
 
 pub use address::{parse_leader_hint, NodeAddress, LEADER_METADATA_KEY};
 pub use builders::{AccountBuilder, Balances, TransferBuilder};
 pub use client::{Client, ClientOptions};
+pub use credentials::{Credentials, Secret, TlsOptions};
 pub use error::ClientError;
 pub use retry::{classify, Backoff, Disposition};
 pub use tally_proto::v1;

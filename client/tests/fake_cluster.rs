@@ -108,6 +108,8 @@ async fn dead_addr() -> String {
 
 fn options() -> ClientOptions {
     ClientOptions {
+        tls: None,
+        token: None,
         request_timeout: Duration::from_secs(2),
         deadline: Duration::from_secs(5),
         backoff_initial: Duration::from_millis(5),

@@ -15,6 +15,32 @@ use crate::raft::RaftSettings;
 pub struct NodeConfig {
     pub node: NodeSection,
     pub raft: RaftSection,
+    pub tls: TlsSection,
+    pub auth: AuthSection,
+}
+
+/// Certificates (PEM files). Required unless `insecure = true`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// The cluster CA certificate: peers and clients must present certificates it signed.
+    pub ca: Option<PathBuf>,
+    /// This node's certificate (`tallyctl certs node`), `CN=node-<id>`, naming its address.
+    pub cert: Option<PathBuf>,
+    /// This node's private key.
+    pub key: Option<PathBuf>,
+    /// Plain text, no authentication: every caller holds every role. For experiments only.
+    pub insecure: bool,
+}
+
+/// Who holds which roles (see docs/SECURITY.md).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// Identity (client certificate common name or token name) -> role names.
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// Token name -> SHA-256 of the token, 64 hex digits (`tallyctl certs token-hash`).
+    pub tokens: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -129,6 +155,16 @@ impl NodeConfig {
         }
     }
 
+    /// The access rules from `[auth]`; an `--insecure` node checks nothing.
+    pub fn auth_policy(&self) -> Result<crate::grpc::auth::AuthPolicy, Vec<String>> {
+        let policy = crate::grpc::auth::AuthPolicy::new(&self.auth.roles, &self.auth.tokens)?;
+        if self.tls.insecure {
+            Ok(crate::grpc::auth::AuthPolicy::disabled())
+        } else {
+            Ok(policy)
+        }
+    }
+
     /// Checks every rule and reports all violations at once, one line each.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
@@ -169,6 +205,24 @@ impl NodeConfig {
         if raft.snapshot_every_entries == 0 {
             problems.push("raft.snapshot_every_entries must be positive".to_string());
         }
+        if !self.tls.insecure {
+            for (name, value) in [
+                ("ca", &self.tls.ca),
+                ("cert", &self.tls.cert),
+                ("key", &self.tls.key),
+            ] {
+                if value.is_none() {
+                    problems.push(format!(
+                        "tls.{name} must name a PEM file (--{name}, TALLY__TLS__{}), or run with \
+                         --insecure for plain text without authentication",
+                        name.to_ascii_uppercase()
+                    ));
+                }
+            }
+        }
+        if let Err(auth_problems) = self.auth_policy() {
+            problems.extend(auth_problems);
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -199,7 +253,9 @@ mod tests {
         let file = dir.path().join("node.toml");
         std::fs::write(
             &file,
-            "[node]\nid = 1\nlisten = \"127.0.0.1:7100\"\ndata = \"/tmp/x\"\n",
+            "[node]\nid = 1\nlisten = \"127.0.0.1:7100\"\ndata = \"/tmp/x\"\n\
+             [tls]\nca = \"ca.pem\"\ncert = \"n.pem\"\nkey = \"n.key\"\n\
+             [auth.roles]\nops = [\"admin\", \"ledger.read\"]\n",
         )
         .unwrap();
         let env = BTreeMap::from([("TALLY__NODE__ID".to_string(), "3".to_string())]);
@@ -209,7 +265,37 @@ mod tests {
 
         let broken = NodeConfig::default();
         let problems = broken.validate().unwrap_err();
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems.len(), 6, "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.contains("--insecure")),
+            "{problems:?}"
+        );
+        let insecure = NodeConfig {
+            tls: TlsSection {
+                insecure: true,
+                ..TlsSection::default()
+            },
+            ..NodeConfig::default()
+        };
+        assert_eq!(insecure.validate().unwrap_err().len(), 3);
+    }
+
+    #[test]
+    fn auth_section_is_validated() {
+        let env = BTreeMap::from([
+            ("TALLY__NODE__ID".to_string(), "1".to_string()),
+            ("TALLY__NODE__LISTEN".to_string(), "127.0.0.1:1".to_string()),
+            ("TALLY__NODE__DATA".to_string(), "/tmp/x".to_string()),
+            ("TALLY__TLS__INSECURE".to_string(), "true".to_string()),
+        ]);
+        let mut config = NodeConfig::load(None, &env).unwrap();
+        assert!(config.validate().is_ok());
+        config
+            .auth
+            .roles
+            .insert("ops".into(), vec!["superuser".into()]);
+        let problems = config.validate().unwrap_err();
+        assert!(problems[0].contains("superuser"), "{problems:?}");
     }
 
     /// `config/tally-node.example.toml` names every setting, holds each default (but for the
@@ -221,7 +307,7 @@ mod tests {
         config.validate().unwrap();
         let example: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
         let defaults = toml::Table::try_from(NodeConfig::default()).unwrap();
-        let required = ["node.id", "node.listen", "node.data"];
+        let required = ["node.id", "node.listen", "node.data", "tls.ca", "tls.cert", "tls.key"];
         for (section, values) in &defaults {
             for (key, default) in values.as_table().unwrap() {
                 let name = format!("{section}.{key}");

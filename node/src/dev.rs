@@ -3,6 +3,10 @@
 //! payment service, kept running until Ctrl-C or SIGTERM. A child that dies (say, you `kill -9`
 //! the leader to watch a failover) is reported and restarted; the others keep serving.
 //!
+//! Security stays on: a throwaway CA and node and client certificates live under `DATA/certs/`
+//! (reused while valid), the nodes serve TLS with roles, tally-pay gets a client certificate
+//! with the ledger roles, and `DATA/tally.env` gives a shell the admin client's settings.
+//!
 //! The children never outlive this process: each is started with its stdin on a pipe that only
 //! this process holds, and with `--exit-on-stdin-close`, so when this process ends in any way
 //! (even SIGKILL) the pipe closes and every child shuts down.
@@ -17,6 +21,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use tally_proto::v1 as pb;
 use tally_proto::v1::admin_client::AdminClient;
+use tally_tls::{Authority, Validity};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 /// Nodes in the dev cluster.
 const DEV_NODES: u64 = 3;
@@ -60,6 +66,101 @@ pub struct DevArgs {
     no_payments: bool,
 }
 
+/// The dev client identities and their roles (in the nodes' `[auth.roles]`).
+const DEV_ADMIN: &str = "admin";
+const DEV_ADMIN_ROLES: &str = r#"["admin", "ledger.read", "ledger.write", "records.write"]"#;
+const DEV_PAY: &str = "tally-pay";
+const DEV_PAY_ROLES: &str = r#"["ledger.read", "ledger.write", "records.write"]"#;
+/// Dev certificates are renewed when they expire within this many days.
+const DEV_CERT_DAYS: i64 = 365;
+
+/// A certificate and its key.
+#[derive(Clone, Debug)]
+struct CertPair {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// Every certificate the dev cluster uses, under `DATA/certs/`.
+#[derive(Clone, Debug)]
+struct DevCerts {
+    ca: PathBuf,
+    nodes: Vec<CertPair>,
+    admin: CertPair,
+    pay: CertPair,
+}
+
+/// Reuses the certificates under `dir` if every one is still valid for the addresses, else
+/// makes a new CA and issues them all again.
+fn dev_certs(dir: &Path, addrs: &[String]) -> Result<DevCerts, String> {
+    let pair = |stem: &str| CertPair {
+        cert: dir.join(format!("{stem}.pem")),
+        key: dir.join(format!("{stem}.key")),
+    };
+    let certs = DevCerts {
+        ca: dir.join(tally_tls::CA_CERT_FILE),
+        nodes: (1..=addrs.len() as u64)
+            .map(|id| pair(&tally_tls::node_name(id)))
+            .collect(),
+        admin: pair(&format!("client-{DEV_ADMIN}")),
+        pay: pair(&format!("client-{DEV_PAY}")),
+    };
+    if dev_certs_valid(&certs).is_ok() {
+        return Ok(certs);
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)
+            .map_err(|error| format!("cannot remove {}: {error}", dir.display()))?;
+    }
+    let error = |error: tally_tls::TlsError| error.to_string();
+    let authority = Authority::create("Tally dev CA (throwaway)", Validity::days(DEV_CERT_DAYS))
+        .map_err(error)?;
+    authority.write(dir).map_err(error)?;
+    let validity = Validity::days(DEV_CERT_DAYS);
+    for (index, addr) in addrs.iter().enumerate() {
+        let host = addr
+            .rsplit_once(':')
+            .map_or(addr.as_str(), |(host, _)| host);
+        let hosts = vec![host.to_string(), "localhost".to_string()];
+        let id = index as u64 + 1;
+        let issued = authority.issue_node(id, &hosts, validity).map_err(error)?;
+        issued
+            .write(dir, &tally_tls::node_name(id))
+            .map_err(error)?;
+    }
+    for name in [DEV_ADMIN, DEV_PAY] {
+        let issued = authority.issue_client(name, validity).map_err(error)?;
+        issued
+            .write(dir, &format!("client-{name}"))
+            .map_err(error)?;
+    }
+    dev_certs_valid(&certs)?;
+    Ok(certs)
+}
+
+fn dev_certs_valid(certs: &DevCerts) -> Result<(), String> {
+    let ca = tally_tls::load_ca(&certs.ca).map_err(|error| error.to_string())?;
+    for (index, node) in certs.nodes.iter().enumerate() {
+        let id = index as u64 + 1;
+        tally_tls::load_node_identity(&certs.ca, &ca, &node.cert, &node.key, id, "127.0.0.1")
+            .map_err(|error| error.to_string())?;
+    }
+    for client in [&certs.admin, &certs.pay] {
+        tally_tls::load_client_identity(&certs.ca, &ca, &client.cert, &client.key)
+            .map_err(|error| error.to_string())?;
+    }
+    Ok(())
+}
+
+/// The nodes' shared config: who holds which roles.
+fn write_node_config(path: &Path) -> Result<(), String> {
+    let text = format!(
+        "# Written by `tally-node dev`: the roles of the dev client certificates.\n\
+         [auth.roles]\n{DEV_ADMIN} = {DEV_ADMIN_ROLES}\n\"{DEV_PAY}\" = {DEV_PAY_ROLES}\n"
+    );
+    std::fs::write(path, text).map_err(|error| format!("cannot write {}: {error}", path.display()))
+}
+
 /// One supervised child process and how to start it again.
 struct DevProcess {
     /// Node id, or 0 for the payment processes.
@@ -68,6 +169,8 @@ struct DevProcess {
     addr: String,
     program: PathBuf,
     arguments: Vec<OsString>,
+    /// Variables set for the child (and `TALLY_TOKEN`, `TALLY_INSECURE` removed).
+    environment: Vec<(&'static str, OsString)>,
     log_path: PathBuf,
     /// Where the current pid is written (for scripts: `kill -9 $(cat node-1.pid)`).
     pid_path: PathBuf,
@@ -87,6 +190,9 @@ impl DevProcess {
             .map_err(|error| format!("cannot open {}: {error}", self.log_path.display()))?;
         let child = Command::new(&self.program)
             .args(&self.arguments)
+            .envs(self.environment.iter().map(|(name, value)| (name, value)))
+            .env_remove("TALLY_TOKEN")
+            .env_remove("TALLY_INSECURE")
             .arg("--exit-on-stdin-close")
             .stdin(Stdio::piped())
             .stdout(log.try_clone().map_err(|error| error.to_string())?)
@@ -155,20 +261,36 @@ fn run_dev(args: DevArgs, processes: &mut Vec<DevProcess>) -> Result<(), String>
     let executable = std::env::current_exe()
         .map_err(|error| format!("cannot find my own executable: {error}"))?;
     println!("tally dev cluster, data under {}", data.display());
+    let addrs: Vec<String> = (1..=DEV_NODES)
+        .map(|id| format!("127.0.0.1:{}", args.port + (id as u16) - 1))
+        .collect();
+    let certs = dev_certs(&data.join("certs"), &addrs)?;
+    let node_config = data.join("node.toml");
+    write_node_config(&node_config)?;
     for id in 1..=DEV_NODES {
-        let addr = format!("127.0.0.1:{}", args.port + (id as u16) - 1);
+        let addr = addrs[id as usize - 1].clone();
+        let node_certs = &certs.nodes[id as usize - 1];
         let mut arguments: Vec<OsString> = ["serve", "--id", &id.to_string(), "--listen", &addr]
             .iter()
             .map(OsString::from)
             .collect();
-        arguments.push("--data".into());
-        arguments.push(data.join(format!("node-{id}")).into_os_string());
+        for (flag, path) in [
+            ("--data", data.join(format!("node-{id}"))),
+            ("--config", node_config.clone()),
+            ("--ca", certs.ca.clone()),
+            ("--cert", node_certs.cert.clone()),
+            ("--key", node_certs.key.clone()),
+        ] {
+            arguments.push(flag.into());
+            arguments.push(path.into_os_string());
+        }
         let mut process = DevProcess {
             id,
             name: format!("node {id}"),
             addr,
             program: executable.clone(),
             arguments,
+            environment: Vec::new(),
             log_path: data.join(format!("node-{id}.log")),
             pid_path: data.join(format!("node-{id}.pid")),
             child: None,
@@ -189,15 +311,17 @@ fn run_dev(args: DevArgs, processes: &mut Vec<DevProcess>) -> Result<(), String>
         .build()
         .map_err(|error| format!("cannot start the async runtime: {error}"))?;
     runtime.block_on(async {
-        let leader = form_cluster(processes).await?;
+        let leader = form_cluster(processes, &certs).await?;
         println!("cluster ready: leader is node {leader}");
-        let cluster: Vec<String> = processes.iter().map(|node| node.addr.clone()).collect();
         let mut environment = vec![
-            ("TALLY_CLUSTER".to_string(), cluster.join(",")),
+            ("TALLY_CLUSTER".to_string(), addrs.join(",")),
+            ("TALLY_CA".to_string(), certs.ca.display().to_string()),
+            ("TALLY_CERT".to_string(), certs.admin.cert.display().to_string()),
+            ("TALLY_KEY".to_string(), certs.admin.key.display().to_string()),
             ("TALLY_DEV_DIR".to_string(), data.display().to_string()),
         ];
         if !args.no_payments {
-            environment.extend(start_payments(&executable, &data, &args, processes)?);
+            environment.extend(start_payments(&executable, &data, &args, &certs, processes)?);
         }
         let env_path = data.join("tally.env");
         write_env_file(&env_path, &environment)?;
@@ -270,6 +394,7 @@ fn start_payments(
     executable: &Path,
     data: &Path,
     args: &DevArgs,
+    certs: &DevCerts,
     processes: &mut Vec<DevProcess>,
 ) -> Result<Vec<(String, String)>, String> {
     let pay = executable.with_file_name(format!("tally-pay{}", std::env::consts::EXE_SUFFIX));
@@ -327,6 +452,11 @@ fn start_payments(
             addr: addr.to_string(),
             program: pay.clone(),
             arguments,
+            environment: vec![
+                ("TALLY_CA", certs.ca.clone().into_os_string()),
+                ("TALLY_CERT", certs.pay.cert.clone().into_os_string()),
+                ("TALLY_KEY", certs.pay.key.clone().into_os_string()),
+            ],
             log_path: data.join(format!("{file_name}.log")),
             pid_path: data.join(format!("{file_name}.pid")),
             child: None,
@@ -348,13 +478,34 @@ fn start_payments(
     ])
 }
 
-async fn admin(addr: &str) -> Option<AdminClient<tonic::transport::Channel>> {
-    AdminClient::connect(format!("http://{addr}")).await.ok()
+/// The admin client's TLS settings, read once.
+fn admin_tls(certs: &DevCerts) -> Result<ClientTlsConfig, String> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))
+    };
+    Ok(ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&certs.ca)?))
+        .identity(Identity::from_pem(
+            read(&certs.admin.cert)?,
+            read(&certs.admin.key)?,
+        )))
+}
+
+async fn admin(
+    addr: &str,
+    tls: &ClientTlsConfig,
+) -> Option<AdminClient<tonic::transport::Channel>> {
+    let endpoint = Endpoint::from_shared(format!("https://{addr}"))
+        .ok()?
+        .tls_config(tls.clone())
+        .ok()?;
+    Some(AdminClient::new(endpoint.connect().await.ok()?))
 }
 
 /// Initializes the cluster unless it already is (a dev cluster restarted on its old data), and
 /// waits for a leader. Fails at once when a node dies while the cluster forms.
-async fn form_cluster(nodes: &mut [DevProcess]) -> Result<u64, String> {
+async fn form_cluster(nodes: &mut [DevProcess], certs: &DevCerts) -> Result<u64, String> {
+    let tls = admin_tls(certs)?;
     let deadline = Instant::now() + DEV_START_TIMEOUT;
     let members: Vec<pb::Node> = nodes
         .iter()
@@ -379,7 +530,7 @@ async fn form_cluster(nodes: &mut [DevProcess]) -> Result<u64, String> {
         if Instant::now() > deadline {
             return Err("the cluster did not elect a leader in time; see the node logs".into());
         }
-        let Some(mut client) = admin(&nodes[0].addr).await else {
+        let Some(mut client) = admin(&nodes[0].addr, &tls).await else {
             continue;
         };
         let Ok(status) = client.status(pb::StatusRequest {}).await else {

@@ -74,6 +74,12 @@ pub const GRPC_MESSAGE_BYTES_MAX: usize = 16 << 20;
 /// Bytes of snapshot data per streamed chunk.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
+/// Time a new connection has to send its first byte (TLS or plain text is decided by it).
+pub const TLS_FIRST_BYTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Time a TLS handshake may take, on the server and on node-to-node connections.
+pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Log entries kept behind a snapshot before they are purged.
 pub const LOG_ENTRIES_KEPT_BEHIND_SNAPSHOT: u64 = 1000;
 

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tally_node::clock::{Clock, SystemClock};
 use tally_node::config::NodeConfig;
-use tally_node::grpc::{self, GrpcNetworkFactory};
+use tally_node::grpc::{self, GrpcNetworkFactory, NodeTls};
 use tally_node::raft::RaftNode;
 use tally_node::storage::RocksStorage;
 
@@ -34,13 +34,18 @@ enum Command {
     /// `--help` lists every setting ([node] and [raft]) with its default.
     #[command(
         after_help = "Settings come from the config file, then TALLY__SECTION__KEY environment \
-variables (e.g. TALLY__NODE__ID=2, TALLY__RAFT__HEARTBEAT_INTERVAL_MS=50), then these flags.\n\n\
-Example: tally-node serve --id 1 --listen 127.0.0.1:7100 --data /var/lib/tally/1\n\
+variables (e.g. TALLY__NODE__ID=2, TALLY__TLS__CA=/etc/tally/ca.pem), then these flags. \
+The config's [auth.roles] gives client identities their roles (docs/SECURITY.md); \
+certificates come from `tallyctl certs`.\n\n\
+Example: tally-node serve --id 1 --listen 127.0.0.1:7100 --data /var/lib/tally/1 \\\n  \
+--ca certs/ca.pem --cert certs/node-1.pem --key certs/node-1.key --config node.toml\n\
 Then form the cluster once: tallyctl cluster init --nodes 1=127.0.0.1:7100,2=127.0.0.1:7101,3=127.0.0.1:7102",
         after_long_help = concat!(
             "Settings come from the config file, then TALLY__SECTION__KEY environment variables, \
-then these flags.\n\n\
-Example: tally-node serve --id 1 --listen 127.0.0.1:7100 --data /var/lib/tally/1\n\
+then these flags. The config's [auth.roles] gives client identities their roles \
+(docs/SECURITY.md); certificates come from `tallyctl certs`.\n\n\
+Example: tally-node serve --id 1 --listen 127.0.0.1:7100 --data /var/lib/tally/1 \\\n  \
+--ca certs/ca.pem --cert certs/node-1.pem --key certs/node-1.key --config node.toml\n\
 Then form the cluster once: tallyctl cluster init --nodes 1=127.0.0.1:7100,2=127.0.0.1:7101,3=127.0.0.1:7102\n\n\
 Every setting, with its default (this is config/tally-node.example.toml):\n\n",
             include_str!("../../config/tally-node.example.toml")
@@ -71,6 +76,19 @@ struct ServeArgs {
     /// Log filter (default info), e.g. "tally_node=debug,openraft=info".
     #[arg(long)]
     log: Option<String>,
+    /// Cluster CA certificate (PEM); peers and clients must present certificates it signed.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// This node's certificate (PEM, from `tallyctl certs node`).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Plain text without authentication: anyone who reaches the port holds every role.
+    /// For experiments only.
+    #[arg(long)]
+    insecure: bool,
     /// Shut down when standard input closes (`tally-node dev` uses this so that its children
     /// never outlive it).
     #[arg(long, hide = true)]
@@ -102,6 +120,18 @@ fn load_config(args: &ServeArgs) -> Result<NodeConfig, Vec<String>> {
     }
     if let Some(log) = &args.log {
         config.node.log = log.clone();
+    }
+    for (flag, setting) in [
+        (&args.ca, &mut config.tls.ca),
+        (&args.cert, &mut config.tls.cert),
+        (&args.key, &mut config.tls.key),
+    ] {
+        if let Some(path) = flag {
+            *setting = Some(path.clone());
+        }
+    }
+    if args.insecure {
+        config.tls.insecure = true;
     }
     config.validate()?;
     Ok(config)
@@ -148,6 +178,17 @@ fn init_logging(filter: &str) {
 }
 
 async fn serve(config: NodeConfig, exit_on_stdin_close: bool) -> anyhow::Result<()> {
+    let tls = NodeTls::load(&config).context("loading the node's certificates")?;
+    let policy = config
+        .auth_policy()
+        .map_err(|problems| anyhow::anyhow!("[auth]: {}", problems.join("; ")))?;
+    if tls.is_none() {
+        tracing::warn!(
+            "--insecure: plain text and no authentication; anyone who can reach {} can read and \
+             move money and change the cluster. Use TLS (--ca/--cert/--key) outside experiments",
+            config.node.listen
+        );
+    }
     let storage = RocksStorage::open(&config.node.data)
         .with_context(|| format!("opening the data directory {}", config.node.data.display()))?;
     let listener = tokio::net::TcpListener::bind(&config.node.listen)
@@ -164,7 +205,7 @@ async fn serve(config: NodeConfig, exit_on_stdin_close: bool) -> anyhow::Result<
         config.node.id,
         config.advertise(),
         Arc::new(storage),
-        GrpcNetworkFactory::new(),
+        GrpcNetworkFactory::new(tls.clone()),
         &config.raft_settings(),
         clock,
         seed,
@@ -176,9 +217,15 @@ async fn serve(config: NodeConfig, exit_on_stdin_close: bool) -> anyhow::Result<
         tally_node::limits::EXPIRY_PULSE_INTERVAL_MS,
     )));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(grpc::serve(node.clone(), listener, async move {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(grpc::serve(
+        node.clone(),
+        listener,
+        tls,
+        Arc::new(policy),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     shutdown_signal(exit_on_stdin_close).await;
     tracing::info!("shutting down");
     let _ = stop.send(());

@@ -241,6 +241,16 @@ impl PayConfig {
             .collect()
     }
 
+    /// Options of the ledger client, with the cluster credentials read from `TALLY_CA`,
+    /// `TALLY_CERT`, `TALLY_KEY`, `TALLY_TOKEN` and `TALLY_INSECURE`, as `tallyctl` reads them.
+    pub fn cluster_options(&self) -> Result<tally_client::ClientOptions, String> {
+        let mut options = tally_client::ClientOptions::default();
+        tally_client::Credentials::from_env()
+            .apply(&mut options)
+            .map_err(|error| format!("the ledger cluster's {error}"))?;
+        Ok(options)
+    }
+
     pub fn currencies(&self) -> Vec<Currency> {
         self.pay
             .currencies

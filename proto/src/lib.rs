@@ -8,6 +8,11 @@ pub mod v1 {
 
 pub use v1::U128;
 
+/// The encoded `FileDescriptorSet` of every `.proto` file: lets tests enumerate each service's
+/// methods.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/tally_descriptor.bin"));
+
 impl From<u128> for U128 {
     fn from(value: u128) -> Self {
         U128 {

@@ -21,6 +21,8 @@ macro_rules! out {
 
 #[path = "tallyctl/bench.rs"]
 mod bench;
+#[path = "tallyctl/certs.rs"]
+mod certs;
 #[path = "tallyctl/cli.rs"]
 mod cli;
 #[path = "tallyctl/cluster.rs"]
@@ -38,7 +40,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use tally_client::{Client, ClientError, ClientOptions};
+use tally_client::{Client, ClientError, ClientOptions, Credentials};
 
 use crate::cli::{Cli, ClusterCommand, Command};
 
@@ -90,6 +92,32 @@ pub fn write_out(text: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Given no credentials at all for the default addresses (those of `tally-node dev`), uses the
+/// admin certificate that `tally-node dev` made in its default data directory, so the quick start
+/// works without `source .../tally.env`. Anything given explicitly wins.
+fn use_dev_certificates(credentials: &mut Credentials, cluster: &[String]) {
+    let default: Vec<&str> = cli::DEFAULT_CLUSTER.split(',').collect();
+    let nothing_given = credentials.ca.is_none()
+        && credentials.cert.is_none()
+        && credentials.token.is_none()
+        && !credentials.insecure;
+    if !nothing_given || cluster.iter().map(String::as_str).ne(default) {
+        return;
+    }
+    let certs = std::env::temp_dir().join("tally-dev").join("certs");
+    let files = [
+        certs.join("ca.pem"),
+        certs.join("client-admin.pem"),
+        certs.join("client-admin.key"),
+    ];
+    if files.iter().all(|file| file.exists()) {
+        let [ca, cert, key] = files;
+        credentials.ca = Some(ca);
+        credentials.cert = Some(cert);
+        credentials.key = Some(key);
+    }
+}
+
 /// 2 when the cluster or a node could not be reached, 1 for everything else.
 fn exit_code_of(error: &anyhow::Error) -> ExitCode {
     let unreachable = error
@@ -100,8 +128,11 @@ fn exit_code_of(error: &anyhow::Error) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Certs(command) = cli.command {
+        return certs::run(command, cli.token.as_ref());
+    }
     let timeout = Duration::from_secs_f64(cli.timeout);
-    let options = ClientOptions {
+    let mut options = ClientOptions {
         request_timeout: REQUEST_TIMEOUT_MAX.min(timeout),
         deadline: timeout,
         fail_fast_on_refused: true,
@@ -113,6 +144,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .map(|addr| addr.trim().to_string())
         .filter(|addr| !addr.is_empty())
         .collect();
+    let mut credentials = Credentials {
+        ca: cli.ca.clone(),
+        cert: cli.cert.clone(),
+        key: cli.key.clone(),
+        token: cli.token.clone(),
+        insecure: cli.insecure,
+    };
+    use_dev_certificates(&mut credentials, &cluster);
+    credentials.apply(&mut options)?;
     let client = Client::connect(cluster.clone(), options).await?;
     let context = Context {
         client,
@@ -130,5 +170,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Record(command) => records::run(&context, command).await,
         Command::DeadLetters => records::dead_letters(&context).await,
         Command::Recon { date } => records::recon(&context, &date).await,
+        Command::Certs(_) => unreachable!("handled before connecting"),
     }
 }

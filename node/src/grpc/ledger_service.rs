@@ -8,6 +8,7 @@ use tally_proto::v1 as pb;
 use tally_proto::v1::ledger_server::Ledger;
 use tonic::{Request, Response, Status};
 
+use super::auth::{Caller, Role};
 use super::convert::*;
 use super::status_of;
 use crate::ledger::{Command, CommandResult};
@@ -132,6 +133,14 @@ impl Ledger for LedgerApi {
         &self,
         request: Request<pb::TxnRequest>,
     ) -> Result<Response<pb::TxnReply>, Status> {
+        // The method needs records.write; moving money inside a txn needs ledger.write as well.
+        if !request.get_ref().accounts.is_empty() || !request.get_ref().transfers.is_empty() {
+            let caller = request
+                .extensions()
+                .get::<Caller>()
+                .ok_or_else(|| Status::unauthenticated("no caller identity"))?;
+            caller.require(Role::LedgerWrite, "create accounts or transfers in a txn")?;
+        }
         let request = request.into_inner();
         check_batch(request.accounts.len())?;
         check_batch(request.transfers.len())?;

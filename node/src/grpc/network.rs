@@ -8,18 +8,22 @@ use tally_proto::v1 as pb;
 use tally_proto::v1::raft_client::RaftClient;
 use tonic::transport::{Channel, Endpoint};
 
+use super::NodeTls;
 use crate::limits::{GRPC_MESSAGE_BYTES_MAX, SNAPSHOT_CHUNK_BYTES};
 use crate::raft::wire::*;
 use crate::raft::{NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
 use crate::storage::codec::{from_bytes, to_bytes};
 
-/// Creates one [`GrpcNetwork`] per peer.
+/// Creates one [`GrpcNetwork`] per peer: mutual TLS with the node's certificate when `tls` is
+/// set, plain text for an `--insecure` node.
 #[derive(Debug, Clone, Default)]
-pub struct GrpcNetworkFactory;
+pub struct GrpcNetworkFactory {
+    tls: Option<NodeTls>,
+}
 
 impl GrpcNetworkFactory {
-    pub fn new() -> Self {
-        GrpcNetworkFactory
+    pub fn new(tls: Option<NodeTls>) -> Self {
+        GrpcNetworkFactory { tls }
     }
 }
 
@@ -27,7 +31,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
     type Network = GrpcNetwork;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
-        GrpcNetwork::new(target, &node.addr)
+        GrpcNetwork::new(target, &node.addr, self.tls.as_ref())
     }
 }
 
@@ -44,8 +48,13 @@ struct RpcFailure {
 }
 
 impl GrpcNetwork {
-    fn new(target: NodeId, addr: &str) -> Self {
-        let client = Endpoint::from_shared(format!("http://{addr}"))
+    fn new(target: NodeId, addr: &str, tls: Option<&NodeTls>) -> Self {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let client = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .and_then(|endpoint| match tls {
+                Some(tls) => endpoint.tls_config(tls.client_config()),
+                None => Ok(endpoint),
+            })
             .map(|endpoint| {
                 let channel = endpoint
                     .connect_timeout(Duration::from_secs(1))

@@ -69,12 +69,10 @@ impl Pay {
                  production"
             );
         }
-        let client = tally_client::Client::connect(
-            config.cluster_addrs(),
-            tally_client::ClientOptions::default(),
-        )
-        .await
-        .map_err(|e| format!("connecting to the ledger cluster: {e}"))?;
+        let client =
+            tally_client::Client::connect(config.cluster_addrs(), config.cluster_options()?)
+                .await
+                .map_err(|e| format!("connecting to the ledger cluster: {e}"))?;
         let executor = crate::psp::HttpExecutor::new(
             &config.psp.url,
             &config.psp.api_key,

@@ -1,4 +1,6 @@
 //! Starts, kills and restarts real `tally-node` processes; polls for conditions with deadlines.
+//! Every cluster runs with TLS and roles, as in production: a CA and certificates are made per
+//! cluster ([`TestCerts`]), and the harness's own client is the `admin` identity.
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -6,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use tally_client::{Client, ClientOptions};
+use tally_client::{Client, ClientOptions, Credentials, Secret};
 use tally_proto::v1;
 use tokio::time::Instant;
 
@@ -57,16 +59,159 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Client identities of a test cluster and their roles in the nodes' `[auth.roles]`.
+pub const IDENTITIES: &[(&str, &str)] = &[
+    (
+        "admin",
+        r#"["admin", "ledger.read", "ledger.write", "records.write"]"#,
+    ),
+    (
+        "tally-pay",
+        r#"["ledger.read", "ledger.write", "records.write"]"#,
+    ),
+    ("reader", r#"["ledger.read"]"#),
+    ("token-reader", r#"["ledger.read"]"#),
+];
+
+/// The bearer token of the `token-reader` identity (its SHA-256 is in the nodes' config).
+pub const READER_TOKEN: &str = "tally-test-token-reader-0123456789";
+
+/// A cluster's CA, node certificates and client certificates, plus the nodes' config file.
+async fn client_as(addrs: &[String], credentials: &Credentials, deadline: Duration) -> Client {
+    let mut options = ClientOptions {
+        deadline,
+        request_timeout: deadline.min(Duration::from_secs(5)),
+        ..ClientOptions::default()
+    };
+    credentials.apply(&mut options).expect("credentials");
+    Client::connect(addrs.to_vec(), options)
+        .await
+        .expect("client")
+}
+
+pub struct TestCerts {
+    pub dir: PathBuf,
+    pub ca: PathBuf,
+    pub authority: tally_tls::Authority,
+    pub node_config: PathBuf,
+}
+
+impl TestCerts {
+    /// Makes a CA, a certificate for each of `count` nodes on 127.0.0.1, one per client identity.
+    pub fn create(dir: &Path, count: u64) -> TestCerts {
+        let authority =
+            tally_tls::Authority::create("test CA", tally_tls::Validity::days(30)).expect("CA");
+        let ca = authority.write(dir).expect("write CA");
+        for id in 1..=count {
+            authority
+                .issue_node(
+                    id,
+                    &["127.0.0.1".to_string()],
+                    tally_tls::Validity::days(30),
+                )
+                .expect("node cert")
+                .write(dir, &tally_tls::node_name(id))
+                .expect("write node cert");
+        }
+        let mut config = String::from("[auth.roles]\n");
+        for (name, roles) in IDENTITIES {
+            authority
+                .issue_client(name, tally_tls::Validity::days(30))
+                .expect("client cert")
+                .write(dir, &format!("client-{name}"))
+                .expect("write client cert");
+            config.push_str(&format!("\"{name}\" = {roles}\n"));
+        }
+        config.push_str(&format!(
+            "[auth.tokens]\n\"token-reader\" = \"{}\"\n",
+            tally_tls::token_sha256_hex(READER_TOKEN)
+        ));
+        let node_config = dir.join("node.toml");
+        std::fs::write(&node_config, config).expect("write node config");
+        TestCerts {
+            dir: dir.to_path_buf(),
+            ca,
+            authority,
+            node_config,
+        }
+    }
+
+    pub fn node_cert(&self, id: u64) -> (PathBuf, PathBuf) {
+        let stem = tally_tls::node_name(id);
+        (
+            self.dir.join(format!("{stem}.pem")),
+            self.dir.join(format!("{stem}.key")),
+        )
+    }
+
+    pub fn client_cert(&self, name: &str) -> (PathBuf, PathBuf) {
+        (
+            self.dir.join(format!("client-{name}.pem")),
+            self.dir.join(format!("client-{name}.key")),
+        )
+    }
+
+    /// `TALLY_CA`, `TALLY_CERT`, `TALLY_KEY` for the client identity `name` (for tallyctl and
+    /// tally-pay processes).
+    pub fn env(&self, name: &str) -> Vec<(String, String)> {
+        let (cert, key) = self.client_cert(name);
+        vec![
+            ("TALLY_CA".into(), self.ca.display().to_string()),
+            ("TALLY_CERT".into(), cert.display().to_string()),
+            ("TALLY_KEY".into(), key.display().to_string()),
+        ]
+    }
+
+    /// Credentials of the client identity `name`.
+    pub fn credentials(&self, name: &str) -> Credentials {
+        let (cert, key) = self.client_cert(name);
+        Credentials {
+            ca: Some(self.ca.clone()),
+            cert: Some(cert),
+            key: Some(key),
+            token: None,
+            insecure: false,
+        }
+    }
+
+    /// Credentials with the CA only and a bearer token.
+    pub fn token_credentials(&self, token: &str) -> Credentials {
+        Credentials {
+            ca: Some(self.ca.clone()),
+            cert: None,
+            key: None,
+            token: Some(Secret::new(token)),
+            insecure: false,
+        }
+    }
+}
+
 pub struct TestNode {
     pub id: u64,
     pub addr: String,
     pub data: PathBuf,
     log: PathBuf,
     env: Vec<(String, String)>,
+    /// Extra flags, e.g. the certificate paths.
+    args: Vec<std::ffi::OsString>,
     child: Option<Child>,
 }
 
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 impl TestNode {
+    /// `kill -9`, if running.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -83,6 +228,7 @@ impl TestNode {
                 "--data",
             ])
             .arg(&self.data)
+            .args(&self.args)
             .envs(
                 self.env
                     .iter()
@@ -101,6 +247,8 @@ pub struct TestCluster {
     /// Holds every node's data and log; removed when the cluster drops.
     _dir: tempfile::TempDir,
     pub nodes: Vec<TestNode>,
+    pub certs: TestCerts,
+    /// The `admin` identity's client.
     pub client: Client,
 }
 
@@ -113,28 +261,39 @@ impl TestCluster {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         env.push(("TALLY__NODE__LOG".into(), "info,openraft=warn".into()));
+        let certs = TestCerts::create(&dir.path().join("certs"), count);
         let mut nodes: Vec<TestNode> = (1..=count)
-            .map(|id| TestNode {
-                id,
-                addr: format!("127.0.0.1:{}", free_port()),
-                data: dir.path().join(format!("node-{id}")),
-                log: dir.path().join(format!("node-{id}.log")),
-                env: env.clone(),
-                child: None,
+            .map(|id| {
+                let (cert, key) = certs.node_cert(id);
+                TestNode {
+                    id,
+                    addr: format!("127.0.0.1:{}", free_port()),
+                    data: dir.path().join(format!("node-{id}")),
+                    log: dir.path().join(format!("node-{id}.log")),
+                    env: env.clone(),
+                    args: vec![
+                        "--config".into(),
+                        certs.node_config.clone().into(),
+                        "--ca".into(),
+                        certs.ca.clone().into(),
+                        "--cert".into(),
+                        cert.into(),
+                        "--key".into(),
+                        key.into(),
+                    ],
+                    child: None,
+                }
             })
             .collect();
         for node in &mut nodes {
             node.spawn();
         }
         let addrs: Vec<String> = nodes.iter().map(|node| node.addr.clone()).collect();
-        let options = ClientOptions {
-            deadline: Duration::from_secs(60),
-            ..ClientOptions::default()
-        };
-        let client = Client::connect(addrs, options).await.expect("client");
+        let client = client_as(&addrs, &certs.credentials("admin"), Duration::from_secs(60)).await;
         let cluster = TestCluster {
             _dir: dir,
             nodes,
+            certs,
             client,
         };
         let members: Vec<v1::Node> = cluster
@@ -155,6 +314,41 @@ impl TestCluster {
         .await;
         cluster.leader().await;
         cluster
+    }
+
+    /// Starts a node `id` that is not a member, with `certs`' CA, certificate and config.
+    pub fn spawn_node(&self, id: u64, certs: &TestCerts) -> TestNode {
+        let (cert, key) = certs.node_cert(id);
+        let mut node = TestNode {
+            id,
+            addr: format!("127.0.0.1:{}", free_port()),
+            data: self.dir().join(format!("extra-node-{id}")),
+            log: self.dir().join(format!("extra-node-{id}.log")),
+            env: vec![("TALLY__NODE__LOG".into(), "info,openraft=warn".into())],
+            args: vec![
+                "--config".into(),
+                certs.node_config.clone().into(),
+                "--ca".into(),
+                certs.ca.clone().into(),
+                "--cert".into(),
+                cert.into(),
+                "--key".into(),
+                key.into(),
+            ],
+            child: None,
+        };
+        node.spawn();
+        node
+    }
+
+    /// A client of this cluster with `credentials` and a call deadline of `deadline`.
+    pub async fn client_with(&self, credentials: &Credentials, deadline: Duration) -> Client {
+        client_as(&self.addrs(), credentials, deadline).await
+    }
+
+    /// The directory holding the nodes' data, logs and certificates.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
     }
 
     pub fn node(&self, id: u64) -> &TestNode {

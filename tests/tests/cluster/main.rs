@@ -6,5 +6,6 @@ mod codes;
 mod expiry;
 mod failover;
 mod harness;
+mod security;
 mod snapshot;
 mod verify;

@@ -15,6 +15,7 @@ use crate::harness::{binary, TestCluster};
 fn verify(cluster: &TestCluster) -> (bool, String) {
     let output = Command::new(binary("tallyctl"))
         .args(["--cluster", &cluster.cluster_arg(), "verify"])
+        .envs(cluster.certs.env("admin"))
         .output()
         .expect("run tallyctl verify");
     let text = format!(

@@ -156,6 +156,7 @@ impl PayEnv {
             .env("TALLY_PAY__WORKER__BACKOFF_MAX_MS", "1000")
             .env("TALLY_PAY__RISK__VELOCITY_MAX", "100000")
             .env("TALLY_PAY__PAY__LOG", "info")
+            .envs(self.cluster.certs.env("tally-pay"))
             .envs(self.pay_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -375,6 +376,7 @@ impl PayEnv {
     pub fn verify_ledger(&self) {
         let output = Command::new(binary("tallyctl"))
             .args(["--cluster", &self.cluster.cluster_arg(), "verify"])
+            .envs(self.cluster.certs.env("admin"))
             .output()
             .expect("run tallyctl verify");
         assert!(
@@ -540,6 +542,7 @@ impl PayEnv {
             .env("TALLY_PAY__PSP__API_KEY", PSP_API_KEY)
             .env("TALLY_PAY__PSP__WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("TALLY_PAY__PSP__TIMEOUT_MS", "10000")
+            .envs(self.cluster.certs.env("tally-pay"))
             .envs(self.pay_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .output()
@@ -551,6 +554,7 @@ impl PayEnv {
         Command::new(binary("tallyctl"))
             .args(["--cluster", &self.cluster.cluster_arg()])
             .args(args)
+            .envs(self.cluster.certs.env("admin"))
             .stdin(Stdio::null())
             .output()
             .expect("run tallyctl")

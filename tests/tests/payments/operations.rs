@@ -174,6 +174,7 @@ async fn exhausted_retries_land_in_dead_letters_and_can_be_retried() {
     // tallyctl reads the same queue straight from the cluster.
     let output = Command::new(binary("tallyctl"))
         .args(["--cluster", &env.cluster.cluster_arg(), "dead-letters"])
+        .envs(env.cluster.certs.env("admin"))
         .output()
         .expect("run tallyctl");
     let text = String::from_utf8_lossy(&output.stdout);

@@ -1,7 +1,10 @@
 //! Command-line grammar of `tallyctl` (clap derive) and the parsers of its values.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand};
 use tally_client::codes::{parse_flags, ACCOUNT_FLAGS};
+use tally_client::Secret;
 
 /// The addresses `tally-node dev` listens on.
 pub const DEFAULT_CLUSTER: &str = "127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102";
@@ -37,6 +40,32 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Cluster CA certificate (PEM): the nodes' certificates must chain to it
+    #[arg(long, global = true, env = "TALLY_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+
+    /// Client certificate (PEM, from `tallyctl certs client`); its name maps to roles on the nodes
+    #[arg(long, global = true, env = "TALLY_CERT", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM)
+    #[arg(long, global = true, env = "TALLY_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// Bearer token instead of a client certificate (its SHA-256 is in the nodes' [auth.tokens])
+    #[arg(long, global = true, env = "TALLY_TOKEN", hide_env_values = true, value_parser = parse_secret)]
+    pub token: Option<Secret>,
+
+    /// Plain text, for a cluster started with --insecure
+    #[arg(
+        long,
+        global = true,
+        env = "TALLY_INSECURE",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
+    pub insecure: bool,
+
     /// Seconds one command may take, retries and waits included (give it before the command)
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_seconds)]
     pub timeout: f64,
@@ -70,6 +99,9 @@ pub enum Command {
     /// List tally-pay's dead letters: payments, refunds and payouts whose retries ran out
     #[command(after_help = DEAD_LETTERS_HELP)]
     DeadLetters,
+    /// Create the cluster CA and issue node and client certificates (no cluster needed)
+    #[command(subcommand, after_help = CERTS_HELP)]
+    Certs(CertsCommand),
     /// Show tally-pay's reconciliation of a day: the summary and every item it recorded
     #[command(after_help = RECON_HELP)]
     Recon {
@@ -79,6 +111,58 @@ pub enum Command {
     },
 }
 
+const CERTS_HELP: &str = "\
+Example (a 3-node cluster on one machine):
+  tallyctl certs init --dir certs
+  tallyctl certs node --dir certs --id 1 --addr 127.0.0.1:7100
+  tallyctl certs client --dir certs --name ops
+  tally-node serve --id 1 ... --ca certs/ca.pem --cert certs/node-1.pem --key certs/node-1.key
+  export TALLY_CA=certs/ca.pem TALLY_CERT=certs/client-ops.pem TALLY_KEY=certs/client-ops.key
+Give the client's name roles in each node's config:  [auth.roles]  ops = [\"admin\", \"ledger.read\"]";
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Create a new cluster CA: DIR/ca.pem and DIR/ca.key (keep ca.key offline)
+    Init {
+        /// Directory of the CA and the certificates it issues
+        #[arg(long, env = "TALLY_CERTS_DIR", default_value = "certs")]
+        dir: PathBuf,
+        /// The CA's common name
+        #[arg(long, default_value = "Tally cluster CA")]
+        name: String,
+        /// Days the CA is valid
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+    },
+    /// Issue a node certificate: DIR/node-ID.pem and DIR/node-ID.key
+    Node {
+        #[arg(long, env = "TALLY_CERTS_DIR", default_value = "certs")]
+        dir: PathBuf,
+        /// The node's id
+        #[arg(long)]
+        id: u64,
+        /// Address(es) peers and clients reach the node at; their hosts go into the certificate
+        #[arg(long, required = true, value_name = "HOST:PORT", value_delimiter = ',')]
+        addr: Vec<String>,
+        /// Days the certificate is valid
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+    /// Issue a client certificate: DIR/client-NAME.pem and DIR/client-NAME.key
+    Client {
+        #[arg(long, env = "TALLY_CERTS_DIR", default_value = "certs")]
+        dir: PathBuf,
+        /// The identity's name (the certificate's common name), e.g. ops or tally-pay
+        #[arg(long)]
+        name: String,
+        /// Days the certificate is valid
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+    /// Print the SHA-256 of the token given with --token / TALLY_TOKEN, for a node's [auth.tokens]
+    TokenHash,
+}
+
 const RECON_HELP: &str = "\
 Reads the `pay.recon_run` and `pay.recon_item` records straight from the cluster, so it works
 with tally-pay down; it changes nothing. To run a reconciliation, ask tally-pay:
@@ -86,6 +170,11 @@ with tally-pay down; it changes nothing. To run a reconciliation, ask tally-pay:
 
 Exit codes: 0 nothing needs attention, 1 findings are queued for review, a ledger check failed,
 or the day was never reconciled.";
+
+/// A secret flag value, kept out of `Debug`.
+fn parse_secret(text: &str) -> Result<Secret, String> {
+    Ok(Secret::new(text))
+}
 
 /// A `YYYY-MM-DD` day (checked for shape and a plausible month and day).
 pub fn parse_day(text: &str) -> Result<String, String> {
