@@ -5,6 +5,8 @@
 //! `psp::Connector` trait; `sandbox` is the built-in sandbox PSP.
 
 pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod bank;
 pub mod chart;
 pub mod config;

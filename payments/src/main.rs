@@ -11,6 +11,8 @@ use tally_payments::config::PayConfig;
 use tally_payments::sandbox::{Faults, SandboxConfig};
 use tally_payments::service::Pay;
 
+mod keys_cli;
+
 #[derive(Parser)]
 #[command(
     name = "tally-pay",
@@ -42,7 +44,12 @@ enum Command {
         /// Base URL of the PSP [default: http://127.0.0.1:7200, the sandbox PSP].
         #[arg(long, value_name = "URL")]
         psp: Option<String>,
+        /// Dev mode (pay.dev): secrets not given fall back to the public development ones.
+        #[arg(long)]
+        dev: bool,
     },
+    /// API keys, straight in the cluster (bootstrap): create, list, rotate, revoke.
+    Keys(keys_cli::KeysArgs),
     /// Run the sandbox PSP: a Stripe-like HTTP API with test cards, idempotency keys, signed
     /// webhooks, asynchronous payouts, daily settlement reports and injectable faults.
     SandboxPsp {
@@ -95,6 +102,9 @@ enum Command {
         /// Base URL of the PSP.
         #[arg(long, value_name = "URL")]
         psp: Option<String>,
+        /// Dev mode (pay.dev), as for `serve`.
+        #[arg(long)]
+        dev: bool,
     },
 }
 
@@ -117,8 +127,9 @@ fn main() -> anyhow::Result<()> {
             listen,
             cluster,
             psp,
+            dev,
         } => {
-            let mut config = load_config(config, cluster, psp)?;
+            let mut config = load_config(config, cluster, psp, dev)?;
             if let Some(listen) = listen {
                 config.pay.listen = listen;
             }
@@ -131,6 +142,7 @@ fn main() -> anyhow::Result<()> {
             config,
             cluster,
             psp,
+            dev,
         } => {
             // Logs go to stderr, so that JSON and CSV on stdout stay clean.
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -139,7 +151,7 @@ fn main() -> anyhow::Result<()> {
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
                 .init();
-            let run = load_config(config, cluster, psp)
+            let run = load_config(config, cluster, psp, dev)
                 .and_then(|config| runtime.block_on(recon(config, date, format)));
             let code = match run {
                 Ok(code) => code,
@@ -149,6 +161,16 @@ fn main() -> anyhow::Result<()> {
                 }
             };
             std::process::exit(code)
+        }
+        Command::Keys(args) => {
+            // Logs go to stderr: stdout carries the secret (and JSON) only.
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            keys_cli::run(&runtime, args)
         }
         Command::SandboxPsp {
             listen,
@@ -185,6 +207,7 @@ fn load_config(
     file: Option<PathBuf>,
     cluster: Option<String>,
     psp: Option<String>,
+    dev: bool,
 ) -> anyhow::Result<PayConfig> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
     let mut config = PayConfig::load(file.as_deref(), &env).map_err(anyhow::Error::msg)?;
@@ -194,6 +217,8 @@ fn load_config(
     if let Some(psp) = psp {
         config.psp.url = psp;
     }
+    config.pay.dev |= dev;
+    config.apply_dev_defaults();
     if let Err(problems) = config.validate() {
         anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
     }
@@ -245,7 +270,10 @@ async fn serve(config: PayConfig) -> anyhow::Result<()> {
     tracing::info!(listen = %config.pay.listen, cluster = %config.pay.cluster, psp = %config.psp.url,
         "tally-pay serving");
     tokio::spawn(tally_payments::worker::run(Arc::clone(&pay)));
-    axum::serve(listener, tally_payments::api::router(pay))
+    // The peer address goes into audit entries and the per-address limit of failed logins.
+    let app = tally_payments::api::router(pay)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
