@@ -57,6 +57,17 @@ enum KeysCommand {
         #[arg(long, default_value_t = keys::GRACE_PERIOD_S_DEFAULT)]
         grace_period_s: u64,
     },
+    /// Re-encrypt stored bank account numbers under the current data key
+    /// (TALLY_PAY__PAY__ENCRYPTION_KEY), reading the old ones from
+    /// TALLY_PAY__PAY__PREVIOUS_ENCRYPTION_KEYS. Bounded pages; run again to resume.
+    RotateDataKey {
+        /// TOML configuration file (as for `serve`).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        /// Records per page.
+        #[arg(long, default_value_t = 100)]
+        page: u32,
+    },
 }
 
 pub fn run(runtime: &tokio::runtime::Runtime, args: KeysArgs) -> anyhow::Result<()> {
@@ -133,11 +144,12 @@ async fn once(store: &Store, args: &KeysArgs) -> Result<(), PayError> {
             } else {
                 for key in all {
                     let scopes: Vec<&str> = key.scopes.iter().map(|s| s.name()).collect();
+                    let kind = format!("{:?}", key.kind).to_lowercase();
                     println!(
                         "{}  {:<9} {:<11} {}  {}  {}",
                         key.id,
                         key.status,
-                        format!("{:?}", key.kind).to_lowercase(),
+                        kind,
                         key.redacted,
                         key.name,
                         scopes.join(",")
@@ -157,8 +169,40 @@ async fn once(store: &Store, args: &KeysArgs) -> Result<(), PayError> {
             let created = keys::rotate(store, id, *grace_period_s, &actor).await?;
             print_created(&created, args.json);
         }
+        KeysCommand::RotateDataKey { config, page } => {
+            let sealer = data_sealer(config.as_deref())?;
+            let report = tally_payments::audit::acting_as(
+                actor,
+                tally_payments::rekey::rekey_bank_accounts(store, &sealer, *page),
+            )
+            .await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
+            } else {
+                println!(
+                    "scanned {}, re-encrypted {}, changed meanwhile {} (run again), unreadable {}",
+                    report.scanned,
+                    report.reencrypted,
+                    report.raced,
+                    report.unreadable.len()
+                );
+            }
+        }
     }
     Ok(())
+}
+
+/// The data keys of the configuration: the current one seals, all of them open.
+fn data_sealer(file: Option<&std::path::Path>) -> Result<tally_payments::crypto::Sealer, PayError> {
+    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let invalid = |message: String| PayError::Invalid {
+        code: "invalid_configuration",
+        message,
+    };
+    let config = tally_payments::config::PayConfig::load(file, &env).map_err(invalid)?;
+    let keys = config.data_keys().map_err(invalid)?;
+    let keyring: Vec<(&str, &[u8; 32])> = keys.iter().map(|k| (k.id.as_str(), &k.bytes)).collect();
+    Ok(tally_payments::crypto::Sealer::with_keys(&keyring))
 }
 
 fn print_created(created: &CreatedKey, json: bool) {

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod model;
 pub mod money;
 pub mod psp;
+pub mod rekey;
 pub mod risk;
 pub mod sandbox;
 pub mod service;

@@ -220,6 +220,12 @@ impl PayEnv {
         self.pay.kill();
     }
 
+    /// Adds or replaces a `TALLY_PAY__…` setting of the next tally-pay start.
+    pub fn set_pay_env(&mut self, key: &str, value: &str) {
+        self.pay_env.retain(|(k, _)| k != key);
+        self.pay_env.push((key.to_string(), value.to_string()));
+    }
+
     /// Starts a new tally-pay process on the same address and waits until it answers.
     pub async fn restart_pay(&mut self) {
         self.start_pay();

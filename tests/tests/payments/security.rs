@@ -420,3 +420,94 @@ async fn actions_are_audited_and_no_secret_reaches_logs_or_storage() {
         }
     }
 }
+
+/// A payout whose bank number cannot be decrypted (the data key was replaced without keeping
+/// the old one) is not a 500 forever: its attempts count and it reaches the dead letters with
+/// the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payout_that_cannot_be_built_reaches_the_dead_letters() {
+    let mut env = PayEnv::start("", &[("TALLY_PAY__WORKER__MAX_ATTEMPTS", "3")]).await;
+    let (customer, card) = env.customer_with_card(CARD_OK).await;
+    let seller = env.seller_with_bank("Rotated").await;
+    let payment = env
+        .post(
+            "/v1/payments",
+            Some("fund-1"),
+            &json!({"customer_id": customer, "card_id": card, "currency": "USD",
+                    "orders": [{"seller_id": seller, "amount": 10_000}]}),
+        )
+        .await
+        .expect(201);
+    env.wait_payment_settled(payment["id"].as_str().unwrap()).await;
+    env.kill_pay();
+    env.set_pay_env(
+        "TALLY_PAY__PAY__ENCRYPTION_KEY",
+        "other:b3RoZXItZGF0YS1rZXktMDEyMzQ1Njc4OWFiY2RlZmc=",
+    );
+    env.restart_pay().await;
+    let payout = env
+        .post("/v1/payouts", Some("undecryptable"), &json!({"seller_id": seller, "currency": "USD", "amount": 700}))
+        .await
+        .expect(201);
+    let id = payout["id"].as_str().unwrap().to_string();
+    let letter = eventually(Duration::from_secs(60), "the payout to be dead-lettered", || async {
+        let letters = env.get("/v1/dead_letters").await.expect(200);
+        letters["data"]
+            .as_array()?
+            .iter()
+            .find(|l| l["id"] == id.as_str())
+            .cloned()
+    })
+    .await;
+    let reason = letter["reason"]["message"].as_str().unwrap_or_default();
+    assert!(reason.contains("cannot build the PSP request"), "{letter}");
+    assert_eq!(letter["attempts"], 3, "{letter}");
+}
+
+/// `tally-pay keys rotate-data-key` re-encrypts bank numbers under the new data key; a second
+/// run has nothing left to do, and tally-pay then pays out with the new key alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_key_rotates_without_losing_bank_numbers() {
+    const NEW_KEY: &str = "test2:bmV3LXRhbGx5LXRlc3QtZGF0YS1rZXktMDEyMzQ1Njc=";
+    let mut env = PayEnv::start("", &[]).await;
+    let (customer, card) = env.customer_with_card(CARD_OK).await;
+    let seller = env.seller_with_bank("Rekeyed").await;
+    let payment = env
+        .post(
+            "/v1/payments",
+            Some("fund-2"),
+            &json!({"customer_id": customer, "card_id": card, "currency": "USD",
+                    "orders": [{"seller_id": seller, "amount": 10_000}]}),
+        )
+        .await
+        .expect(201);
+    env.wait_payment_settled(payment["id"].as_str().unwrap()).await;
+    let rotate = |env: &PayEnv| {
+        let output = std::process::Command::new(crate::harness::binary("tally-pay"))
+            .args(["keys", "rotate-data-key", "--json", "--page", "1"])
+            .args(["--cluster", &env.cluster.cluster_arg()])
+            .env("TALLY_PAY__PAY__ENCRYPTION_KEY", NEW_KEY)
+            .env("TALLY_PAY__PAY__PREVIOUS_ENCRYPTION_KEYS", DATA_KEY)
+            .output()
+            .expect("run rotate-data-key");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice::<Value>(&output.stdout).expect("a JSON report")
+    };
+    let first = rotate(&env);
+    assert_eq!(first["reencrypted"], 1, "{first}");
+    let second = rotate(&env);
+    assert_eq!(second["reencrypted"], 0, "{second}");
+    env.kill_pay();
+    env.set_pay_env("TALLY_PAY__PAY__ENCRYPTION_KEY", NEW_KEY);
+    env.restart_pay().await;
+    let payout = env
+        .post("/v1/payouts", Some("after-rekey"), &json!({"seller_id": seller, "currency": "USD", "amount": 700}))
+        .await
+        .expect(201);
+    let id = payout["id"].as_str().unwrap().to_string();
+    eventually(Duration::from_secs(60), "the payout to be paid", || async {
+        let payout = env.get(&format!("/v1/payouts/{id}")).await.expect(200);
+        (payout["status"] == "paid").then_some(())
+    })
+    .await;
+}
