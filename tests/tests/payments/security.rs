@@ -438,7 +438,8 @@ async fn a_payout_that_cannot_be_built_reaches_the_dead_letters() {
         )
         .await
         .expect(201);
-    env.wait_payment_settled(payment["id"].as_str().unwrap()).await;
+    env.wait_payment_settled(payment["id"].as_str().unwrap())
+        .await;
     env.kill_pay();
     env.set_pay_env(
         "TALLY_PAY__PAY__ENCRYPTION_KEY",
@@ -446,18 +447,26 @@ async fn a_payout_that_cannot_be_built_reaches_the_dead_letters() {
     );
     env.restart_pay().await;
     let payout = env
-        .post("/v1/payouts", Some("undecryptable"), &json!({"seller_id": seller, "currency": "USD", "amount": 700}))
+        .post(
+            "/v1/payouts",
+            Some("undecryptable"),
+            &json!({"seller_id": seller, "currency": "USD", "amount": 700}),
+        )
         .await
         .expect(201);
     let id = payout["id"].as_str().unwrap().to_string();
-    let letter = eventually(Duration::from_secs(60), "the payout to be dead-lettered", || async {
-        let letters = env.get("/v1/dead_letters").await.expect(200);
-        letters["data"]
-            .as_array()?
-            .iter()
-            .find(|l| l["id"] == id.as_str())
-            .cloned()
-    })
+    let letter = eventually(
+        Duration::from_secs(60),
+        "the payout to be dead-lettered",
+        || async {
+            let letters = env.get("/v1/dead_letters").await.expect(200);
+            letters["data"]
+                .as_array()?
+                .iter()
+                .find(|l| l["id"] == id.as_str())
+                .cloned()
+        },
+    )
     .await;
     let reason = letter["reason"]["message"].as_str().unwrap_or_default();
     assert!(reason.contains("cannot build the PSP request"), "{letter}");
@@ -481,7 +490,8 @@ async fn the_data_key_rotates_without_losing_bank_numbers() {
         )
         .await
         .expect(201);
-    env.wait_payment_settled(payment["id"].as_str().unwrap()).await;
+    env.wait_payment_settled(payment["id"].as_str().unwrap())
+        .await;
     let rotate = |env: &PayEnv| {
         let output = std::process::Command::new(crate::harness::binary("tally-pay"))
             .args(["keys", "rotate-data-key", "--json", "--page", "1"])
@@ -490,7 +500,11 @@ async fn the_data_key_rotates_without_losing_bank_numbers() {
             .env("TALLY_PAY__PAY__PREVIOUS_ENCRYPTION_KEYS", DATA_KEY)
             .output()
             .expect("run rotate-data-key");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         serde_json::from_slice::<Value>(&output.stdout).expect("a JSON report")
     };
     let first = rotate(&env);
@@ -501,7 +515,11 @@ async fn the_data_key_rotates_without_losing_bank_numbers() {
     env.set_pay_env("TALLY_PAY__PAY__ENCRYPTION_KEY", NEW_KEY);
     env.restart_pay().await;
     let payout = env
-        .post("/v1/payouts", Some("after-rekey"), &json!({"seller_id": seller, "currency": "USD", "amount": 700}))
+        .post(
+            "/v1/payouts",
+            Some("after-rekey"),
+            &json!({"seller_id": seller, "currency": "USD", "amount": 700}),
+        )
         .await
         .expect(201);
     let id = payout["id"].as_str().unwrap().to_string();
