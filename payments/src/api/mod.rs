@@ -136,7 +136,15 @@ fn parse_body<T: DeserializeOwned>(body: &serde_json::Value) -> Result<T, PayErr
                 format!("request body: field `{name}` is required (at `{path}`)"),
             );
         } else if inner.starts_with("unknown field") {
-            "has a field this request does not take"
+            // The path ends with the client's key: name only the object that holds it.
+            let holder = match path.rsplit_once('.') {
+                Some((parent, _)) if !parent.is_empty() => format!("`{parent}`"),
+                _ => "the body".to_string(),
+            };
+            return PayError::invalid(
+                "invalid_body",
+                format!("request body: {holder} has a field this request does not take; see /openapi.json for the schema"),
+            );
         } else if inner.starts_with("invalid type") {
             "has a value of the wrong type"
         } else if inner.starts_with("unknown variant") {
