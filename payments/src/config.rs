@@ -14,10 +14,13 @@ use crate::money::{Currency, FeeRule};
 /// Prefix of environment overrides: `TALLY_PAY__PSP__URL=http://127.0.0.1:7200`.
 pub const ENV_PREFIX: &str = "TALLY_PAY__";
 
-/// The encryption key used when none is configured. Fine for a laptop, never for production:
-/// tally-pay logs a warning when it is in use.
-pub const DEV_ENCRYPTION_KEY: &str =
-    "7461 6c6c 792d 6465 762d 6b65 792d 6e6f 742d 666f 722d 7072 6f64 7563 7469 6f6e";
+/// Dev mode only (`pay.dev = true`, `--dev`): the data key, PSP key and webhook secret used when
+/// none is configured. Outside dev mode a missing secret stops start-up.
+pub const DEV_ENCRYPTION_KEY: &str = "dev:dGFsbHktZGV2LWtleS1ub3QtZm9yLXByb2R1Y3Rpb24=";
+pub const DEV_PSP_API_KEY: &str = "sk_test_tally";
+pub const DEV_WEBHOOK_SECRET: &str = "whsec_tally_dev";
+/// Bytes of a data key (AES-256).
+pub const DATA_KEY_BYTES: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -28,6 +31,7 @@ pub struct PayConfig {
     pub risk: RiskSection,
     pub worker: WorkerSection,
     pub billing: BillingSection,
+    pub api: ApiSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -55,7 +59,7 @@ impl Default for BillingSection {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PaySection {
     /// Address the HTTP API listens on.
@@ -64,8 +68,14 @@ pub struct PaySection {
     pub cluster: String,
     /// Currencies this service accepts (ISO 4217 codes it knows; see `money::CURRENCIES`).
     pub currencies: Vec<String>,
-    /// Hex of the 32-byte AES-256-GCM key that encrypts bank account numbers at rest.
+    /// The AES-256-GCM data key that encrypts bank account numbers at rest, as
+    /// `KEY_ID:BASE64` (32 bytes). Or `encryption_key_file`, a file holding the same text.
     pub encryption_key: String,
+    pub encryption_key_file: String,
+    /// Older data keys (`KEY_ID:BASE64`) that still decrypt values sealed before a rotation.
+    pub previous_encryption_keys: Vec<String>,
+    /// Dev mode: missing secrets fall back to the public development ones. Never in production.
+    pub dev: bool,
     /// Log filter, e.g. `info` or `tally_payments=debug`.
     pub log: String,
     /// A request holding an `Idempotency-Key` longer than this without finishing is taken to
@@ -73,7 +83,7 @@ pub struct PaySection {
     pub idempotency_lease_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PspSection {
     /// Base URL of the PSP's API (the sandbox PSP in development).
@@ -134,6 +144,9 @@ impl Default for PaySection {
             cluster: "127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102".into(),
             currencies: ["USD", "EUR", "GBP", "JPY"].map(String::from).to_vec(),
             encryption_key: String::new(),
+            encryption_key_file: String::new(),
+            previous_encryption_keys: Vec::new(),
+            dev: false,
             log: "info".into(),
             idempotency_lease_ms: 60_000,
         }
@@ -144,8 +157,8 @@ impl Default for PspSection {
     fn default() -> Self {
         PspSection {
             url: "http://127.0.0.1:7200".into(),
-            api_key: "sk_test_tally".into(),
-            webhook_secret: "whsec_tally_dev".into(),
+            api_key: String::new(),
+            webhook_secret: String::new(),
             timeout_ms: 5000,
             webhook_tolerance_s: 300,
         }
@@ -274,19 +287,51 @@ impl PayConfig {
         }
     }
 
-    /// The 32-byte encryption key, and whether it is the development default.
-    pub fn encryption_key(&self) -> Result<([u8; 32], bool), String> {
-        let (text, dev) = if self.pay.encryption_key.is_empty() {
-            (DEV_ENCRYPTION_KEY.replace(' ', ""), true)
+    /// The data key: `pay.encryption_key`, else the file `pay.encryption_key_file`, else (dev mode
+    /// only) the development key.
+    pub fn encryption_key(&self) -> Result<DataKey, String> {
+        let text = if !self.pay.encryption_key.is_empty() {
+            self.pay.encryption_key.clone()
+        } else if !self.pay.encryption_key_file.is_empty() {
+            std::fs::read_to_string(&self.pay.encryption_key_file).map_err(|error| {
+                format!(
+                    "pay.encryption_key_file {}: {error}",
+                    self.pay.encryption_key_file
+                )
+            })?
+        } else if self.pay.dev {
+            DEV_ENCRYPTION_KEY.to_string()
         } else {
-            (self.pay.encryption_key.clone(), false)
+            return Err(
+                "pay.encryption_key is not set: give TALLY_PAY__PAY__ENCRYPTION_KEY or \
+                        pay.encryption_key_file (`KEY_ID:BASE64` of 32 random bytes, e.g. \
+                        `k1:$(openssl rand -base64 32)`), or run in dev mode (--dev)"
+                    .into(),
+            );
         };
-        let bytes = hex::decode(text.trim())
-            .map_err(|_| "pay.encryption_key must be 64 hex digits".to_string())?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| "pay.encryption_key must be 64 hex digits (32 bytes)".to_string())?;
-        Ok((key, dev))
+        DataKey::parse("pay.encryption_key", text.trim())
+    }
+
+    /// Every data key that may decrypt stored values: the current one first.
+    pub fn data_keys(&self) -> Result<Vec<DataKey>, String> {
+        let mut keys = vec![self.encryption_key()?];
+        for text in &self.pay.previous_encryption_keys {
+            keys.push(DataKey::parse("pay.previous_encryption_keys", text.trim())?);
+        }
+        Ok(keys)
+    }
+
+    /// In dev mode, fills the secrets that were not given with the public development ones.
+    pub fn apply_dev_defaults(&mut self) {
+        if !self.pay.dev {
+            return;
+        }
+        if self.psp.api_key.is_empty() {
+            self.psp.api_key = DEV_PSP_API_KEY.into();
+        }
+        if self.psp.webhook_secret.is_empty() {
+            self.psp.webhook_secret = DEV_WEBHOOK_SECRET.into();
+        }
     }
 
     /// Checks every rule and reports all violations at once, one line each.
@@ -322,17 +367,15 @@ impl PayConfig {
                 self.pay.idempotency_lease_ms, self.psp.timeout_ms
             ));
         }
-        if let Err(problem) = self.encryption_key() {
+        if let Err(problem) = self.data_keys() {
             problems.push(problem);
         }
+        self.validate_secrets_and_api(&mut problems);
         if !(self.psp.url.starts_with("http://") || self.psp.url.starts_with("https://")) {
             problems.push(format!(
                 "psp.url {:?} must start with http:// or https:// (--psp)",
                 self.psp.url
             ));
-        }
-        if self.psp.webhook_secret.is_empty() {
-            problems.push("psp.webhook_secret must not be empty".into());
         }
         if self.psp.timeout_ms == 0 {
             problems.push("psp.timeout_ms must be positive".into());
@@ -395,6 +438,146 @@ impl PayConfig {
     }
 }
 
+// ---- API security: keys, limits, secrets (issue 11) ----
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Requests per second one API key may make (per tally-pay process), refilled continuously.
+    pub rate_per_s: u32,
+    /// Requests one API key may make at once after being idle.
+    pub rate_burst: u32,
+    /// Failed authentications one source address may make per minute before it gets 429.
+    pub auth_failures_per_minute: u32,
+    /// How long a process trusts a verified key before reading it again: the delay before a
+    /// revocation takes effect everywhere.
+    pub key_cache_ms: u64,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection {
+            rate_per_s: 100,
+            rate_burst: 200,
+            auth_failures_per_minute: 60,
+            key_cache_ms: 2000,
+        }
+    }
+}
+
+/// A data key and its id (`KEY_ID:BASE64`); `Debug` shows the id only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DataKey {
+    pub id: String,
+    pub bytes: [u8; DATA_KEY_BYTES],
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DataKey({}, ****)", self.id)
+    }
+}
+
+impl DataKey {
+    /// Parses `KEY_ID:BASE64`; `setting` names where it came from in the error (which never
+    /// includes the key).
+    pub fn parse(setting: &str, text: &str) -> Result<DataKey, String> {
+        use base64::Engine;
+        let Some((id, encoded)) = text.split_once(':') else {
+            return Err(format!(
+                "{setting} must be `KEY_ID:BASE64` (a key id, a colon, then base64 of {DATA_KEY_BYTES} random bytes)"
+            ));
+        };
+        let id_ok = (1..=32).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err(format!(
+                "{setting}: the key id must be 1 to 32 letters, digits, `-` or `_`"
+            ));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| format!("{setting}: the key after `{id}:` is not base64"))?;
+        let bytes: [u8; DATA_KEY_BYTES] = bytes.try_into().map_err(|b: Vec<u8>| {
+            format!(
+                "{setting}: key {id} is {} bytes; it must be exactly {DATA_KEY_BYTES} random bytes",
+                b.len()
+            )
+        })?;
+        Ok(DataKey {
+            id: id.to_string(),
+            bytes,
+        })
+    }
+}
+
+impl std::fmt::Debug for PaySection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mask = |s: &str| if s.is_empty() { "" } else { "****" };
+        f.debug_struct("PaySection")
+            .field("listen", &self.listen)
+            .field("cluster", &self.cluster)
+            .field("currencies", &self.currencies)
+            .field("encryption_key", &mask(&self.encryption_key))
+            .field("encryption_key_file", &self.encryption_key_file)
+            .field(
+                "previous_encryption_keys",
+                &self.previous_encryption_keys.len(),
+            )
+            .field("dev", &self.dev)
+            .field("log", &self.log)
+            .field("idempotency_lease_ms", &self.idempotency_lease_ms)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PspSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mask = |s: &str| if s.is_empty() { "" } else { "****" };
+        f.debug_struct("PspSection")
+            .field("url", &self.url)
+            .field("api_key", &mask(&self.api_key))
+            .field("webhook_secret", &mask(&self.webhook_secret))
+            .field("timeout_ms", &self.timeout_ms)
+            .field("webhook_tolerance_s", &self.webhook_tolerance_s)
+            .finish()
+    }
+}
+
+impl PayConfig {
+    /// Secrets present (no defaults outside dev mode) and API limits sane.
+    fn validate_secrets_and_api(&self, problems: &mut Vec<String>) {
+        let dev = if self.pay.dev {
+            ""
+        } else {
+            ", or run in dev mode (--dev)"
+        };
+        if self.psp.webhook_secret.is_empty() {
+            problems.push(format!(
+                "psp.webhook_secret is not set: give TALLY_PAY__PSP__WEBHOOK_SECRET{dev}"
+            ));
+        }
+        if self.psp.api_key.is_empty() {
+            problems.push(format!(
+                "psp.api_key is not set: give TALLY_PAY__PSP__API_KEY{dev}"
+            ));
+        }
+        let a = &self.api;
+        if a.rate_per_s == 0 || a.rate_burst == 0 || a.auth_failures_per_minute == 0 {
+            problems.push(
+                "api.rate_per_s, api.rate_burst and api.auth_failures_per_minute must be positive"
+                    .into(),
+            );
+        }
+        if a.key_cache_ms > 60_000 {
+            problems
+                .push("api.key_cache_ms must be at most 60000 (a revocation waits for it)".into());
+        }
+    }
+}
+
 /// Environment values are typed the way TOML would read them; list-valued keys take
 /// comma-separated values.
 fn env_value(key: &str, text: &str) -> toml::Value {
@@ -406,7 +589,10 @@ fn env_value(key: &str, text: &str) -> toml::Value {
                 .collect(),
         );
     }
-    if matches!(key, "currencies" | "blocked_customers" | "blocked_emails") {
+    if matches!(
+        key,
+        "currencies" | "blocked_customers" | "blocked_emails" | "previous_encryption_keys"
+    ) {
         return toml::Value::Array(
             text.split(',')
                 .map(str::trim)
@@ -453,8 +639,11 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_valid_and_env_overrides_file() {
-        assert_eq!(PayConfig::default().validate(), Ok(()));
+    fn defaults_are_valid_in_dev_mode_and_env_overrides_file() {
+        let mut dev = PayConfig::default();
+        dev.pay.dev = true;
+        dev.apply_dev_defaults();
+        assert_eq!(dev.validate(), Ok(()));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pay.toml");
         std::fs::write(
@@ -469,6 +658,15 @@ mod tests {
                 "USD,JPY".to_string(),
             ),
             ("TALLY_PAY__FEES__PERCENT".to_string(), "3".to_string()),
+            (
+                "TALLY_PAY__PAY__ENCRYPTION_KEY".to_string(),
+                TEST_KEY.to_string(),
+            ),
+            ("TALLY_PAY__PSP__API_KEY".to_string(), "sk_psp".to_string()),
+            (
+                "TALLY_PAY__PSP__WEBHOOK_SECRET".to_string(),
+                "whsec_x".to_string(),
+            ),
         ]);
         let config = PayConfig::load(Some(&file), &env).unwrap();
         assert_eq!(config.psp.timeout_ms, 250);
@@ -477,9 +675,38 @@ mod tests {
         assert_eq!(config.validate(), Ok(()));
     }
 
+    const TEST_KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    #[test]
+    fn outside_dev_mode_every_secret_must_be_given_and_none_is_shown() {
+        let problems = PayConfig::default().validate().unwrap_err();
+        for setting in ["pay.encryption_key", "psp.webhook_secret", "psp.api_key"] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(setting)),
+                "{setting}: {problems:?}"
+            );
+        }
+        let mut config = PayConfig::default();
+        config.pay.encryption_key = "k1:c2hvcnQ=".into();
+        let problem = config.encryption_key().unwrap_err();
+        assert!(problem.contains("5 bytes"), "{problem}");
+        assert!(!problem.contains("c2hvcnQ"), "{problem}");
+        config.pay.encryption_key = TEST_KEY.into();
+        config.psp.api_key = "sk_live_secret".into();
+        let key = config.encryption_key().unwrap();
+        assert_eq!(key.id, "k1");
+        let shown = format!("{config:?} {key:?}");
+        assert!(
+            !shown.contains("AAECAw") && !shown.contains("sk_live_secret"),
+            "{shown}"
+        );
+    }
+
     #[test]
     fn validation_lists_every_problem() {
         let mut config = PayConfig::default();
+        config.pay.dev = true;
+        config.apply_dev_defaults();
         config.pay.listen = "nope".into();
         config.pay.currencies = vec!["XXX".into()];
         config.fees.percent = "abc".into();

@@ -33,6 +33,14 @@ pub enum PayError {
     /// A webhook whose signature or timestamp did not check out.
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
+    /// The API key lacks the scope the route requires.
+    #[error("this API key does not have the `{scope}` scope this request requires")]
+    Forbidden { scope: &'static str },
+    /// Too many requests from one key or address; retry after this many seconds.
+    #[error("{message}")]
+    RateLimited { retry_after_s: u64, message: String },
+    #[error("the request body is larger than {limit_bytes} bytes")]
+    TooLarge { limit_bytes: usize },
     /// The ledger cluster could not be reached; nothing was decided.
     #[error("the ledger cluster is unavailable: {0}")]
     Unavailable(String),
@@ -74,6 +82,9 @@ impl PayError {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::CONFLICT)
             }
             PayError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            PayError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            PayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            PayError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             PayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             PayError::PspUnavailable(_) => StatusCode::BAD_GATEWAY,
             PayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -89,6 +100,9 @@ impl PayError {
             PayError::Risk { code, .. } => ("risk_error", *code),
             PayError::Idempotency { code, .. } => ("idempotency_error", *code),
             PayError::Unauthorized { code, .. } => ("authentication_error", *code),
+            PayError::Forbidden { .. } => ("permission_error", "missing_scope"),
+            PayError::RateLimited { .. } => ("rate_limit_error", "rate_limited"),
+            PayError::TooLarge { .. } => ("invalid_request_error", "body_too_large"),
             PayError::Unavailable(_) => ("api_error", "ledger_unavailable"),
             PayError::PspUnavailable(_) => ("api_error", "psp_unavailable"),
             PayError::Internal(_) => ("api_error", "internal"),
@@ -129,7 +143,7 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// `invalid_request_error`, `conflict_error`, `risk_error`, `idempotency_error`,
-    /// `authentication_error` or `api_error`.
+    /// `authentication_error`, `permission_error`, `rate_limit_error` or `api_error`.
     #[serde(rename = "type")]
     pub kind: String,
     /// A stable snake_case code (`insufficient_funds`, `refund_exceeds_captured`, ...).
@@ -145,6 +159,17 @@ impl IntoResponse for PayError {
         ) {
             tracing::warn!(error = %self, "request failed");
         }
-        (self.status(), axum::Json(self.body())).into_response()
+        let retry_after = match &self {
+            PayError::RateLimited { retry_after_s, .. } => Some(*retry_after_s),
+            _ => None,
+        };
+        let mut response = (self.status(), axum::Json(self.body())).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }

@@ -9,6 +9,9 @@
 //!   ids from the key, so the takeover finds and continues what the first attempt started.
 //! - Responses with a 5xx status are not stored: the key is released so a retry runs again.
 //! - Keys are kept [`KEY_RETENTION_MS`] (24 h), then swept by the worker.
+//! - Keys are stored under their SHA-256 ([`record_key`]), and object ids derive from the key
+//!   and the fingerprint together ([`object_seed`]), so a released key reused for another
+//!   request never finds the first request's object.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -68,6 +71,23 @@ pub fn check_key(key: &str) -> Result<(), PayError> {
         ));
     }
     Ok(())
+}
+
+/// The record key of an `Idempotency-Key`: its SHA-256, so that no client text becomes a key
+/// in the cluster's storage.
+pub fn record_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// The seed object ids of a request are derived from: the key and the request's fingerprint.
+pub fn object_seed(key: &str, fingerprint: &str) -> String {
+    hex::encode(
+        Sha256::new()
+            .chain_update(key.as_bytes())
+            .chain_update(b"\n")
+            .chain_update(fingerprint.as_bytes())
+            .finalize(),
+    )
 }
 
 /// The request's fingerprint: method, path and the body's canonical JSON (keys sorted), so
@@ -221,6 +241,15 @@ mod tests {
             fingerprint("POST", "/v1/x", &a),
             fingerprint("POST", "/v1/y", &a)
         );
+    }
+
+    #[test]
+    fn keys_are_stored_hashed_and_seeds_follow_the_request() {
+        let key = "4242424242424242";
+        assert!(!record_key(key).contains(key));
+        assert_eq!(record_key(key).len(), 64);
+        assert_eq!(object_seed(key, "f1"), object_seed(key, "f1"));
+        assert_ne!(object_seed(key, "f1"), object_seed(key, "f2"));
     }
 
     #[test]

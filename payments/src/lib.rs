@@ -5,6 +5,8 @@
 //! `psp::Connector` trait; `sandbox` is the built-in sandbox PSP.
 
 pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod bank;
 pub mod chart;
 pub mod config;
@@ -16,6 +18,7 @@ pub mod metrics;
 pub mod model;
 pub mod money;
 pub mod psp;
+pub mod rekey;
 pub mod risk;
 pub mod sandbox;
 pub mod service;

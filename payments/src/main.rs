@@ -11,6 +11,8 @@ use tally_payments::config::PayConfig;
 use tally_payments::sandbox::{Faults, SandboxConfig};
 use tally_payments::service::Pay;
 
+mod keys_cli;
+
 #[derive(Parser)]
 #[command(
     name = "tally-pay",
@@ -47,10 +49,15 @@ enum Command {
         /// Base URL of the PSP [default: http://127.0.0.1:7200, the sandbox PSP].
         #[arg(long, value_name = "URL", env = "TALLY_PSP_URL")]
         psp: Option<String>,
+        /// Dev mode (pay.dev): secrets not given fall back to the public development ones.
+        #[arg(long)]
+        dev: bool,
         /// Shut down when standard input closes (`tally-node dev` uses this).
         #[arg(long, hide = true)]
         exit_on_stdin_close: bool,
     },
+    /// API keys, straight in the cluster (bootstrap): create, list, rotate, revoke.
+    Keys(keys_cli::KeysArgs),
     /// Run the sandbox PSP: a Stripe-like HTTP API with test cards, idempotency keys, signed
     /// webhooks, asynchronous payouts, daily settlement reports and injectable faults.
     SandboxPsp {
@@ -110,6 +117,9 @@ enum Command {
         /// Base URL of the PSP [default: as for `serve`].
         #[arg(long, value_name = "URL", env = "TALLY_PSP_URL")]
         psp: Option<String>,
+        /// Dev mode (pay.dev), as for `serve`.
+        #[arg(long)]
+        dev: bool,
     },
 }
 
@@ -133,8 +143,9 @@ fn main() -> anyhow::Result<()> {
             cluster,
             psp,
             exit_on_stdin_close,
+            dev,
         } => {
-            let mut config = load_config(config, cluster, psp)?;
+            let mut config = load_config(config, cluster, psp, dev)?;
             if let Some(listen) = listen {
                 config.pay.listen = listen;
             }
@@ -147,6 +158,7 @@ fn main() -> anyhow::Result<()> {
             config,
             cluster,
             psp,
+            dev,
         } => {
             // Logs go to stderr, so that JSON and CSV on stdout stay clean.
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -155,7 +167,7 @@ fn main() -> anyhow::Result<()> {
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
                 .init();
-            let run = load_config(config, cluster, psp)
+            let run = load_config(config, cluster, psp, dev)
                 .and_then(|config| runtime.block_on(recon(config, date, format)));
             let code = match run {
                 Ok(code) => code,
@@ -165,6 +177,16 @@ fn main() -> anyhow::Result<()> {
                 }
             };
             std::process::exit(code)
+        }
+        Command::Keys(args) => {
+            // Logs go to stderr: stdout carries the secret (and JSON) only.
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            keys_cli::run(&runtime, args)
         }
         Command::SandboxPsp {
             listen,
@@ -209,6 +231,7 @@ fn load_config(
     file: Option<PathBuf>,
     cluster: Option<String>,
     psp: Option<String>,
+    dev: bool,
 ) -> anyhow::Result<PayConfig> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
     let mut config = PayConfig::load(file.as_deref(), &env).map_err(anyhow::Error::msg)?;
@@ -218,6 +241,8 @@ fn load_config(
     if let Some(psp) = psp {
         config.psp.url = psp;
     }
+    config.pay.dev |= dev;
+    config.apply_dev_defaults();
     if let Err(problems) = config.validate() {
         anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
     }
@@ -317,7 +342,10 @@ async fn serve(config: PayConfig, exit_on_stdin_close: bool) -> anyhow::Result<(
     tracing::info!(listen = %config.pay.listen, cluster = %config.pay.cluster, psp = %config.psp.url,
         "tally-pay serving");
     tokio::spawn(tally_payments::worker::run(Arc::clone(&pay)));
-    axum::serve(listener, tally_payments::api::router(pay))
+    // The peer address goes into audit entries and the per-address limit of failed logins.
+    let app = tally_payments::api::router(pay)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal(exit_on_stdin_close))
         .await
         .context("serving HTTP")

@@ -29,6 +29,10 @@ pub mod ns {
     pub const REVIEW: &str = "pay.review";
     /// A record rewritten by every report to take a cluster timestamp (a consistent cut).
     pub const REPORT_CUT: &str = "pay.report_cut";
+    /// API keys, keyed by key id (value: `auth::keys::ApiKeyRecord`, a salted hash, no secret).
+    pub const API_KEY: &str = "pay.api_key";
+    /// The audit trail, keyed by entry id, newest first (value: `audit::AuditEntry`).
+    pub const AUDIT: &str = "pay.audit";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

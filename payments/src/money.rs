@@ -100,7 +100,7 @@ impl Currency {
 /// Why an amount was refused. The message names the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AmountError {
-    #[error("unknown currency `{0}`: use an ISO 4217 code such as USD, EUR or JPY")]
+    #[error("unknown currency: use an ISO 4217 code such as USD, EUR or JPY")]
     UnknownCurrency(String),
     #[error("currency {0} is not enabled on this service")]
     CurrencyNotEnabled(String),
@@ -109,7 +109,7 @@ pub enum AmountError {
     #[error("amount exceeds the maximum of {AMOUNT_MAX} minor units")]
     TooLarge,
     #[error(
-        "amount `{value}` has more decimals than {currency} allows ({scale}); amounts are integer \
+        "amount has more decimals than {currency} allows ({scale}); amounts are integer \
          minor units (`amount`) or a decimal string with at most {scale} decimals \
          (`amount_decimal`)"
     )]
@@ -118,7 +118,7 @@ pub enum AmountError {
         currency: &'static str,
         scale: u32,
     },
-    #[error("`amount_decimal` is not a decimal number: `{0}`")]
+    #[error("`amount_decimal` is not a decimal number")]
     NotANumber(String),
     #[error("give exactly one of `amount` (integer minor units) and `amount_decimal`")]
     AmountMissingOrBoth,

@@ -6,13 +6,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
+use super::access::Routes;
 use super::handlers::List;
 use super::{idempotent, parse_body, respond, KeyRule};
+use crate::auth::{Access, Scope};
 use crate::error::ErrorBody;
 use crate::service::billing::{
     BillingClock, BillingRun, CancelSubscription, ChangePlan, Invoice, NewPlan, NewSubscription,
@@ -22,21 +22,23 @@ use crate::service::Pay;
 
 type PayState = State<Arc<Pay>>;
 
-pub fn routes() -> Router<Arc<Pay>> {
-    Router::new()
-        .route("/v1/plans", post(create_plan))
-        .route("/v1/plans/{id}", get(get_plan))
-        .route("/v1/subscriptions", post(create_subscription))
-        .route(
-            "/v1/subscriptions/{id}",
-            get(get_subscription).post(update_subscription),
-        )
-        .route("/v1/subscriptions/{id}/change_plan", post(change_plan))
-        .route("/v1/subscriptions/{id}/cancel", post(cancel_subscription))
-        .route("/v1/subscriptions/{id}/invoices", get(list_invoices))
-        .route("/v1/invoices/{id}", get(get_invoice))
-        .route("/v1/billing/run", post(run_billing))
-        .route("/v1/billing/clock", get(get_clock).post(set_clock))
+pub fn routes() -> Routes {
+    let read = Access::Scope(Scope::BillingRead);
+    let write = Access::Scope(Scope::BillingWrite);
+    let admin = Access::Scope(Scope::BillingAdmin);
+    Routes::new()
+        .post("/v1/plans", write, create_plan)
+        .get("/v1/plans/{id}", read, get_plan)
+        .post("/v1/subscriptions", write, create_subscription)
+        .get("/v1/subscriptions/{id}", read, get_subscription)
+        .post("/v1/subscriptions/{id}", write, update_subscription)
+        .post("/v1/subscriptions/{id}/change_plan", write, change_plan)
+        .post("/v1/subscriptions/{id}/cancel", write, cancel_subscription)
+        .get("/v1/subscriptions/{id}/invoices", read, list_invoices)
+        .get("/v1/invoices/{id}", read, get_invoice)
+        .post("/v1/billing/run", admin, run_billing)
+        .get("/v1/billing/clock", read, get_clock)
+        .post("/v1/billing/clock", admin, set_clock)
 }
 
 #[derive(OpenApi)]

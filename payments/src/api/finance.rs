@@ -9,14 +9,14 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
+use super::access::Routes;
 use super::handlers::List;
 use super::{idempotent, respond, KeyRule};
+use crate::auth::{Access, Scope};
 use crate::error::{ErrorBody, PayError};
 use crate::money::Currency;
 use crate::service::recon::{ReconItem, ReconReport};
@@ -28,22 +28,30 @@ use crate::service::Pay;
 type PayState = State<Arc<Pay>>;
 type RawQuery = Result<Query<BTreeMap<String, String>>, QueryRejection>;
 
-pub fn routes() -> Router<Arc<Pay>> {
-    Router::new()
-        .route("/v1/reconciliations", post(run_reconciliation))
-        .route("/v1/reconciliations/{date}", get(get_reconciliation))
-        .route("/v1/reviews", get(list_reviews))
-        .route("/v1/sellers/{id}/transactions", get(seller_transactions))
-        .route(
+pub fn routes() -> Routes {
+    let recon = Access::Scope(Scope::ReconAdmin);
+    let reports = Access::Scope(Scope::ReportsRead);
+    Routes::new()
+        .post("/v1/reconciliations", recon, run_reconciliation)
+        .get("/v1/reconciliations/{date}", recon, get_reconciliation)
+        .get("/v1/reviews", recon, list_reviews)
+        .get(
+            "/v1/sellers/{id}/transactions",
+            reports,
+            seller_transactions,
+        )
+        .get(
             "/v1/customers/{id}/transactions",
-            get(customer_transactions),
+            reports,
+            customer_transactions,
         )
-        .route(
+        .get(
             "/v1/system_accounts/{name}/transactions",
-            get(system_transactions),
+            reports,
+            system_transactions,
         )
-        .route("/v1/sellers/{id}/statement", get(seller_statement))
-        .route("/v1/reports/revenue", get(revenue))
+        .get("/v1/sellers/{id}/statement", reports, seller_statement)
+        .get("/v1/reports/revenue", reports, revenue)
 }
 
 #[derive(OpenApi)]
@@ -87,7 +95,7 @@ fn parse_date(field: &str, text: &str) -> Result<NaiveDate, PayError> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
         PayError::invalid(
             "invalid_date",
-            format!("`{field}` {text:?} is not YYYY-MM-DD"),
+            format!("`{field}` is not a YYYY-MM-DD date"),
         )
     })
 }
@@ -97,9 +105,9 @@ fn wants_csv(params: &BTreeMap<String, String>) -> Result<bool, PayError> {
     match params.get("format").map(String::as_str) {
         None | Some("json") => Ok(false),
         Some("csv") => Ok(true),
-        Some(other) => Err(PayError::invalid(
+        Some(_) => Err(PayError::invalid(
             "invalid_format",
-            format!("`format` must be json or csv, got {other:?}"),
+            "`format` must be json or csv",
         )),
     }
 }
@@ -121,10 +129,7 @@ fn number<T: std::str::FromStr>(
         .get(field)
         .map(|text| {
             text.parse().map_err(|_| {
-                PayError::invalid(
-                    "invalid_number",
-                    format!("`{field}` {text:?} is not a whole number"),
-                )
+                PayError::invalid("invalid_number", format!("`{field}` is not a whole number"))
             })
         })
         .transpose()
@@ -289,10 +294,10 @@ pub async fn system_transactions(
 ) -> Response {
     match system_code(&name) {
         Some(code) => transactions(&pay, Holder::System(code), query).await,
-        None => PayError::not_found(format!(
-            "system account {name:?} (psp_clearing, bank, platform_revenue, payouts_in_transit, \
-             refunds_in_transit)"
-        ))
+        None => PayError::not_found(
+            "system account (the names are psp_clearing, bank, platform_revenue, \
+             payouts_in_transit, refunds_in_transit)",
+        )
         .into_response(),
     }
 }

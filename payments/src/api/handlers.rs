@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -62,12 +62,9 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(super::document())
 }
 
-pub async fn not_found(uri: Uri) -> Response {
-    PayError::not_found(format!(
-        "route {}; see /openapi.json for the API",
-        uri.path()
-    ))
-    .into_response()
+/// The path is not echoed: it may hold anything a client typed.
+pub async fn not_found() -> Response {
+    PayError::not_found("route; see /openapi.json for the API").into_response()
 }
 
 #[utoipa::path(post, path = "/v1/customers", request_body = NewCustomer,
@@ -342,10 +339,7 @@ pub async fn run_daily_payouts(State(pay): PayState, headers: HeaderMap, body: B
                 None => chrono::Utc::now().date_naive(),
                 Some(text) => {
                     chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
-                        PayError::invalid(
-                            "invalid_date",
-                            format!("`date` {text:?} is not YYYY-MM-DD"),
-                        )
+                        PayError::invalid("invalid_date", "`date` is not a YYYY-MM-DD date")
                     })?
                 }
             };

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{check_id, check_text, now_ms, NewOrder, NewPayment, Pay, UPDATE_ATTEMPTS_MAX};
+use crate::audit;
 use crate::error::PayError;
 use crate::ids;
 use crate::model::{Failure, PaymentStatus};
@@ -319,9 +320,7 @@ impl Pay {
             ));
         }
         let target = DateTime::parse_from_rfc3339(time)
-            .map_err(|_| {
-                PayError::invalid("invalid_time", format!("`time` {time:?} is not RFC 3339"))
-            })?
+            .map_err(|_| PayError::invalid("invalid_time", "`time` is not an RFC 3339 time"))?
             .timestamp_millis();
         for _ in 0..UPDATE_ATTEMPTS_MAX {
             let current = self.store.get::<i64>(ns::CLOCK, CLOCK_KEY).await?;
@@ -335,10 +334,9 @@ impl Pay {
                     ),
                 ));
             }
-            let txn =
-                Txn::new()
-                    .expect(ns::CLOCK, CLOCK_KEY, version)
-                    .put(ns::CLOCK, CLOCK_KEY, &target);
+            let txn = audit::stamp(Txn::new(), "billing_clock.set", CLOCK_KEY)
+                .expect(ns::CLOCK, CLOCK_KEY, version)
+                .put(ns::CLOCK, CLOCK_KEY, &target);
             if self.store.commit(txn).await? == Commit::Committed {
                 return self.billing_clock().await;
             }
@@ -456,7 +454,11 @@ impl Pay {
                 canceled_at: None,
                 created_at: now,
             };
-            let mut txn = Txn::new().expect(ns::SUBSCRIPTION, &id, 0);
+            let mut txn = audit::stamp(Txn::new(), "subscription.create", &id).expect(
+                ns::SUBSCRIPTION,
+                &id,
+                0,
+            );
             if !trial {
                 let invoice = self.new_invoice(
                     &mut subscription,
@@ -812,7 +814,7 @@ impl Pay {
         change: impl FnOnce(&mut Invoice),
     ) -> Result<bool, PayError> {
         let Some(current) = self.store.get::<Invoice>(ns::INVOICE, id).await? else {
-            return Err(PayError::not_found(format!("invoice {id}")));
+            return Err(PayError::not_found(super::echo_safe("invoice", id)));
         };
         if current.version != version {
             return Ok(false);

@@ -14,6 +14,7 @@ use tally_client::TransferBuilder;
 use utoipa::ToSchema;
 
 use super::{check_id, check_text, describe_commit, failure, now_ms, Pay};
+use crate::audit;
 use crate::chart::{self, code, transfer_code};
 use crate::error::PayError;
 use crate::ids;
@@ -157,7 +158,11 @@ impl Pay {
     ) -> Result<(), PayError> {
         let now = now_ms();
         let mut order_ids = Vec::new();
-        let mut txn = Txn::new().expect(ns::PAYMENT, payment_id, 0);
+        let mut txn = audit::stamp(Txn::new(), "payment.create", payment_id).expect(
+            ns::PAYMENT,
+            payment_id,
+            0,
+        );
         for (index, (order, amount)) in request.orders.iter().zip(amounts).enumerate() {
             let order_id = ids::derived(ids::ORDER, &format!("{payment_id}/{index}"));
             let owner = ids::number(ids::SELLER, &order.seller_id).expect("checked");
@@ -286,7 +291,7 @@ impl Pay {
                 updated_at: now,
             };
             let txn = Self::track(
-                Txn::new()
+                audit::stamp(Txn::new(), "deposit.create", &id)
                     .expect(ns::ORDER, &id, 0)
                     .put(ns::ORDER, &id, &record),
                 InflightKind::Order,
@@ -312,7 +317,7 @@ impl Pay {
         if !(ids::is_valid(ids::ORDER, id) || ids::is_valid(ids::DEPOSIT, id)) {
             return Err(PayError::invalid(
                 "invalid_id",
-                format!("{id:?} is not a payment order (ord_...) or deposit (dep_...) id"),
+                "the id is not a payment order (ord_...) or deposit (dep_...) id",
             ));
         }
         Ok(self.load(ns::ORDER, id, "payment order").await?.value)

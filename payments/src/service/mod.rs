@@ -61,14 +61,15 @@ impl Pay {
     /// Builds the service from a validated configuration: the ledger client (connections open
     /// lazily), the PSP gateway, the risk rules and the encryption key.
     pub async fn connect(config: PayConfig) -> Result<Arc<Pay>, String> {
-        let (key, dev_key) = config.encryption_key()?;
-        if dev_key {
+        let keys = config.data_keys()?;
+        if config.pay.dev {
             tracing::warn!(
-                "pay.encryption_key is not set: bank account numbers are encrypted with the \
-                 built-in development key; set TALLY_PAY__PAY__ENCRYPTION_KEY (64 hex digits) in \
-                 production"
+                "dev mode: secrets that were not given are the public development ones; never \
+                 run like this in production"
             );
         }
+        let keyring: Vec<(&str, &[u8; 32])> =
+            keys.iter().map(|k| (k.id.as_str(), &k.bytes)).collect();
         let client =
             tally_client::Client::connect(config.cluster_addrs(), config.cluster_options()?)
                 .await
@@ -86,7 +87,7 @@ impl Pay {
             currencies: config.currencies(),
             fee: config.fee_rule(),
             refund_fee_policy: config.refund_fee_policy(),
-            sealer: Sealer::new(&key),
+            sealer: Sealer::with_keys(&keyring),
             risk: Arc::new(crate::risk::RuleRisk::new(config.risk.clone())),
             metrics: Arc::new(Metrics::default()),
             config,
@@ -109,7 +110,7 @@ impl Pay {
         let Some(currency) = Currency::by_code(code) else {
             return Err(PayError::invalid(
                 "unknown_currency",
-                format!("unknown currency `{code}`: use an ISO 4217 code such as USD, EUR or JPY"),
+                "unknown currency: use an ISO 4217 code such as USD, EUR or JPY",
             ));
         };
         if !self.currencies.contains(&currency) {
@@ -155,7 +156,7 @@ impl Pay {
         self.store
             .get(namespace, key)
             .await?
-            .ok_or_else(|| PayError::not_found(format!("{what} {key}")))
+            .ok_or_else(|| PayError::not_found(echo_safe(what, key)))
     }
 
     /// Optimistic update of one record: `plan` sees the current value and returns the new one
@@ -337,6 +338,27 @@ pub(crate) fn check_text(field: &'static str, value: &str) -> Result<(), PayErro
     Ok(())
 }
 
+/// How a 404 names what was not found: with its id when the id is one tally-pay could have made
+/// (a type prefix and 16 hex digits, not all decimal), else by kind only, so that whatever a
+/// client put in a path is never echoed (into a response, the logs, or a stored idempotent
+/// response).
+pub(crate) fn echo_safe(what: &str, key: &str) -> String {
+    let made_here = key.split_once('_').is_some_and(|(prefix, hex)| {
+        !prefix.is_empty()
+            && prefix.bytes().all(|b| b.is_ascii_lowercase())
+            && hex.len() == 16
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            && !hex.bytes().all(|b| b.is_ascii_digit())
+    });
+    if made_here {
+        format!("{what} {key}")
+    } else {
+        what.to_string()
+    }
+}
+
 /// Checks an id's shape before it is used as a record key.
 pub(crate) fn check_id(field: &'static str, prefix: &str, id: &str) -> Result<(), PayError> {
     if crate::ids::is_valid(prefix, id) {
@@ -344,7 +366,7 @@ pub(crate) fn check_id(field: &'static str, prefix: &str, id: &str) -> Result<()
     } else {
         Err(PayError::invalid(
             "invalid_id",
-            format!("`{field}` must be an id like {prefix}_0123456789abcdef, got {id:?}"),
+            format!("`{field}` must be an id like {prefix}_0123456789abcdef"),
         ))
     }
 }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{check_id, check_text, now_ms, Pay};
+use crate::audit;
 use crate::bank;
 use crate::chart::{self, code};
 use crate::error::PayError;
@@ -72,7 +73,7 @@ fn check_email(email: &str) -> Result<(), PayError> {
     } else {
         Err(PayError::invalid(
             "invalid_email",
-            format!("`email` {email:?} is not an e-mail address"),
+            "`email` is not an e-mail address",
         ))
     }
 }
@@ -217,13 +218,14 @@ impl Pay {
         }
         self.update::<Seller, _>(ns::SELLER, seller_id, |seller| {
             let mut next = seller.clone();
+            let mut action = "bank_account.link";
             if make_default || seller.default_bank_account.is_none() {
                 next.default_bank_account = Some(id.clone());
+                action = "bank_account.link_as_default";
             }
-            let txn =
-                Txn::new()
-                    .expect(ns::BANK_ACCOUNT, &key, 0)
-                    .put(ns::BANK_ACCOUNT, &key, &record);
+            let txn = audit::stamp(Txn::new(), action, &id)
+                .expect(ns::BANK_ACCOUNT, &key, 0)
+                .put(ns::BANK_ACCOUNT, &key, &record);
             Some((next, txn))
         })
         .await?;

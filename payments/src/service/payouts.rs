@@ -13,6 +13,7 @@ use tally_client::TransferBuilder;
 use utoipa::ToSchema;
 
 use super::{check_id, describe_commit, failure, now_ms, Pay};
+use crate::audit;
 use crate::chart::{self, code, transfer_code};
 use crate::error::PayError;
 use crate::ids;
@@ -130,7 +131,7 @@ impl Pay {
             updated_at: now,
         };
         let txn = Self::track(
-            Txn::new()
+            audit::stamp(Txn::new(), "payout.create", id)
                 .expect(ns::PAYOUT, id, 0)
                 .put(ns::PAYOUT, id, &payout),
             InflightKind::Payout,
@@ -199,14 +200,16 @@ impl Pay {
             return Ok(());
         }
         let outcome = if payout.status == PayoutStatus::Pending && payout.attempts == 0 {
-            let request = self.payout_request(&payout).await?;
-            self.psp.payout(&request).await
+            match self.payout_request(&payout).await {
+                Ok(request) => self.psp.payout(&request).await,
+                Err(error) => return self.payout_request_failed(id, error).await,
+            }
         } else {
             match self.psp.payout_status(&payout.id).await {
-                Err(PspError::NotFound) => {
-                    let request = self.payout_request(&payout).await?;
-                    self.psp.payout(&request).await
-                }
+                Err(PspError::NotFound) => match self.payout_request(&payout).await {
+                    Ok(request) => self.psp.payout(&request).await,
+                    Err(error) => return self.payout_request_failed(id, error).await,
+                },
                 other => other,
             }
         };
@@ -230,6 +233,20 @@ impl Pay {
                 .map(drop),
             Err(error) => self.retry_later::<Payout>(id, &error.to_string()).await,
         }
+    }
+
+    /// The PSP request could not be built (e.g. the bank number does not decrypt with any
+    /// configured data key): that counts as a failed attempt, so the payout reaches the dead
+    /// letters with the reason instead of failing the same way forever. A cluster outage is not
+    /// an attempt: nothing was learnt about the payout.
+    async fn payout_request_failed(&self, id: &str, error: PayError) -> Result<(), PayError> {
+        if matches!(error, PayError::Unavailable(_)) {
+            return Err(error);
+        }
+        tracing::warn!(payout = %id, %error, "cannot build the PSP payout request");
+        self.metrics.inc("tally_pay_psp_request_unbuildable_total");
+        self.retry_later::<Payout>(id, &format!("cannot build the PSP request: {error}"))
+            .await
     }
 
     async fn payout_request(&self, payout: &Payout) -> Result<PayoutRequest, PayError> {

@@ -27,6 +27,7 @@ use utoipa::ToSchema;
 
 use super::reports::{csv_finish, csv_row, csv_writer, is_posted};
 use super::{describe_commit, failure, now_ms, Pay};
+use crate::audit;
 use crate::chart::{self, code};
 use crate::error::PayError;
 use crate::ids;
@@ -1025,7 +1026,7 @@ impl Pay {
             run_at,
             summary: summary.clone(),
         };
-        let txn = Txn::new()
+        let txn = audit::stamp(Txn::new(), "reconciliation.run", date)
             .expect(ns::RECON_RUN, date, stored.map_or(0, |s| s.version))
             .put(ns::RECON_RUN, date, &run);
         match self.store.commit(txn).await? {

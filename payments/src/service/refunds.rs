@@ -14,6 +14,7 @@ use tally_client::TransferBuilder;
 use utoipa::ToSchema;
 
 use super::{check_text, describe_commit, failure, now_ms, Pay, UPDATE_ATTEMPTS_MAX};
+use crate::audit;
 use crate::chart::{self, code, transfer_code};
 use crate::config::RefundFeePolicy;
 use crate::error::PayError;
@@ -158,7 +159,7 @@ impl Pay {
             next.fee_refund_pending += fee_back;
             next.updated_at = now;
             let mut txn = Self::track(
-                Txn::new()
+                audit::stamp(Txn::new(), "refund.create", id)
                     .expect(ns::ORDER, &order.id, current.version)
                     .expect(ns::REFUND, id, 0)
                     .put(ns::ORDER, &order.id, &next)

@@ -99,7 +99,7 @@ pub fn parse_time(field: &'static str, text: &str, end: bool) -> Result<u64, Pay
     let invalid = || {
         PayError::invalid(
             "invalid_time",
-            format!("`{field}` {text:?} is neither an RFC 3339 time nor a YYYY-MM-DD date"),
+            format!("`{field}` is neither an RFC 3339 time nor a YYYY-MM-DD date"),
         )
     };
     let instant = if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
@@ -119,10 +119,7 @@ pub fn parse_time(field: &'static str, text: &str, end: bool) -> Result<u64, Pay
         .and_then(|ns| u64::try_from(ns).ok())
         .filter(|ns| *ns > 0)
         .ok_or_else(|| {
-            PayError::invalid(
-                "invalid_time",
-                format!("`{field}` {text:?} is outside 1970 to 2262"),
-            )
+            PayError::invalid("invalid_time", format!("`{field}` is outside 1970 to 2262"))
         })
 }
 

@@ -5,6 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{failure, now_ms, Pay, Retry};
+use crate::audit;
 use crate::error::PayError;
 use crate::model::{
     ns, ChargeStatus, DeadLetter, Failure, InflightKind, Order, Payout, PayoutStatus, Refund,
@@ -81,7 +82,8 @@ impl Pay {
             let mut next = object.clone();
             next.revive();
             next.touch(now_ms());
-            let txn = Self::track(Txn::new().delete(ns::DEAD_LETTER, id), T::KIND, id);
+            let txn = audit::stamp(Txn::new(), "dead_letter.retry", id).delete(ns::DEAD_LETTER, id);
+            let txn = Self::track(txn, T::KIND, id);
             Some((next, txn))
         })
         .await?;

@@ -23,6 +23,10 @@ pub const PSP_TIMEOUT_MS: u64 = 3000;
 /// A PSP timeout shorter than the sandbox's `hang`, for the tests of lost answers.
 pub const SHORT_PSP_TIMEOUT: (&str, &str) = ("TALLY_PAY__PSP__TIMEOUT_MS", "800");
 
+/// tally-pay's data key in the tests (`KEY_ID:BASE64` of 32 bytes), and its raw bytes.
+pub const DATA_KEY: &str = "test1:dGFsbHktdGVzdC1kYXRhLWtleS0wMTIzNDU2Nzg5YWI=";
+pub const DATA_KEY_BYTES: &str = "tally-test-data-key-0123456789ab";
+
 pub const CARD_OK: &str = "4242424242424242";
 pub const CARD_DECLINED: &str = "4000000000000002";
 
@@ -57,7 +61,13 @@ pub struct PayEnv {
     pub cluster: TestCluster,
     pub pay_url: String,
     pub psp_url: String,
+    /// Sends the environment's secret API key with every request.
     pub http: reqwest::Client,
+    /// Sends no API key.
+    pub anonymous: reqwest::Client,
+    /// The secret key (all scopes) the tests call tally-pay with, and its id.
+    pub api_key: String,
+    pub api_key_id: String,
     pay_addr: String,
     psp_addr: String,
     pay: Proc,
@@ -75,14 +85,27 @@ impl PayEnv {
         let logs = tempfile::tempdir().expect("temp dir");
         let pay_addr = format!("127.0.0.1:{}", free_port());
         let psp_addr = format!("127.0.0.1:{}", free_port());
+        let (api_key_id, api_key) = create_key(&cluster.cluster_arg(), "tests", "secret", &[]);
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {api_key}").parse().unwrap(),
+        );
         let mut env = PayEnv {
             cluster,
             pay_url: format!("http://{pay_addr}"),
             psp_url: format!("http://{psp_addr}"),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
+                .default_headers(headers)
                 .build()
                 .unwrap(),
+            anonymous: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            api_key,
+            api_key_id,
             pay_addr,
             psp_addr,
             pay: Proc { child: None },
@@ -157,6 +180,11 @@ impl PayEnv {
             .env("TALLY_PAY__RISK__VELOCITY_MAX", "100000")
             .env("TALLY_PAY__PAY__LOG", "info")
             .envs(self.cluster.certs.env("tally-pay"))
+            .env("TALLY_PAY__PAY__ENCRYPTION_KEY", DATA_KEY)
+            // Limits out of the way of load tests; the limit tests set their own.
+            .env("TALLY_PAY__API__RATE_PER_S", "100000")
+            .env("TALLY_PAY__API__RATE_BURST", "100000")
+            .env("TALLY_PAY__API__AUTH_FAILURES_PER_MINUTE", "100000")
             .envs(self.pay_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -167,13 +195,16 @@ impl PayEnv {
     }
 
     async fn wait_healthy(&self) {
-        for url in [
-            format!("{}/healthz", self.pay_url),
-            format!("{}/v1/charges", self.psp_url),
-        ] {
+        eventually(CONVERGE_TIMEOUT, "tally-pay to answer", || async {
+            let url = format!("{}/healthz", self.pay_url);
+            let response = self.anonymous.get(&url).send().await.ok()?;
+            response.status().is_success().then_some(())
+        })
+        .await;
+        for url in [format!("{}/v1/charges", self.psp_url)] {
             eventually(CONVERGE_TIMEOUT, &format!("{url} to answer"), || async {
                 let response = self
-                    .http
+                    .anonymous
                     .get(&url)
                     .bearer_auth(PSP_API_KEY)
                     .send()
@@ -188,6 +219,12 @@ impl PayEnv {
     /// `kill -9` of tally-pay.
     pub fn kill_pay(&mut self) {
         self.pay.kill();
+    }
+
+    /// Adds or replaces a `TALLY_PAY__…` setting of the next tally-pay start.
+    pub fn set_pay_env(&mut self, key: &str, value: &str) {
+        self.pay_env.retain(|(k, _)| k != key);
+        self.pay_env.push((key.to_string(), value.to_string()));
     }
 
     /// Starts a new tally-pay process on the same address and waits until it answers.
@@ -543,6 +580,7 @@ impl PayEnv {
             .env("TALLY_PAY__PSP__WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("TALLY_PAY__PSP__TIMEOUT_MS", "10000")
             .envs(self.cluster.certs.env("tally-pay"))
+            .env("TALLY_PAY__PAY__ENCRYPTION_KEY", DATA_KEY)
             .envs(self.pay_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .output()
@@ -558,6 +596,116 @@ impl PayEnv {
             .stdin(Stdio::null())
             .output()
             .expect("run tallyctl")
+    }
+}
+
+/// Creates an API key with `tally-pay keys create` straight in the cluster; returns (id, secret).
+pub fn create_key(cluster: &str, name: &str, kind: &str, scopes: &[&str]) -> (String, String) {
+    let mut command = Command::new(binary("tally-pay"));
+    command.args([
+        "keys",
+        "create",
+        "--name",
+        name,
+        "--kind",
+        kind,
+        "--json",
+        "--cluster",
+        cluster,
+    ]);
+    if !scopes.is_empty() {
+        command.args(["--scopes", &scopes.join(",")]);
+    }
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tally-pay keys create");
+    assert!(
+        output.status.success(),
+        "tally-pay keys create failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created: Value = serde_json::from_slice(&output.stdout).expect("JSON from keys create");
+    (
+        created["id"].as_str().expect("an id").to_string(),
+        created["secret"].as_str().expect("a secret").to_string(),
+    )
+}
+
+/// Requests with a chosen API key (or none).
+impl PayEnv {
+    pub async fn get_as(&self, path: &str, api_key: Option<&str>) -> Response {
+        let mut request = self.anonymous.get(format!("{}{path}", self.pay_url));
+        if let Some(key) = api_key {
+            request = request.bearer_auth(key);
+        }
+        Response::of(request.send().await.expect("tally-pay answers")).await
+    }
+
+    pub async fn post_as(
+        &self,
+        path: &str,
+        idempotency_key: Option<&str>,
+        body: &Value,
+        api_key: Option<&str>,
+    ) -> Response {
+        let mut request = self
+            .anonymous
+            .post(format!("{}{path}", self.pay_url))
+            .json(body);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if let Some(key) = api_key {
+            request = request.bearer_auth(key);
+        }
+        Response::of(request.send().await.expect("tally-pay answers")).await
+    }
+
+    /// Runs `tally-pay keys ARGS --cluster ...`.
+    pub fn keys_cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary("tally-pay"))
+            .arg("keys")
+            .args(args)
+            .args(["--cluster", &self.cluster.cluster_arg()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tally-pay keys")
+    }
+
+    /// Creates a key of `kind` with `scopes` through the API; returns (id, secret).
+    pub async fn api_key(&self, kind: &str, scopes: &[&str]) -> (String, String) {
+        let created = self
+            .post(
+                "/v1/api_keys",
+                None,
+                &json!({"name": format!("{kind} key"), "kind": kind, "scopes": scopes}),
+            )
+            .await
+            .expect(201);
+        (
+            created["id"].as_str().unwrap().to_string(),
+            created["secret"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Every file under the nodes' data directories and the logs of tally-pay and the nodes.
+    pub fn stored_files(&self) -> Vec<PathBuf> {
+        let mut roots: Vec<PathBuf> = vec![self.logs.path().to_path_buf()];
+        if let Some(parent) = self.cluster.nodes[0].data.parent() {
+            roots.push(parent.to_path_buf());
+        }
+        let mut files = Vec::new();
+        while let Some(path) = roots.pop() {
+            if path.is_dir() {
+                for entry in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                    roots.push(entry.path());
+                }
+            } else if path.is_file() {
+                files.push(path);
+            }
+        }
+        files
     }
 }
 

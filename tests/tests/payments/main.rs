@@ -13,4 +13,5 @@ mod idempotency;
 mod operations;
 mod recon;
 mod reports;
+mod security;
 mod webhooks;
