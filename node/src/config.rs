@@ -307,7 +307,14 @@ mod tests {
         config.validate().unwrap();
         let example: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
         let defaults = toml::Table::try_from(NodeConfig::default()).unwrap();
-        let required = ["node.id", "node.listen", "node.data", "tls.ca", "tls.cert", "tls.key"];
+        let required = [
+            "node.id",
+            "node.listen",
+            "node.data",
+            "tls.ca",
+            "tls.cert",
+            "tls.key",
+        ];
         for (section, values) in &defaults {
             for (key, default) in values.as_table().unwrap() {
                 let name = format!("{section}.{key}");

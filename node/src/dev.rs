@@ -316,12 +316,24 @@ fn run_dev(args: DevArgs, processes: &mut Vec<DevProcess>) -> Result<(), String>
         let mut environment = vec![
             ("TALLY_CLUSTER".to_string(), addrs.join(",")),
             ("TALLY_CA".to_string(), certs.ca.display().to_string()),
-            ("TALLY_CERT".to_string(), certs.admin.cert.display().to_string()),
-            ("TALLY_KEY".to_string(), certs.admin.key.display().to_string()),
+            (
+                "TALLY_CERT".to_string(),
+                certs.admin.cert.display().to_string(),
+            ),
+            (
+                "TALLY_KEY".to_string(),
+                certs.admin.key.display().to_string(),
+            ),
             ("TALLY_DEV_DIR".to_string(), data.display().to_string()),
         ];
         if !args.no_payments {
-            environment.extend(start_payments(&executable, &data, &args, &certs, processes)?);
+            environment.extend(start_payments(
+                &executable,
+                &data,
+                &args,
+                &certs,
+                processes,
+            )?);
         }
         let env_path = data.join("tally.env");
         write_env_file(&env_path, &environment)?;
@@ -432,6 +444,7 @@ fn start_payments(
             &pay_addr,
             [
                 "serve",
+                "--dev",
                 "--listen",
                 &pay_addr,
                 "--cluster",
@@ -472,10 +485,52 @@ fn start_payments(
         processes.push(process);
     }
     println!("payments API: {pay_url}/openapi.json");
+    let secret = create_quickstart_key(&pay, &cluster, certs)?;
+    println!("a secret API key for the quick start is in TALLY_PAY_KEY (tally.env)");
     Ok(vec![
         ("TALLY_PAY_URL".to_string(), pay_url),
         ("TALLY_PSP_URL".to_string(), psp_url),
+        ("TALLY_PAY_KEY".to_string(), secret),
+        // Every `tally-pay` command run from this shell (recon, keys) uses the development
+        // secrets too, as the dev tally-pay does.
+        ("TALLY_PAY__PAY__DEV".to_string(), "true".to_string()),
     ])
+}
+
+/// Creates a secret API key (every scope) named `quickstart` straight in the cluster, with
+/// tally-pay's certificate; returns the secret. Each start makes a new one.
+fn create_quickstart_key(pay: &Path, cluster: &str, certs: &DevCerts) -> Result<String, String> {
+    let output = Command::new(pay)
+        .args([
+            "keys",
+            "create",
+            "--name",
+            "quickstart",
+            "--kind",
+            "secret",
+            "--json",
+        ])
+        .args(["--cluster", cluster])
+        .env("TALLY_CA", &certs.ca)
+        .env("TALLY_CERT", &certs.pay.cert)
+        .env("TALLY_KEY", &certs.pay.key)
+        .env_remove("TALLY_TOKEN")
+        .env_remove("TALLY_INSECURE")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("cannot run tally-pay keys create: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "tally-pay keys create failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let created: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|error| format!("tally-pay keys create answered no JSON: {error}"))?;
+    created["secret"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| "tally-pay keys create answered no secret".to_string())
 }
 
 /// The admin client's TLS settings, read once.

@@ -87,7 +87,11 @@ pub fn run(runtime: &tokio::runtime::Runtime, args: KeysArgs) -> anyhow::Result<
         "--cluster must name at least one HOST:PORT"
     );
     runtime.block_on(async {
-        let client = tally_client::Client::connect(addrs, tally_client::ClientOptions::default())
+        let mut options = tally_client::ClientOptions::default();
+        tally_client::Credentials::from_env()
+            .apply(&mut options)
+            .map_err(|error| anyhow::anyhow!("the ledger cluster's {error}"))?;
+        let client = tally_client::Client::connect(addrs, options)
             .await
             .with_context(|| format!("connecting to the ledger cluster {cluster}"))?;
         let store = Store::new(client);

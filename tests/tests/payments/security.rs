@@ -496,6 +496,7 @@ async fn the_data_key_rotates_without_losing_bank_numbers() {
         let output = std::process::Command::new(crate::harness::binary("tally-pay"))
             .args(["keys", "rotate-data-key", "--json", "--page", "1"])
             .args(["--cluster", &env.cluster.cluster_arg()])
+            .envs(env.cluster.certs.env("tally-pay"))
             .env("TALLY_PAY__PAY__ENCRYPTION_KEY", NEW_KEY)
             .env("TALLY_PAY__PAY__PREVIOUS_ENCRYPTION_KEYS", DATA_KEY)
             .output()
