@@ -182,6 +182,31 @@ struct DevProcess {
 }
 
 impl DevProcess {
+    /// A process not started yet; its log and pid files are `DATA/STEM.log` and `DATA/STEM.pid`.
+    fn new(
+        (id, name, addr): (u64, String, String),
+        program: PathBuf,
+        arguments: Vec<OsString>,
+        environment: Vec<(&'static str, OsString)>,
+        data: &Path,
+        stem: &str,
+    ) -> DevProcess {
+        DevProcess {
+            id,
+            name,
+            addr,
+            program,
+            arguments,
+            environment,
+            log_path: data.join(format!("{stem}.log")),
+            pid_path: data.join(format!("{stem}.pid")),
+            child: None,
+            died_at: None,
+            restarts: Vec::new(),
+            given_up: false,
+        }
+    }
+
     fn start(&mut self) -> Result<u32, String> {
         let log = OpenOptions::new()
             .create(true)
@@ -284,20 +309,14 @@ fn run_dev(args: DevArgs, processes: &mut Vec<DevProcess>) -> Result<(), String>
             arguments.push(flag.into());
             arguments.push(path.into_os_string());
         }
-        let mut process = DevProcess {
-            id,
-            name: format!("node {id}"),
-            addr,
-            program: executable.clone(),
+        let mut process = DevProcess::new(
+            (id, format!("node {id}"), addr),
+            executable.clone(),
             arguments,
-            environment: Vec::new(),
-            log_path: data.join(format!("node-{id}.log")),
-            pid_path: data.join(format!("node-{id}.pid")),
-            child: None,
-            died_at: None,
-            restarts: Vec::new(),
-            given_up: false,
-        };
+            Vec::new(),
+            &data,
+            &format!("node-{id}"),
+        );
         let pid = process.start()?;
         println!(
             "  node {id}  addr {}  pid {pid}  log {}",
@@ -459,24 +478,18 @@ fn start_payments(
     ];
     for (name, addr, arguments) in commands {
         let file_name = name.replace(' ', "-").to_lowercase();
-        let mut process = DevProcess {
-            id: 0,
-            name: name.to_string(),
-            addr: addr.to_string(),
-            program: pay.clone(),
+        let mut process = DevProcess::new(
+            (0, name.to_string(), addr.to_string()),
+            pay.clone(),
             arguments,
-            environment: vec![
+            vec![
                 ("TALLY_CA", certs.ca.clone().into_os_string()),
                 ("TALLY_CERT", certs.pay.cert.clone().into_os_string()),
                 ("TALLY_KEY", certs.pay.key.clone().into_os_string()),
             ],
-            log_path: data.join(format!("{file_name}.log")),
-            pid_path: data.join(format!("{file_name}.pid")),
-            child: None,
-            died_at: None,
-            restarts: Vec::new(),
-            given_up: false,
-        };
+            data,
+            &file_name,
+        );
         let pid = process.start()?;
         println!(
             "  {name}  http://{addr}  pid {pid}  log {}",
