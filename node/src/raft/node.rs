@@ -317,7 +317,7 @@ impl RaftNode {
         let now_ns = self.clock.now_ns();
         let earliest = crate::storage::ledger::earliest_pending_expiry(self.storage.as_ref())
             .map_err(|error| NodeError::Storage(error.to_string()))?;
-        if !earliest.is_some_and(|expires_at| expires_at <= now_ns) {
+        if earliest.is_none_or(|expires_at| expires_at > now_ns) {
             return Ok(false);
         }
         let request = Request {
