@@ -297,6 +297,7 @@ async fn dev_cluster_restarts_nodes_keeps_its_books_and_takes_its_children_along
     assert_eq!(known.status(), 200, "{}", known.text().await.unwrap());
     let log = std::fs::read_to_string(data.join("node-2.log")).unwrap();
     assert!(log.matches("tally-node serving").count() >= 2, "{log}");
+    assert!(!log.contains('\x1b'), "colour codes in a log file: {log}");
 
     // SIGKILL leaves it no chance to clean up; the children still go.
     let children = child_pids(&data);
