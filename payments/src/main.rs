@@ -160,14 +160,7 @@ fn main() -> anyhow::Result<()> {
             psp,
             dev,
         } => {
-            // Logs go to stderr, so that JSON and CSV on stdout stay clean.
-            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_writer(std::io::stderr)
-                .init();
+            init_stderr_logs();
             let run = load_config(config, cluster, psp, dev)
                 .and_then(|config| runtime.block_on(recon(config, date, format)));
             let code = match run {
@@ -180,14 +173,7 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(code)
         }
         Command::Keys(args) => {
-            // Logs go to stderr: stdout carries the secret (and JSON) only.
-            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_writer(std::io::stderr)
-                .init();
+            init_stderr_logs();
             keys_cli::run(&runtime, args)
         }
         Command::SandboxPsp {
@@ -278,6 +264,18 @@ fn init_logs(filter: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+}
+
+/// Warnings and errors to stderr, for the commands whose stdout carries their output (JSON,
+/// CSV, a key's secret), so that it stays clean.
+fn init_stderr_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
         .init();
 }
 

@@ -271,16 +271,7 @@ impl TestCluster {
                     data: dir.path().join(format!("node-{id}")),
                     log: dir.path().join(format!("node-{id}.log")),
                     env: env.clone(),
-                    args: vec![
-                        "--config".into(),
-                        certs.node_config.clone().into(),
-                        "--ca".into(),
-                        certs.ca.clone().into(),
-                        "--cert".into(),
-                        cert.into(),
-                        "--key".into(),
-                        key.into(),
-                    ],
+                    args: node_args(&certs, cert, key),
                     child: None,
                 }
             })
@@ -325,16 +316,7 @@ impl TestCluster {
             data: self.dir().join(format!("extra-node-{id}")),
             log: self.dir().join(format!("extra-node-{id}.log")),
             env: vec![("TALLY__NODE__LOG".into(), "info,openraft=warn".into())],
-            args: vec![
-                "--config".into(),
-                certs.node_config.clone().into(),
-                "--ca".into(),
-                certs.ca.clone().into(),
-                "--cert".into(),
-                cert.into(),
-                "--key".into(),
-                key.into(),
-            ],
+            args: node_args(certs, cert, key),
             child: None,
         };
         node.spawn();
@@ -467,4 +449,18 @@ impl Drop for TestCluster {
             }
         }
     }
+}
+
+/// The flags that give a node its config (roles), the CA, and its certificate and key.
+fn node_args(certs: &TestCerts, cert: PathBuf, key: PathBuf) -> Vec<std::ffi::OsString> {
+    vec![
+        "--config".into(),
+        certs.node_config.clone().into(),
+        "--ca".into(),
+        certs.ca.clone().into(),
+        "--cert".into(),
+        cert.into(),
+        "--key".into(),
+        key.into(),
+    ]
 }

@@ -45,7 +45,8 @@ fn free_ports() -> (u16, u16, u16) {
     }
 }
 
-/// Polls `check` every 50 ms until it is true; panics naming `what` after `timeout`.
+/// Polls `check` every 50 ms (the poll interval, not a wait for the condition) until it is
+/// true; panics naming `what` after `timeout`.
 fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
@@ -122,18 +123,12 @@ impl Dev {
 
     /// Waits for the process to end; its exit status.
     fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tally-node dev did not exit: {}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut status = None;
+        eventually(timeout, "tally-node dev to exit", || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        status.unwrap()
     }
 
     fn signal(&self, signal: &str) {
