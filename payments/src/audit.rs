@@ -56,14 +56,15 @@ pub fn current() -> Actor {
         .unwrap_or_else(|_| Actor::system("worker"))
 }
 
-/// One audited action, as stored (namespace `pay.audit`) and as `GET /v1/audit` shows it.
+/// One audited action, as stored (namespace `audit`, shared with the nodes' membership changes) and as `GET /v1/audit` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEntry {
     /// `aud_…`; entries sort newest first by id.
     pub id: String,
     /// Unix milliseconds.
     pub at_ms: i64,
-    /// The API key id (`key_…`) or system actor (`system:worker`, `system:cli`).
+    /// The API key id (`key_…`), a system actor (`system:worker`, `system:cli`) or, for
+    /// membership changes made on a node, the gRPC identity (`grpc:admin`).
     pub actor: String,
     /// Peer address of the request, if any.
     pub source: Option<String>,

@@ -95,6 +95,9 @@ pub struct PspSection {
     pub timeout_ms: u64,
     /// Webhooks whose timestamp is further than this from now are rejected.
     pub webhook_tolerance_s: u64,
+    /// Extra CA certificate (PEM file) trusted for an `https://` PSP besides the public roots,
+    /// e.g. a test PSP's own CA; empty: public roots only.
+    pub ca: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -161,6 +164,7 @@ impl Default for PspSection {
             webhook_secret: String::new(),
             timeout_ms: 5000,
             webhook_tolerance_s: 300,
+            ca: String::new(),
         }
     }
 }
@@ -371,11 +375,33 @@ impl PayConfig {
             problems.push(problem);
         }
         self.validate_secrets_and_api(&mut problems);
-        if !(self.psp.url.starts_with("http://") || self.psp.url.starts_with("https://")) {
-            problems.push(format!(
-                "psp.url {:?} must start with http:// or https:// (--psp)",
+        match reqwest::Url::parse(&self.psp.url) {
+            Ok(url) if url.scheme() == "https" => {}
+            Ok(url) if url.scheme() == "http" => {
+                // Plain text only where it never leaves the machine, or in dev mode.
+                let host = url.host_str().unwrap_or("");
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let local = host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback());
+                if !local && !self.pay.dev {
+                    problems.push(format!(
+                        "psp.url {:?} is plain http:// to another machine: card and payout data \
+                         would cross the network unencrypted; use https:// (--psp)",
+                        self.psp.url
+                    ));
+                }
+            }
+            _ => problems.push(format!(
+                "psp.url {:?} must be an http:// or https:// URL (--psp)",
                 self.psp.url
-            ));
+            )),
+        }
+        if !self.psp.ca.is_empty() {
+            if let Err(error) = tally_tls::load_ca(std::path::Path::new(&self.psp.ca)) {
+                problems.push(format!("psp.ca: {error}"));
+            }
         }
         if self.psp.timeout_ms == 0 {
             problems.push("psp.timeout_ms must be positive".into());
@@ -542,6 +568,7 @@ impl std::fmt::Debug for PspSection {
             .field("webhook_secret", &mask(&self.webhook_secret))
             .field("timeout_ms", &self.timeout_ms)
             .field("webhook_tolerance_s", &self.webhook_tolerance_s)
+            .field("ca", &self.ca)
             .finish()
     }
 }

@@ -23,4 +23,5 @@ pub mod risk;
 pub mod sandbox;
 pub mod service;
 pub mod store;
+pub mod tls_listener;
 pub mod worker;

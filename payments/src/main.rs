@@ -92,6 +92,16 @@ enum Command {
         /// saved after every change and read back at start-up; without it they live in memory.
         #[arg(long, value_name = "FILE")]
         state: Option<PathBuf>,
+        /// Serve HTTPS with this certificate (PEM); needs --tls-key. Clients then trust its CA
+        /// (tally-pay: psp.ca / TALLY_PAY__PSP__CA).
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key (PEM) of --tls-cert.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Extra CA (PEM) trusted for an https:// --webhook-url, besides the public roots.
+        #[arg(long, value_name = "FILE")]
+        webhook_ca: Option<PathBuf>,
         /// Shut down when standard input closes (`tally-node dev` uses this).
         #[arg(long, hide = true)]
         exit_on_stdin_close: bool,
@@ -184,6 +194,9 @@ fn main() -> anyhow::Result<()> {
             faults,
             payout_delay_ms,
             state,
+            tls_cert,
+            tls_key,
+            webhook_ca,
             exit_on_stdin_close,
         } => {
             init_logs("info");
@@ -202,6 +215,8 @@ fn main() -> anyhow::Result<()> {
                 faults,
                 payout_delay: Duration::from_millis(payout_delay_ms),
                 state_path: state,
+                tls: tls_cert.zip(tls_key),
+                webhook_ca,
                 ..SandboxConfig::default()
             };
             runtime.block_on(async {

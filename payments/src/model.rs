@@ -32,7 +32,8 @@ pub mod ns {
     /// API keys, keyed by key id (value: `auth::keys::ApiKeyRecord`, a salted hash, no secret).
     pub const API_KEY: &str = "pay.api_key";
     /// The audit trail, keyed by entry id, newest first (value: `audit::AuditEntry`).
-    pub const AUDIT: &str = "pay.audit";
+    /// Shared with the nodes, which record membership changes here (`tallyctl audit` reads it).
+    pub const AUDIT: &str = "audit";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -74,7 +74,7 @@ mod harness {
         let connector = SandboxConnector::new(WEBHOOK_SECRET.to_vec());
         Gateway::new(
             Arc::new(connector),
-            HttpExecutor::new(base_url, API_KEY, timeout),
+            HttpExecutor::new(base_url, API_KEY, timeout, None).expect("an HTTP client"),
         )
     }
 
@@ -311,7 +311,13 @@ mod cards {
         }
         let wrong = Gateway::new(
             Arc::new(SandboxConnector::new(harness::WEBHOOK_SECRET.to_vec())),
-            HttpExecutor::new(&sandbox.base_url, "sk_test_wrong", harness::CALL_TIMEOUT),
+            HttpExecutor::new(
+                &sandbox.base_url,
+                "sk_test_wrong",
+                harness::CALL_TIMEOUT,
+                None,
+            )
+            .expect("an HTTP client"),
         );
         assert!(matches!(
             wrong.charge_status("o1").await,

@@ -216,6 +216,27 @@ pub fn load_node_identity(
     })
 }
 
+/// Loads an HTTPS server's certificate and key (e.g. the sandbox PSP's, or a service behind no
+/// proxy) into a rustls server config with HTTP/1.1 and HTTP/2. The key must belong to the
+/// certificate; errors name the file. The chain is not checked against a CA here: the clients
+/// that trust it do that.
+pub fn load_server_config(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (certs, _, key_pem) = load_pair(cert_path, key_path)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.expose().as_bytes())
+        .map_err(|_| TlsError::invalid(key_path, "not a PEM private key"))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| TlsError::Usage(format!("TLS protocol versions: {error}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|error| TlsError::invalid(cert_path, format!("unusable certificate: {error}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// Loads and checks a client certificate: signed by the CA, valid now, usable by a client.
 pub fn load_client_identity(
     ca_path: &Path,
@@ -279,6 +300,10 @@ mod tests {
         let (cert, key) = node.write(f.dir.path(), "node-2").unwrap();
         let identity = load_node_identity(&f.ca_path, &f.ca, &cert, &key, 2, "127.0.0.1").unwrap();
         assert_eq!(identity.name, "node-2");
+        // Peers dial node 2 by the name `node-2`: the certificate answers to it, not to node-3.
+        load_node_identity(&f.ca_path, &f.ca, &cert, &key, 2, "node-2").unwrap();
+        let error = load_node_identity(&f.ca_path, &f.ca, &cert, &key, 2, "node-3").unwrap_err();
+        assert!(error.to_string().contains("does not name"), "{error}");
         let der = CertificateDer::from_pem_slice(&identity.cert_pem).unwrap();
         assert_eq!(
             peer_identity(&der),

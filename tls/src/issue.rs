@@ -192,13 +192,38 @@ impl Authority {
                 "a node certificate needs at least one host or IP address (--addr)".into(),
             ));
         }
-        let mut params = CertificateParams::new(hosts.to_vec())
+        // The node's name is a subject alternative name too: peers dial node N expecting
+        // `node-N`, so a certificate of another node cannot answer for it.
+        let mut names = hosts.to_vec();
+        names.push(node_name(id));
+        let mut params = CertificateParams::new(names)
             .map_err(|error| TlsError::Usage(format!("bad host name in {hosts:?}: {error}")))?;
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         self.sign(params, &node_name(id), validity)
+    }
+
+    /// A server certificate (not a node's) for an HTTPS service reached at `hosts`, e.g. a PSP
+    /// endpoint in tests or a tally-pay listener: `CN=name`, usable only as a server.
+    pub fn issue_server(
+        &self,
+        name: &str,
+        hosts: &[String],
+        validity: Validity,
+    ) -> Result<Issued, TlsError> {
+        check_identity_name(name).map_err(TlsError::Usage)?;
+        if name.starts_with(crate::NODE_NAME_PREFIX) || hosts.is_empty() {
+            return Err(TlsError::Usage(format!(
+                "a server certificate needs a name not starting with {:?} and at least one host",
+                crate::NODE_NAME_PREFIX
+            )));
+        }
+        let mut params = CertificateParams::new(hosts.to_vec())
+            .map_err(|error| TlsError::Usage(format!("bad host name in {hosts:?}: {error}")))?;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.sign(params, name, validity)
     }
 
     /// A client certificate for the identity `name` (the node maps it to roles).

@@ -9,8 +9,8 @@ pub mod issue;
 use std::path::{Path, PathBuf};
 
 pub use check::{
-    load_ca, load_client_identity, load_node_identity, peer_identity, CaBundle, CheckedIdentity,
-    PeerIdentity,
+    load_ca, load_client_identity, load_node_identity, load_server_config, peer_identity, CaBundle,
+    CheckedIdentity, PeerIdentity,
 };
 pub use issue::{Authority, Issued, Validity};
 

@@ -170,6 +170,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Record(command) => records::run(&context, command).await,
         Command::DeadLetters => records::dead_letters(&context).await,
         Command::Recon { date } => records::recon(&context, &date).await,
+        Command::Audit {
+            limit,
+            after,
+            action,
+        } => records::audit(&context, limit, after.as_deref(), action.as_deref()).await,
         Command::Certs(_) => unreachable!("handled before connecting"),
     }
 }

@@ -7,6 +7,7 @@ use tally_proto::v1 as pb;
 use tally_proto::v1::admin_server::Admin;
 use tonic::{Request, Response, Status};
 
+use super::audit::{self, Origin};
 use super::status_of;
 use crate::raft::{NodeStatus, RaftNode};
 
@@ -93,11 +94,19 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::AddLearnerRequest>,
     ) -> Result<Response<pb::AddLearnerReply>, Status> {
+        let origin = Origin::of(&request, "AddLearner");
         let node = request
             .into_inner()
             .node
             .ok_or_else(|| Status::invalid_argument("node is missing"))?;
         let (id, addr) = checked_node(&node)?;
+        audit::record(
+            &self.node,
+            &origin,
+            "cluster.add_learner",
+            format!("node-{id} {addr}"),
+        )
+        .await?;
         let log_index = self.node.add_learner(id, addr).await.map_err(status_of)?;
         Ok(Response::new(pb::AddLearnerReply { log_index }))
     }
@@ -106,6 +115,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::ChangeMembershipRequest>,
     ) -> Result<Response<pb::ChangeMembershipReply>, Status> {
+        let origin = Origin::of(&request, "ChangeMembership");
         let request = request.into_inner();
         let voters: BTreeSet<u64> = request.voters.into_iter().collect();
         let remove: BTreeSet<u64> = request.remove.into_iter().collect();
@@ -117,6 +127,8 @@ impl Admin for AdminApi {
                 "node {both} is both a voter and removed"
             )));
         }
+        let described = format!("voters {voters:?} remove {remove:?}");
+        audit::record(&self.node, &origin, "cluster.change_membership", described).await?;
         let log_index = self
             .node
             .change_membership(voters, remove)

@@ -1,6 +1,7 @@
 //! tonic services (ledger API, admin, Raft RPCs) and the gRPC Raft network; protobuf stays here.
 
 mod admin_service;
+pub mod audit;
 pub mod auth;
 mod convert;
 mod ledger_service;

@@ -52,7 +52,7 @@ impl GrpcNetwork {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let client = Endpoint::from_shared(format!("{scheme}://{addr}"))
             .and_then(|endpoint| match tls {
-                Some(tls) => endpoint.tls_config(tls.client_config()),
+                Some(tls) => endpoint.tls_config(tls.peer_config(target)),
                 None => Ok(endpoint),
             })
             .map(|endpoint| {

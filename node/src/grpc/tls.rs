@@ -63,8 +63,12 @@ impl NodeTls {
             .timeout(TLS_HANDSHAKE_TIMEOUT)
     }
 
-    pub(crate) fn client_config(&self) -> ClientTlsConfig {
+    /// Mutual TLS to peer `target`: its certificate must chain to the CA *and* name it
+    /// (`node-<target>`, a subject alternative name of every node certificate), so a node
+    /// certificate of another id cannot stand in for the peer at that address.
+    pub(crate) fn peer_config(&self, target: u64) -> ClientTlsConfig {
         ClientTlsConfig::new()
+            .domain_name(tally_tls::node_name(target))
             .ca_certificate(Certificate::from_pem(&self.ca.pem))
             .identity(self.identity())
             .timeout(TLS_HANDSHAKE_TIMEOUT)

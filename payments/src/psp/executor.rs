@@ -16,6 +16,26 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// fits).
 pub const RESPONSE_BODY_SIZE_MAX: usize = 8 * 1024 * 1024;
 
+/// Finishes an HTTP client for calls to a PSP or a webhook receiver: TLS through rustls (ring),
+/// trusting the public roots and `extra_ca` (a PEM bundle), never downgrading to plain text.
+pub fn http_client(
+    builder: reqwest::ClientBuilder,
+    extra_ca: Option<&[u8]>,
+) -> Result<reqwest::Client, String> {
+    tally_tls::install_crypto_provider();
+    let mut builder = builder.use_rustls_tls().tls_built_in_root_certs(true);
+    if let Some(pem) = extra_ca {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|error| format!("the extra CA is not PEM: {error}"))?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|error| format!("building the HTTP client: {error}"))
+}
+
 /// Sends requests to one PSP. Cheap to clone: clones share one connection pool.
 #[derive(Clone)]
 pub struct HttpExecutor {
@@ -36,21 +56,29 @@ impl fmt::Debug for HttpExecutor {
 }
 
 impl HttpExecutor {
-    /// An executor for the PSP at `base_url` (`http://127.0.0.1:7200`), authenticating with
-    /// `api_key`. `timeout` bounds each whole call: connect, send, and read the response.
-    pub fn new(base_url: &str, api_key: &str, timeout: Duration) -> HttpExecutor {
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
-            .timeout(timeout)
-            // A PSP API answers; it does not redirect. A 3xx reaches the connector as is.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("an HTTP client without TLS builds from these settings");
-        HttpExecutor {
+    /// An executor for the PSP at `base_url` (`https://psp.example` or, for the sandbox,
+    /// `http://127.0.0.1:7200`), authenticating with `api_key`. `timeout` bounds each whole call:
+    /// connect, send, and read the response. `https://` URLs are verified against the public
+    /// roots and `extra_ca` (PEM), if given.
+    pub fn new(
+        base_url: &str,
+        api_key: &str,
+        timeout: Duration,
+        extra_ca: Option<&[u8]>,
+    ) -> Result<HttpExecutor, String> {
+        let client = http_client(
+            reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+                .timeout(timeout)
+                // A PSP API answers; it does not redirect. A 3xx reaches the connector as is.
+                .redirect(reqwest::redirect::Policy::none()),
+            extra_ca,
+        )?;
+        Ok(HttpExecutor {
             client,
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_key: api_key.to_owned(),
-        }
+        })
     }
 
     /// Sends `request` with `Authorization: Bearer <api key>`.

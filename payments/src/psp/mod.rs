@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use executor::HttpExecutor;
+pub use executor::{http_client, HttpExecutor};
 pub use sandbox_connector::SandboxConnector;
 
 /// An HTTP request a connector built; the executor prefixes `path` with the PSP's base URL.

@@ -56,6 +56,10 @@ pub struct SandboxConfig {
     /// Where the books are saved after every change and read back at start-up, so that a
     /// restart keeps tokens, charges, refunds and payouts; `None`: memory only.
     pub state_path: Option<PathBuf>,
+    /// Serve HTTPS with this certificate and key (PEM); `None`: plain HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Extra CA (PEM) trusted for an `https://` webhook URL, besides the public roots.
+    pub webhook_ca: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -72,6 +76,8 @@ impl Default for SandboxConfig {
             fee_percent: Decimal::new(29, 1),
             fee_fixed: 30,
             state_path: None,
+            tls: None,
+            webhook_ca: None,
         }
     }
 }
@@ -89,6 +95,8 @@ impl fmt::Debug for SandboxConfig {
             .field("fee_percent", &self.fee_percent)
             .field("fee_fixed", &self.fee_fixed)
             .field("state_path", &self.state_path)
+            .field("tls", &self.tls)
+            .field("webhook_ca", &self.webhook_ca)
             .finish()
     }
 }
@@ -105,9 +113,9 @@ impl SandboxConfig {
         if let Some(url) = &self.webhook_url {
             let parsed = reqwest::Url::parse(url)
                 .map_err(|error| format!("sandbox webhook_url `{url}`: {error}"))?;
-            if parsed.scheme() != "http" {
+            if !matches!(parsed.scheme(), "http" | "https") {
                 return Err(format!(
-                    "sandbox webhook_url `{url}`: only http:// is supported"
+                    "sandbox webhook_url `{url}`: must be http:// or https://"
                 ));
             }
         }
@@ -141,18 +149,36 @@ pub async fn serve(config: SandboxConfig, listener: tokio::net::TcpListener) -> 
     config.validate().map_err(anyhow::Error::msg)?;
     let address = listener.local_addr().context("sandbox listener address")?;
     let state_path = config.state_path.clone();
-    let sandbox = Arc::new(Sandbox::new(config));
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tally_tls::load_server_config(cert, key)?),
+        None => None,
+    };
+    let webhook_ca = match &config.webhook_ca {
+        Some(path) => {
+            tally_tls::load_ca(path)?;
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => None,
+    };
+    let sandbox = Arc::new(Sandbox::new(config, webhook_ca.as_deref())?);
     if let Some(path) = &state_path {
         sandbox.load(path)?;
     }
     tracing::info!(
         %address,
+        https = tls.is_some(),
         faults = %sandbox.lock().faults,
         "sandbox PSP listening"
     );
-    axum::serve(listener, api::router(sandbox))
-        .await
-        .context("serving the sandbox PSP")
+    let app = api::router(sandbox);
+    match tls {
+        Some(tls) => axum::serve(crate::tls_listener::TlsListener::new(listener, tls)?, app)
+            .await
+            .context("serving the sandbox PSP"),
+        None => axum::serve(listener, app)
+            .await
+            .context("serving the sandbox PSP"),
+    }
 }
 
 /// What every request handler shares.
@@ -167,20 +193,20 @@ struct Sandbox {
 }
 
 impl Sandbox {
-    fn new(config: SandboxConfig) -> Sandbox {
+    fn new(config: SandboxConfig, webhook_ca: Option<&[u8]>) -> anyhow::Result<Sandbox> {
         let fees = FeeSchedule {
             percent: config.fee_percent,
             fixed: config.fee_fixed,
         };
         let faults = with_seed(config.faults);
-        Sandbox {
+        Ok(Sandbox {
             api_key: config.api_key,
             payout_delay: config.payout_delay,
             model: Mutex::new(Model::new(faults, fees)),
-            webhooks: WebhookSender::new(config.webhook_url, &config.webhook_secret),
+            webhooks: WebhookSender::new(config.webhook_url, &config.webhook_secret, webhook_ca)?,
             state_path: config.state_path,
             saving: Mutex::new(()),
-        }
+        })
     }
 
     /// Reads the saved books, if the file exists, and completes the payouts that were pending.

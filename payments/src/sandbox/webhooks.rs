@@ -34,18 +34,24 @@ pub struct WebhookSender {
 
 impl WebhookSender {
     /// Without a `url`, events are dropped.
-    pub fn new(url: Option<String>, secret: &[u8]) -> WebhookSender {
-        let client = reqwest::Client::builder()
-            .timeout(WEBHOOK_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("an HTTP client without TLS builds from these settings");
-        WebhookSender {
+    pub fn new(
+        url: Option<String>,
+        secret: &[u8],
+        extra_ca: Option<&[u8]>,
+    ) -> anyhow::Result<WebhookSender> {
+        let client = crate::psp::http_client(
+            reqwest::Client::builder()
+                .timeout(WEBHOOK_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none()),
+            extra_ca,
+        )
+        .map_err(anyhow::Error::msg)?;
+        Ok(WebhookSender {
             client,
             url,
             secret: Arc::from(secret),
             in_flight: Arc::new(Semaphore::new(WEBHOOK_DELIVERIES_IN_FLIGHT_MAX)),
-        }
+        })
     }
 
     /// Starts the delivery in the background.

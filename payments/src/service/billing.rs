@@ -370,7 +370,7 @@ impl Pay {
             trial_days: request.trial_days,
             created_at: now_ms(),
         };
-        let txn = Txn::new()
+        let txn = audit::stamp(Txn::new(), "plan.create", &id)
             .expect(ns::PLAN, &id, 0)
             .put(ns::PLAN, &id, &plan);
         match self.store.commit(txn).await? {
@@ -525,7 +525,8 @@ impl Pay {
     /// Adds an invoice and its index entry to `txn` (the invoice must not exist yet).
     fn issue(txn: Txn, subscription: &Subscription, invoice: &Invoice) -> Txn {
         let index_key = format!("{}/{:010}", subscription.id, subscription.invoice_count - 1);
-        txn.expect(ns::INVOICE, &invoice.id, 0)
+        audit::stamp(txn, "invoice.issue", &invoice.id)
+            .expect(ns::INVOICE, &invoice.id, 0)
             .put(ns::INVOICE, &invoice.id, invoice)
             .put(ns::SUBSCRIPTION_INVOICE, &index_key, &invoice.id)
     }
@@ -821,7 +822,7 @@ impl Pay {
         }
         let mut next = current.value;
         change(&mut next);
-        let txn = Txn::new()
+        let txn = audit::stamp(Txn::new(), "invoice.update", id)
             .expect(ns::INVOICE, id, version)
             .put(ns::INVOICE, id, &next);
         Ok(self.store.commit(txn).await? == Commit::Committed)
@@ -851,7 +852,7 @@ impl Pay {
                 }
                 None => {}
             }
-            Some((next, Txn::new()))
+            Some((next, audit::stamp(Txn::new(), "invoice.close", invoice_id)))
         })
         .await?;
         Ok(())
@@ -868,7 +869,7 @@ impl Pay {
             }
             let mut next = s.clone();
             next.status = status;
-            Some((next, Txn::new()))
+            Some((next, audit::stamp(Txn::new(), "subscription.status", id)))
         })
         .await?;
         Ok(())
@@ -890,7 +891,7 @@ impl Pay {
                 next.status = status;
                 next.canceled_at = Some(at);
                 voided = next.open_invoice.take();
-                Some((next, Txn::new()))
+                Some((next, audit::stamp(Txn::new(), "subscription.end", id)))
             })
             .await?;
         if let Some(invoice_id) = voided {
@@ -919,7 +920,7 @@ impl Pay {
         self.update::<Subscription, _>(ns::SUBSCRIPTION, id, |s| {
             let mut next = s.clone();
             next.card_id = request.card_id.clone();
-            Some((next, Txn::new()))
+            Some((next, audit::stamp(Txn::new(), "subscription.update", id)))
         })
         .await
     }
@@ -938,7 +939,7 @@ impl Pay {
                 .update::<Subscription, _>(ns::SUBSCRIPTION, id, |s| {
                     let mut next = s.clone();
                     next.cancel_at_period_end = true;
-                    Some((next, Txn::new()))
+                    Some((next, audit::stamp(Txn::new(), "subscription.cancel", id)))
                 })
                 .await;
         }
@@ -1017,7 +1018,7 @@ impl Pay {
             };
             let mut next = subscription.clone();
             next.plan_id = new_plan.id.clone();
-            let mut txn = Txn::new();
+            let mut txn = audit::stamp(Txn::new(), "subscription.change_plan", id);
             let mut invoice = None;
             if charge > credit {
                 let mut proration = self.new_invoice(

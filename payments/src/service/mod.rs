@@ -74,11 +74,20 @@ impl Pay {
             tally_client::Client::connect(config.cluster_addrs(), config.cluster_options()?)
                 .await
                 .map_err(|e| format!("connecting to the ledger cluster: {e}"))?;
+        let psp_ca = if config.psp.ca.is_empty() {
+            None
+        } else {
+            Some(
+                std::fs::read(&config.psp.ca)
+                    .map_err(|e| format!("psp.ca: cannot read {}: {e}", config.psp.ca))?,
+            )
+        };
         let executor = crate::psp::HttpExecutor::new(
             &config.psp.url,
             &config.psp.api_key,
             std::time::Duration::from_millis(config.psp.timeout_ms),
-        );
+            psp_ca.as_deref(),
+        )?;
         let connector =
             crate::psp::SandboxConnector::new(config.psp.webhook_secret.clone().into_bytes());
         Ok(Arc::new(Pay {

@@ -324,3 +324,84 @@ async fn plain_text_and_bad_certificates_fail_with_clear_errors() {
         "{stderr}"
     );
 }
+
+/// Membership changes land in the audit trail (`tallyctl audit`) with the caller's identity, and a
+/// peer must present the certificate of the node id it was added as: a genuine node of the
+/// cluster's CA listening at the address given for another id never receives the log.
+#[tokio::test]
+async fn membership_changes_are_audited_and_peers_must_be_the_node_they_claim() {
+    let cluster = TestCluster::start(3, &[]).await;
+    let certs = &cluster.certs;
+    for id in [4, 5] {
+        certs
+            .authority
+            .issue_node(id, &["127.0.0.1".into()], tally_tls::Validity::days(30))
+            .unwrap()
+            .write(&certs.dir, &tally_tls::node_name(id))
+            .unwrap();
+    }
+    let short = cluster
+        .client_with(&certs.credentials("admin"), Duration::from_secs(8))
+        .await;
+    // Node 5's certificate at the address given for node 6: the leader expects `node-6`.
+    let mut five = cluster.spawn_node(5, certs);
+    let added = short
+        .add_learner(v1::Node {
+            id: 6,
+            addr: five.addr.clone(),
+        })
+        .await;
+    // A genuine node 4, added after it: once it has the log, the leader has had as long to
+    // send it to "node 6".
+    let mut four = cluster.spawn_node(4, certs);
+    let index = eventually(CONVERGE_TIMEOUT, "node 4 to be added as a learner", || {
+        let short = short.clone();
+        let addr = four.addr.clone();
+        async move { short.add_learner(v1::Node { id: 4, addr }).await.ok() }
+    })
+    .await;
+    eventually(CONVERGE_TIMEOUT, "node 4 to receive the log", || {
+        let client = cluster.client.clone();
+        let addr = four.addr.clone();
+        async move { (client.status(&addr).await.ok()?.last_applied >= index).then_some(()) }
+    })
+    .await;
+    let status = cluster
+        .client
+        .status(&five.addr)
+        .await
+        .expect("node 5 answers");
+    assert_eq!(
+        status.last_applied, 0,
+        "a node certificate for node 5 was accepted as node 6 (add_learner: {added:?})"
+    );
+
+    let output = Command::new(binary("tallyctl"))
+        .args(["--cluster", &cluster.cluster_arg(), "--json", "audit"])
+        .args(["--action", "cluster."])
+        .envs(certs.env("admin"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let entries: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let entries = entries.as_array().unwrap();
+    let learner = entries
+        .iter()
+        .find(|e| {
+            e["action"] == "cluster.add_learner"
+                && e["object_id"] == format!("node-4 {}", four.addr)
+        })
+        .unwrap_or_else(|| panic!("no audit entry for adding node 4: {entries:?}"));
+    assert_eq!(learner["actor"], "grpc:admin", "{learner}");
+    assert!(
+        learner["source"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("127.0.0.1:"),
+        "{learner}"
+    );
+    assert!(learner["id"].as_str().unwrap().starts_with("aud_"));
+    four.stop();
+    five.stop();
+}

@@ -420,7 +420,7 @@ async fn trials_and_cancellations_bill_only_what_they_should() {
         }
     };
     assert_eq!(invoices(trial_id.clone()).await, 1);
-    assert_eq!(invoices(at_end_id).await, 1);
+    assert_eq!(invoices(at_end_id.clone()).await, 1);
     assert_eq!(invoices(now_id).await, 1);
     let amounts: Vec<u64> = env
         .psp_charges()
@@ -429,6 +429,34 @@ async fn trials_and_cancellations_bill_only_what_they_should() {
         .map(|c| c["amount"].as_u64().unwrap())
         .collect();
     assert_eq!(amounts, vec![1000, 1000, 2000]);
+    // Billing is audited: the clock and the cancellation by the key that asked for them, and
+    // every invoice issued and subscription ended by a run (the key's run, or the worker's).
+    let trail = env.get("/v1/audit?limit=500").await.expect(200);
+    let trail = trail["data"].as_array().unwrap();
+    let entry = |action: &str, object: &str| {
+        trail
+            .iter()
+            .find(|e| e["action"] == action && e["object_id"] == object)
+            .unwrap_or_else(|| panic!("no audit entry {action} {object}: {trail:?}"))
+    };
+    assert_eq!(
+        entry("subscription.cancel", &at_end_id)["actor"],
+        env.api_key_id
+    );
+    assert_eq!(
+        entry("billing_clock.set", "billing")["actor"],
+        env.api_key_id
+    );
+    let actor = &entry("subscription.end", &at_end_id)["actor"];
+    assert!(
+        *actor == env.api_key_id || *actor == "system:worker",
+        "{actor}"
+    );
+    let issued = trail
+        .iter()
+        .filter(|e| e["action"] == "invoice.issue")
+        .count();
+    assert!(issued >= 3, "{trail:?}");
     let bad = env
         .post(
             "/v1/billing/clock",

@@ -75,12 +75,25 @@ pub struct PayEnv {
     logs: tempfile::TempDir,
     pay_starts: u32,
     pay_env: Vec<(String, String)>,
+    /// The sandbox PSP's certificate and key when it serves HTTPS.
+    psp_tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl PayEnv {
     /// Starts everything; `faults` is the sandbox's fault spec (set at start, replace it later
     /// with [`PayEnv::set_faults`]); `pay_env` adds `TALLY_PAY__…` settings.
     pub async fn start(faults: &str, pay_env: &[(&str, &str)]) -> PayEnv {
+        Self::start_with(faults, pay_env, false).await
+    }
+
+    /// As [`PayEnv::start`], with the sandbox PSP serving HTTPS (a certificate from the test
+    /// cluster's CA) and tally-pay trusting that CA through `psp.ca`.
+    pub async fn start_https_psp(faults: &str, pay_env: &[(&str, &str)]) -> PayEnv {
+        Self::start_with(faults, pay_env, true).await
+    }
+
+    async fn start_with(faults: &str, pay_env: &[(&str, &str)], https_psp: bool) -> PayEnv {
+        tally_tls::install_crypto_provider();
         let cluster = TestCluster::start(3, &[]).await;
         let logs = tempfile::tempdir().expect("temp dir");
         let pay_addr = format!("127.0.0.1:{}", free_port());
@@ -94,10 +107,10 @@ impl PayEnv {
         let mut env = PayEnv {
             cluster,
             pay_url: format!("http://{pay_addr}"),
-            psp_url: format!("http://{psp_addr}"),
+            psp_url: format!("{}://{psp_addr}", if https_psp { "https" } else { "http" }),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
-                .default_headers(headers)
+                .default_headers(headers.clone())
                 .build()
                 .unwrap(),
             anonymous: reqwest::Client::builder()
@@ -116,7 +129,31 @@ impl PayEnv {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            psp_tls: None,
         };
+        if https_psp {
+            let certs = &env.cluster.certs;
+            let (cert, key) = certs
+                .authority
+                .issue_server("psp", &["127.0.0.1".into()], tally_tls::Validity::days(30))
+                .expect("PSP certificate")
+                .write(&certs.dir, "psp")
+                .expect("write the PSP certificate");
+            env.psp_tls = Some((cert, key));
+            let ca = certs.ca.display().to_string();
+            env.pay_env.push(("TALLY_PAY__PSP__CA".into(), ca));
+            // The tests' own clients talk to the PSP too: they trust the CA as well.
+            let root = reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).unwrap()).unwrap();
+            let with_root = |client: reqwest::ClientBuilder| {
+                client
+                    .timeout(Duration::from_secs(60))
+                    .add_root_certificate(root.clone())
+                    .build()
+                    .unwrap()
+            };
+            env.anonymous = with_root(reqwest::Client::builder());
+            env.http = with_root(reqwest::Client::builder().default_headers(headers));
+        }
         env.start_psp(faults);
         env.start_pay();
         env.wait_healthy().await;
@@ -150,6 +187,14 @@ impl PayEnv {
                 "--faults",
                 faults,
             ])
+            .args(self.psp_tls.iter().flat_map(|(cert, key)| {
+                [
+                    "--tls-cert".as_ref(),
+                    cert.as_os_str(),
+                    "--tls-key".as_ref(),
+                    key.as_os_str(),
+                ]
+            }))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -395,6 +395,28 @@ async fn actions_are_audited_and_no_secret_reaches_logs_or_storage() {
         "the CLI's key"
     );
 
+    // `tallyctl audit` reads the same trail straight from the cluster, tally-pay or not.
+    let output = env.tallyctl(&["--json", "audit", "--action", "payout.", "--limit", "10"]);
+    assert!(output.status.success(), "{output:?}");
+    let listed: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let listed = listed.as_array().expect("an array of entries");
+    assert!(
+        listed.iter().all(|e| e["action"] == "payout.create"),
+        "{listed:?}"
+    );
+    assert!(
+        listed.iter().any(|e| e["object_id"] == payout["id"]),
+        "{listed:?}"
+    );
+    let table = env.tallyctl(&["audit", "--limit", "3"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert_eq!(
+        table.lines().count(),
+        4,
+        "a header and three entries: {table}"
+    );
+    assert!(table.starts_with("id"), "{table}");
+
     let secrets = [
         CARD_OK,
         "4000056655665556",
@@ -529,4 +551,42 @@ async fn the_data_key_rotates_without_losing_bank_numbers() {
         (payout["status"] == "paid").then_some(())
     })
     .await;
+}
+
+/// tally-pay reaches an `https://` PSP through rustls, trusting the PSP's CA from `psp.ca`: a
+/// payment settles end to end. Without that CA the PSP's certificate is refused, and no charge
+/// is sent, in plain text or otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_psp_is_reached_over_https_and_an_untrusted_certificate_is_refused() {
+    let mut env = PayEnv::start_https_psp("", &[]).await;
+    assert!(env.psp_url.starts_with("https://"), "{}", env.psp_url);
+    let (customer, card) = env.customer_with_card(CARD_OK).await;
+    let seller = env.seller("Encrypted").await;
+    let order = |amount: u64| {
+        json!({"customer_id": customer, "card_id": card, "currency": "USD",
+               "orders": [{"seller_id": seller, "amount": amount}]})
+    };
+    let payment = env
+        .post("/v1/payments", Some("https-1"), &order(2_500))
+        .await
+        .expect(201);
+    let settled = env
+        .wait_payment_settled(payment["id"].as_str().unwrap())
+        .await;
+    assert_eq!(settled["status"], "succeeded", "{settled}");
+    assert_eq!(env.psp_charges().await.len(), 1);
+
+    // The same tally-pay without the PSP's CA: the handshake fails, so nothing reaches the PSP.
+    env.kill_pay();
+    env.set_pay_env("TALLY_PAY__PSP__CA", "");
+    env.restart_pay().await;
+    let refused = env
+        .post("/v1/payments", Some("https-2"), &order(3_100))
+        .await;
+    assert_ne!(refused.body["status"], "succeeded", "{}", refused.body);
+    assert_eq!(
+        env.psp_charges().await.len(),
+        1,
+        "a PSP with an untrusted certificate received a charge"
+    );
 }

@@ -102,6 +102,19 @@ pub enum Command {
     /// Create the cluster CA and issue node and client certificates (no cluster needed)
     #[command(subcommand, after_help = CERTS_HELP)]
     Certs(CertsCommand),
+    /// Page through the audit trail, newest first: who did what, when and from where
+    #[command(after_help = AUDIT_HELP)]
+    Audit {
+        /// At most this many entries
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        limit: u32,
+        /// Start after this entry id (the last id of the previous page)
+        #[arg(long, value_name = "ENTRY_ID")]
+        after: Option<String>,
+        /// Only entries whose action starts with this, e.g. `payout.` or `cluster.`
+        #[arg(long, value_name = "PREFIX")]
+        action: Option<String>,
+    },
     /// Show tally-pay's reconciliation of a day: the summary and every item it recorded
     #[command(after_help = RECON_HELP)]
     Recon {
@@ -162,6 +175,18 @@ pub enum CertsCommand {
     /// Print the SHA-256 of the token given with --token / TALLY_TOKEN, for a node's [auth.tokens]
     TokenHash,
 }
+
+const AUDIT_HELP: &str = "\
+Reads the `audit` records straight from the cluster (it needs the ledger.read role), so it works
+with tally-pay down; it changes nothing. Entries come from tally-pay (payments, refunds, payouts,
+bank accounts, API keys, billing, reconciliation, dead-letter retries; the actor is the API key
+id or `system:worker`) and from the nodes (membership changes; the actor is `grpc:IDENTITY`).
+Each entry is written in the same commit as its action, or before a membership change starts.
+
+Examples:
+  tallyctl audit --limit 20
+  tallyctl audit --action cluster. --json
+  tallyctl audit --after aud_0008234...     (the next page)";
 
 const RECON_HELP: &str = "\
 Reads the `pay.recon_run` and `pay.recon_item` records straight from the cluster, so it works

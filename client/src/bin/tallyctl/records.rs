@@ -17,6 +17,9 @@ const DEAD_LETTER_NAMESPACE: &str = "pay.dead_letter";
 const RECON_RUN_NAMESPACE: &str = "pay.recon_run";
 const RECON_ITEM_NAMESPACE: &str = "pay.recon_item";
 
+/// Namespace of the audit trail (tally-pay's actions and the nodes' membership changes).
+const AUDIT_NAMESPACE: &str = "audit";
+
 /// Records read per page of a scan.
 const SCAN_PAGE: u32 = 500;
 
@@ -144,6 +147,61 @@ pub async fn dead_letters(context: &Context) -> anyhow::Result<ExitCode> {
             text("currency"),
             text("attempts"),
             reason,
+        ]);
+    }
+    out!("{}", table.render());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Audit entries newest first, after the entry `after`, at most `limit` (only those whose
+/// action starts with `action`, when given).
+pub async fn audit(
+    context: &Context,
+    limit: u32,
+    after: Option<&str>,
+    action: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(after) = after {
+        if !after.starts_with("aud_") {
+            anyhow::bail!("--after must be an audit entry id (aud_...), the last id of a page");
+        }
+    }
+    let mut entries: Vec<Value> = Vec::new();
+    let mut cursor = after.unwrap_or("").as_bytes().to_vec();
+    while (entries.len() as u32) < limit {
+        let page = context
+            .client
+            .scan_records(AUDIT_NAMESPACE, b"aud_", &cursor, SCAN_PAGE)
+            .await?;
+        let Some(last) = page.last() else { break };
+        cursor = last.key.as_ref().map(|k| k.key.clone()).unwrap_or_default();
+        let wanted = page.iter().map(value_of).filter(|entry| {
+            action.is_none_or(|prefix| text_of(&entry["action"]).starts_with(prefix))
+        });
+        entries.extend(wanted.take((limit as usize).saturating_sub(entries.len())));
+    }
+    if context.json {
+        outln!("{}", Value::Array(entries));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if entries.is_empty() {
+        outln!("no audit entries");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(&["id", "time", "actor", "source", "action", "object"]);
+    for entry in &entries {
+        let time = entry["at_ms"]
+            .as_i64()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|at| at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            .unwrap_or_default();
+        table.push(vec![
+            text_of(&entry["id"]),
+            time,
+            text_of(&entry["actor"]),
+            text_of(&entry["source"]),
+            text_of(&entry["action"]),
+            text_of(&entry["object_id"]),
         ]);
     }
     out!("{}", table.render());
