@@ -259,8 +259,9 @@ async fn recon(
     format: ReconFormat,
 ) -> anyhow::Result<i32> {
     let pay = Pay::connect(config).await.map_err(anyhow::Error::msg)?;
-    let report = pay
-        .reconcile(date)
+    // The run's audit entries name the command line, not the worker.
+    let actor = tally_payments::audit::Actor::system("cli");
+    let report = tally_payments::audit::acting_as(actor, pay.reconcile(date))
         .await
         .with_context(|| format!("reconciling {date}"))?;
     let text = match format {
