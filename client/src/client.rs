@@ -16,6 +16,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::ClientTlsConfig;
 
 use crate::address::NodeAddress;
+use crate::codes::TransferState;
 use crate::credentials::{Secret, TlsOptions};
 use crate::error::ClientError;
 use crate::retry::{classify, Backoff, Disposition, Jitter};
@@ -253,6 +254,9 @@ impl Client {
         let mut redirects_in_a_row: usize = 0;
         // Nodes that refused the connection since the last answer of any other kind.
         let mut refused: Vec<String> = Vec::new();
+        // The last error a node itself answered with (e.g. "NO QUORUM"): more telling, when the
+        // deadline passes, than a dead node's connection error that came after it.
+        let mut last_answer: Option<String> = None;
         loop {
             let (index, node) = self.pick_node();
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -267,7 +271,13 @@ impl Client {
                 Ok(Err(status)) => status,
                 Err(_) => Status::deadline_exceeded(format!("no reply within {attempt_timeout:?}")),
             };
-            let last_error = format!("{}: {:?}: {}", node.addr, status.code(), status.message());
+            let mut last_error =
+                format!("{}: {:?}: {}", node.addr, status.code(), status.message());
+            if is_answer(&status) {
+                last_answer = Some(last_error.clone());
+            } else if let Some(answer) = &last_answer {
+                last_error = answer.clone();
+            }
             match classify(&status) {
                 Disposition::Reject => {
                     return Err(ClientError::Rejected {
@@ -355,6 +365,15 @@ impl Client {
 }
 
 /// True when the attempt failed because nothing listens at the address.
+/// True when a node itself answered with `status`, rather than the transport failing to reach it
+/// (connect errors, resets, timeouts carry a source error or no reply at all).
+fn is_answer(status: &Status) -> bool {
+    status.code() != tonic::Code::DeadlineExceeded
+        && std::error::Error::source(status).is_none()
+        && !status.message().contains("transport error")
+        && !status.message().contains("connect error")
+}
+
 fn is_connection_refused(status: &Status) -> bool {
     let mut source = std::error::Error::source(status);
     while let Some(error) = source {
@@ -484,12 +503,34 @@ impl Client {
 
     /// Looks transfers up by id (linearizable). Ids that do not exist are left out.
     pub async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<v1::Transfer>, ClientError> {
+        Ok(self
+            .lookup_transfer_states(ids)
+            .await?
+            .into_iter()
+            .map(|(transfer, _)| transfer)
+            .collect())
+    }
+
+    /// Looks transfers up by id (linearizable), each with its [`TransferState`]: whether a
+    /// pending transfer is still pending, or was posted, voided or expired.
+    pub async fn lookup_transfer_states(
+        &self,
+        ids: &[u128],
+    ) -> Result<Vec<(v1::Transfer, TransferState)>, ClientError> {
         let reply = self
             .call_leader(lookup_request(ids), |channel, request| async move {
                 ledger(channel).lookup_transfers(request).await
             })
             .await?;
-        Ok(reply.transfers)
+        let mut states = reply.states.into_iter();
+        Ok(reply
+            .transfers
+            .into_iter()
+            .map(|transfer| {
+                let state = TransferState::from_code(states.next().unwrap_or(0));
+                (transfer, state)
+            })
+            .collect())
     }
 
     /// One page of an account's transfers, selected by `filter`.

@@ -120,6 +120,42 @@ pub const TRANSFER_FLAGS: &[(u32, &str)] = &[
     (32, "balancing_credit"),
 ];
 
+/// Where a transfer stands: a plain (single-phase) transfer, or a pending transfer that is still
+/// pending, was posted, voided, or expired (its timeout passed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferState {
+    Single,
+    Pending,
+    Posted,
+    Voided,
+    Expired,
+}
+
+impl TransferState {
+    /// From the node's code (`LookupTransfersReply.states`). A code this client does not know
+    /// (from a newer node) reads as pending: as far as it can tell, the amount is still held.
+    pub fn from_code(code: u32) -> TransferState {
+        match code {
+            0 => TransferState::Single,
+            2 => TransferState::Posted,
+            3 => TransferState::Voided,
+            4 => TransferState::Expired,
+            _ => TransferState::Pending,
+        }
+    }
+
+    /// `single`, `pending`, `posted`, `voided` or `expired`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransferState::Single => "single",
+            TransferState::Pending => "pending",
+            TransferState::Posted => "posted",
+            TransferState::Voided => "voided",
+            TransferState::Expired => "expired",
+        }
+    }
+}
+
 /// Account flag bits, for building accounts.
 pub mod account_flags {
     /// Links this account to the next one in the batch: all succeed or none.

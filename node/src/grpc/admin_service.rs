@@ -45,6 +45,21 @@ fn status_to_pb(status: NodeStatus) -> pb::StatusReply {
         purged_index: status.purged_index,
         voters: node_list(&status.voters),
         learners: node_list(&status.learners),
+        has_quorum: status.quorum.has_quorum == Some(true),
+        quorum_ack_age_ms: status.quorum.quorum_ack_age_ms.unwrap_or(0),
+        has_quorum_ack: status.quorum.quorum_ack_age_ms.is_some(),
+        followers: status
+            .quorum
+            .followers
+            .iter()
+            .map(|(id, view)| pb::FollowerProgress {
+                id: *id,
+                voter: view.is_voter,
+                matched_index: view.matched_index,
+                ack_age_ms: view.ack_age_ms.unwrap_or(0),
+                answered: view.ack_age_ms.is_some(),
+            })
+            .collect(),
     }
 }
 

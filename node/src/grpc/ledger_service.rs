@@ -177,14 +177,23 @@ impl Ledger for LedgerApi {
         check_batch(request.ids.len())?;
         self.read_barrier(request.stale_ok).await?;
         let mut transfers = Vec::new();
+        let mut states = Vec::new();
         for id in &request.ids {
+            let id = (*id).into();
             if let Some(transfer) =
-                store::read_transfer(self.node.storage(), (*id).into()).map_err(storage_status)?
+                store::read_transfer(self.node.storage(), id).map_err(storage_status)?
             {
+                let state = store::read_pending_status(self.node.storage(), id)
+                    .map_err(storage_status)?
+                    .map_or(0, |status| u32::from(status.as_u8()));
                 transfers.push(transfer_to_pb(&transfer));
+                states.push(state);
             }
         }
-        Ok(Response::new(pb::LookupTransfersReply { transfers }))
+        Ok(Response::new(pb::LookupTransfersReply {
+            transfers,
+            states,
+        }))
     }
 
     async fn get_account_transfers(

@@ -4,10 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::Instant as _;
 use openraft::{BasicNode, ChangeMembers, Config, ReadPolicy, ServerState, SnapshotPolicy};
 
 use super::batcher::Batcher;
@@ -41,6 +43,28 @@ pub enum NodeError {
     Storage(String),
     #[error("the node stopped: {0}")]
     Fatal(String),
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The error a leader without a quorum answers writes and linearizable reads with.
+fn no_quorum_message(quorum: &QuorumView) -> String {
+    let voters: Vec<String> = quorum
+        .followers
+        .iter()
+        .filter(|(_, view)| view.is_voter)
+        .map(|(id, view)| match view.ack_age_ms {
+            Some(age) => format!("node {id} last answered {age} ms ago"),
+            None => format!("node {id} has not answered"),
+        })
+        .collect();
+    format!(
+        "NO QUORUM: this node is the leader but cannot reach a majority of the voters ({}); \
+         nothing can commit until enough of them are running and reachable",
+        voters.join(", ")
+    )
 }
 
 fn forward(leader_id: Option<NodeId>, leader_node: Option<BasicNode>) -> NodeError {
@@ -118,6 +142,8 @@ pub struct NodeStatus {
     pub purged_index: u64,
     pub voters: BTreeMap<NodeId, String>,
     pub learners: BTreeMap<NodeId, String>,
+    /// The leader's view of its majority and followers (default on other nodes).
+    pub quorum: QuorumView,
 }
 
 pub struct RaftNode {
@@ -130,6 +156,33 @@ pub struct RaftNode {
     clock: Arc<dyn Clock>,
     /// Seeds for the deterministic-rng scopes that Raft calls run in.
     seeds: AtomicU64,
+    /// A leader that has not heard from a majority for this long has lost its quorum.
+    quorum_lease: Duration,
+    /// The term this node was first seen leading, and since when (the lease's grace period).
+    leader_since: Mutex<Option<(u64, Instant)>>,
+}
+
+/// The runtime's instant (virtual time in the simulator).
+type Instant = openraft::alias::InstantOf<TypeConfig>;
+
+/// What a leader knows about its followers and its majority.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QuorumView {
+    /// `Some` only on a leader: whether a majority of voters (itself included) acknowledged it
+    /// within the lease.
+    pub has_quorum: Option<bool>,
+    /// Milliseconds since a majority last acknowledged this leader (`None`: never, or not leader).
+    pub quorum_ack_age_ms: Option<u64>,
+    /// Per follower or learner (leader only): the last log index it holds, and milliseconds since
+    /// it last answered (`None`: never in this term).
+    pub followers: BTreeMap<NodeId, FollowerView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FollowerView {
+    pub matched_index: u64,
+    pub ack_age_ms: Option<u64>,
+    pub is_voter: bool,
 }
 
 impl RaftNode {
@@ -215,6 +268,8 @@ impl RaftNode {
             batcher,
             clock,
             seeds: AtomicU64::new(seed.rotate_left(31)),
+            quorum_lease: Duration::from_millis(settings.election_timeout_max_ms * 2),
+            leader_since: Mutex::new(None),
         }))
     }
 
@@ -254,10 +309,15 @@ impl RaftNode {
         self.batcher.submit(command).await
     }
 
-    /// Answers at once when this node knows it is not the leader, instead of queueing.
+    /// Answers at once when this node knows it is not the leader, instead of queueing; and when
+    /// it leads but has lost its quorum, says so instead of waiting for a commit that cannot come.
     fn fail_fast_unless_leader(&self) -> Result<(), NodeError> {
         let metrics = self.raft.metrics().borrow_watched().clone();
         if metrics.state == ServerState::Leader {
+            let quorum = self.quorum_of(&metrics);
+            if quorum.has_quorum == Some(false) {
+                return Err(NodeError::Unavailable(no_quorum_message(&quorum)));
+            }
             return Ok(());
         }
         let leader_addr = metrics.current_leader.and_then(|leader| {
@@ -278,6 +338,7 @@ impl RaftNode {
         if consistency == ReadConsistency::Stale {
             return Ok(());
         }
+        self.fail_fast_unless_leader()?;
         self.scoped(self.raft.ensure_linearizable(ReadPolicy::ReadIndex))
             .await
             .map(|_| ())
@@ -369,7 +430,7 @@ impl RaftNode {
     pub async fn add_learner(&self, id: NodeId, addr: String) -> Result<u64, NodeError> {
         self.fail_fast_unless_leader()?;
         let response = self
-            .scoped(self.raft.add_learner(id, BasicNode { addr }, true))
+            .scoped(self.raft.add_learner(id, BasicNode { addr }, false))
             .await
             .map_err(map_write_error)?;
         Ok(response.log_id.index())
@@ -421,6 +482,73 @@ impl RaftNode {
         Ok(index)
     }
 
+    /// The leader's view of its majority and followers (empty on other nodes).
+    pub fn quorum(&self) -> QuorumView {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        self.quorum_of(&metrics)
+    }
+
+    fn quorum_of(&self, metrics: &openraft::RaftMetrics<TypeConfig>) -> QuorumView {
+        let mut since = self.leader_since.lock().unwrap_or_else(|p| p.into_inner());
+        if metrics.state != ServerState::Leader {
+            *since = None;
+            return QuorumView::default();
+        }
+        let term = metrics.current_term;
+        let led_for = match *since {
+            Some((led_term, at)) if led_term == term => at.elapsed(),
+            _ => {
+                *since = Some((term, Instant::now()));
+                Duration::ZERO
+            }
+        };
+        drop(since);
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let age = |at: &Option<openraft::alias::SerdeInstantOf<TypeConfig>>| {
+            at.as_ref().map(|at| millis((**at).elapsed()))
+        };
+        let mut followers = BTreeMap::new();
+        for (id, _) in membership.nodes() {
+            if *id == self.id {
+                continue;
+            }
+            let matched_index = metrics
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(id).cloned().flatten())
+                .map_or(0, |log_id| log_id.index());
+            let ack_age_ms = metrics
+                .heartbeat
+                .as_ref()
+                .and_then(|h| h.get(id))
+                .and_then(age);
+            followers.insert(
+                *id,
+                FollowerView {
+                    matched_index,
+                    ack_age_ms,
+                    is_voter: voters.contains(id),
+                },
+            );
+        }
+        let lease = millis(self.quorum_lease);
+        let fresh = |view: &FollowerView| view.ack_age_ms.is_some_and(|age| age <= lease);
+        let reached = 1 + followers
+            .values()
+            .filter(|view| view.is_voter && fresh(view))
+            .count();
+        let majority = voters.len() / 2 + 1;
+        // A new leader has not heard back yet: it keeps its quorum for one lease.
+        let has_quorum =
+            !voters.contains(&self.id) || reached >= majority || led_for < self.quorum_lease;
+        QuorumView {
+            has_quorum: Some(has_quorum),
+            quorum_ack_age_ms: age(&metrics.last_quorum_acked),
+            followers,
+        }
+    }
+
     pub fn status(&self) -> NodeStatus {
         let metrics = self.raft.metrics().borrow_watched().clone();
         let membership = metrics.membership_config.membership();
@@ -460,6 +588,7 @@ impl RaftNode {
             purged_index: metrics.purged.map(|log_id| log_id.index()).unwrap_or(0),
             voters,
             learners,
+            quorum: self.quorum_of(&metrics),
         }
     }
 

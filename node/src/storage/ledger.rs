@@ -68,7 +68,9 @@ pub fn read_record(view: &dyn ReadView, key: &RecordKey) -> Result<Option<Record
         .transpose()
 }
 
-fn read_pending_status(
+/// The state of pending transfer `id`: pending, posted, voided or expired; `None` for an id that
+/// was never a pending transfer.
+pub fn read_pending_status(
     view: &dyn ReadView,
     id: u128,
 ) -> Result<Option<PendingStatus>, StorageError> {

@@ -1,12 +1,14 @@
 //! A pending transfer's timeout releases its hold on time on an idle cluster: the leader
-//! proposes an entry when the first timeout has passed, with no other traffic to carry it.
+//! proposes an entry when the first timeout has passed, with no other traffic to carry it. A
+//! lookup says where each transfer stands: single, pending, posted, voided or expired.
 
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tally_client::codes::{transfer_flags, RESULT_OK};
+use tally_client::codes::{transfer_flags, TransferState, RESULT_OK};
 use tally_client::{AccountBuilder, Balances, TransferBuilder};
 
-use crate::harness::{eventually, TestCluster};
+use crate::harness::{binary, eventually, TestCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_expires_on_an_idle_cluster() {
@@ -39,4 +41,79 @@ async fn a_hold_expires_on_an_idle_cluster() {
         (debit.debits_pending == 0 && credit.credits_pending == 0).then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_tells_single_pending_posted_voided_and_expired_apart() {
+    let cluster = TestCluster::start(1, &[]).await;
+    let client = cluster.client.clone();
+    let accounts = vec![
+        AccountBuilder::new(1, 9, 1).build(),
+        AccountBuilder::new(2, 9, 1).build(),
+    ];
+    client.create_accounts(accounts).await.unwrap();
+    let pending = |id: u128, timeout: u32| {
+        TransferBuilder::new(id, 1, 2, 40, 9, 1)
+            .flags(transfer_flags::PENDING)
+            .timeout_seconds(timeout)
+            .build()
+    };
+    let transfers = vec![
+        TransferBuilder::new(1, 1, 2, 5, 9, 1).build(),
+        pending(2, 0),
+        pending(3, 0),
+        pending(4, 0),
+        pending(5, 1),
+        TransferBuilder::new(6, 1, 2, 40, 9, 1)
+            .flags(transfer_flags::POST_PENDING_TRANSFER)
+            .pending_id(3)
+            .build(),
+        TransferBuilder::new(7, 1, 2, 40, 9, 1)
+            .flags(transfer_flags::VOID_PENDING_TRANSFER)
+            .pending_id(4)
+            .build(),
+    ];
+    assert_eq!(
+        client.create_transfers(transfers).await.unwrap(),
+        vec![RESULT_OK; 7]
+    );
+    eventually(Duration::from_secs(15), "transfer 5 to expire", || async {
+        let found = client.lookup_transfer_states(&[5]).await.ok()?;
+        (found.first()?.1 == TransferState::Expired).then_some(())
+    })
+    .await;
+
+    // `tallyctl transfer get --json` carries the state of each.
+    let output = Command::new(binary("tallyctl"))
+        .args([
+            "--cluster",
+            &cluster.cluster_arg(),
+            "--json",
+            "transfer",
+            "get",
+        ])
+        .args(["1", "2", "3", "4", "5", "6"])
+        .envs(cluster.certs.env("admin"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let states: Vec<(&str, &str)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row["id"].as_str().unwrap(), row["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("1", "single"),
+            ("2", "pending"),
+            ("3", "posted"),
+            ("4", "voided"),
+            ("5", "expired"),
+            ("6", "single"),
+        ]
+    );
 }

@@ -6,6 +6,7 @@ mod codes;
 mod expiry;
 mod failover;
 mod harness;
+mod membership;
 mod security;
 mod snapshot;
 mod verify;

@@ -113,6 +113,51 @@ pub fn authoritative(probes: &[Probe]) -> Option<&v1::StatusReply> {
         .max_by_key(|status| (status.term, status.role == "leader"))
 }
 
+/// A follower more entries than this behind the leader is flagged `behind`.
+pub const LAG_BEHIND_ENTRIES: u64 = 1000;
+/// A learner this close to the leader's last index counts as caught up (and may be promoted).
+pub const CAUGHT_UP_LAG: u64 = 100;
+/// A member that has not answered the leader for this long is flagged `unreachable`.
+pub const UNREACHABLE_AFTER_MS: u64 = 2000;
+
+/// The leader that answered with the highest term, if any.
+pub fn reachable_leader(probes: &[Probe]) -> Option<&v1::StatusReply> {
+    probes
+        .iter()
+        .filter_map(|probe| probe.reply.as_ref().ok())
+        .filter(|status| status.role == "leader")
+        .max_by_key(|status| status.term)
+}
+
+/// True when some reachable leader can reach a majority of the voters.
+pub fn has_quorum(probes: &[Probe]) -> bool {
+    reachable_leader(probes).is_some_and(|leader| leader.has_quorum)
+}
+
+/// How the leader sees member `id`: entries behind, and a flag (`ok`, `behind`, `unreachable`,
+/// `NO QUORUM` for the leader itself).
+fn health(leader: Option<&v1::StatusReply>, id: Option<u64>) -> (String, String) {
+    let (Some(leader), Some(id)) = (leader, id) else {
+        return ("-".into(), "-".into());
+    };
+    if leader.id == id {
+        let flag = if leader.has_quorum { "ok" } else { "NO QUORUM" };
+        return ("0".into(), flag.into());
+    }
+    let Some(progress) = leader.followers.iter().find(|f| f.id == id) else {
+        return ("-".into(), "-".into());
+    };
+    let lag = leader.last_log_index.saturating_sub(progress.matched_index);
+    let flag = if !progress.answered || progress.ack_age_ms > UNREACHABLE_AFTER_MS {
+        "unreachable"
+    } else if lag > LAG_BEHIND_ENTRIES {
+        "behind"
+    } else {
+        "ok"
+    };
+    (lag.to_string(), flag.into())
+}
+
 pub fn status_table(probes: &[Probe]) -> String {
     let mut table = Table::new(&[
         "id",
@@ -123,9 +168,13 @@ pub fn status_table(probes: &[Probe]) -> String {
         "last_log_index",
         "last_applied",
         "snapshot",
+        "lag",
+        "health",
     ]);
+    let leader = reachable_leader(probes);
     for probe in probes {
         let id = probe.id.map_or("?".to_string(), |id| id.to_string());
+        let (lag, flag) = health(leader, probe.id);
         let row = match &probe.reply {
             Ok(status) => vec![
                 id,
@@ -136,10 +185,14 @@ pub fn status_table(probes: &[Probe]) -> String {
                 status.last_log_index.to_string(),
                 status.last_applied.to_string(),
                 dash_if_zero(status.snapshot_index),
+                lag,
+                flag,
             ],
             Err(_) => {
                 let mut row = vec![id, probe.addr.clone(), "down".to_string()];
                 row.extend(std::iter::repeat_n("-".to_string(), 5));
+                row.push(lag);
+                row.push(if flag == "-" { "down".into() } else { flag });
                 row
             }
         };
@@ -172,6 +225,14 @@ pub fn probe_json(probe: &Probe) -> serde_json::Value {
             "purged_index": status.purged_index,
             "voters": status.voters.iter().map(|node| node.id).collect::<Vec<_>>(),
             "learners": status.learners.iter().map(|node| node.id).collect::<Vec<_>>(),
+            "has_quorum": status.has_quorum,
+            "followers": status.followers.iter().map(|f| json!({
+                "id": f.id,
+                "voter": f.voter,
+                "matched_index": f.matched_index,
+                "lag": status.last_log_index.saturating_sub(f.matched_index),
+                "last_answer_ms_ago": f.answered.then_some(f.ack_age_ms),
+            })).collect::<Vec<_>>(),
         }),
         Err(error) => json!({"id": probe.id, "addr": probe.addr, "up": false, "error": error}),
     }
@@ -193,6 +254,25 @@ async fn status(context: &Context) -> anyhow::Result<ExitCode> {
     if probes.iter().all(|probe| probe.reply.is_err()) {
         eprintln!("no node answered; is the cluster running? start one with `tally-node dev`");
         return Ok(ExitCode::from(2));
+    }
+    if !has_quorum(&probes) {
+        let why = match reachable_leader(&probes) {
+            Some(leader) => format!(
+                "node {} leads term {} but cannot reach a majority of the voters",
+                leader.id, leader.term
+            ),
+            None => "no reachable node is a leader".to_string(),
+        };
+        let message = format!(
+            "NO QUORUM: {why}; writes and linearizable reads fail until a majority of the \
+             voters is running and reachable"
+        );
+        if context.json {
+            eprintln!("{message}");
+        } else {
+            outln!("{message}");
+        }
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -275,20 +355,50 @@ async fn wait_for_leader(
     }
 }
 
-/// The current voters and learners (ids), from the most authoritative reachable node.
-async fn membership(context: &Context) -> anyhow::Result<(Vec<u64>, Vec<u64>)> {
+/// The most authoritative reachable node's status (its voters and learners), and every probe.
+async fn membership(context: &Context) -> anyhow::Result<(v1::StatusReply, Vec<Probe>)> {
     let probes = discover(&context.client, &context.cluster).await;
-    let status = authoritative(&probes).with_context(|| {
-        format!(
-            "no node of {} answered; is the cluster running? start one with `tally-node dev`",
-            context.cluster.join(",")
-        )
-    })?;
+    let status = authoritative(&probes)
+        .with_context(|| {
+            format!(
+                "no node of {} answered; is the cluster running? start one with `tally-node dev`",
+                context.cluster.join(",")
+            )
+        })?
+        .clone();
     if status.voters.is_empty() {
         bail!("the cluster has no voters yet; initialize it with `tallyctl cluster init`");
     }
-    let ids = |nodes: &[v1::Node]| nodes.iter().map(|node| node.id).collect::<Vec<_>>();
-    Ok((ids(&status.voters), ids(&status.learners)))
+    Ok((status, probes))
+}
+
+fn ids(nodes: &[v1::Node]) -> Vec<u64> {
+    nodes.iter().map(|node| node.id).collect()
+}
+
+/// Why `id` at `addr` cannot join a cluster whose membership `status` shows, if it cannot.
+pub fn join_conflict(status: &v1::StatusReply, id: u64, addr: &str) -> Option<String> {
+    for node in status.voters.iter().chain(&status.learners) {
+        let kind = if status.voters.contains(node) {
+            "voter"
+        } else {
+            "learner"
+        };
+        if node.id == id {
+            return Some(format!(
+                "node id {id} is already a {kind} of the cluster (at {}); pick an unused id, or \
+                 remove it first with `tallyctl cluster remove-node --id {id}`",
+                node.addr
+            ));
+        }
+        if normalize(&node.addr) == addr {
+            return Some(format!(
+                "address {addr} already belongs to node {} ({kind}); a node is added once",
+                node.id
+            ));
+        }
+    }
+    None
 }
 
 async fn add_node(
@@ -301,6 +411,37 @@ async fn add_node(
         bail!("--id must be a positive node id");
     }
     let addr = NodeAddress::parse(addr)?.to_string();
+    let (status, _) = membership(context).await?;
+    if let Some(conflict) = join_conflict(&status, id, &addr) {
+        bail!("{conflict}; nothing was changed");
+    }
+    let deadline = Instant::now() + context.timeout;
+    // The new node must be running, and be node `id`, before the cluster hears of it.
+    let new_node = loop {
+        let last = match context.client.status(&addr).await {
+            Ok(reply) if reply.id == id => break reply,
+            Ok(reply) => bail!(
+                "the node at {addr} is node {}, not node {id}; nothing was changed",
+                reply.id
+            ),
+            Err(error) => short_error(&error),
+        };
+        if Instant::now() + POLL_INTERVAL >= deadline {
+            bail!(
+                "node {id} at {addr} did not answer within {:?} ({last}); start it first \
+                 (`tally-node serve --id {id} ...`); nothing was changed",
+                context.timeout
+            );
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    };
+    if !new_node.voters.is_empty() {
+        bail!(
+            "node {id} at {addr} already belongs to a cluster (voters {:?}); give the new node \
+             an empty data directory; nothing was changed",
+            ids(&new_node.voters)
+        );
+    }
     let learner_index = context
         .client
         .add_learner(v1::Node {
@@ -310,11 +451,29 @@ async fn add_node(
         .await
         .context("adding the learner failed")?;
     if !context.json {
-        outln!("node {id} ({addr}) added as learner at log index {learner_index}");
+        eprintln!(
+            "node {id} ({addr}) added as learner at log index {learner_index}; catching up..."
+        );
+    }
+    if let Err(error) = wait_caught_up(context, id, learner_index, deadline).await {
+        // Leave the cluster as it was: the learner that could not catch up goes again.
+        let removed = context
+            .client
+            .change_membership(ids(&status.voters), vec![id])
+            .await;
+        let undo = match removed {
+            Ok(_) => "the learner was removed again".to_string(),
+            Err(e) => format!(
+                "removing the learner again failed too ({e}); remove it with `tallyctl cluster \
+                 remove-node --id {id}`"
+            ),
+        };
+        bail!("{error:#}; {undo}");
     }
     let mut voter_index = None;
     if !learner_only {
-        let (mut voters, _) = membership(context).await?;
+        let (current, _) = membership(context).await?;
+        let mut voters = ids(&current.voters);
         if !voters.contains(&id) {
             voters.push(id);
             voters.sort_unstable();
@@ -324,15 +483,17 @@ async fn add_node(
                 .await
                 .with_context(|| {
                     format!(
-                        "node {id} was added as a learner but promoting it failed; retry with \
-                         `tallyctl cluster add-node --id {id} --addr {addr}`"
+                        "node {id} was added as a learner and caught up, but promoting it \
+                         failed; retry with `tallyctl cluster add-node --id {id} --addr {addr}`"
                     )
                 })?;
             voter_index = Some(index);
         }
         if !context.json {
-            outln!("node {id} promoted to voter; voters are now {voters:?}");
+            outln!("node {id} caught up and promoted to voter; voters are now {voters:?}");
         }
+    } else if !context.json {
+        outln!("node {id} caught up as a learner (not promoted: --learner-only)");
     }
     if context.json {
         outln!(
@@ -341,6 +502,89 @@ async fn add_node(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits until learner `id` holds the log up to the leader's last index (at least `from`), with a
+/// progress bar on a terminal.
+async fn wait_caught_up(
+    context: &Context,
+    id: u64,
+    from: u64,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    let bar = if context.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(from.max(1))
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "  catching up node {msg} [{bar:30}] {pos}/{len} entries",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(id.to_string());
+    loop {
+        let probes = discover(&context.client, &context.cluster).await;
+        let progress = reachable_leader(&probes).and_then(|leader| {
+            let follower = leader.followers.iter().find(|f| f.id == id)?;
+            Some((follower.matched_index, leader.last_log_index))
+        });
+        let last = match progress {
+            Some((matched, target)) => {
+                bar.set_length(target.max(1));
+                bar.set_position(matched);
+                // Under load the leader's log keeps growing: close enough is caught up.
+                if matched >= from && target.saturating_sub(matched) <= CAUGHT_UP_LAG {
+                    bar.finish_and_clear();
+                    return Ok(());
+                }
+                format!("it holds {matched} of {target} entries")
+            }
+            None => "no leader reports its progress".to_string(),
+        };
+        if Instant::now() + POLL_INTERVAL >= deadline {
+            bar.abandon();
+            bail!(
+                "node {id} did not catch up within {:?} ({last}); raise --timeout for a large \
+                 state",
+                context.timeout
+            );
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Voters that answer the leader now (the leader itself included).
+fn live_voters(probes: &[Probe]) -> Option<Vec<u64>> {
+    let leader = reachable_leader(probes)?;
+    let mut live = vec![leader.id];
+    live.extend(
+        leader
+            .followers
+            .iter()
+            .filter(|f| f.voter && f.answered && f.ack_age_ms <= UNREACHABLE_AFTER_MS)
+            .map(|f| f.id),
+    );
+    Some(live)
+}
+
+/// Refuses a removal that would leave fewer live voters than a majority of `remaining`.
+pub fn check_quorum_after(remaining: &[u64], live: &[u64], id: u64) -> anyhow::Result<()> {
+    let live_left: Vec<u64> = remaining
+        .iter()
+        .copied()
+        .filter(|voter| live.contains(voter))
+        .collect();
+    let majority = remaining.len() / 2 + 1;
+    if live_left.len() < majority {
+        bail!(
+            "removing node {id} would leave voters {remaining:?} of which only {live_left:?} \
+             answer the leader: fewer than the {majority} a quorum needs; bring the others back \
+             (or replace them) first. Nothing was changed"
+        );
+    }
+    Ok(())
 }
 
 /// The voter set after removing `id`, or why it cannot be removed.
@@ -362,8 +606,14 @@ pub fn voters_without(voters: &[u64], learners: &[u64], id: u64) -> anyhow::Resu
 }
 
 async fn remove_node(context: &Context, id: u64) -> anyhow::Result<ExitCode> {
-    let (voters, learners) = membership(context).await?;
+    let (status, probes) = membership(context).await?;
+    let (voters, learners) = (ids(&status.voters), ids(&status.learners));
     let remaining = voters_without(&voters, &learners, id)?;
+    let live = live_voters(&probes).with_context(|| {
+        "no reachable leader: a membership change needs a leader with a quorum (see `tallyctl \
+         status`)"
+    })?;
+    check_quorum_after(&remaining, &live, id)?;
     let index = context
         .client
         .change_membership(remaining.clone(), vec![id])
@@ -407,14 +657,35 @@ mod tests {
     }
 
     #[test]
-    fn status_table_shows_down_nodes() {
+    fn status_table_shows_down_nodes_lag_and_health() {
+        let mut leader = up(1, "leader", 3, 1);
+        if let Ok(status) = &mut leader.reply {
+            status.has_quorum = true;
+            status.followers = vec![
+                v1::FollowerProgress {
+                    id: 2,
+                    voter: true,
+                    matched_index: 0,
+                    ack_age_ms: 0,
+                    answered: false,
+                },
+                v1::FollowerProgress {
+                    id: 3,
+                    voter: true,
+                    matched_index: 40,
+                    ack_age_ms: 50,
+                    answered: true,
+                },
+            ];
+        }
         let probes = vec![
-            up(1, "leader", 3, 1),
+            leader,
             Probe {
                 addr: "10.0.0.2:7100".into(),
                 id: Some(2),
                 reply: Err("connection refused".into()),
             },
+            up(3, "follower", 3, 1),
         ];
         let text = status_table(&probes);
         let rows: Vec<Vec<&str>> = text
@@ -431,19 +702,113 @@ mod tests {
                 "leader",
                 "last_log_index",
                 "last_applied",
-                "snapshot"
+                "snapshot",
+                "lag",
+                "health"
             ]
         );
         assert_eq!(
             rows[1],
-            ["1", "10.0.0.1:7100", "leader", "3", "1", "42", "41", "-"]
+            [
+                "1",
+                "10.0.0.1:7100",
+                "leader",
+                "3",
+                "1",
+                "42",
+                "41",
+                "-",
+                "0",
+                "ok"
+            ]
         );
         assert_eq!(
             rows[2],
-            ["2", "10.0.0.2:7100", "down", "-", "-", "-", "-", "-"]
+            [
+                "2",
+                "10.0.0.2:7100",
+                "down",
+                "-",
+                "-",
+                "-",
+                "-",
+                "-",
+                "42",
+                "unreachable"
+            ]
         );
+        assert_eq!(
+            rows[3],
+            [
+                "3",
+                "10.0.0.3:7100",
+                "follower",
+                "3",
+                "1",
+                "42",
+                "41",
+                "-",
+                "2",
+                "ok"
+            ]
+        );
+        assert!(has_quorum(&probes));
         assert_eq!(probe_json(&probes[1])["up"], false);
         assert_eq!(probe_json(&probes[0])["voters"], json!([1]));
+        assert_eq!(probe_json(&probes[0])["followers"][1]["lag"], 2);
+        assert_eq!(live_voters(&probes), Some(vec![1, 3]));
+    }
+
+    #[test]
+    fn no_quorum_without_a_leader_or_with_a_cut_off_one() {
+        let cut_off = up(1, "leader", 3, 1);
+        assert!(!has_quorum(&[cut_off]), "has_quorum is false in the reply");
+        assert!(!has_quorum(&[
+            up(2, "follower", 3, 0),
+            up(3, "candidate", 4, 0)
+        ]));
+        let (_, flag) = health(
+            Some(&v1::StatusReply {
+                id: 1,
+                ..Default::default()
+            }),
+            Some(1),
+        );
+        assert_eq!(flag, "NO QUORUM");
+    }
+
+    #[test]
+    fn joins_and_removals_are_checked() {
+        let status = v1::StatusReply {
+            voters: vec![
+                v1::Node {
+                    id: 1,
+                    addr: "10.0.0.1:7100".into(),
+                },
+                v1::Node {
+                    id: 2,
+                    addr: "10.0.0.2:7100".into(),
+                },
+            ],
+            learners: vec![v1::Node {
+                id: 5,
+                addr: "10.0.0.5:7100".into(),
+            }],
+            ..Default::default()
+        };
+        assert!(join_conflict(&status, 2, "10.0.0.9:7100")
+            .unwrap()
+            .contains("already a voter"));
+        assert!(join_conflict(&status, 5, "10.0.0.9:7100")
+            .unwrap()
+            .contains("learner"));
+        assert!(join_conflict(&status, 9, "10.0.0.1:7100")
+            .unwrap()
+            .contains("node 1"));
+        assert!(join_conflict(&status, 9, "10.0.0.9:7100").is_none());
+        // Three voters, node 3 dead: removing it is fine, removing node 2 is not.
+        assert!(check_quorum_after(&[1, 2], &[1, 2], 3).is_ok());
+        assert!(check_quorum_after(&[1, 3], &[1, 2], 2).is_err());
     }
 
     #[test]

@@ -161,13 +161,20 @@ async fn get_accounts(context: &Context, ids: &[u128]) -> anyhow::Result<ExitCod
 }
 
 async fn get_transfers(context: &Context, ids: &[u128]) -> anyhow::Result<ExitCode> {
-    let transfers = context.client.lookup_transfers(ids).await?;
-    let missing = missing_ids(ids, transfers.iter().map(|transfer| transfer.id));
+    let found = context.client.lookup_transfer_states(ids).await?;
+    let missing = missing_ids(ids, found.iter().map(|(transfer, _)| transfer.id));
     if context.json {
-        let rows: Vec<_> = transfers.iter().map(crate::output::transfer_json).collect();
+        let rows: Vec<_> = found
+            .iter()
+            .map(|(transfer, state)| {
+                let mut row = crate::output::transfer_json(transfer);
+                row["state"] = serde_json::Value::from(state.name());
+                row
+            })
+            .collect();
         outln!("{}", serde_json::Value::Array(rows));
-    } else if !transfers.is_empty() {
-        out!("{}", crate::output::transfers_table(&transfers));
+    } else if !found.is_empty() {
+        out!("{}", crate::output::transfer_states_table(&found));
     }
     Ok(report_missing("transfer", &missing))
 }

@@ -125,6 +125,29 @@ pub fn transfer_json(transfer: &v1::Transfer) -> Value {
     })
 }
 
+/// The transfers table with a `state` column (`tallyctl transfer get`).
+pub fn transfer_states_table(
+    found: &[(v1::Transfer, tally_client::codes::TransferState)],
+) -> String {
+    let transfers: Vec<v1::Transfer> = found.iter().map(|(t, _)| *t).collect();
+    let mut lines = transfers_table(&transfers)
+        .lines()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    let width = lines
+        .iter()
+        .map(|line| line.chars().count())
+        .max()
+        .unwrap_or(0);
+    let states = std::iter::once("state").chain(found.iter().map(|(_, s)| s.name()));
+    for (line, state) in lines.iter_mut().zip(states) {
+        let pad = width - line.chars().count();
+        line.push_str(&" ".repeat(pad + 2));
+        line.push_str(state);
+    }
+    lines.iter().map(|line| format!("{line}\n")).collect()
+}
+
 pub fn transfers_table(transfers: &[v1::Transfer]) -> String {
     let mut table = Table::new(&[
         "id",
