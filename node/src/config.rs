@@ -56,6 +56,10 @@ pub struct NodeSection {
     pub data: PathBuf,
     /// Log filter, e.g. `info` or `tally_node=debug`.
     pub log: String,
+    /// `text` (for people) or `json` (one object per line, for log collectors).
+    pub log_format: String,
+    /// Where `GET /metrics` (Prometheus text) is served, IP:PORT; empty: no metrics endpoint.
+    pub metrics_listen: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -78,6 +82,8 @@ impl Default for NodeSection {
             advertise: None,
             data: PathBuf::new(),
             log: "info".into(),
+            log_format: "text".into(),
+            metrics_listen: String::new(),
         }
     }
 }
@@ -180,6 +186,24 @@ impl NodeConfig {
         if let Some(advertise) = &self.node.advertise {
             if !advertise.contains(':') {
                 problems.push(format!("node.advertise {advertise:?} is not HOST:PORT"));
+            }
+        }
+        if !matches!(self.node.log_format.as_str(), "text" | "json") {
+            problems.push(format!(
+                "node.log_format {:?} must be `text` or `json` (--log-format)",
+                self.node.log_format
+            ));
+        }
+        if !self.node.metrics_listen.is_empty() {
+            match self.node.metrics_listen.parse::<SocketAddr>() {
+                Ok(metrics) if Some(metrics) == self.node.listen.parse().ok() => problems.push(
+                    format!("node.metrics_listen {metrics} is the gRPC address; use another port"),
+                ),
+                Ok(_) => {}
+                Err(_) => problems.push(format!(
+                    "node.metrics_listen {:?} is not an IP:PORT address (--metrics-listen)",
+                    self.node.metrics_listen
+                )),
             }
         }
         if self.node.data.as_os_str().is_empty() {

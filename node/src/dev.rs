@@ -59,12 +59,15 @@ pub struct DevArgs {
     #[arg(long, default_value_t = 8080)]
     pay_port: u16,
     /// Port of the sandbox PSP.
-    #[arg(long, default_value_t = 7200)]
+    #[arg(long, default_value_t = 7400)]
     psp_port: u16,
     /// Start only the ledger cluster, without tally-pay and the sandbox PSP.
     #[arg(long)]
     no_payments: bool,
 }
+
+/// Each dev node serves its metrics on its gRPC port plus this.
+pub const METRICS_PORT_OFFSET: u16 = 100;
 
 /// The dev client identities and their roles (in the nodes' `[auth.roles]`).
 const DEV_ADMIN: &str = "admin";
@@ -267,9 +270,9 @@ fn run_dev(args: DevArgs, processes: &mut Vec<DevProcess>) -> Result<(), String>
         .data
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("tally-dev"));
-    if args.port > u16::MAX - (DEV_NODES as u16) {
+    if args.port > u16::MAX - (DEV_NODES as u16) - METRICS_PORT_OFFSET {
         return Err(format!(
-            "--port {} leaves no room for {DEV_NODES} nodes",
+            "--port {} leaves no room for {DEV_NODES} nodes and their metrics ports (+{METRICS_PORT_OFFSET})",
             args.port
         ));
     }
@@ -299,6 +302,9 @@ fn run_dev(args: DevArgs, processes: &mut Vec<DevProcess>) -> Result<(), String>
             .iter()
             .map(OsString::from)
             .collect();
+        let metrics = metrics_addr(&addr)?;
+        arguments.push("--metrics-listen".into());
+        arguments.push(metrics.clone().into());
         for (flag, path) in [
             ("--data", data.join(format!("node-{id}"))),
             ("--config", node_config.clone()),
@@ -319,7 +325,7 @@ fn run_dev(args: DevArgs, processes: &mut Vec<DevProcess>) -> Result<(), String>
         );
         let pid = process.start()?;
         println!(
-            "  node {id}  addr {}  pid {pid}  log {}",
+            "  node {id}  addr {}  metrics http://{metrics}/metrics  pid {pid}  log {}",
             process.addr,
             process.log_path.display()
         );
@@ -368,11 +374,27 @@ fn run_dev(args: DevArgs, processes: &mut Vec<DevProcess>) -> Result<(), String>
     })
 }
 
+/// Where node `addr`'s metrics are served in dev mode: its gRPC port + [`METRICS_PORT_OFFSET`].
+fn metrics_addr(addr: &str) -> Result<String, String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+        .ok_or_else(|| format!("{addr} is not HOST:PORT"))?;
+    let port = port
+        .checked_add(METRICS_PORT_OFFSET)
+        .ok_or_else(|| format!("port {port} + {METRICS_PORT_OFFSET} is out of range"))?;
+    Ok(format!("{host}:{port}"))
+}
+
 /// Refuses to start when a port is taken: the new nodes would die, and the checks below would
 /// reach whichever cluster holds the ports and report success.
 fn check_ports_free(args: &DevArgs) -> Result<(), String> {
     let mut ports: Vec<(u16, String)> = (0..DEV_NODES as u16)
         .map(|offset| (args.port + offset, format!("node {}", offset + 1)))
+        .chain((0..DEV_NODES as u16).map(|offset| {
+            let port = args.port.saturating_add(offset + METRICS_PORT_OFFSET);
+            (port, format!("node {}'s metrics", offset + 1))
+        }))
         .collect();
     if !args.no_payments {
         ports.push((args.pay_port, "tally-pay".into()));

@@ -7,5 +7,8 @@ pub mod config;
 pub mod grpc;
 pub mod ledger;
 pub mod limits;
+pub mod metrics;
 pub mod raft;
 pub mod storage;
+#[cfg(feature = "server")]
+pub mod telemetry;

@@ -71,6 +71,10 @@ pub const REQUEST_QUEUE_MAX: usize = 4096;
 /// Bytes of one gRPC message, in either direction (8192 transfers encode to about 2 MiB).
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 16 << 20;
 
+/// Streams a client may reset before the server has accepted them, per connection, before the
+/// connection is closed (h2 defaults to 20: too few for clients with short deadlines).
+pub const HTTP2_PENDING_ACCEPT_RESET_STREAMS_MAX: usize = 1024;
+
 /// Bytes of snapshot data per streamed chunk.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 

@@ -51,7 +51,7 @@ Every setting, with its default (this is config/tally-node.example.toml):\n\n",
             include_str!("../../config/tally-node.example.toml")
         )
     )]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run a local 3-node cluster (three child processes) on loopback, initialized and ready.
     Dev(dev::DevArgs),
 }
@@ -76,6 +76,12 @@ struct ServeArgs {
     /// Log filter (default info), e.g. "tally_node=debug,openraft=info".
     #[arg(long)]
     log: Option<String>,
+    /// Log lines as `text` (default) or `json` (one object per line).
+    #[arg(long, value_name = "text|json")]
+    log_format: Option<String>,
+    /// Serve Prometheus metrics at http://IP:PORT/metrics (default: none).
+    #[arg(long, value_name = "IP:PORT")]
+    metrics_listen: Option<String>,
     /// Cluster CA certificate (PEM); peers and clients must present certificates it signed.
     #[arg(long)]
     ca: Option<PathBuf>,
@@ -98,7 +104,7 @@ struct ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve_main(args),
+        Command::Serve(args) => serve_main(*args),
         Command::Dev(args) => dev::run(args),
     }
 }
@@ -120,6 +126,12 @@ fn load_config(args: &ServeArgs) -> Result<NodeConfig, Vec<String>> {
     }
     if let Some(log) = &args.log {
         config.node.log = log.clone();
+    }
+    if let Some(format) = &args.log_format {
+        config.node.log_format = format.clone();
+    }
+    if let Some(metrics) = &args.metrics_listen {
+        config.node.metrics_listen = metrics.clone();
     }
     for (flag, setting) in [
         (&args.ca, &mut config.tls.ca),
@@ -148,7 +160,7 @@ fn serve_main(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config.node.log);
+    init_logging(&config.node.log, &config.node.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -168,15 +180,20 @@ fn serve_main(args: ServeArgs) -> ExitCode {
     }
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour only for a person at a terminal: log files get plain text.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        // Colour only for a person at a terminal: log files get plain text.
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init()
+    };
 }
 
 async fn serve(config: NodeConfig, exit_on_stdin_close: bool) -> anyhow::Result<()> {
@@ -191,8 +208,19 @@ async fn serve(config: NodeConfig, exit_on_stdin_close: bool) -> anyhow::Result<
             config.node.listen
         );
     }
-    let storage = RocksStorage::open(&config.node.data)
-        .with_context(|| format!("opening the data directory {}", config.node.data.display()))?;
+    if !config.node.metrics_listen.is_empty() {
+        let listen = config
+            .node
+            .metrics_listen
+            .parse()
+            .context("node.metrics_listen")?;
+        tally_node::telemetry::install(listen)?;
+        tracing::info!(%listen, "metrics at http://{listen}/metrics");
+    }
+    let storage: Arc<dyn tally_node::storage::Storage> =
+        Arc::new(RocksStorage::open(&config.node.data).with_context(|| {
+            format!("opening the data directory {}", config.node.data.display())
+        })?);
     let listener = tokio::net::TcpListener::bind(&config.node.listen)
         .await
         .with_context(|| {
@@ -206,7 +234,7 @@ async fn serve(config: NodeConfig, exit_on_stdin_close: bool) -> anyhow::Result<
     let node = RaftNode::start(
         config.node.id,
         config.advertise(),
-        Arc::new(storage),
+        storage.clone(),
         GrpcNetworkFactory::new(tls.clone()),
         &config.raft_settings(),
         clock,
@@ -218,6 +246,8 @@ async fn serve(config: NodeConfig, exit_on_stdin_close: bool) -> anyhow::Result<
     let pulse = tokio::spawn(node.clone().run_expiry_pulse(Duration::from_millis(
         tally_node::limits::EXPIRY_PULSE_INTERVAL_MS,
     )));
+    let sampler = (!config.node.metrics_listen.is_empty())
+        .then(|| tokio::spawn(tally_node::telemetry::sample(node.clone(), storage.clone())));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(grpc::serve(
         node.clone(),
@@ -232,6 +262,9 @@ async fn serve(config: NodeConfig, exit_on_stdin_close: bool) -> anyhow::Result<
     tracing::info!("shutting down");
     let _ = stop.send(());
     pulse.abort();
+    if let Some(sampler) = sampler {
+        sampler.abort();
+    }
     node.shutdown().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     Ok(())

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::money::{Currency, FeeRule};
 
-/// Prefix of environment overrides: `TALLY_PAY__PSP__URL=http://127.0.0.1:7200`.
+/// Prefix of environment overrides: `TALLY_PAY__PSP__URL=http://127.0.0.1:7400`.
 pub const ENV_PREFIX: &str = "TALLY_PAY__";
 
 /// Dev mode only (`pay.dev = true`, `--dev`): the data key, PSP key and webhook secret used when
@@ -78,6 +78,8 @@ pub struct PaySection {
     pub dev: bool,
     /// Log filter, e.g. `info` or `tally_payments=debug`.
     pub log: String,
+    /// `text` (for people) or `json` (one object per line, for log collectors).
+    pub log_format: String,
     /// A request holding an `Idempotency-Key` longer than this without finishing is taken to
     /// have died with its process; a retry with the same key then takes it over.
     pub idempotency_lease_ms: u64,
@@ -151,6 +153,7 @@ impl Default for PaySection {
             previous_encryption_keys: Vec::new(),
             dev: false,
             log: "info".into(),
+            log_format: "text".into(),
             idempotency_lease_ms: 60_000,
         }
     }
@@ -159,7 +162,7 @@ impl Default for PaySection {
 impl Default for PspSection {
     fn default() -> Self {
         PspSection {
-            url: "http://127.0.0.1:7200".into(),
+            url: "http://127.0.0.1:7400".into(),
             api_key: String::new(),
             webhook_secret: String::new(),
             timeout_ms: 5000,
@@ -355,6 +358,12 @@ impl PayConfig {
             if !addr.contains(':') {
                 problems.push(format!("pay.cluster entry {addr:?} is not HOST:PORT"));
             }
+        }
+        if !matches!(self.pay.log_format.as_str(), "text" | "json") {
+            problems.push(format!(
+                "pay.log_format {:?} must be `text` or `json` (--log-format)",
+                self.pay.log_format
+            ));
         }
         if self.pay.currencies.is_empty() {
             problems.push("pay.currencies must name at least one currency".into());
@@ -554,6 +563,7 @@ impl std::fmt::Debug for PaySection {
             )
             .field("dev", &self.dev)
             .field("log", &self.log)
+            .field("log_format", &self.log_format)
             .field("idempotency_lease_ms", &self.idempotency_lease_ms)
             .finish()
     }

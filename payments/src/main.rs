@@ -46,12 +46,15 @@ enum Command {
         /// Ledger cluster nodes [default: 127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102].
         #[arg(long, value_name = "HOST:PORT[,...]", env = "TALLY_CLUSTER")]
         cluster: Option<String>,
-        /// Base URL of the PSP [default: http://127.0.0.1:7200, the sandbox PSP].
+        /// Base URL of the PSP [default: http://127.0.0.1:7400, the sandbox PSP].
         #[arg(long, value_name = "URL", env = "TALLY_PSP_URL")]
         psp: Option<String>,
         /// Dev mode (pay.dev): secrets not given fall back to the public development ones.
         #[arg(long)]
         dev: bool,
+        /// Log lines as `text` (default) or `json` (one object per line) [pay.log_format].
+        #[arg(long, value_name = "text|json")]
+        log_format: Option<String>,
         /// Shut down when standard input closes (`tally-node dev` uses this).
         #[arg(long, hide = true)]
         exit_on_stdin_close: bool,
@@ -62,7 +65,7 @@ enum Command {
     /// webhooks, asynchronous payouts, daily settlement reports and injectable faults.
     SandboxPsp {
         /// Address to listen on.
-        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7200")]
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7400")]
         listen: String,
         /// Where to POST webhooks (tally-pay's /v1/webhooks/psp).
         #[arg(
@@ -154,12 +157,19 @@ fn main() -> anyhow::Result<()> {
             psp,
             exit_on_stdin_close,
             dev,
+            log_format,
         } => {
             let mut config = load_config(config, cluster, psp, dev)?;
             if let Some(listen) = listen {
                 config.pay.listen = listen;
             }
-            init_logs(&config.pay.log);
+            if let Some(format) = log_format {
+                config.pay.log_format = format;
+                config.validate().map_err(|problems| {
+                    anyhow::anyhow!("invalid configuration: {}", problems.join("; "))
+                })?;
+            }
+            init_logs(&config.pay.log, &config.pay.log_format);
             runtime.block_on(serve(config, exit_on_stdin_close))
         }
         Command::Recon {
@@ -199,7 +209,7 @@ fn main() -> anyhow::Result<()> {
             webhook_ca,
             exit_on_stdin_close,
         } => {
-            init_logs("info");
+            init_logs("info", "text");
             let faults = Faults::parse(&faults).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
             let config = SandboxConfig {
                 listen: listen
@@ -273,14 +283,18 @@ async fn recon(
     Ok(if report.summary.ok { 0 } else { 1 })
 }
 
-fn init_logs(filter: &str) {
+fn init_logs(filter: &str, format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    // Colour only for a person at a terminal: log files get plain text.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        // Colour only for a person at a terminal: log files get plain text.
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init();
+    }
 }
 
 /// Warnings and errors to stderr, for the commands whose stdout carries their output (JSON,

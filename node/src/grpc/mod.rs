@@ -7,6 +7,7 @@ mod convert;
 mod ledger_service;
 mod network;
 mod raft_service;
+mod request_metrics;
 mod tls;
 
 use std::net::SocketAddr;
@@ -81,7 +82,13 @@ pub async fn serve(
 }
 
 type Routed = tonic::transport::server::Router<
-    tower::layer::util::Stack<auth::AuthLayer, tower::layer::util::Identity>,
+    tower::layer::util::Stack<
+        auth::AuthLayer,
+        tower::layer::util::Stack<
+            request_metrics::RequestMetricsLayer,
+            tower::layer::util::Identity,
+        >,
+    >,
 >;
 
 fn routes(
@@ -96,11 +103,18 @@ fn routes(
     let raft = RaftServer::new(raft_service::RaftApi::new(node.clone()))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX * 4)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX * 4);
-    let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+    let mut builder = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        // Clients that cancel many calls (short deadlines) reset their streams; h2's default
+        // answers 20 such resets with GOAWAY, failing every other call on the connection.
+        .http2_max_pending_accept_reset_streams(Some(
+            crate::limits::HTTP2_PENDING_ACCEPT_RESET_STREAMS_MAX,
+        ));
     if let Some(tls) = tls {
         builder = builder.tls_config(tls.server_config())?;
     }
     Ok(builder
+        .layer(request_metrics::RequestMetricsLayer)
         .layer(layer)
         .add_service(ledger)
         .add_service(admin)

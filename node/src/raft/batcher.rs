@@ -26,7 +26,7 @@ pub(super) struct Batcher {
 }
 
 /// Events a command counts for against [`EVENTS_PER_ENTRY_MAX`].
-fn events_of(command: &Command) -> usize {
+pub(super) fn events_of(command: &Command) -> usize {
     match command {
         Command::CreateAccounts(accounts) => accounts.len().max(1),
         Command::CreateTransfers(transfers) => transfers.len().max(1),
@@ -93,6 +93,7 @@ async fn run(
             events += next.events;
             group.push(next);
         }
+        ::metrics::histogram!(crate::metrics::GROUP_COMMIT_BATCH).record(group.len() as f64);
         let (commands, replies): (Vec<Command>, Vec<_>) = group
             .into_iter()
             .map(|submission| (submission.command, submission.reply))

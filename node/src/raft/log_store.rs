@@ -193,6 +193,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        ::metrics::counter!(crate::metrics::LOG_PURGES).increment(1);
         let mut batch = WriteBatch::default();
         batch.put(Space::RaftMeta, PURGED_KEY, encode(&log_id));
         batch.delete_range(

@@ -138,6 +138,7 @@ pub struct NodeStatus {
     pub leader_addr: Option<String>,
     pub last_log_index: u64,
     pub last_applied: u64,
+    pub committed_index: u64,
     pub snapshot_index: u64,
     pub purged_index: u64,
     pub voters: BTreeMap<NodeId, String>,
@@ -582,6 +583,10 @@ impl RaftNode {
             last_log_index: metrics.last_log_index.unwrap_or(0),
             last_applied: metrics
                 .last_applied
+                .map(|log_id| log_id.index())
+                .unwrap_or(0),
+            committed_index: metrics
+                .local_committed
                 .map(|log_id| log_id.index())
                 .unwrap_or(0),
             snapshot_index: metrics.snapshot.map(|log_id| log_id.index()).unwrap_or(0),

@@ -182,6 +182,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     {
         while let Some((entry, responder)) = entries.try_next().await? {
             let (entry, responder): EntryResponder<TypeConfig> = (entry, responder);
+            let started = <openraft::alias::InstantOf<TypeConfig> as openraft::Instant>::now();
             let log_id = entry.log_id();
             let mut batch = WriteBatch::default();
             let response = match &entry.payload {
@@ -195,6 +196,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             };
             batch.put(Space::StateMeta, APPLIED_KEY, encode(&Some(log_id)));
             self.storage.write(batch)?;
+            ::metrics::counter!(crate::metrics::ENTRIES_APPLIED).increment(1);
+            if let EntryPayload::Normal(Request {
+                kind: RequestKind::Ledger(commands),
+                ..
+            }) = &entry.payload
+            {
+                let events: usize = commands.iter().map(super::batcher::events_of).sum();
+                ::metrics::counter!(crate::metrics::EVENTS_APPLIED).increment(events as u64);
+            }
+            ::metrics::histogram!(crate::metrics::APPLY_SECONDS)
+                .record(openraft::Instant::elapsed(&started).as_secs_f64());
             if response == Response::Checkpoint {
                 // Computed in line so every replica hashes exactly the state at this entry.
                 let report = digest(self.storage.as_ref(), log_id.index())
@@ -227,6 +239,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             ));
         }
         let mut batch = snapshot_to_batch(snapshot.as_mut())?;
+        ::metrics::counter!(crate::metrics::SNAPSHOTS_INSTALLED).increment(1);
         batch.put(Space::StateMeta, APPLIED_KEY, encode(&meta.last_log_id));
         batch.put(
             Space::StateMeta,
@@ -274,6 +287,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
+        ::metrics::counter!(crate::metrics::SNAPSHOTS_BUILT).increment(1);
         let view = self.storage.read_view()?;
         let (last_log_id, last_membership) = applied_state_of(view.as_ref())?;
         let meta = SnapshotMeta {

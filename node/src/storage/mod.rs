@@ -254,6 +254,18 @@ pub trait Storage: ReadView + 'static {
     fn open_blob(&self, name: &str) -> Result<Option<Box<dyn Blob>>, StorageError>;
     fn remove_blob(&self, name: &str) -> Result<(), StorageError>;
     fn list_blobs(&self) -> Result<Vec<String>, StorageError>;
+
+    /// Size estimates for the metrics endpoint; none by default.
+    fn properties(&self) -> Vec<(StorageProperty, u64)> {
+        Vec::new()
+    }
+}
+
+/// A size estimate a storage engine reports (RocksDB's, summed over its column families).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageProperty {
+    LiveDataBytes,
+    PendingCompactionBytes,
 }
 
 /// Waits for a sync to complete.

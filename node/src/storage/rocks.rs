@@ -11,8 +11,8 @@ use rocksdb::{
 };
 
 use super::{
-    Blob, KeyRange, ReadView, Space, Storage, StorageError, SyncCallback, Visitor, WriteBatch,
-    WriteOp,
+    Blob, KeyRange, ReadView, Space, Storage, StorageError, StorageProperty, SyncCallback, Visitor,
+    WriteBatch, WriteOp,
 };
 
 /// Block cache shared by every column family (bounded so a node stays well under 1 GiB).
@@ -102,7 +102,10 @@ fn spawn_syncer(db: Arc<DB>) -> Result<mpsc::Sender<SyncCallback>, StorageError>
             while let Ok(first) = receiver.recv() {
                 let mut waiting = vec![first];
                 waiting.extend(receiver.try_iter());
+                let started = std::time::Instant::now();
                 let result = db.flush_wal(true).map_err(|error| error.to_string());
+                ::metrics::histogram!(crate::metrics::STORAGE_FSYNC_SECONDS)
+                    .record(started.elapsed().as_secs_f64());
                 for done in waiting {
                     done(result.clone().map_err(StorageError::Io));
                 }
@@ -295,6 +298,27 @@ impl Storage for RocksStorage {
         }
         names.sort();
         Ok(names)
+    }
+
+    fn properties(&self) -> Vec<(StorageProperty, u64)> {
+        let mut sums = [0u64; 2];
+        for space in Space::ALL {
+            let Some(family) = self.db.cf_handle(space.name()) else {
+                continue;
+            };
+            for (sum, property) in sums.iter_mut().zip([
+                "rocksdb.estimate-live-data-size",
+                "rocksdb.estimate-pending-compaction-bytes",
+            ]) {
+                if let Ok(Some(value)) = self.db.property_int_value_cf(&family, property) {
+                    *sum = sum.saturating_add(value);
+                }
+            }
+        }
+        vec![
+            (StorageProperty::LiveDataBytes, sums[0]),
+            (StorageProperty::PendingCompactionBytes, sums[1]),
+        ]
     }
 }
 

@@ -57,7 +57,7 @@ impl fmt::Debug for HttpExecutor {
 
 impl HttpExecutor {
     /// An executor for the PSP at `base_url` (`https://psp.example` or, for the sandbox,
-    /// `http://127.0.0.1:7200`), authenticating with `api_key`. `timeout` bounds each whole call:
+    /// `http://127.0.0.1:7400`), authenticating with `api_key`. `timeout` bounds each whole call:
     /// connect, send, and read the response. `https://` URLs are verified against the public
     /// roots and `extra_ca` (PEM), if given.
     pub fn new(

@@ -63,11 +63,11 @@ pub struct SandboxConfig {
 }
 
 impl Default for SandboxConfig {
-    /// 127.0.0.1:7200, `sk_test_tally`, `whsec_tally_dev`, no webhooks, no faults, payouts paid
+    /// 127.0.0.1:7400, `sk_test_tally`, `whsec_tally_dev`, no webhooks, no faults, payouts paid
     /// after 2 s, fees 2.9 % + 30.
     fn default() -> SandboxConfig {
         SandboxConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7200)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
             api_key: "sk_test_tally".to_owned(),
             webhook_url: None,
             webhook_secret: b"whsec_tally_dev".to_vec(),

@@ -189,6 +189,8 @@ impl TestCerts {
 pub struct TestNode {
     pub id: u64,
     pub addr: String,
+    /// Where the node serves `GET /metrics`.
+    pub metrics_addr: String,
     pub data: PathBuf,
     log: PathBuf,
     env: Vec<(String, String)>,
@@ -225,6 +227,8 @@ impl TestNode {
                 &self.id.to_string(),
                 "--listen",
                 &self.addr,
+                "--metrics-listen",
+                &self.metrics_addr,
                 "--data",
             ])
             .arg(&self.data)
@@ -268,6 +272,7 @@ impl TestCluster {
                 TestNode {
                     id,
                     addr: format!("127.0.0.1:{}", free_port()),
+                    metrics_addr: format!("127.0.0.1:{}", free_port()),
                     data: dir.path().join(format!("node-{id}")),
                     log: dir.path().join(format!("node-{id}.log")),
                     env: env.clone(),
@@ -313,6 +318,7 @@ impl TestCluster {
         let mut node = TestNode {
             id,
             addr: format!("127.0.0.1:{}", free_port()),
+            metrics_addr: format!("127.0.0.1:{}", free_port()),
             data: self.dir().join(format!("extra-node-{id}")),
             log: self.dir().join(format!("extra-node-{id}.log")),
             env: vec![("TALLY__NODE__LOG".into(), "info,openraft=warn".into())],

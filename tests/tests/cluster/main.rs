@@ -3,10 +3,12 @@
 
 mod bad_input;
 mod codes;
+mod deploy;
 mod expiry;
 mod failover;
 mod harness;
 mod membership;
+mod metrics;
 mod security;
 mod snapshot;
 mod verify;
