@@ -653,6 +653,53 @@ impl Client {
         Ok(reply.log_index)
     }
 
+    /// Streams a consistent backup of the leader's applied state: `sink` receives the backup
+    /// file's bytes in order. Returns the first chunk, which describes the backup (applied index
+    /// and term, digest, size). A stream cut short is an error: discard what `sink` wrote.
+    pub async fn backup(
+        &self,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<v1::BackupChunk, ClientError> {
+        let mut stream = self
+            .call_leader(v1::BackupRequest {}, |channel, request| async move {
+                admin(channel).backup(request).await
+            })
+            .await?;
+        let broken = |status: Status| ClientError::Rejected {
+            code: status.code(),
+            message: format!("the backup stream broke: {}", status.message()),
+        };
+        let header = stream
+            .message()
+            .await
+            .map_err(broken)?
+            .ok_or_else(|| ClientError::InvalidReply("the backup stream was empty".into()))?;
+        let mut received = 0u64;
+        loop {
+            match stream.message().await.map_err(broken)? {
+                Some(chunk) if chunk.last => break,
+                Some(chunk) => {
+                    received += chunk.data.len() as u64;
+                    sink(&chunk.data).map_err(|error| {
+                        ClientError::InvalidReply(format!("writing the backup: {error}"))
+                    })?;
+                }
+                None => {
+                    return Err(ClientError::InvalidReply(
+                        "the backup stream ended before its last chunk".into(),
+                    ))
+                }
+            }
+        }
+        if received != header.total_bytes {
+            return Err(ClientError::InvalidReply(format!(
+                "the backup has {received} bytes, the node announced {}",
+                header.total_bytes
+            )));
+        }
+        Ok(header)
+    }
+
     /// Proposes a checkpoint entry; returns its log index, at which every node computes a digest.
     pub async fn checkpoint(&self) -> Result<u64, ClientError> {
         let reply = self

@@ -86,6 +86,15 @@ impl Admin for FakeNode {
     ) -> Result<Response<v1::GetDigestReply>, Status> {
         Err(Status::unimplemented("not in this fake"))
     }
+
+    type BackupStream = futures::stream::Empty<Result<v1::BackupChunk, Status>>;
+
+    async fn backup(
+        &self,
+        _: Request<v1::BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
 }
 
 /// Serves `node` on a free localhost port; returns `host:port`.

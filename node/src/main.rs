@@ -15,6 +15,7 @@ use tally_node::raft::RaftNode;
 use tally_node::storage::RocksStorage;
 
 mod dev;
+mod restore;
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +55,15 @@ Every setting, with its default (this is config/tally-node.example.toml):\n\n",
     Serve(Box<ServeArgs>),
     /// Run a local 3-node cluster (three child processes) on loopback, initialized and ready.
     Dev(dev::DevArgs),
+    /// Load a backup (`tallyctl backup --to DIR`) into a new data directory, checking every
+    /// file first; the node started on it belongs to a new cluster formed with `cluster init`.
+    #[command(
+        after_help = "Example (each node of the new cluster, from the same backup):\n  \
+tally-node restore --from /backups/tally-2026-12-01 --data /var/lib/tally/node\n\
+Then start the nodes and form the cluster once: tallyctl cluster init --nodes 1=...,2=...,3=...\n\
+Exit code 1, naming the file, when any file of the backup fails its checksum."
+    )]
+    Restore(restore::RestoreArgs),
 }
 
 #[derive(Args)]
@@ -106,6 +116,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve_main(*args),
         Command::Dev(args) => dev::run(args),
+        Command::Restore(args) => restore::run(args),
     }
 }
 

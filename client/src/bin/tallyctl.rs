@@ -19,6 +19,8 @@ macro_rules! out {
     };
 }
 
+#[path = "tallyctl/backup.rs"]
+mod backup;
 #[path = "tallyctl/bench.rs"]
 mod bench;
 #[path = "tallyctl/certs.rs"]
@@ -175,6 +177,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             after,
             action,
         } => records::audit(&context, limit, after.as_deref(), action.as_deref()).await,
+        Command::Backup { to } => backup::run(&context, &to).await,
         Command::Certs(_) => unreachable!("handled before connecting"),
     }
 }

@@ -76,8 +76,92 @@ fn checked_node(node: &pb::Node) -> Result<(u64, String), Status> {
     Ok((node.id, node.addr.clone()))
 }
 
+/// Bytes per streamed backup chunk.
+const BACKUP_CHUNK_BYTES: usize = 1 << 20;
+
+type BackupStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::BackupChunk, Status>> + Send>>;
+
+/// Streams the backup blob `file` in chunks after a header chunk, then removes it.
+fn stream_backup(
+    node: Arc<RaftNode>,
+    file: crate::raft::BackupFile,
+) -> Result<BackupStream, Status> {
+    use std::io::Read as _;
+    let storage = node.storage_handle();
+    let mut blob = storage
+        .open_blob(&file.blob)
+        .map_err(|error| Status::internal(format!("opening the backup: {error}")))?
+        .ok_or_else(|| Status::internal("the backup file vanished"))?;
+    let header = pb::BackupChunk {
+        applied_index: file.applied_index,
+        applied_term: file.applied_term,
+        digest: file.digest.clone(),
+        total_bytes: file.bytes,
+        ..Default::default()
+    };
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<pb::BackupChunk, Status>>(4);
+    crate::clock::spawn(async move {
+        let mut pending = Some(header);
+        loop {
+            let chunk = if let Some(header) = pending.take() {
+                Ok(header)
+            } else {
+                let mut data = vec![0u8; BACKUP_CHUNK_BYTES];
+                match blob.read(&mut data) {
+                    Ok(0) => Ok(pb::BackupChunk {
+                        last: true,
+                        ..Default::default()
+                    }),
+                    Ok(read) => {
+                        data.truncate(read);
+                        Ok(pb::BackupChunk {
+                            data,
+                            ..Default::default()
+                        })
+                    }
+                    Err(error) => Err(Status::internal(format!("reading the backup: {error}"))),
+                }
+            };
+            let done = !matches!(&chunk, Ok(chunk) if !chunk.last);
+            if sender.send(chunk).await.is_err() || done {
+                break;
+            }
+        }
+        drop(blob);
+        if let Err(error) = storage.remove_blob(&file.blob) {
+            tracing::warn!(%error, blob = %file.blob, "removing a streamed backup");
+        }
+    });
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    });
+    Ok(Box::pin(stream))
+}
+
 #[tonic::async_trait]
 impl Admin for AdminApi {
+    type BackupStream = BackupStream;
+
+    async fn backup(
+        &self,
+        request: Request<pb::BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        let origin = Origin::of(&request, "Backup");
+        let node = self.node.clone();
+        let file = tokio::task::spawn_blocking(move || node.backup())
+            .await
+            .map_err(|error| Status::internal(format!("the backup task failed: {error}")))?
+            .map_err(status_of)?;
+        tracing::info!(
+            actor = ?origin,
+            applied_index = file.applied_index,
+            bytes = file.bytes,
+            "streaming a backup"
+        );
+        Ok(Response::new(stream_backup(self.node.clone(), file)?))
+    }
+
     async fn init_cluster(
         &self,
         request: Request<pb::InitClusterRequest>,

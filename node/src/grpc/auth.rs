@@ -78,6 +78,7 @@ pub const METHOD_ROLES: &[(&str, Role)] = &[
     ("/tally.v1.Admin/Status", Role::LedgerRead),
     ("/tally.v1.Admin/Checkpoint", Role::Admin),
     ("/tally.v1.Admin/GetDigest", Role::Admin),
+    ("/tally.v1.Admin/Backup", Role::Admin),
     ("/tally.v1.Raft/AppendEntries", Role::Node),
     ("/tally.v1.Raft/Vote", Role::Node),
     ("/tally.v1.Raft/InstallSnapshot", Role::Node),

@@ -19,7 +19,9 @@ use crate::ledger::{Command, CommandResult};
 
 pub use log_store::{LogStore, LogStoreFaults};
 pub use node::{Faults, NodeError, NodeStatus, RaftNode, RaftSettings, ReadConsistency};
-pub use state_machine::{SharedState, StateMachineStore};
+pub use state_machine::{
+    restore_backup, write_backup, BackupFile, SharedState, StateMachineStore, BACKUP_BLOB_PREFIX,
+};
 
 pub type NodeId = u64;
 

@@ -597,6 +597,14 @@ impl RaftNode {
         }
     }
 
+    /// Writes a consistent backup of the applied state into a blob of this node's storage (the
+    /// caller streams and removes it).
+    pub fn backup(&self) -> Result<super::BackupFile, NodeError> {
+        let name = format!("{}{}", super::BACKUP_BLOB_PREFIX, self.clock.now_ns());
+        super::write_backup(self.storage.as_ref(), &name)
+            .map_err(|error| NodeError::Storage(error.to_string()))
+    }
+
     pub async fn shutdown(&self) {
         let _ = self.scoped(self.raft.shutdown()).await;
     }

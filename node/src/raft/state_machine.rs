@@ -19,7 +19,7 @@ use crate::ledger::{ApplyContext, CommandResult, LedgerBatch, LedgerFaults};
 use crate::storage::codec::{decode, encode, from_bytes, to_bytes};
 use crate::storage::ledger::{digest, write_mutations, DigestReport, StoreState};
 use crate::storage::snapshot::{snapshot_to_batch, verify_snapshot, write_snapshot};
-use crate::storage::{sync_now, ReadView, Space, Storage, StorageError, WriteBatch};
+use crate::storage::{sync_now, Blob, ReadView, Space, Storage, StorageError, WriteBatch};
 
 const APPLIED_KEY: &[u8] = b"last_applied";
 const MEMBERSHIP_KEY: &[u8] = b"membership";
@@ -278,6 +278,65 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 }
 
 use std::io::Write as _;
+
+/// A consistent backup of the applied state, written as a snapshot file (the same format the
+/// Raft snapshot path uses, with its own crc32) into the storage's blob `blob`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupFile {
+    pub blob: String,
+    pub applied_index: u64,
+    pub applied_term: u64,
+    /// The state digest at `applied_index` (as `tallyctl verify` reports it).
+    pub digest: String,
+    pub bytes: u64,
+}
+
+/// Blob names of backups being streamed; leftovers of a crash are removed before the next one.
+pub const BACKUP_BLOB_PREFIX: &str = "backup-";
+
+/// Writes a backup of everything applied so far, from one read view: the file and its digest
+/// describe the same state.
+pub fn write_backup(storage: &dyn Storage, name: &str) -> Result<BackupFile, StorageError> {
+    for stale in storage.list_blobs()? {
+        if stale.starts_with(BACKUP_BLOB_PREFIX) {
+            storage.remove_blob(&stale)?;
+        }
+    }
+    let view = storage.read_view()?;
+    let (last_log_id, last_membership) = applied_state_of(view.as_ref())?;
+    let (applied_index, applied_term) = last_log_id
+        .as_ref()
+        .map_or((0, 0), |log_id| (log_id.index(), log_id.leader_id.term));
+    let meta = SnapshotMeta {
+        last_log_id,
+        last_membership,
+    };
+    let mut blob = storage.create_blob(name)?;
+    let bytes = write_snapshot(view.as_ref(), &to_bytes(&meta), blob.as_mut())?;
+    let report = digest(view.as_ref(), applied_index)?;
+    Ok(BackupFile {
+        blob: name.to_string(),
+        applied_index,
+        applied_term,
+        digest: report.digest,
+        bytes,
+    })
+}
+
+/// Loads a backup file into `storage` (an empty data directory) as the state a *new* cluster
+/// starts from: the ledger and records as they were, without the old cluster's applied index and
+/// membership, so `tallyctl cluster init` can form the new cluster on it. Returns the digest of
+/// the restored state.
+pub fn restore_backup(storage: &dyn Storage, file: &mut dyn Blob) -> Result<String, StorageError> {
+    verify_snapshot(file)?;
+    let mut batch = snapshot_to_batch(file)?;
+    batch.delete(Space::StateMeta, APPLIED_KEY);
+    batch.delete(Space::StateMeta, MEMBERSHIP_KEY);
+    storage.write(batch)?;
+    crate::storage::sync_blocking(storage)?;
+    let view = storage.read_view()?;
+    Ok(digest(view.as_ref(), 0)?.digest)
+}
 
 pub struct SnapshotBuilder {
     storage: Arc<dyn Storage>,

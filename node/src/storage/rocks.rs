@@ -23,8 +23,21 @@ const WRITE_BUFFER_BYTES: usize = 32 << 20;
 pub struct RocksStorage {
     db: Arc<DB>,
     dir: PathBuf,
-    sync_requests: mpsc::Sender<SyncCallback>,
+    /// `None` only while dropping.
+    sync_requests: Option<mpsc::Sender<SyncCallback>>,
+    /// Joined on drop, so the database is closed before the process exits.
+    syncer: Option<std::thread::JoinHandle<()>>,
     views_created: AtomicU64,
+}
+
+impl Drop for RocksStorage {
+    fn drop(&mut self) {
+        // Closing the channel ends the syncer, which then drops its handle on the database.
+        self.sync_requests = None;
+        if let Some(syncer) = self.syncer.take() {
+            let _ = syncer.join();
+        }
+    }
 }
 
 fn io_error(error: impl std::fmt::Display) -> StorageError {
@@ -57,6 +70,8 @@ fn column_options(space: Space, cache: &Cache) -> Options {
 impl RocksStorage {
     /// Opens (or creates) the node's database under `dir`.
     pub fn open(dir: &Path) -> Result<RocksStorage, StorageError> {
+        std::fs::create_dir_all(dir).map_err(io_error)?;
+        check_format(dir)?;
         std::fs::create_dir_all(dir.join("blobs")).map_err(io_error)?;
         let views = dir.join("views");
         // Views are per process: whatever a crashed process left behind is garbage.
@@ -72,11 +87,12 @@ impl RocksStorage {
             .map(|space| ColumnFamilyDescriptor::new(space.name(), column_options(*space, &cache)));
         let db = DB::open_cf_descriptors(&options, dir.join("db"), families).map_err(io_error)?;
         let db = Arc::new(db);
-        let sync_requests = spawn_syncer(db.clone())?;
+        let (sync_requests, syncer) = spawn_syncer(db.clone())?;
         Ok(RocksStorage {
             db,
             dir: dir.to_path_buf(),
-            sync_requests,
+            sync_requests: Some(sync_requests),
+            syncer: Some(syncer),
             views_created: AtomicU64::new(0),
         })
     }
@@ -93,10 +109,44 @@ impl RocksStorage {
     }
 }
 
+/// The on-disk format this build reads and writes, recorded in `DATA/FORMAT`. A data directory
+/// of a newer format is refused: an older node must not misread what a newer one wrote.
+pub const DATA_FORMAT_VERSION: u32 = 1;
+const FORMAT_FILE: &str = "FORMAT";
+
+fn check_format(dir: &Path) -> Result<(), StorageError> {
+    let path = dir.join(FORMAT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let version: u32 = text.trim().parse().map_err(|_| {
+                StorageError::Io(format!(
+                    "{} does not hold a format version ({text:?}); is this a Tally data directory?",
+                    path.display()
+                ))
+            })?;
+            if version > DATA_FORMAT_VERSION {
+                return Err(StorageError::Io(format!(
+                    "{} is in data format {version}, newer than the {DATA_FORMAT_VERSION} this \
+                     tally-node understands: run a tally-node at least as new as the one that \
+                     wrote it (or restore a backup into a new directory)",
+                    dir.display()
+                )));
+            }
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&path, format!("{DATA_FORMAT_VERSION}\n")).map_err(io_error)
+        }
+        Err(error) => Err(io_error(error)),
+    }
+}
+
 /// One thread does every fsync: requests that queue up while a sync runs share the next one.
-fn spawn_syncer(db: Arc<DB>) -> Result<mpsc::Sender<SyncCallback>, StorageError> {
+fn spawn_syncer(
+    db: Arc<DB>,
+) -> Result<(mpsc::Sender<SyncCallback>, std::thread::JoinHandle<()>), StorageError> {
     let (sender, receiver) = mpsc::channel::<SyncCallback>();
-    std::thread::Builder::new()
+    let syncer = std::thread::Builder::new()
         .name("tally-syncer".into())
         .spawn(move || {
             while let Ok(first) = receiver.recv() {
@@ -112,7 +162,7 @@ fn spawn_syncer(db: Arc<DB>) -> Result<mpsc::Sender<SyncCallback>, StorageError>
             }
         })
         .map_err(io_error)?;
-    Ok(sender)
+    Ok((sender, syncer))
 }
 
 fn scan_db(
@@ -241,7 +291,10 @@ impl Storage for RocksStorage {
     }
 
     fn sync(&self, done: SyncCallback) {
-        if let Err(mpsc::SendError(done)) = self.sync_requests.send(done) {
+        let Some(requests) = &self.sync_requests else {
+            return done(Err(StorageError::Closed));
+        };
+        if let Err(mpsc::SendError(done)) = requests.send(done) {
             done(Err(StorageError::Closed));
         }
     }

@@ -1,6 +1,7 @@
 //! Integration tests: real `tally-node` processes on loopback, driven through `tally-client`
 //! and `tallyctl`. One binary with a module per concern.
 
+mod backup;
 mod bad_input;
 mod codes;
 mod deploy;

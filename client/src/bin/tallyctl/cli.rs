@@ -102,6 +102,13 @@ pub enum Command {
     /// Create the cluster CA and issue node and client certificates (no cluster needed)
     #[command(subcommand, after_help = CERTS_HELP)]
     Certs(CertsCommand),
+    /// Take an online, consistent backup of the cluster's state into a new directory
+    #[command(after_help = BACKUP_HELP)]
+    Backup {
+        /// The directory to create (it must not exist, or be empty)
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
     /// Page through the audit trail, newest first: who did what, when and from where
     #[command(after_help = AUDIT_HELP)]
     Audit {
@@ -175,6 +182,20 @@ pub enum CertsCommand {
     /// Print the SHA-256 of the token given with --token / TALLY_TOKEN, for a node's [auth.tokens]
     TokenHash,
 }
+
+const BACKUP_HELP: &str = "\
+The leader writes its applied state as one snapshot file (the format Raft snapshots use, with its
+own crc32) and streams it here, while it keeps serving. DIR gets state.snapshot and
+MANIFEST.json: applied_index, applied_term, the state digest (the one `tallyctl verify`
+prints) and each file's size and SHA-256. Needs the admin role.
+
+Restore into a new cluster (every node from the same backup, then init):
+  tally-node restore --from DIR --data /var/lib/tally/node
+  tallyctl cluster init --nodes 1=...,2=...,3=...
+  tallyctl verify                      # the digest is the manifest's until the first write
+
+Example:
+  tallyctl backup --to /backups/tally-$(date -u +%F)";
 
 const AUDIT_HELP: &str = "\
 Reads the `audit` records straight from the cluster (it needs the ledger.read role), so it works

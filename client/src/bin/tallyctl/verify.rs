@@ -21,6 +21,9 @@ pub struct NodeDigest {
 }
 
 pub async fn run(context: &Context) -> anyhow::Result<ExitCode> {
+    // The checkpoint first: once it is committed, the members the leader reports are the ones
+    // that must reach it (right after `cluster init` they may not be known before).
+    let log_index = context.client.checkpoint().await?;
     let probes = discover(&context.client, &context.cluster).await;
     let Some(status) = authoritative(&probes) else {
         eprintln!(
@@ -35,7 +38,12 @@ pub async fn run(context: &Context) -> anyhow::Result<ExitCode> {
         .chain(&status.learners)
         .cloned()
         .collect();
-    let log_index = context.client.checkpoint().await?;
+    if members.is_empty() {
+        eprintln!(
+            "no node reports any member yet; is the cluster initialized? (`tallyctl status`)"
+        );
+        return Ok(ExitCode::from(2));
+    }
     let deadline = Instant::now() + context.timeout;
     let replies = futures::future::join_all(
         members
@@ -243,7 +251,13 @@ fn report(
         outln!("MISMATCH: {line}");
     }
     if unreachable.is_empty() && problems.is_empty() {
-        outln!("OK: {} nodes agree at index {log_index}", digests.len());
+        let digest = digests
+            .first()
+            .map_or("", |node| node.reply.digest.as_str());
+        outln!(
+            "OK: {} nodes agree at index {log_index}, digest {digest}",
+            digests.len()
+        );
     }
 }
 
