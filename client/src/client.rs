@@ -653,6 +653,17 @@ impl Client {
         Ok(reply.log_index)
     }
 
+    /// Hands leadership to voter `to`; returns the new term once it leads.
+    pub async fn transfer_leader(&self, to: u64) -> Result<u64, ClientError> {
+        let reply = self
+            .call_leader(
+                v1::TransferLeaderRequest { to },
+                |channel, request| async move { admin(channel).transfer_leader(request).await },
+            )
+            .await?;
+        Ok(reply.term)
+    }
+
     /// Streams a consistent backup of the leader's applied state: `sink` receives the backup
     /// file's bytes in order. Returns the first chunk, which describes the backup (applied index
     /// and term, digest, size). A stream cut short is an error: discard what `sink` wrote.

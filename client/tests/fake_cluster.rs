@@ -87,6 +87,13 @@ impl Admin for FakeNode {
         Err(Status::unimplemented("not in this fake"))
     }
 
+    async fn transfer_leader(
+        &self,
+        _: Request<v1::TransferLeaderRequest>,
+    ) -> Result<Response<v1::TransferLeaderReply>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
     type BackupStream = futures::stream::Empty<Result<v1::BackupChunk, Status>>;
 
     async fn backup(

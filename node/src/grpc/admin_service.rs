@@ -236,6 +236,30 @@ impl Admin for AdminApi {
         Ok(Response::new(pb::ChangeMembershipReply { log_index }))
     }
 
+    async fn transfer_leader(
+        &self,
+        request: Request<pb::TransferLeaderRequest>,
+    ) -> Result<Response<pb::TransferLeaderReply>, Status> {
+        let origin = Origin::of(&request, "TransferLeader");
+        let to = request.into_inner().to;
+        audit::record(
+            &self.node,
+            &origin,
+            "cluster.transfer_leader",
+            format!("node-{to}"),
+        )
+        .await?;
+        let term = self
+            .node
+            .transfer_leader(to, std::time::Duration::from_secs(10))
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(pb::TransferLeaderReply {
+            leader_id: to,
+            term,
+        }))
+    }
+
     async fn status(
         &self,
         _request: Request<pb::StatusRequest>,

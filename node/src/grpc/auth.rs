@@ -79,9 +79,11 @@ pub const METHOD_ROLES: &[(&str, Role)] = &[
     ("/tally.v1.Admin/Checkpoint", Role::Admin),
     ("/tally.v1.Admin/GetDigest", Role::Admin),
     ("/tally.v1.Admin/Backup", Role::Admin),
+    ("/tally.v1.Admin/TransferLeader", Role::Admin),
     ("/tally.v1.Raft/AppendEntries", Role::Node),
     ("/tally.v1.Raft/Vote", Role::Node),
     ("/tally.v1.Raft/InstallSnapshot", Role::Node),
+    ("/tally.v1.Raft/TransferLeader", Role::Node),
 ];
 
 /// The role `path` (`/package.Service/Method`) requires; `None` for an unknown method.

@@ -168,6 +168,17 @@ impl RaftNetworkV2<TypeConfig> for GrpcNetwork {
         .await
     }
 
+    async fn transfer_leader(
+        &mut self,
+        rpc: TransferReq,
+        option: RPCOption,
+    ) -> Result<TransferResp, RpcError> {
+        self.call(&rpc, &option, |mut client, payload| async move {
+            client.transfer_leader(payload).await
+        })
+        .await
+    }
+
     async fn full_snapshot(
         &mut self,
         vote: Vote,

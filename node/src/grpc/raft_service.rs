@@ -121,6 +121,18 @@ impl Raft for RaftApi {
         Ok(answer(result.map_err(|error| error.to_string())))
     }
 
+    async fn transfer_leader(
+        &self,
+        request: Request<pb::RaftPayload>,
+    ) -> Result<Response<pb::RaftPayload>, Status> {
+        let rpc: TransferReq = decode(request.get_ref())?;
+        let result = self
+            .node
+            .scoped(self.node.raft().handle_transfer_leader(rpc))
+            .await;
+        Ok(answer(result.map_err(|error| error.to_string())))
+    }
+
     async fn install_snapshot(
         &self,
         request: Request<Streaming<pb::SnapshotChunk>>,

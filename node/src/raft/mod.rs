@@ -89,7 +89,8 @@ pub mod wire {
     pub use openraft::error::{RPCError, RaftError, StreamingError, Unreachable};
     pub use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
     pub use openraft::raft::{
-        AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+        AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+        TransferLeaderResponse, VoteRequest, VoteResponse,
     };
     pub use openraft::{BasicNode, OptionalSend};
 
@@ -99,6 +100,8 @@ pub mod wire {
     pub type VoteReq = VoteRequest<TypeConfig>;
     pub type VoteResp = VoteResponse<TypeConfig>;
     pub type SnapshotResp = SnapshotResponse<TypeConfig>;
+    pub type TransferReq = TransferLeaderRequest<TypeConfig>;
+    pub type TransferResp = TransferLeaderResponse<TypeConfig>;
     pub type RpcError = RPCError<TypeConfig>;
     pub type StreamError = StreamingError<TypeConfig>;
 }

@@ -597,6 +597,37 @@ impl RaftNode {
         }
     }
 
+    /// Hands leadership to voter `to` and waits until it leads (or `deadline` passes); returns
+    /// the new term. Only the leader can do this.
+    pub async fn transfer_leader(&self, to: NodeId, deadline: Duration) -> Result<u64, NodeError> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let membership = metrics.membership_config.membership();
+        if !membership.voter_ids().any(|id| id == to) {
+            return Err(NodeError::Invalid(format!(
+                "node {to} is not a voter; leadership goes only to a voter"
+            )));
+        }
+        if metrics.current_leader == Some(to) {
+            return Ok(metrics.current_term);
+        }
+        self.fail_fast_unless_leader()?;
+        self.scoped(self.raft.trigger().transfer_leader(to))
+            .await
+            .map_err(|error| NodeError::Fatal(error.to_string()))?;
+        let waiter = self.raft.wait(Some(deadline));
+        let wait = waiter.metrics(
+            |metrics| metrics.current_leader == Some(to),
+            "the new leader to be elected",
+        );
+        match self.scoped(wait).await {
+            Ok(metrics) => Ok(metrics.current_term),
+            Err(error) => Err(NodeError::Unavailable(format!(
+                "node {to} did not become leader in time ({error}); the cluster elects a leader \
+                 on its own, see `tallyctl status`"
+            ))),
+        }
+    }
+
     /// Writes a consistent backup of the applied state into a blob of this node's storage (the
     /// caller streams and removes it).
     pub fn backup(&self) -> Result<super::BackupFile, NodeError> {

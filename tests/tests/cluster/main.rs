@@ -10,6 +10,7 @@ mod failover;
 mod harness;
 mod membership;
 mod metrics;
+mod operations;
 mod security;
 mod snapshot;
 mod verify;

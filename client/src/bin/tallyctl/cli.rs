@@ -307,6 +307,12 @@ pub enum ClusterCommand {
     },
     /// Show every node's Raft status, including voters and learners found through the others
     Status,
+    /// Hand leadership to another voter (before maintenance of the leader's machine)
+    #[command(after_help = "Example:\n  tallyctl cluster transfer-leader 2")]
+    TransferLeader {
+        /// The voter that should lead
+        id: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -29,6 +29,19 @@ pub async fn run(context: &Context, command: ClusterCommand) -> anyhow::Result<E
         } => add_node(context, id, &addr, learner_only).await,
         ClusterCommand::RemoveNode { id } => remove_node(context, id).await,
         ClusterCommand::Status => status(context).await,
+        ClusterCommand::TransferLeader { id } => {
+            let term = context
+                .client
+                .transfer_leader(id)
+                .await
+                .with_context(|| format!("transferring leadership to node {id} failed"))?;
+            if context.json {
+                outln!("{}", json!({"leader_id": id, "term": term}));
+            } else {
+                outln!("node {id} leads (term {term})");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
