@@ -51,7 +51,9 @@ impl Default for ClientOptions {
         ClientOptions {
             tls: None,
             token: None,
-            request_timeout: Duration::from_secs(5),
+            // Short enough to move on from a hung leader soon after a new one is elected
+            // (about 1.5 s), long enough for the largest batch to commit on a loaded cluster.
+            request_timeout: Duration::from_secs(2),
             deadline: Duration::from_secs(30),
             backoff_initial: Duration::from_millis(20),
             backoff_max: Duration::from_secs(1),

@@ -81,7 +81,7 @@ impl Default for NodeSection {
             listen: String::new(),
             advertise: None,
             data: PathBuf::new(),
-            log: "info".into(),
+            log: "info,openraft=error".into(),
             log_format: "text".into(),
             metrics_listen: String::new(),
         }

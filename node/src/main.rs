@@ -83,7 +83,7 @@ struct ServeArgs {
     /// Data directory.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Log filter (default info), e.g. "tally_node=debug,openraft=info".
+    /// Log filter (default "info,openraft=error"), e.g. "tally_node=debug,openraft=info".
     #[arg(long)]
     log: Option<String>,
     /// Log lines as `text` (default) or `json` (one object per line).
@@ -257,6 +257,7 @@ async fn serve(config: NodeConfig, exit_on_stdin_close: bool) -> anyhow::Result<
     let pulse = tokio::spawn(node.clone().run_expiry_pulse(Duration::from_millis(
         tally_node::limits::EXPIRY_PULSE_INTERVAL_MS,
     )));
+    let events = tokio::spawn(node.clone().log_raft_events());
     let sampler = (!config.node.metrics_listen.is_empty())
         .then(|| tokio::spawn(tally_node::telemetry::sample(node.clone(), storage.clone())));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -273,6 +274,7 @@ async fn serve(config: NodeConfig, exit_on_stdin_close: bool) -> anyhow::Result<
     tracing::info!("shutting down");
     let _ = stop.send(());
     pulse.abort();
+    events.abort();
     if let Some(sampler) = sampler {
         sampler.abort();
     }

@@ -47,7 +47,7 @@ use tally_client::{Client, ClientError, ClientOptions, Credentials};
 use crate::cli::{Cli, ClusterCommand, Command};
 
 /// Longest time one attempt against one node may take.
-const REQUEST_TIMEOUT_MAX: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT_MAX: Duration = Duration::from_secs(2);
 
 /// What every command needs.
 pub struct Context {

@@ -82,27 +82,59 @@ const BACKUP_CHUNK_BYTES: usize = 1 << 20;
 type BackupStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::BackupChunk, Status>> + Send>>;
 
-/// Streams the backup blob `file` in chunks after a header chunk, then removes it.
-fn stream_backup(
-    node: Arc<RaftNode>,
-    file: crate::raft::BackupFile,
-) -> Result<BackupStream, Status> {
+/// Writes the backup (off the async workers), then streams a header chunk, the file in chunks and
+/// a last chunk, then removes the file. The response starts at once: the client's per-attempt
+/// timeout is not spent waiting for a large backup to be written.
+fn stream_backup(node: Arc<RaftNode>) -> BackupStream {
     use std::io::Read as _;
-    let storage = node.storage_handle();
-    let mut blob = storage
-        .open_blob(&file.blob)
-        .map_err(|error| Status::internal(format!("opening the backup: {error}")))?
-        .ok_or_else(|| Status::internal("the backup file vanished"))?;
-    let header = pb::BackupChunk {
-        applied_index: file.applied_index,
-        applied_term: file.applied_term,
-        digest: file.digest.clone(),
-        total_bytes: file.bytes,
-        ..Default::default()
-    };
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<pb::BackupChunk, Status>>(4);
     crate::clock::spawn(async move {
-        let mut pending = Some(header);
+        let writer = node.clone();
+        let file = match tokio::task::spawn_blocking(move || writer.backup()).await {
+            Ok(Ok(file)) => file,
+            Ok(Err(error)) => {
+                let _ = sender.send(Err(status_of(error))).await;
+                return;
+            }
+            Err(error) => {
+                let _ = sender
+                    .send(Err(Status::internal(format!(
+                        "the backup task failed: {error}"
+                    ))))
+                    .await;
+                return;
+            }
+        };
+        tracing::info!(
+            applied_index = file.applied_index,
+            bytes = file.bytes,
+            "streaming a backup"
+        );
+        let storage = node.storage_handle();
+        let mut blob = match storage.open_blob(&file.blob) {
+            Ok(Some(blob)) => blob,
+            Ok(None) => {
+                let _ = sender
+                    .send(Err(Status::internal("the backup file vanished")))
+                    .await;
+                return;
+            }
+            Err(error) => {
+                let _ = sender
+                    .send(Err(Status::internal(format!(
+                        "opening the backup: {error}"
+                    ))))
+                    .await;
+                return;
+            }
+        };
+        let mut pending = Some(pb::BackupChunk {
+            applied_index: file.applied_index,
+            applied_term: file.applied_term,
+            digest: file.digest.clone(),
+            total_bytes: file.bytes,
+            ..Default::default()
+        });
         loop {
             let chunk = if let Some(header) = pending.take() {
                 Ok(header)
@@ -136,7 +168,7 @@ fn stream_backup(
     let stream = futures::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|item| (item, receiver))
     });
-    Ok(Box::pin(stream))
+    Box::pin(stream)
 }
 
 #[tonic::async_trait]
@@ -148,18 +180,12 @@ impl Admin for AdminApi {
         request: Request<pb::BackupRequest>,
     ) -> Result<Response<Self::BackupStream>, Status> {
         let origin = Origin::of(&request, "Backup");
-        let node = self.node.clone();
-        let file = tokio::task::spawn_blocking(move || node.backup())
+        tracing::info!(actor = ?origin, "backup requested");
+        self.node
+            .read_barrier(crate::raft::ReadConsistency::Linearizable)
             .await
-            .map_err(|error| Status::internal(format!("the backup task failed: {error}")))?
             .map_err(status_of)?;
-        tracing::info!(
-            actor = ?origin,
-            applied_index = file.applied_index,
-            bytes = file.bytes,
-            "streaming a backup"
-        );
-        Ok(Response::new(stream_backup(self.node.clone(), file)?))
+        Ok(Response::new(stream_backup(self.node.clone())))
     }
 
     async fn init_cluster(

@@ -2,6 +2,7 @@
 //! encoding inside protobuf `bytes`; snapshots stream in crc32-checked chunks.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tally_proto::v1 as pb;
@@ -38,7 +39,17 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
 pub struct GrpcNetwork {
     target: NodeId,
     client: Result<RaftClient<Channel>, String>,
+    /// Whether the last call failed, and how many have failed in a row: the first failure and
+    /// the recovery are logged, the calls in between only counted (heartbeats fail 10 times a
+    /// second while a peer is down).
+    down: AtomicBool,
+    failures_in_a_row: AtomicU64,
 }
+
+/// The Raft protocol version this node speaks, sent with every Raft call (`tally-raft-version`);
+/// a node refuses calls of a newer version than its own.
+pub const RAFT_PROTOCOL_VERSION: u32 = 1;
+pub const RAFT_VERSION_HEADER: &str = "tally-raft-version";
 
 #[derive(Debug, thiserror::Error)]
 #[error("raft rpc to node {target}: {message}")]
@@ -65,7 +76,12 @@ impl GrpcNetwork {
                     .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX * 4)
             })
             .map_err(|error| format!("bad address {addr:?}: {error}"));
-        GrpcNetwork { target, client }
+        GrpcNetwork {
+            target,
+            client,
+            down: AtomicBool::new(false),
+            failures_in_a_row: AtomicU64::new(0),
+        }
     }
 
     fn failure(&self, message: impl Into<String>) -> RpcFailure {
@@ -95,13 +111,30 @@ impl GrpcNetwork {
     where
         Req: serde::Serialize,
         Resp: serde::de::DeserializeOwned,
-        F: FnOnce(RaftClient<Channel>, pb::RaftPayload) -> Fut,
+        F: FnOnce(RaftClient<Channel>, tonic::Request<pb::RaftPayload>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<pb::RaftPayload>, tonic::Status>>,
     {
-        let payload = pb::RaftPayload {
+        let outcome = self.call_once(request, option, send).await;
+        self.note_health(outcome.as_ref().err());
+        outcome
+    }
+
+    async fn call_once<Req, Resp, F, Fut>(
+        &self,
+        request: &Req,
+        option: &RPCOption,
+        send: F,
+    ) -> Result<Resp, RpcError>
+    where
+        Req: serde::Serialize,
+        Resp: serde::de::DeserializeOwned,
+        F: FnOnce(RaftClient<Channel>, tonic::Request<pb::RaftPayload>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<pb::RaftPayload>, tonic::Status>>,
+    {
+        let request = with_version(pb::RaftPayload {
             data: to_bytes(request),
-        };
-        let answer = tokio::time::timeout(option.hard_ttl(), send(self.client()?, payload))
+        });
+        let answer = tokio::time::timeout(option.hard_ttl(), send(self.client()?, request))
             .await
             .map_err(|_| self.unreachable(format!("timed out after {:?}", option.hard_ttl())))?
             .map_err(|status| self.unreachable(status.to_string()))?;
@@ -109,6 +142,40 @@ impl GrpcNetwork {
             .map_err(|error| self.unreachable(format!("bad answer: {error}")))?;
         result.map_err(|message| self.unreachable(message))
     }
+
+    /// Logs the first failure to reach the peer and its recovery; counts the rest.
+    fn note_health(&self, error: Option<&RpcError>) {
+        match error {
+            Some(error) => {
+                let failures = self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+                if !self.down.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        peer = self.target,
+                        %error,
+                        "peer unreachable; further failures are counted until it answers again"
+                    );
+                } else if failures.is_multiple_of(600) {
+                    tracing::warn!(peer = self.target, failures, "peer still unreachable");
+                }
+            }
+            None => {
+                if self.down.swap(false, Ordering::Relaxed) {
+                    let failures = self.failures_in_a_row.swap(0, Ordering::Relaxed);
+                    tracing::info!(peer = self.target, failures, "peer reachable again");
+                }
+            }
+        }
+    }
+}
+
+/// Wraps a Raft message with this node's protocol version.
+fn with_version<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        RAFT_VERSION_HEADER,
+        tonic::metadata::MetadataValue::from(RAFT_PROTOCOL_VERSION),
+    );
+    request
 }
 
 fn snapshot_chunks(
@@ -187,7 +254,7 @@ impl RaftNetworkV2<TypeConfig> for GrpcNetwork {
         _option: RPCOption,
     ) -> Result<SnapshotResp, StreamError> {
         let mut client = self.client()?;
-        let send = client.install_snapshot(snapshot_chunks(vote, snapshot));
+        let send = client.install_snapshot(with_version(snapshot_chunks(vote, snapshot)));
         let answer = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
             answer = send => answer,

@@ -34,6 +34,27 @@ fn answer<T: serde::Serialize>(result: Result<T, String>) -> Response<pb::RaftPa
     })
 }
 
+/// Refuses a Raft call from a peer speaking a newer protocol than this node (a call without the
+/// header comes from a node that predates versioning: version 1).
+fn check_version<T>(request: &Request<T>) -> Result<(), Status> {
+    use super::network::{RAFT_PROTOCOL_VERSION, RAFT_VERSION_HEADER};
+    let version = match request.metadata().get(RAFT_VERSION_HEADER) {
+        None => 1,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|text| text.parse::<u32>().ok())
+            .ok_or_else(|| Status::invalid_argument("unreadable tally-raft-version"))?,
+    };
+    if version > RAFT_PROTOCOL_VERSION {
+        return Err(Status::failed_precondition(format!(
+            "the peer speaks Raft protocol {version}, this node only {RAFT_PROTOCOL_VERSION}: \
+             upgrade this node"
+        )));
+    }
+    Ok(())
+}
+
 fn decode<T: serde::de::DeserializeOwned>(payload: &pb::RaftPayload) -> Result<T, Status> {
     from_bytes(&payload.data)
         .map_err(|error| Status::invalid_argument(format!("undecodable raft message: {error}")))
@@ -107,6 +128,7 @@ impl Raft for RaftApi {
         &self,
         request: Request<pb::RaftPayload>,
     ) -> Result<Response<pb::RaftPayload>, Status> {
+        check_version(&request)?;
         let rpc: AppendRequest = decode(request.get_ref())?;
         let result = self.node.scoped(self.node.raft().append_entries(rpc)).await;
         Ok(answer(result.map_err(|error| error.to_string())))
@@ -116,6 +138,7 @@ impl Raft for RaftApi {
         &self,
         request: Request<pb::RaftPayload>,
     ) -> Result<Response<pb::RaftPayload>, Status> {
+        check_version(&request)?;
         let rpc: VoteReq = decode(request.get_ref())?;
         let result = self.node.scoped(self.node.raft().vote(rpc)).await;
         Ok(answer(result.map_err(|error| error.to_string())))
@@ -125,6 +148,7 @@ impl Raft for RaftApi {
         &self,
         request: Request<pb::RaftPayload>,
     ) -> Result<Response<pb::RaftPayload>, Status> {
+        check_version(&request)?;
         let rpc: TransferReq = decode(request.get_ref())?;
         let result = self
             .node
@@ -137,6 +161,7 @@ impl Raft for RaftApi {
         &self,
         request: Request<Streaming<pb::SnapshotChunk>>,
     ) -> Result<Response<pb::RaftPayload>, Status> {
+        check_version(&request)?;
         let (vote, snapshot, name) = self.receive_snapshot(request.into_inner()).await?;
         let result = self
             .node

@@ -45,6 +45,57 @@ pub enum NodeError {
     Fatal(String),
 }
 
+/// One `info` line per change worth an operator's attention between two metrics samples.
+fn log_changes(
+    before: &openraft::RaftMetrics<TypeConfig>,
+    now: &openraft::RaftMetrics<TypeConfig>,
+) {
+    if (before.current_term, before.current_leader) != (now.current_term, now.current_leader) {
+        match now.current_leader {
+            Some(leader) => tracing::info!(
+                term = now.current_term,
+                leader,
+                role = ?now.state,
+                "leader changed: node {leader} leads term {}",
+                now.current_term
+            ),
+            None => tracing::info!(
+                term = now.current_term,
+                role = ?now.state,
+                "election: no leader known in term {}",
+                now.current_term
+            ),
+        }
+    } else if before.state != now.state {
+        tracing::info!(role = ?now.state, term = now.current_term, "role changed");
+    }
+    let membership = now.membership_config.membership();
+    if before.membership_config.membership() != membership {
+        let voters: Vec<NodeId> = membership.voter_ids().collect();
+        let learners: Vec<NodeId> = membership.learner_ids().collect();
+        tracing::info!(?voters, ?learners, "membership changed");
+    }
+    if before.snapshot != now.snapshot {
+        if let Some(snapshot) = &now.snapshot {
+            let installed = now.last_applied == now.snapshot && before.last_applied < now.snapshot;
+            tracing::info!(
+                index = snapshot.index(),
+                "{}",
+                if installed {
+                    "snapshot installed from the leader"
+                } else {
+                    "snapshot built"
+                }
+            );
+        }
+    }
+    if before.purged != now.purged {
+        if let Some(purged) = &now.purged {
+            tracing::debug!(upto = purged.index(), "log purged");
+        }
+    }
+}
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -594,6 +645,24 @@ impl RaftNode {
             voters,
             learners,
             quorum: self.quorum_of(&metrics),
+        }
+    }
+
+    /// Logs, at `info`, what an operator needs to follow the cluster: leader changes and
+    /// elections, membership changes, snapshots built or installed and log purges. Runs until the
+    /// node shuts down (production only; the simulator has its own trace).
+    pub async fn log_raft_events(self: Arc<Self>) {
+        let mut watch = self.raft.metrics();
+        let mut seen: Option<openraft::RaftMetrics<TypeConfig>> = None;
+        loop {
+            let now = watch.borrow_watched().clone();
+            if let Some(before) = &seen {
+                log_changes(before, &now);
+            }
+            seen = Some(now);
+            if watch.changed().await.is_err() {
+                return;
+            }
         }
     }
 

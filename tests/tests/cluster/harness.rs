@@ -189,10 +189,11 @@ impl TestCerts {
 pub struct TestNode {
     pub id: u64,
     pub addr: String,
-    /// Where the node serves `GET /metrics`.
+    /// Where the node serves `GET /metrics` (empty: no metrics endpoint; each extra port is one
+    /// more chance of colliding with another test's).
     pub metrics_addr: String,
     pub data: PathBuf,
-    log: PathBuf,
+    pub log: PathBuf,
     env: Vec<(String, String)>,
     /// Extra flags, e.g. the certificate paths.
     args: Vec<std::ffi::OsString>,
@@ -227,11 +228,15 @@ impl TestNode {
                 &self.id.to_string(),
                 "--listen",
                 &self.addr,
-                "--metrics-listen",
-                &self.metrics_addr,
                 "--data",
             ])
             .arg(&self.data)
+            .args(
+                (!self.metrics_addr.is_empty())
+                    .then_some(["--metrics-listen", self.metrics_addr.as_str()])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(&self.args)
             .envs(
                 self.env
@@ -254,11 +259,30 @@ pub struct TestCluster {
     pub certs: TestCerts,
     /// The `admin` identity's client.
     pub client: Client,
+    /// Whether nodes serve metrics (also those started later with `spawn_node`).
+    with_metrics: bool,
+}
+
+fn metrics_addr(with_metrics: bool) -> String {
+    if with_metrics {
+        format!("127.0.0.1:{}", free_port())
+    } else {
+        String::new()
+    }
 }
 
 impl TestCluster {
     /// Starts `count` nodes with extra `TALLY__…` settings, forms the cluster, waits for a leader.
     pub async fn start(count: u64, env: &[(&str, &str)]) -> TestCluster {
+        Self::start_with(count, env, false).await
+    }
+
+    /// As [`TestCluster::start`], every node also serving metrics (`TestNode::metrics_addr`).
+    pub async fn start_with_metrics(count: u64, env: &[(&str, &str)]) -> TestCluster {
+        Self::start_with(count, env, true).await
+    }
+
+    async fn start_with(count: u64, env: &[(&str, &str)], with_metrics: bool) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut env: Vec<(String, String)> = env
             .iter()
@@ -272,7 +296,7 @@ impl TestCluster {
                 TestNode {
                     id,
                     addr: format!("127.0.0.1:{}", free_port()),
-                    metrics_addr: format!("127.0.0.1:{}", free_port()),
+                    metrics_addr: metrics_addr(with_metrics),
                     data: dir.path().join(format!("node-{id}")),
                     log: dir.path().join(format!("node-{id}.log")),
                     env: env.clone(),
@@ -289,6 +313,7 @@ impl TestCluster {
         let cluster = TestCluster {
             _dir: dir,
             nodes,
+            with_metrics,
             certs,
             client,
         };
@@ -318,7 +343,7 @@ impl TestCluster {
         let mut node = TestNode {
             id,
             addr: format!("127.0.0.1:{}", free_port()),
-            metrics_addr: format!("127.0.0.1:{}", free_port()),
+            metrics_addr: metrics_addr(self.with_metrics),
             data: self.dir().join(format!("extra-node-{id}")),
             log: self.dir().join(format!("extra-node-{id}.log")),
             env: vec![("TALLY__NODE__LOG".into(), "info,openraft=warn".into())],

@@ -23,7 +23,7 @@ fn value(text: &str, series: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_export_every_listed_series_and_they_move() {
-    let cluster = TestCluster::start(3, &[]).await;
+    let cluster = TestCluster::start_with_metrics(3, &[]).await;
     let leader = cluster.leader().await;
     let leader_metrics = cluster.node(leader).metrics_addr.clone();
     // The state gauges are sampled twice a second: wait for a sample taken as leader.

@@ -37,7 +37,7 @@ const SNAPSHOT_OFTEN: [(&str, &str); 2] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_hand_over_leadership_and_replace_a_dead_node() {
-    let mut cluster = TestCluster::start(5, &SNAPSHOT_OFTEN).await;
+    let mut cluster = TestCluster::start_with_metrics(5, &SNAPSHOT_OFTEN).await;
     let accounts: Vec<_> = (1..=10u128)
         .map(|id| AccountBuilder::new(id, 1, 1).build())
         .collect();
@@ -110,6 +110,21 @@ async fn five_nodes_hand_over_leadership_and_replace_a_dead_node() {
         text(&verified).contains("OK: 5 nodes agree"),
         "{}",
         text(&verified)
+    );
+
+    // The logs tell the story at info: the hand-over, and the dead peer once, not per heartbeat.
+    let log = std::fs::read_to_string(&cluster.node(target).log).unwrap();
+    assert!(
+        log.contains(&format!("leader changed: node {target} leads")),
+        "{log}"
+    );
+    let lost = log
+        .lines()
+        .filter(|line| line.contains("peer unreachable") && line.contains(&format!("peer={dead}")))
+        .count();
+    assert!(
+        (1..10).contains(&lost),
+        "{lost} lines about node {dead}: {log}"
     );
 }
 

@@ -30,7 +30,8 @@ fn port_is_free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-/// A first port with it and the next two free, plus two more free ports.
+/// A first port with it and the next two free (and their metrics ports, 100 up), plus two more
+/// free ports.
 fn free_ports() -> (u16, u16, u16) {
     let mut candidate = 20_000 + (std::process::id() % 2_000) as u16 * 10;
     loop {
@@ -39,7 +40,9 @@ fn free_ports() -> (u16, u16, u16) {
         } else {
             candidate + 7
         };
-        if (candidate..candidate + 5).all(port_is_free) {
+        if (candidate..candidate + 5).all(port_is_free)
+            && (candidate + 100..candidate + 103).all(port_is_free)
+        {
             return (candidate, candidate + 3, candidate + 4);
         }
     }
@@ -208,8 +211,23 @@ async fn dev_cluster_restarts_nodes_keeps_its_books_and_takes_its_children_along
         .output()
         .contains(&format!("export TALLY_CLUSTER={cluster}")));
 
-    // A card tokenized at the sandbox PSP before a restart.
+    // Each node's metrics on its gRPC port + 100, printed at start.
     let http = reqwest::Client::new();
+    for offset in 0..3u16 {
+        let metrics = format!("http://127.0.0.1:{}/metrics", ports.0 + offset + 100);
+        assert!(dev.output().contains(&metrics), "{}", dev.output());
+        let text = http
+            .get(&metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(text.contains("tally_raft_term"), "{metrics}: {text}");
+    }
+
+    // A card tokenized at the sandbox PSP before a restart.
     let psp = format!("http://127.0.0.1:{}", ports.2);
     let token: serde_json::Value = http
         .post(format!("{psp}/v1/tokens"))
