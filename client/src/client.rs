@@ -275,7 +275,8 @@ impl Client {
             };
             let mut last_error =
                 format!("{}: {:?}: {}", node.addr, status.code(), status.message());
-            if is_answer(&status) {
+            let redirect = matches!(classify(&status), Disposition::Redirect { .. });
+            if is_answer(&status) && !redirect {
                 last_answer = Some(last_error.clone());
             } else if let Some(answer) = &last_answer {
                 last_error = answer.clone();

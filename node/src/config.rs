@@ -60,6 +60,9 @@ pub struct NodeSection {
     pub log_format: String,
     /// Where `GET /metrics` (Prometheus text) is served, IP:PORT; empty: no metrics endpoint.
     pub metrics_listen: String,
+    /// Below this much free space in the data directory the leader refuses writes (reads go on),
+    /// so the log and state never hit a full disk mid-write. 0 turns the check off.
+    pub disk_free_min_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -84,6 +87,7 @@ impl Default for NodeSection {
             log: "info,openraft=error".into(),
             log_format: "text".into(),
             metrics_listen: String::new(),
+            disk_free_min_bytes: crate::limits::DISK_FREE_MIN_BYTES_DEFAULT,
         }
     }
 }
@@ -158,6 +162,7 @@ impl NodeConfig {
             election_timeout_max_ms: self.raft.election_timeout_max_ms,
             snapshot_every_entries: self.raft.snapshot_every_entries,
             entries_kept_behind_snapshot: self.raft.entries_kept_behind_snapshot,
+            disk_free_min_bytes: self.node.disk_free_min_bytes,
         }
     }
 

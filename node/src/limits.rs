@@ -71,6 +71,10 @@ pub const REQUEST_QUEUE_MAX: usize = 4096;
 /// Bytes of one gRPC message, in either direction (8192 transfers encode to about 2 MiB).
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 16 << 20;
 
+/// Default of `node.disk_free_min_bytes`: room for RocksDB's write-ahead log, a memtable flush
+/// and a compaction step after the last write admitted.
+pub const DISK_FREE_MIN_BYTES_DEFAULT: u64 = 256 << 20;
+
 /// Streams a client may reset before the server has accepted them, per connection, before the
 /// connection is closed (h2 defaults to 20: too few for clients with short deadlines).
 pub const HTTP2_PENDING_ACCEPT_RESET_STREAMS_MAX: usize = 1024;

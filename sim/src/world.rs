@@ -146,6 +146,7 @@ impl World {
             election_timeout_max_ms: 400,
             snapshot_every_entries: rng.between(20, 60),
             entries_kept_behind_snapshot: rng.between(0, 10),
+            disk_free_min_bytes: 0,
         };
         let start = Instant::now();
         Arc::new(World {

@@ -47,6 +47,8 @@ pub fn status_of(error: NodeError) -> Status {
             "outcome unknown, retry with the same ids: {message}"
         )),
         NodeError::Unavailable(message) => Status::unavailable(message),
+        // Not retryable on another node: the leader's disk stays full until someone frees it.
+        NodeError::DiskFull(message) => Status::resource_exhausted(message),
         NodeError::Invalid(message) => Status::invalid_argument(message),
         NodeError::Storage(message) => Status::internal(format!("storage: {message}")),
         NodeError::Fatal(message) => Status::internal(format!("node stopped: {message}")),

@@ -37,6 +37,9 @@ pub enum NodeError {
     OutcomeUnknown(String),
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Writes are refused: the storage is (nearly) full.
+    #[error("{0}")]
+    DiskFull(String),
     #[error("invalid request: {0}")]
     Invalid(String),
     #[error("storage failed: {0}")]
@@ -164,6 +167,8 @@ pub struct RaftSettings {
     pub election_timeout_max_ms: u64,
     pub snapshot_every_entries: u64,
     pub entries_kept_behind_snapshot: u64,
+    /// The leader refuses writes while its storage has less free space than this (0: no check).
+    pub disk_free_min_bytes: u64,
 }
 
 impl Default for RaftSettings {
@@ -174,6 +179,7 @@ impl Default for RaftSettings {
             election_timeout_max_ms: 1000,
             snapshot_every_entries: LOG_ENTRIES_BETWEEN_SNAPSHOTS,
             entries_kept_behind_snapshot: LOG_ENTRIES_KEPT_BEHIND_SNAPSHOT,
+            disk_free_min_bytes: 0,
         }
     }
 }
@@ -210,6 +216,8 @@ pub struct RaftNode {
     seeds: AtomicU64,
     /// A leader that has not heard from a majority for this long has lost its quorum.
     quorum_lease: Duration,
+    /// Writes are refused below this much free storage space (0: never).
+    disk_free_min_bytes: u64,
     /// The term this node was first seen leading, and since when (the lease's grace period).
     leader_since: Mutex<Option<(u64, Instant)>>,
 }
@@ -321,6 +329,7 @@ impl RaftNode {
             clock,
             seeds: AtomicU64::new(seed.rotate_left(31)),
             quorum_lease: Duration::from_millis(settings.election_timeout_max_ms * 2),
+            disk_free_min_bytes: settings.disk_free_min_bytes,
             leader_since: Mutex::new(None),
         }))
     }
@@ -358,7 +367,25 @@ impl RaftNode {
     /// Submits one command through group commit and waits until it is committed and applied.
     pub async fn submit(&self, command: Command) -> Result<CommandResult, NodeError> {
         self.fail_fast_unless_leader()?;
+        self.check_disk()?;
         self.batcher.submit(command).await
+    }
+
+    /// Refuses a write while the storage has less free space than the configured minimum, so
+    /// the log and state never meet a full disk mid-write; reads are not affected.
+    fn check_disk(&self) -> Result<(), NodeError> {
+        if self.disk_free_min_bytes == 0 {
+            return Ok(());
+        }
+        match self.storage.free_bytes() {
+            Some(free) if free < self.disk_free_min_bytes => Err(NodeError::DiskFull(format!(
+                "disk full: {free} bytes free in the data directory of node {}, below \
+                 node.disk_free_min_bytes ({}); writes are refused until space is freed, reads \
+                 still work",
+                self.id, self.disk_free_min_bytes
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Answers at once when this node knows it is not the leader, instead of queueing; and when

@@ -193,7 +193,12 @@ impl KeyRange {
 pub enum StorageError {
     #[error("storage IO failed: {0}")]
     Io(String),
-    #[error("stored value in {space} is corrupt: {reason}")]
+    #[error(
+        "stored value in {space} is corrupt: {reason}. This node's data is damaged: it refuses \
+         to serve or build on it. Rebuild it from its peers: stop it, `tallyctl cluster \
+         remove-node --id N`, then add it back with an empty data directory (`tallyctl cluster \
+         add-node`; docs/OPERATIONS.md, \"Replace a node\")"
+    )]
     Corrupt { space: &'static str, reason: String },
     #[error("storage is closed")]
     Closed,
@@ -254,6 +259,11 @@ pub trait Storage: ReadView + 'static {
     fn open_blob(&self, name: &str) -> Result<Option<Box<dyn Blob>>, StorageError>;
     fn remove_blob(&self, name: &str) -> Result<(), StorageError>;
     fn list_blobs(&self) -> Result<Vec<String>, StorageError>;
+
+    /// Free bytes where the data lives, if the storage can tell.
+    fn free_bytes(&self) -> Option<u64> {
+        None
+    }
 
     /// Size estimates for the metrics endpoint; none by default.
     fn properties(&self) -> Vec<(StorageProperty, u64)> {

@@ -353,6 +353,11 @@ impl Storage for RocksStorage {
         Ok(names)
     }
 
+    fn free_bytes(&self) -> Option<u64> {
+        let stats = rustix::fs::statvfs(&self.dir).ok()?;
+        Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+    }
+
     fn properties(&self) -> Vec<(StorageProperty, u64)> {
         let mut sums = [0u64; 2];
         for space in Space::ALL {

@@ -77,7 +77,7 @@ pub const IDENTITIES: &[(&str, &str)] = &[
 pub const READER_TOKEN: &str = "tally-test-token-reader-0123456789";
 
 /// A cluster's CA, node certificates and client certificates, plus the nodes' config file.
-async fn client_as(addrs: &[String], credentials: &Credentials, deadline: Duration) -> Client {
+pub async fn client_as(addrs: &[String], credentials: &Credentials, deadline: Duration) -> Client {
     let mut options = ClientOptions {
         deadline,
         request_timeout: deadline.min(Duration::from_secs(5)),
@@ -483,7 +483,7 @@ impl Drop for TestCluster {
 }
 
 /// The flags that give a node its config (roles), the CA, and its certificate and key.
-fn node_args(certs: &TestCerts, cert: PathBuf, key: PathBuf) -> Vec<std::ffi::OsString> {
+pub fn node_args(certs: &TestCerts, cert: PathBuf, key: PathBuf) -> Vec<std::ffi::OsString> {
     vec![
         "--config".into(),
         certs.node_config.clone().into(),

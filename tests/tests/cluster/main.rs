@@ -4,7 +4,9 @@
 mod backup;
 mod bad_input;
 mod codes;
+mod corruption;
 mod deploy;
+mod disk;
 mod expiry;
 mod failover;
 mod harness;
