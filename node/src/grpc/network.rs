@@ -114,33 +114,21 @@ impl GrpcNetwork {
         F: FnOnce(RaftClient<Channel>, tonic::Request<pb::RaftPayload>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<pb::RaftPayload>, tonic::Status>>,
     {
-        let outcome = self.call_once(request, option, send).await;
+        let outcome = async {
+            let request = with_version(pb::RaftPayload {
+                data: to_bytes(request),
+            });
+            let answer = tokio::time::timeout(option.hard_ttl(), send(self.client()?, request))
+                .await
+                .map_err(|_| self.unreachable(format!("timed out after {:?}", option.hard_ttl())))?
+                .map_err(|status| self.unreachable(status.to_string()))?;
+            let result: Result<Resp, String> = from_bytes(&answer.into_inner().data)
+                .map_err(|error| self.unreachable(format!("bad answer: {error}")))?;
+            result.map_err(|message| self.unreachable(message))
+        }
+        .await;
         self.note_health(outcome.as_ref().err());
         outcome
-    }
-
-    async fn call_once<Req, Resp, F, Fut>(
-        &self,
-        request: &Req,
-        option: &RPCOption,
-        send: F,
-    ) -> Result<Resp, RpcError>
-    where
-        Req: serde::Serialize,
-        Resp: serde::de::DeserializeOwned,
-        F: FnOnce(RaftClient<Channel>, tonic::Request<pb::RaftPayload>) -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<pb::RaftPayload>, tonic::Status>>,
-    {
-        let request = with_version(pb::RaftPayload {
-            data: to_bytes(request),
-        });
-        let answer = tokio::time::timeout(option.hard_ttl(), send(self.client()?, request))
-            .await
-            .map_err(|_| self.unreachable(format!("timed out after {:?}", option.hard_ttl())))?
-            .map_err(|status| self.unreachable(status.to_string()))?;
-        let result: Result<Resp, String> = from_bytes(&answer.into_inner().data)
-            .map_err(|error| self.unreachable(format!("bad answer: {error}")))?;
-        result.map_err(|message| self.unreachable(message))
     }
 
     /// Logs the first failure to reach the peer and its recovery; counts the rest.

@@ -7,17 +7,7 @@ use std::time::Duration;
 
 use tally_client::{v1, AccountBuilder, TransferBuilder};
 
-use crate::harness::{binary, eventually, TestCluster, CONVERGE_TIMEOUT};
-
-fn tallyctl(cluster: &TestCluster, addrs: &str, args: &[&str]) -> Output {
-    Command::new(binary("tallyctl"))
-        .args(["--cluster", addrs])
-        .args(args)
-        .envs(cluster.certs.env("admin"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tallyctl")
-}
+use crate::harness::{binary, eventually, output_text, TestCluster, CONVERGE_TIMEOUT};
 
 fn restore(from: &std::path::Path, data: &std::path::Path) -> Output {
     Command::new(binary("tally-node"))
@@ -28,14 +18,6 @@ fn restore(from: &std::path::Path, data: &std::path::Path) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run tally-node restore")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,12 +42,8 @@ async fn backup_under_load_restores_into_a_new_cluster_with_the_same_digest() {
     });
     let dir = cluster.dir().join("backup");
     let dir_arg = dir.display().to_string();
-    let backup = tallyctl(
-        &cluster,
-        &cluster.cluster_arg(),
-        &["backup", "--to", &dir_arg],
-    );
-    assert!(backup.status.success(), "{}", text(&backup));
+    let backup = cluster.tallyctl(&["backup", "--to", &dir_arg]);
+    assert!(backup.status.success(), "{}", output_text(&backup));
     load.await.unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("MANIFEST.json")).unwrap()).unwrap();
@@ -77,12 +55,8 @@ async fn backup_under_load_restores_into_a_new_cluster_with_the_same_digest() {
     assert_eq!(digest.len(), 64, "{manifest}");
     assert_eq!(manifest["files"][0]["name"], "state.snapshot");
     // Into an existing backup directory: refused.
-    let again = tallyctl(
-        &cluster,
-        &cluster.cluster_arg(),
-        &["backup", "--to", &dir_arg],
-    );
-    assert!(!again.status.success(), "{}", text(&again));
+    let again = cluster.tallyctl(&["backup", "--to", &dir_arg]);
+    assert!(!again.status.success(), "{}", output_text(&again));
 
     // A copy with one flipped byte: refused, naming the file.
     let damaged = cluster.dir().join("damaged");
@@ -93,11 +67,11 @@ async fn backup_under_load_restores_into_a_new_cluster_with_the_same_digest() {
     bytes[middle] ^= 0x40;
     std::fs::write(damaged.join("state.snapshot"), bytes).unwrap();
     let refused = restore(&damaged, &cluster.dir().join("never"));
-    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert_eq!(refused.status.code(), Some(1), "{}", output_text(&refused));
     assert!(
-        text(&refused).contains("state.snapshot is damaged"),
+        output_text(&refused).contains("state.snapshot is damaged"),
         "{}",
-        text(&refused)
+        output_text(&refused)
     );
     assert!(
         !cluster.dir().join("never").join("db").exists(),
@@ -109,8 +83,12 @@ async fn backup_under_load_restores_into_a_new_cluster_with_the_same_digest() {
     for id in 1..=3u64 {
         let data = cluster.dir().join(format!("extra-node-{id}"));
         let restored = restore(&dir, &data);
-        assert!(restored.status.success(), "{}", text(&restored));
-        assert!(text(&restored).contains(&digest), "{}", text(&restored));
+        assert!(restored.status.success(), "{}", output_text(&restored));
+        assert!(
+            output_text(&restored).contains(&digest),
+            "{}",
+            output_text(&restored)
+        );
         nodes.push(cluster.spawn_node(id, &cluster.certs));
     }
     let members: Vec<v1::Node> = nodes
@@ -132,15 +110,15 @@ async fn backup_under_load_restores_into_a_new_cluster_with_the_same_digest() {
         Duration::from_secs(60),
         "tallyctl verify on the new cluster",
         || {
-            let output = tallyctl(&cluster, &new_addrs.join(","), &["verify"]);
+            let output = cluster.tallyctl_at(&new_addrs.join(","), &["verify"]);
             async move { output.status.success().then_some(output) }
         },
     )
     .await;
     assert!(
-        text(&verified).contains(&format!("digest {digest}")),
+        output_text(&verified).contains(&format!("digest {digest}")),
         "{}",
-        text(&verified)
+        output_text(&verified)
     );
 }
 
@@ -165,11 +143,11 @@ fn a_node_refuses_a_data_directory_of_a_newer_format() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(!output.status.success(), "{}", text(&output));
+    assert!(!output.status.success(), "{}", output_text(&output));
     assert!(
-        text(&output).contains("data format 99, newer than the 1"),
+        output_text(&output).contains("data format 99, newer than the 1"),
         "{}",
-        text(&output)
+        output_text(&output)
     );
     assert_eq!(
         std::fs::read_to_string(data.join("FORMAT")).unwrap(),

@@ -31,6 +31,15 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// A command's stdout and stderr, for assertion messages.
+pub fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
@@ -377,6 +386,22 @@ impl TestCluster {
 
     pub fn cluster_arg(&self) -> String {
         self.addrs().join(",")
+    }
+
+    /// Runs `tallyctl ARGS` as the admin identity against this cluster.
+    pub fn tallyctl(&self, args: &[&str]) -> std::process::Output {
+        self.tallyctl_at(&self.cluster_arg(), args)
+    }
+
+    /// Runs `tallyctl ARGS` as the admin identity against the nodes at `addrs`.
+    pub fn tallyctl_at(&self, addrs: &str, args: &[&str]) -> std::process::Output {
+        Command::new(binary("tallyctl"))
+            .args(["--cluster", addrs])
+            .args(args)
+            .envs(self.certs.env("admin"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tallyctl")
     }
 
     pub async fn status(&self, id: u64) -> Option<v1::StatusReply> {

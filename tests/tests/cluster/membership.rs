@@ -5,11 +5,11 @@
 //! reach a majority, `tallyctl status` says NO QUORUM and exits non-zero, and writes fail saying
 //! so instead of hanging.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use tally_client::AccountBuilder;
 
-use crate::harness::{binary, eventually, TestCluster, CONVERGE_TIMEOUT};
+use crate::harness::{eventually, output_text, TestCluster, CONVERGE_TIMEOUT};
 
 /// Runs `tallyctl ARGS` as the admin, with `--timeout 10` unless ARGS set one.
 fn tallyctl(cluster: &TestCluster, args: &[&str]) -> Output {
@@ -18,22 +18,8 @@ fn tallyctl(cluster: &TestCluster, args: &[&str]) -> Output {
     } else {
         &["--timeout", "10"]
     };
-    Command::new(binary("tallyctl"))
-        .args(["--cluster", &cluster.cluster_arg()])
-        .args(timeout)
-        .args(args)
-        .envs(cluster.certs.env("admin"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tallyctl")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    let args: Vec<&str> = timeout.iter().chain(args).copied().collect();
+    cluster.tallyctl(&args)
 }
 
 async fn voters(cluster: &TestCluster) -> Vec<u64> {
@@ -56,21 +42,21 @@ async fn add_node_refuses_what_it_cannot_do_safely_and_promotes_a_caught_up_node
         &cluster,
         &["cluster", "add-node", "--id", "2", "--addr", "127.0.0.1:1"],
     );
-    assert!(!used_id.status.success(), "{}", text(&used_id));
+    assert!(!used_id.status.success(), "{}", output_text(&used_id));
     assert!(
-        text(&used_id).contains("already a voter"),
+        output_text(&used_id).contains("already a voter"),
         "{}",
-        text(&used_id)
+        output_text(&used_id)
     );
     let used_addr = tallyctl(
         &cluster,
         &["cluster", "add-node", "--id", "7", "--addr", &taken_addr],
     );
-    assert!(!used_addr.status.success(), "{}", text(&used_addr));
+    assert!(!used_addr.status.success(), "{}", output_text(&used_addr));
     assert!(
-        text(&used_addr).contains("already belongs to node 2"),
+        output_text(&used_addr).contains("already belongs to node 2"),
         "{}",
-        text(&used_addr)
+        output_text(&used_addr)
     );
 
     // A node that is not running: refused within the deadline, nothing changes.
@@ -87,11 +73,11 @@ async fn add_node_refuses_what_it_cannot_do_safely_and_promotes_a_caught_up_node
             "127.0.0.1:9",
         ],
     );
-    assert!(!silent.status.success(), "{}", text(&silent));
+    assert!(!silent.status.success(), "{}", output_text(&silent));
     assert!(
-        text(&silent).contains("did not answer"),
+        output_text(&silent).contains("did not answer"),
         "{}",
-        text(&silent)
+        output_text(&silent)
     );
     assert_eq!(voters(&cluster).await, vec![1, 2, 3]);
     let leader = cluster.leader().await;
@@ -112,11 +98,11 @@ async fn add_node_refuses_what_it_cannot_do_safely_and_promotes_a_caught_up_node
         &cluster,
         &["cluster", "add-node", "--id", "4", "--addr", &addr],
     );
-    assert!(added.status.success(), "{}", text(&added));
+    assert!(added.status.success(), "{}", output_text(&added));
     assert!(
-        text(&added).contains("promoted to voter"),
+        output_text(&added).contains("promoted to voter"),
         "{}",
-        text(&added)
+        output_text(&added)
     );
     assert_eq!(voters(&cluster).await, vec![1, 2, 3, 4]);
     let applied = cluster
@@ -136,7 +122,7 @@ async fn add_node_refuses_what_it_cannot_do_safely_and_promotes_a_caught_up_node
         "the leader to see node 3 gone",
         || async {
             let status = tallyctl(&cluster, &["status"]);
-            text(&status).contains("unreachable").then_some(())
+            output_text(&status).contains("unreachable").then_some(())
         },
     )
     .await;
@@ -149,7 +135,7 @@ async fn add_node_refuses_what_it_cannot_do_safely_and_promotes_a_caught_up_node
         &cluster,
         &["cluster", "remove-node", "--id", &other_live.to_string()],
     );
-    assert!(removed.status.success(), "{}", text(&removed));
+    assert!(removed.status.success(), "{}", output_text(&removed));
     let last_live = [1, 2, 4]
         .into_iter()
         .find(|id| *id != leader && *id != other_live)
@@ -158,8 +144,12 @@ async fn add_node_refuses_what_it_cannot_do_safely_and_promotes_a_caught_up_node
         &cluster,
         &["cluster", "remove-node", "--id", &last_live.to_string()],
     );
-    assert!(!refused.status.success(), "{}", text(&refused));
-    assert!(text(&refused).contains("quorum"), "{}", text(&refused));
+    assert!(!refused.status.success(), "{}", output_text(&refused));
+    assert!(
+        output_text(&refused).contains("quorum"),
+        "{}",
+        output_text(&refused)
+    );
     let mut left = voters(&cluster).await;
     left.sort_unstable();
     let mut expected: Vec<u64> = [1, 2, 3, 4]
@@ -174,8 +164,8 @@ async fn add_node_refuses_what_it_cannot_do_safely_and_promotes_a_caught_up_node
 async fn a_leader_without_a_majority_says_no_quorum() {
     let mut cluster = TestCluster::start(3, &[]).await;
     let healthy = tallyctl(&cluster, &["status"]);
-    assert!(healthy.status.success(), "{}", text(&healthy));
-    assert!(!text(&healthy).contains("NO QUORUM"));
+    assert!(healthy.status.success(), "{}", output_text(&healthy));
+    assert!(!output_text(&healthy).contains("NO QUORUM"));
 
     let leader = cluster.leader().await;
     for id in [1, 2, 3].into_iter().filter(|id| *id != leader) {
@@ -186,13 +176,13 @@ async fn a_leader_without_a_majority_says_no_quorum() {
         "tallyctl status to say NO QUORUM",
         || async {
             let output = tallyctl(&cluster, &["status"]);
-            text(&output).contains("NO QUORUM").then_some(output)
+            output_text(&output).contains("NO QUORUM").then_some(output)
         },
     )
     .await;
-    assert_eq!(status.status.code(), Some(1), "{}", text(&status));
+    assert_eq!(status.status.code(), Some(1), "{}", output_text(&status));
     let json = tallyctl(&cluster, &["--json", "status"]);
-    assert_eq!(json.status.code(), Some(1), "{}", text(&json));
+    assert_eq!(json.status.code(), Some(1), "{}", output_text(&json));
     let nodes: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let me = nodes
         .as_array()
@@ -219,6 +209,10 @@ async fn a_leader_without_a_majority_says_no_quorum() {
             "1",
         ],
     );
-    assert!(!write.status.success(), "{}", text(&write));
-    assert!(text(&write).contains("NO QUORUM"), "{}", text(&write));
+    assert!(!write.status.success(), "{}", output_text(&write));
+    assert!(
+        output_text(&write).contains("NO QUORUM"),
+        "{}",
+        output_text(&write)
+    );
 }

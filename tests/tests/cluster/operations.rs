@@ -2,32 +2,13 @@
 //! replaces a dead node with a new, empty one that catches up through a snapshot; a rolling restart
 //! of every node under load loses and duplicates nothing.
 
-use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tally_client::codes::{RESULT_OK, TRANSFER_RESULT_EXISTS};
 use tally_client::{AccountBuilder, TransferBuilder};
 
-use crate::harness::{binary, eventually, TestCluster, CONVERGE_TIMEOUT};
-
-fn tallyctl(cluster: &TestCluster, args: &[&str]) -> Output {
-    Command::new(binary("tallyctl"))
-        .args(["--cluster", &cluster.cluster_arg()])
-        .args(args)
-        .envs(cluster.certs.env("admin"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tallyctl")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use crate::harness::{eventually, output_text, TestCluster, CONVERGE_TIMEOUT};
 
 /// Small snapshot settings, so a new node catches up through a snapshot.
 const SNAPSHOT_OFTEN: [(&str, &str); 2] = [
@@ -54,21 +35,15 @@ async fn five_nodes_hand_over_leadership_and_replace_a_dead_node() {
     // Leadership moves to the voter named.
     let leader = cluster.leader().await;
     let target = (1..=5).find(|id| *id != leader).unwrap();
-    let moved = tallyctl(
-        &cluster,
-        &["cluster", "transfer-leader", &target.to_string()],
-    );
-    assert!(moved.status.success(), "{}", text(&moved));
+    let moved = cluster.tallyctl(&["cluster", "transfer-leader", &target.to_string()]);
+    assert!(moved.status.success(), "{}", output_text(&moved));
     assert_eq!(cluster.leader().await, target);
 
     // A follower dies for good: remove it, add a new empty node 6 in its place.
     let dead = (1..=5).find(|id| *id != target && *id != leader).unwrap();
     cluster.kill(dead);
-    let removed = tallyctl(
-        &cluster,
-        &["cluster", "remove-node", "--id", &dead.to_string()],
-    );
-    assert!(removed.status.success(), "{}", text(&removed));
+    let removed = cluster.tallyctl(&["cluster", "remove-node", "--id", &dead.to_string()]);
+    assert!(removed.status.success(), "{}", output_text(&removed));
     let certs = &cluster.certs;
     certs
         .authority
@@ -79,11 +54,8 @@ async fn five_nodes_hand_over_leadership_and_replace_a_dead_node() {
     let six = cluster.spawn_node(6, certs);
     let (addr, metrics) = (six.addr.clone(), six.metrics_addr.clone());
     cluster.nodes.push(six);
-    let added = tallyctl(
-        &cluster,
-        &["cluster", "add-node", "--id", "6", "--addr", &addr],
-    );
-    assert!(added.status.success(), "{}", text(&added));
+    let added = cluster.tallyctl(&["cluster", "add-node", "--id", "6", "--addr", &addr]);
+    assert!(added.status.success(), "{}", output_text(&added));
     let status = cluster.status(target).await.unwrap();
     let mut voters: Vec<u64> = status.voters.iter().map(|node| node.id).collect();
     voters.sort_unstable();
@@ -104,12 +76,12 @@ async fn five_nodes_hand_over_leadership_and_replace_a_dead_node() {
     })
     .await;
     assert!(installed >= 1.0, "node 6 installed {installed} snapshots");
-    let verified = tallyctl(&cluster, &["verify"]);
-    assert!(verified.status.success(), "{}", text(&verified));
+    let verified = cluster.tallyctl(&["verify"]);
+    assert!(verified.status.success(), "{}", output_text(&verified));
     assert!(
-        text(&verified).contains("OK: 5 nodes agree"),
+        output_text(&verified).contains("OK: 5 nodes agree"),
         "{}",
-        text(&verified)
+        output_text(&verified)
     );
 
     // The logs tell the story at info: the hand-over, and the dead peer once, not per heartbeat.
@@ -188,6 +160,6 @@ async fn a_rolling_restart_under_load_loses_nothing() {
     let accounts = cluster.client.lookup_accounts(&[1, 2]).await.unwrap();
     let moved = tally_client::Balances::of_account(&accounts[1]).credits_posted;
     assert_eq!(moved, acknowledged, "every acknowledged transfer, once");
-    let verified = tallyctl(&cluster, &["verify"]);
-    assert!(verified.status.success(), "{}", text(&verified));
+    let verified = cluster.tallyctl(&["verify"]);
+    assert!(verified.status.success(), "{}", output_text(&verified));
 }
