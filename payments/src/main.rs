@@ -11,6 +11,7 @@ use tally_payments::config::PayConfig;
 use tally_payments::sandbox::{Faults, SandboxConfig};
 use tally_payments::service::Pay;
 
+mod bench_cli;
 mod keys_cli;
 
 #[derive(Parser)]
@@ -61,6 +62,8 @@ enum Command {
     },
     /// API keys, straight in the cluster (bootstrap): create, list, rotate, revoke.
     Keys(keys_cli::KeysArgs),
+    /// Checkouts per second through tally-pay, the ledger and the PSP (defaults: `make run`).
+    Bench(bench_cli::BenchArgs),
     /// Run the sandbox PSP: a Stripe-like HTTP API with test cards, idempotency keys, signed
     /// webhooks, asynchronous payouts, daily settlement reports and injectable faults.
     SandboxPsp {
@@ -195,6 +198,10 @@ fn main() -> anyhow::Result<()> {
         Command::Keys(args) => {
             init_stderr_logs();
             keys_cli::run(&runtime, args)
+        }
+        Command::Bench(args) => {
+            init_stderr_logs();
+            bench_cli::run(&runtime, args)
         }
         Command::SandboxPsp {
             listen,

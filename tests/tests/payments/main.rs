@@ -2,6 +2,7 @@
 //! `tally-pay sandbox-psp` processes on loopback, driven over HTTP.
 
 mod bad_input;
+mod bench;
 mod billing;
 mod checkout;
 mod env;
