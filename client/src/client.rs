@@ -44,6 +44,9 @@ pub struct ClientOptions {
     /// connection (nothing listens at any address), instead of retrying until the deadline.
     /// Right for a command line; a long-running service may rather wait out a full restart.
     pub fail_fast_on_refused: bool,
+    /// Pack concurrent `create_transfers` calls of this client into shared requests
+    /// ([`crate::coalesce`]); results are the same as sending each alone.
+    pub coalesce: bool,
 }
 
 impl Default for ClientOptions {
@@ -58,6 +61,7 @@ impl Default for ClientOptions {
             backoff_initial: Duration::from_millis(20),
             backoff_max: Duration::from_secs(1),
             fail_fast_on_refused: false,
+            coalesce: true,
         }
     }
 }
@@ -69,12 +73,23 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     options: ClientOptions,
     credentials: Credentials,
     routing: Mutex<Routing>,
     jitter: Jitter,
+    /// The packing task's queue, started by the first `create_transfers` call.
+    packer: std::sync::OnceLock<crate::coalesce::Queue>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Inner")
+            .field("options", &self.options)
+            .field("routing", &self.routing)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -142,8 +157,13 @@ impl Client {
                 credentials,
                 routing: Mutex::new(routing),
                 jitter: Jitter::from_clock(),
+                packer: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Client {
+        Client { inner }
     }
 
     /// The options this client was created with.
@@ -470,8 +490,24 @@ impl Client {
         Ok(reply.results)
     }
 
-    /// Creates transfers as one batch; returns one result code per transfer, in order.
+    /// Creates transfers as one batch; returns one result code per transfer, in order. With
+    /// [`ClientOptions::coalesce`] (the default), concurrent calls share requests.
     pub async fn create_transfers(
+        &self,
+        transfers: Vec<v1::Transfer>,
+    ) -> Result<Vec<u32>, ClientError> {
+        if !self.inner.options.coalesce || !crate::coalesce::packable(&transfers) {
+            return self.send_transfers(transfers).await;
+        }
+        let queue = self
+            .inner
+            .packer
+            .get_or_init(|| crate::coalesce::start(Arc::downgrade(&self.inner)));
+        crate::coalesce::submit(queue, transfers).await
+    }
+
+    /// Sends `transfers` as one request of their own.
+    pub(crate) async fn send_transfers(
         &self,
         transfers: Vec<v1::Transfer>,
     ) -> Result<Vec<u32>, ClientError> {
@@ -752,6 +788,7 @@ mod tests {
             backoff_initial: Duration::from_millis(5),
             backoff_max: Duration::from_millis(50),
             fail_fast_on_refused: false,
+            coalesce: true,
         }
     }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// An error from the Tally client. Ledger-level rejections of single events (e.g. a transfer that
 /// exceeds credits) are *not* errors: they come back as result codes.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
     /// The address list was empty.
     #[error("no cluster addresses given: pass at least one HOST:PORT (e.g. 127.0.0.1:7100)")]

@@ -22,6 +22,7 @@
 mod address;
 mod builders;
 mod client;
+pub mod coalesce;
 pub mod codes;
 pub mod credentials;
 mod error;

@@ -131,6 +131,7 @@ fn options() -> ClientOptions {
         backoff_initial: Duration::from_millis(5),
         backoff_max: Duration::from_millis(50),
         fail_fast_on_refused: false,
+        coalesce: true,
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod backup;
 mod bad_input;
+mod coalesce;
 mod codes;
 mod corruption;
 mod deploy;
