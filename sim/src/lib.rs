@@ -22,7 +22,7 @@ pub mod workload;
 pub mod world;
 
 pub use config::Plant;
-pub use run::{run_seed, run_seed_with, Outcome};
+pub use run::{run_seed, run_seed_sized, run_seed_with, Outcome};
 
 use std::future::Future;
 

@@ -7,14 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use clap::Parser;
-use tally_sim::{run_seed, run_seed_with, Outcome, Plant};
+use tally_sim::{run_seed_sized, Outcome, Plant};
 
 #[derive(Parser)]
 #[command(
     name = "tally-sim",
     about = "Deterministic simulator: a whole Tally cluster in one thread, every fault, any seed replayed",
     after_help = "Examples:\n  tally-sim --seed 42\n  tally-sim --seeds 1..1000\n  \
-tally-sim --plant ack-before-sync --seeds 1..200"
+tally-sim --plant ack-before-sync --seeds 1..200\n  tally-sim --replicas 5 --seeds 1..100"
 )]
 struct Args {
     /// Run one seed; the last line is `seed=N result=ok|fail requests=R faults=F sim_ms=T trace=HEX16`.
@@ -36,6 +36,17 @@ struct Args {
     /// With --seed, print every event to stderr as it happens (for debugging a failure).
     #[arg(long)]
     events: bool,
+    /// Force the cluster size (3 or 5) instead of drawing it from each seed.
+    #[arg(long, value_parser = parse_replicas)]
+    replicas: Option<u64>,
+}
+
+fn parse_replicas(text: &str) -> Result<u64, String> {
+    match text {
+        "3" => Ok(3),
+        "5" => Ok(5),
+        _ => Err(format!("{text:?}: the simulator runs 3 or 5 replicas")),
+    }
 }
 
 fn parse_range(text: &str) -> Result<(u64, u64), String> {
@@ -57,8 +68,8 @@ fn parse_range(text: &str) -> Result<(u64, u64), String> {
     Ok((first, last))
 }
 
-fn run_one(seed: u64, plant: Option<Plant>, events: bool) -> ExitCode {
-    let outcome = run_seed_with(seed, plant, events);
+fn run_one(seed: u64, plant: Option<Plant>, events: bool, replicas: Option<u64>) -> ExitCode {
+    let outcome = run_seed_sized(seed, plant, events, replicas);
     println!("config: {}", outcome.config);
     if outcome.failure.is_some() {
         print!("{}", outcome.report());
@@ -71,7 +82,13 @@ fn run_one(seed: u64, plant: Option<Plant>, events: bool) -> ExitCode {
     }
 }
 
-fn run_range(first: u64, last: u64, plant: Option<Plant>, jobs: usize, verbose: bool) -> ExitCode {
+fn run_range(
+    (first, last): (u64, u64),
+    plant: Option<Plant>,
+    jobs: usize,
+    verbose: bool,
+    replicas: Option<u64>,
+) -> ExitCode {
     let next = AtomicU64::new(first);
     let failures: Mutex<BTreeMap<u64, Outcome>> = Mutex::new(BTreeMap::new());
     // Seeds are independent worlds: running several at once on real threads changes nothing
@@ -84,7 +101,7 @@ fn run_range(first: u64, last: u64, plant: Option<Plant>, jobs: usize, verbose: 
                 if seed > last {
                     return;
                 }
-                let outcome = run_seed(seed, plant);
+                let outcome = run_seed_sized(seed, plant, false, replicas);
                 if verbose || outcome.failure.is_some() {
                     println!("{}", outcome.summary());
                 }
@@ -123,9 +140,9 @@ fn main() -> ExitCode {
             .unwrap_or(1)
     });
     match (args.seed, args.seeds) {
-        (Some(seed), _) => run_one(seed, args.plant, args.events),
-        (None, Some((first, last))) => {
-            run_range(first, last, args.plant, jobs.max(1), args.verbose)
+        (Some(seed), _) => run_one(seed, args.plant, args.events, args.replicas),
+        (None, Some(range)) => {
+            run_range(range, args.plant, jobs.max(1), args.verbose, args.replicas)
         }
         (None, None) => {
             eprintln!("tally-sim: give --seed N or --seeds A..B (see --help)");

@@ -124,6 +124,17 @@ pub fn run_seed(seed: u64, plant: Option<Plant>) -> Outcome {
 /// so a run that takes longer than [`SEED_REAL_TIME_LIMIT`] is reported as hung instead of
 /// hanging the caller.
 pub fn run_seed_with(seed: u64, plant: Option<Plant>, echo: bool) -> Outcome {
+    run_seed_sized(seed, plant, echo, None)
+}
+
+/// As [`run_seed_with`], forcing the cluster size to `replicas` (3 or 5) instead of drawing it
+/// from the seed; everything else the seed draws stays the same.
+pub fn run_seed_sized(
+    seed: u64,
+    plant: Option<Plant>,
+    echo: bool,
+    replicas: Option<u64>,
+) -> Outcome {
     let watch = Watch::default();
     let (sender, receiver) = std::sync::mpsc::channel();
     let watched = watch.clone();
@@ -131,7 +142,7 @@ pub fn run_seed_with(seed: u64, plant: Option<Plant>, echo: bool) -> Outcome {
     let spawned = std::thread::Builder::new()
         .name(format!("tally-sim-{seed}"))
         .spawn(move || {
-            let _ = sender.send(run_in_runtime(seed, plant, echo, &watched));
+            let _ = sender.send(run_in_runtime(seed, plant, echo, replicas, &watched));
         });
     if let Err(error) = spawned {
         panic!("cannot start the thread for seed {seed}: {error}");
@@ -171,7 +182,13 @@ fn hung(seed: u64, plant: Option<Plant>, watch: &Watch) -> Outcome {
     }
 }
 
-fn run_in_runtime(seed: u64, plant: Option<Plant>, echo: bool, watch: &Watch) -> Outcome {
+fn run_in_runtime(
+    seed: u64,
+    plant: Option<Plant>,
+    echo: bool,
+    replicas: Option<u64>,
+    watch: &Watch,
+) -> Outcome {
     capture_panics();
     PANICS.with(|panics| panics.borrow_mut().clear());
     let runtime = Builder::new_current_thread()
@@ -180,13 +197,22 @@ fn run_in_runtime(seed: u64, plant: Option<Plant>, echo: bool, watch: &Watch) ->
         .rng_seed(RngSeed::from_bytes(&seed.to_le_bytes()))
         .build()
         .expect("a current-thread tokio runtime");
-    let outcome = runtime.block_on(Runtime::scope(seed, simulate(seed, plant, echo, watch)));
+    let outcome = runtime.block_on(Runtime::scope(
+        seed,
+        simulate(seed, plant, echo, replicas, watch),
+    ));
     drop(runtime);
     outcome
 }
 
-async fn simulate(seed: u64, plant: Option<Plant>, echo: bool, watch: &Watch) -> Outcome {
-    let world = World::new(seed, plant, echo, watch);
+async fn simulate(
+    seed: u64,
+    plant: Option<Plant>,
+    echo: bool,
+    replicas: Option<u64>,
+    watch: &Watch,
+) -> Outcome {
+    let world = World::new(seed, plant, echo, replicas, watch);
     let config = world.config.describe();
     world.note(&format!("seed {seed} plant {plant:?} {config}"));
     if let Err(failure) = drive(&world).await {

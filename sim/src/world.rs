@@ -137,9 +137,18 @@ pub struct World {
 }
 
 impl World {
-    pub fn new(seed: u64, plant: Option<Plant>, echo: bool, watch: &Watch) -> Arc<World> {
+    pub fn new(
+        seed: u64,
+        plant: Option<Plant>,
+        echo: bool,
+        replicas: Option<u64>,
+        watch: &Watch,
+    ) -> Arc<World> {
         let mut rng = SimRng::new(seed);
-        let config = FaultConfig::draw(&mut rng);
+        let mut config = FaultConfig::draw(&mut rng);
+        if let Some(replicas) = replicas {
+            config.replicas = replicas;
+        }
         let settings = RaftSettings {
             heartbeat_interval_ms: 50,
             election_timeout_min_ms: 200,

@@ -33,3 +33,18 @@ fn a_planted_stale_read_is_caught() {
     assert!(failure.contains("stale read"), "{}", caught.report());
     assert!(caught.report().contains("replay: tally-sim --seed"));
 }
+
+#[test]
+fn the_cluster_size_can_be_forced() {
+    for replicas in [3u64, 5] {
+        for seed in 1u64..=3 {
+            let outcome = tally_sim::run_seed_sized(seed, None, false, Some(replicas));
+            assert!(
+                outcome.config.contains(&format!("replicas={replicas} ")),
+                "{}",
+                outcome.config
+            );
+            assert!(outcome.failure.is_none(), "{}", outcome.report());
+        }
+    }
+}
