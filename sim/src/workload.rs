@@ -145,9 +145,16 @@ impl Client {
         let roll = self.rng.below(100);
         match roll {
             0..=7 => Op::Write(self.create_accounts(known)),
-            8..=37 => Op::Write(Command::CreateTransfers(vec![
-                self.transfer(known, TransferFlags::empty())
-            ])),
+            8..=37 => {
+                // Now and then a balancing transfer: the node caps its amount at what the
+                // balance allows, a path plain transfers never take.
+                let flags = match self.rng.below(10) {
+                    0 => TransferFlags::BALANCING_DEBIT,
+                    1 => TransferFlags::BALANCING_CREDIT,
+                    _ => TransferFlags::empty(),
+                };
+                Op::Write(Command::CreateTransfers(vec![self.transfer(known, flags)]))
+            }
             38..=46 => Op::Write(self.linked_chain(known)),
             47..=56 => Op::Write(self.hold(known)),
             57..=66 => Op::Write(self.resolve_hold(known)),
@@ -158,9 +165,51 @@ impl Client {
                 0 => Op::Lookup(1),
                 count => {
                     let index = self.rng.below(count as u64) as usize;
-                    Op::Write(self.acked[index].clone())
+                    let resend = self.acked[index].clone();
+                    // Half the resends change one field: the id is the same, so the node must
+                    // answer `exists_with_different_*`, never apply it.
+                    if self.rng.chance(500) {
+                        Op::Write(self.altered(resend))
+                    } else {
+                        Op::Write(resend)
+                    }
                 }
             },
+        }
+    }
+
+    /// `command` with one field of one of its transfers (or accounts) changed.
+    fn altered(&mut self, command: Command) -> Command {
+        match command {
+            Command::CreateTransfers(mut transfers) if !transfers.is_empty() => {
+                let index = self.rng.below(transfers.len() as u64) as usize;
+                let transfer = &mut transfers[index];
+                match self.rng.below(6) {
+                    0 => transfer.amount ^= 1,
+                    1 => transfer.user_data_64 ^= 1,
+                    2 => transfer.code = transfer.code.wrapping_add(1).max(1),
+                    3 => {
+                        std::mem::swap(
+                            &mut transfer.debit_account_id,
+                            &mut transfer.credit_account_id,
+                        );
+                    }
+                    4 => transfer.user_data_128 ^= 1,
+                    _ => transfer.user_data_32 ^= 1,
+                }
+                Command::CreateTransfers(transfers)
+            }
+            Command::CreateAccounts(mut accounts) if !accounts.is_empty() => {
+                let index = self.rng.below(accounts.len() as u64) as usize;
+                let account = &mut accounts[index];
+                match self.rng.below(3) {
+                    0 => account.code = account.code.wrapping_add(1).max(1),
+                    1 => account.user_data_64 ^= 1,
+                    _ => account.flags = account.flags | AccountFlags::CLOSED,
+                }
+                Command::CreateAccounts(accounts)
+            }
+            other => other,
         }
     }
 
@@ -173,6 +222,8 @@ impl Client {
                 AccountFlags::HISTORY,
                 AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS,
                 AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS,
+                // Closed from the start: every transfer touching it must be refused.
+                AccountFlags::CLOSED,
             ]);
             let ledger = if self.rng.chance(800) {
                 LEDGER_MAIN
