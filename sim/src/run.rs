@@ -142,7 +142,12 @@ pub fn run_seed_sized(
     let spawned = std::thread::Builder::new()
         .name(format!("tally-sim-{seed}"))
         .spawn(move || {
-            let _ = sender.send(run_in_runtime(seed, plant, echo, replicas, &watched));
+            let options = RunOptions {
+                plant,
+                echo,
+                replicas,
+            };
+            let _ = sender.send(run_in_runtime(seed, options, &watched));
         });
     if let Err(error) = spawned {
         panic!("cannot start the thread for seed {seed}: {error}");
@@ -182,13 +187,17 @@ fn hung(seed: u64, plant: Option<Plant>, watch: &Watch) -> Outcome {
     }
 }
 
-fn run_in_runtime(
-    seed: u64,
+/// How one seed runs, besides the seed itself.
+#[derive(Clone, Copy)]
+struct RunOptions {
     plant: Option<Plant>,
+    /// Print every event to stderr as it happens.
     echo: bool,
+    /// Force the cluster size instead of drawing it.
     replicas: Option<u64>,
-    watch: &Watch,
-) -> Outcome {
+}
+
+fn run_in_runtime(seed: u64, options: RunOptions, watch: &Watch) -> Outcome {
     capture_panics();
     PANICS.with(|panics| panics.borrow_mut().clear());
     let runtime = Builder::new_current_thread()
@@ -197,21 +206,17 @@ fn run_in_runtime(
         .rng_seed(RngSeed::from_bytes(&seed.to_le_bytes()))
         .build()
         .expect("a current-thread tokio runtime");
-    let outcome = runtime.block_on(Runtime::scope(
-        seed,
-        simulate(seed, plant, echo, replicas, watch),
-    ));
+    let outcome = runtime.block_on(Runtime::scope(seed, simulate(seed, options, watch)));
     drop(runtime);
     outcome
 }
 
-async fn simulate(
-    seed: u64,
-    plant: Option<Plant>,
-    echo: bool,
-    replicas: Option<u64>,
-    watch: &Watch,
-) -> Outcome {
+async fn simulate(seed: u64, options: RunOptions, watch: &Watch) -> Outcome {
+    let RunOptions {
+        plant,
+        echo,
+        replicas,
+    } = options;
     let world = World::new(seed, plant, echo, replicas, watch);
     let config = world.config.describe();
     world.note(&format!("seed {seed} plant {plant:?} {config}"));

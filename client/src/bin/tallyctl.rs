@@ -31,6 +31,8 @@ mod cli;
 mod cluster;
 #[path = "tallyctl/ledger_commands.rs"]
 mod ledger_commands;
+#[path = "tallyctl/membership.rs"]
+mod membership;
 #[path = "tallyctl/output.rs"]
 mod output;
 #[path = "tallyctl/records.rs"]

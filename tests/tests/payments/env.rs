@@ -411,6 +411,27 @@ impl PayEnv {
         id
     }
 
+    /// A seller with a bank account and `amount` (USD minor units) paid in by a new customer
+    /// under the Idempotency-Key `key`, settled; returns the seller's id.
+    pub async fn funded_seller(&self, name: &str, key: &str, amount: u64) -> String {
+        let (customer, card) = self.customer_with_card(CARD_OK).await;
+        let seller = self.seller_with_bank(name).await;
+        let payment = self
+            .post(
+                "/v1/payments",
+                Some(key),
+                &json!({"customer_id": customer, "card_id": card, "currency": "USD",
+                        "orders": [{"seller_id": seller, "amount": amount}]}),
+            )
+            .await
+            .expect(201);
+        let settled = self
+            .wait_payment_settled(payment["id"].as_str().unwrap())
+            .await;
+        assert_eq!(settled["status"], "succeeded", "{settled}");
+        seller
+    }
+
     /// Net balance of a ledger account: (credits_posted - debits_posted) as i128, and pending
     /// credits and debits.
     pub async fn account(&self, id: u128) -> Balance {

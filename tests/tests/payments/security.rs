@@ -449,19 +449,7 @@ async fn actions_are_audited_and_no_secret_reaches_logs_or_storage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payout_that_cannot_be_built_reaches_the_dead_letters() {
     let mut env = PayEnv::start("", &[("TALLY_PAY__WORKER__MAX_ATTEMPTS", "3")]).await;
-    let (customer, card) = env.customer_with_card(CARD_OK).await;
-    let seller = env.seller_with_bank("Rotated").await;
-    let payment = env
-        .post(
-            "/v1/payments",
-            Some("fund-1"),
-            &json!({"customer_id": customer, "card_id": card, "currency": "USD",
-                    "orders": [{"seller_id": seller, "amount": 10_000}]}),
-        )
-        .await
-        .expect(201);
-    env.wait_payment_settled(payment["id"].as_str().unwrap())
-        .await;
+    let seller = env.funded_seller("Rotated", "fund-1", 10_000).await;
     env.kill_pay();
     env.set_pay_env(
         "TALLY_PAY__PAY__ENCRYPTION_KEY",
@@ -501,19 +489,7 @@ async fn a_payout_that_cannot_be_built_reaches_the_dead_letters() {
 async fn the_data_key_rotates_without_losing_bank_numbers() {
     const NEW_KEY: &str = "test2:bmV3LXRhbGx5LXRlc3QtZGF0YS1rZXktMDEyMzQ1Njc=";
     let mut env = PayEnv::start("", &[]).await;
-    let (customer, card) = env.customer_with_card(CARD_OK).await;
-    let seller = env.seller_with_bank("Rekeyed").await;
-    let payment = env
-        .post(
-            "/v1/payments",
-            Some("fund-2"),
-            &json!({"customer_id": customer, "card_id": card, "currency": "USD",
-                    "orders": [{"seller_id": seller, "amount": 10_000}]}),
-        )
-        .await
-        .expect(201);
-    env.wait_payment_settled(payment["id"].as_str().unwrap())
-        .await;
+    let seller = env.funded_seller("Rekeyed", "fund-2", 10_000).await;
     let rotate = |env: &PayEnv| {
         let output = std::process::Command::new(crate::harness::binary("tally-pay"))
             .args(["keys", "rotate-data-key", "--json", "--page", "1"])
