@@ -3,14 +3,14 @@
 //! acknowledged results, lost or doubly applied writes, stale reads, conservation, balance
 //! flags, and replica digests at every checkpoint.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use openraft::EntryPayload;
 use tally_node::ledger::{
     Account, ApplyContext, Command, CommandResult, LedgerBatch, MemState, TxnOutcome,
 };
-use tally_node::raft::{Entry, RaftNode, RequestKind};
+use tally_node::raft::{Entry, RaftNode, RequestKind, StoredMembership};
 use tally_node::storage::codec::{decode, to_bytes};
 use tally_node::storage::ledger::{digest, write_mutations, DigestReport};
 use tally_node::storage::{KeyRange, Space, WriteBatch};
@@ -100,6 +100,10 @@ pub struct Model {
     /// Account id -> its value after each change: (log index, account).
     accounts: BTreeMap<u128, Vec<(u64, Account)>>,
     pub digests: BTreeMap<u64, DigestReport>,
+    /// The model's state digest at each log index a crash check needs.
+    states: BTreeMap<u64, DigestReport>,
+    /// Every membership entry of the committed log, by index.
+    memberships: BTreeMap<u64, StoredMembership>,
     pub last_index: u64,
 }
 
@@ -107,6 +111,7 @@ impl Model {
     /// Replays every applied entry in index order.
     pub fn replay(history: &History) -> Result<Model, String> {
         let mut model = Model::default();
+        let wanted: BTreeSet<u64> = crate::durability::wanted_indexes(&history.crashes).collect();
         let mut previous: Option<u64> = None;
         for (index, (_, bytes)) in &history.applied {
             if let Some(previous) = previous {
@@ -120,6 +125,12 @@ impl Model {
             previous = Some(*index);
             let entry: Entry = decode(Space::RaftLog, bytes)
                 .map_err(|error| format!("applied entry {index} is undecodable: {error}"))?;
+            if let EntryPayload::Membership(membership) = &entry.payload {
+                model.memberships.insert(
+                    *index,
+                    StoredMembership::new(Some(entry.log_id), membership.clone()),
+                );
+            }
             if let EntryPayload::Normal(request) = &entry.payload {
                 match &request.kind {
                     RequestKind::Ledger(commands) => {
@@ -133,8 +144,32 @@ impl Model {
                 }
             }
             model.last_index = *index;
+            if wanted.contains(index) {
+                model.record_state(*index)?;
+            }
         }
         Ok(model)
+    }
+
+    fn record_state(&mut self, index: u64) -> Result<(), String> {
+        let report =
+            digest(&self.store, index).map_err(|error| format!("model digest failed: {error}"))?;
+        self.states.insert(index, report);
+        Ok(())
+    }
+
+    /// The model's state digest at `index`, if a crash check asked for it.
+    pub fn state_at(&self, index: u64) -> Option<&DigestReport> {
+        self.states.get(&index)
+    }
+
+    /// The membership in force once the entries up to `index` are applied.
+    pub fn membership_at(&self, index: u64) -> StoredMembership {
+        self.memberships
+            .range(..=index)
+            .next_back()
+            .map(|(_, membership)| membership.clone())
+            .unwrap_or_default()
     }
 
     fn apply(&mut self, index: u64, timestamp_ns: u64, commands: &[Command]) -> Result<(), String> {
@@ -345,9 +380,31 @@ fn check_final(model: &Model, nodes: &[Arc<RaftNode>]) -> Result<(), String> {
     Ok(())
 }
 
+/// A broken invariant the checker found, and the simulated moment it concerns, if it knows one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    pub at_ms: Option<u64>,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure {
+            message,
+            at_ms: None,
+        }
+    }
+}
+
 /// Judges a finished run.
-pub fn check(history: &History, nodes: &[Arc<RaftNode>]) -> Result<Model, String> {
+pub fn check(history: &History, nodes: &[Arc<RaftNode>]) -> Result<Model, Failure> {
     let model = Model::replay(history)?;
+    crate::durability::check_crashes(&model, &history.crashes).map_err(|(message, at_ms)| {
+        Failure {
+            message,
+            at_ms: Some(at_ms),
+        }
+    })?;
     check_acks(&model, &history.acks)?;
     check_reads(&model, history)?;
     check_replicas(&model, nodes)?;

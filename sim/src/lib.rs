@@ -12,6 +12,7 @@ compile_error!(
 
 pub mod checker;
 pub mod config;
+pub mod durability;
 pub mod nemesis;
 pub mod network;
 pub mod rng;

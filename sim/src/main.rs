@@ -33,6 +33,10 @@ struct Args {
     /// With --seeds, print every seed's result line.
     #[arg(long)]
     verbose: bool,
+    /// With --seeds, stop starting new seeds once one fails (the report names the lowest
+    /// failing seed among those run).
+    #[arg(long)]
+    fail_fast: bool,
     /// With --seed, print every event to stderr as it happens (for debugging a failure).
     #[arg(long)]
     events: bool,
@@ -82,13 +86,23 @@ fn run_one(seed: u64, plant: Option<Plant>, events: bool, replicas: Option<u64>)
     }
 }
 
-fn run_range(
-    (first, last): (u64, u64),
-    plant: Option<Plant>,
+/// How `--seeds` runs.
+struct RangeOptions {
     jobs: usize,
     verbose: bool,
+    fail_fast: bool,
     replicas: Option<u64>,
-) -> ExitCode {
+}
+
+fn run_range((first, last): (u64, u64), plant: Option<Plant>, options: RangeOptions) -> ExitCode {
+    let RangeOptions {
+        jobs,
+        verbose,
+        fail_fast,
+        replicas,
+    } = options;
+    let ran = AtomicU64::new(0);
+    let coverage: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
     let next = AtomicU64::new(first);
     let failures: Mutex<BTreeMap<u64, Outcome>> = Mutex::new(BTreeMap::new());
     // Seeds are independent worlds: running several at once on real threads changes nothing
@@ -101,7 +115,22 @@ fn run_range(
                 if seed > last {
                     return;
                 }
+                if fail_fast
+                    && !failures
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .is_empty()
+                {
+                    return;
+                }
+                ran.fetch_add(1, Ordering::Relaxed);
                 let outcome = run_seed_sized(seed, plant, false, replicas);
+                {
+                    let mut coverage = coverage.lock().unwrap_or_else(|p| p.into_inner());
+                    for (kind, count) in &outcome.fault_kinds {
+                        *coverage.entry(kind.clone()).or_default() += count;
+                    }
+                }
                 if verbose || outcome.failure.is_some() {
                     println!("{}", outcome.summary());
                 }
@@ -119,9 +148,15 @@ fn run_range(
     if let Some(outcome) = first_failure {
         print!("{}", outcome.report());
     }
+    let coverage = coverage.into_inner().unwrap_or_else(|p| p.into_inner());
+    let kinds: Vec<String> = coverage
+        .iter()
+        .map(|(kind, count)| format!("{kind}={count}"))
+        .collect();
+    println!("faults injected: {}", kinds.join(", "));
     println!(
         "seeds={} failed={} first_failure={}",
-        last - first + 1,
+        ran.into_inner(),
         failures.len(),
         first_failure.map_or("none".to_string(), |o| o.seed.to_string())
     );
@@ -142,7 +177,13 @@ fn main() -> ExitCode {
     match (args.seed, args.seeds) {
         (Some(seed), _) => run_one(seed, args.plant, args.events, args.replicas),
         (None, Some(range)) => {
-            run_range(range, args.plant, jobs.max(1), args.verbose, args.replicas)
+            let options = RangeOptions {
+                jobs: jobs.max(1),
+                verbose: args.verbose,
+                fail_fast: args.fail_fast,
+                replicas: args.replicas,
+            };
+            run_range(range, args.plant, options)
         }
         (None, None) => {
             eprintln!("tally-sim: give --seed N or --seeds A..B (see --help)");

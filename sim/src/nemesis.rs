@@ -119,7 +119,7 @@ pub async fn run(world: Arc<World>, end_ms: u64) {
                 if let Some(leader) = world.leader() {
                     world.crash_in_window(leader).await;
                 }
-                world.count_fault("power loss: every replica crashes");
+                world.count_fault("power loss", "power loss: every replica crashes");
                 for id in world.node_ids() {
                     world.crash(id);
                     restart_later(&world, id, world.random(|rng| rng.between(10, 300)));
@@ -136,7 +136,7 @@ pub async fn run(world: Arc<World>, end_ms: u64) {
                     .into_iter()
                     .filter(|id| *id != leader)
                     .collect();
-                world.count_fault(&format!("isolate leader {leader}"));
+                world.count_fault("isolate leader", &format!("isolate leader {leader}"));
                 let duration = world.random(|rng| rng.between(300, 1500));
                 cut(&world, both_ways(&[leader], &others), duration);
             }
@@ -148,14 +148,17 @@ pub async fn run(world: Arc<World>, end_ms: u64) {
                     let index = world.random(|rng| rng.below(ids.len() as u64)) as usize;
                     group.push(ids.swap_remove(index));
                 }
-                world.count_fault(&format!("partition {group:?} from {ids:?}"));
+                world.count_fault("partition", &format!("partition {group:?} from {ids:?}"));
                 let duration = world.random(|rng| rng.between(300, 2000));
                 cut(&world, both_ways(&group, &ids), duration);
             }
             Fault::OneWay => {
                 let (from, to) = (random_node(&world), random_node(&world));
                 if from != to {
-                    world.count_fault(&format!("one-way partition {from}->{to}"));
+                    world.count_fault(
+                        "one-way partition",
+                        &format!("one-way partition {from}->{to}"),
+                    );
                     let duration = world.random(|rng| rng.between(300, 2000));
                     cut(&world, vec![(from, to)], duration);
                 }
@@ -165,7 +168,7 @@ pub async fn run(world: Arc<World>, end_ms: u64) {
                 let id = random_node(&world);
                 let max = world.settings.election_timeout_max_ms;
                 let duration = world.random(|rng| rng.between(max * 2, max * 5));
-                world.count_fault(&format!("pause replica {id} for {duration}ms"));
+                world.count_fault("pause", &format!("pause replica {id} for {duration}ms"));
                 world.pause(id, Duration::from_millis(duration));
             }
             Fault::Membership => {
@@ -188,9 +191,10 @@ async fn crash_during_election(world: &Arc<World>) {
         .into_iter()
         .filter(|id| *id != leader)
         .collect();
-    world.count_fault(&format!(
-        "isolate leader {leader}, then crash a voter mid-election"
-    ));
+    world.count_fault(
+        "crash mid-election",
+        &format!("isolate leader {leader}, then crash a voter mid-election"),
+    );
     cut(world, both_ways(&[leader], &others), 1500);
     let settings = &world.settings;
     let (low, high) = (
@@ -209,7 +213,7 @@ fn flap(world: &Arc<World>) {
     if from == to {
         return;
     }
-    world.count_fault(&format!("flapping link {from}<->{to}"));
+    world.count_fault("flapping link", &format!("flapping link {from}<->{to}"));
     let world = world.clone();
     crate::spawn(async move {
         for _ in 0..6 {
@@ -253,7 +257,10 @@ async fn change_membership(world: &Arc<World>, step: u32) -> bool {
         }
         _ => return false,
     };
-    world.count_fault(&format!("membership: {description} (via leader {leader})"));
+    world.count_fault(
+        "membership change",
+        &format!("membership: {description} (via leader {leader})"),
+    );
     let timeout = Duration::from_millis(2_000);
     let outcome = match change {
         None => {

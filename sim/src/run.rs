@@ -10,6 +10,7 @@ use std::time::Duration;
 use tally_node::raft::{NodeId, RaftNode, Runtime};
 use tokio::runtime::{Builder, RngSeed};
 
+use crate::checker::Failure;
 use crate::config::Plant;
 use crate::rng::SimRng;
 use crate::workload::{applied_index, base_accounts, learn_base, run_client, Client, Known};
@@ -39,6 +40,8 @@ pub struct Outcome {
     pub trace: u64,
     pub config: String,
     pub recent_events: Vec<String>,
+    /// Faults injected, by kind.
+    pub fault_kinds: BTreeMap<String, u64>,
 }
 
 impl Outcome {
@@ -69,7 +72,7 @@ impl Outcome {
         };
         let mut text = format!("FAILED seed {}: {failure}\n", self.seed);
         text.push_str(&format!("  config: {}\n", self.config));
-        text.push_str("  last events:\n");
+        text.push_str("  events (around the violation when the checker knows its moment):\n");
         for event in &self.recent_events {
             text.push_str(&format!("    {event}\n"));
         }
@@ -184,6 +187,7 @@ fn hung(seed: u64, plant: Option<Plant>, watch: &Watch) -> Outcome {
         trace: trace.hash(),
         config: String::new(),
         recent_events: trace.recent().cloned().collect(),
+        fault_kinds: BTreeMap::new(),
     }
 }
 
@@ -236,6 +240,11 @@ async fn simulate(seed: u64, options: RunOptions, watch: &Watch) -> Outcome {
         trace: world.trace_hash(),
         config,
         recent_events: world.events_for_report(),
+        fault_kinds: world
+            .fault_kinds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
     };
     world.teardown();
     outcome
@@ -323,8 +332,21 @@ async fn drive(world: &Arc<World>) -> Result<(), String> {
         return Ok(());
     }
     let nodes = converge(world).await?;
-    let history = world.history.lock().unwrap_or_else(|p| p.into_inner());
-    crate::checker::check(&history, &nodes).map(|_| ())
+    let checked = {
+        let history = world.history.lock().unwrap_or_else(|p| p.into_inner());
+        crate::checker::check(&history, &nodes)
+    };
+    match checked {
+        Ok(_) => Ok(()),
+        Err(Failure {
+            message,
+            at_ms: Some(at_ms),
+        }) => {
+            world.fail_at(message, at_ms);
+            Ok(())
+        }
+        Err(failure) => Err(failure.message),
+    }
 }
 
 async fn run_workload(world: &Arc<World>) -> Result<(), String> {

@@ -4,7 +4,9 @@
 //! and the world decides when that is. A crash keeps the durable state plus a random prefix of the
 //! unsynced batches, and may tear the next one: a log append whose last entry reaches the disk
 //! cut short, which the crc32 framing catches when the restarted replica reads it. Blobs
-//! (snapshot files) are byte vectors; opening one gives an independent cursor over a copy.
+//! (snapshot files) are byte vectors, durable only once [`Blob::sync`] has run: a crash leaves a
+//! never-synced blob missing or cut short, and a synced one as it was at its last sync. Opening
+//! one gives an independent cursor over a copy.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -134,7 +136,88 @@ impl ReadView for SimView {
     }
 }
 
-type BlobBytes = Arc<Mutex<Vec<u8>>>;
+/// One blob: what has been written, and what of it is durable.
+#[derive(Debug, Default)]
+struct BlobState {
+    bytes: Vec<u8>,
+    /// The bytes as of the last sync; `None` if it never ran.
+    durable: Option<Vec<u8>>,
+    /// Written since the last sync.
+    dirty: bool,
+}
+
+type BlobBytes = Arc<Mutex<BlobState>>;
+
+fn lock_blob(blob: &Mutex<BlobState>) -> MutexGuard<'_, BlobState> {
+    blob.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// The durable writes a crash can be aimed at: the nemesis waits for one of these to be written
+/// but not yet synced, then pulls the plug.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// Log entries appended, not yet flushed.
+    LogAppend,
+    /// A vote written, not yet synced.
+    Vote,
+    /// A state-machine batch (an applied entry or an installed snapshot).
+    Apply,
+    /// A log purge or truncation.
+    LogRemoval,
+    /// A snapshot file written but not synced.
+    SnapshotFile,
+}
+
+impl Window {
+    pub const ALL: [Window; 5] = [
+        Window::LogAppend,
+        Window::Vote,
+        Window::Apply,
+        Window::LogRemoval,
+        Window::SnapshotFile,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Window::LogAppend => "log append",
+            Window::Vote => "vote write",
+            Window::Apply => "state-machine write",
+            Window::LogRemoval => "log purge/truncate",
+            Window::SnapshotFile => "snapshot file",
+        }
+    }
+
+    fn holds(self, batch: &WriteBatch) -> bool {
+        let touches = |wanted: Space, key: Option<&[u8]>| {
+            batch.ops.iter().any(|op| match op {
+                WriteOp::Put { space, key: k, .. } => {
+                    *space == wanted && key.is_none_or(|key| k.as_slice() == key)
+                }
+                WriteOp::Delete { space, .. } | WriteOp::DeleteRange { space, .. } => {
+                    *space == wanted && key.is_none()
+                }
+            })
+        };
+        match self {
+            Window::LogAppend => is_log_append(batch),
+            Window::Vote => touches(Space::RaftMeta, Some(b"vote")),
+            Window::Apply => touches(Space::StateMeta, Some(b"last_applied")),
+            Window::LogRemoval => batch.ops.iter().any(|op| {
+                matches!(
+                    op,
+                    WriteOp::Delete {
+                        space: Space::RaftLog,
+                        ..
+                    } | WriteOp::DeleteRange {
+                        space: Space::RaftLog,
+                        ..
+                    }
+                )
+            }),
+            Window::SnapshotFile => false,
+        }
+    }
+}
 
 /// A write that reached the disk cut short at the last crash; the crc32 of its value fails.
 #[derive(Debug, Clone)]
@@ -154,6 +237,16 @@ pub struct Disk {
 }
 
 impl Disk {
+    /// The key-value state as it survived.
+    pub fn spaces(&self) -> &Spaces {
+        &self.spaces
+    }
+
+    /// The blobs that survived, with their bytes.
+    pub fn blobs(&self) -> impl Iterator<Item = (&String, &Vec<u8>)> {
+        self.blobs.iter()
+    }
+
     /// Drops the torn record, as the storage engine's log recovery drops a torn tail.
     pub fn drop_torn(&mut self) -> Option<TornWrite> {
         let torn = self.torn.take()?;
@@ -194,7 +287,14 @@ impl SimStorage {
         let blobs = disk
             .blobs
             .into_iter()
-            .map(|(name, bytes)| (name, Arc::new(Mutex::new(bytes))))
+            .map(|(name, bytes)| {
+                let state = BlobState {
+                    durable: Some(bytes.clone()),
+                    bytes,
+                    dirty: false,
+                };
+                (name, Arc::new(Mutex::new(state)))
+            })
             .collect();
         Arc::new(SimStorage {
             node,
@@ -233,14 +333,21 @@ impl SimStorage {
             spaces.apply(batch);
         }
         let torn = torn_at.and_then(|at| tear_log_append(&mut spaces, &inner.unsynced[at].1, rng));
-        let blobs = inner
-            .blobs
-            .iter()
-            .map(|(name, bytes)| {
-                let bytes = bytes.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                (name.clone(), bytes)
-            })
-            .collect();
+        let mut blobs = BTreeMap::new();
+        for (name, blob) in &inner.blobs {
+            let blob = lock_blob(blob);
+            match &blob.durable {
+                Some(durable) => {
+                    blobs.insert(name.clone(), durable.clone());
+                }
+                // Never synced: the file may be gone, or hold any prefix of what was written.
+                None if rng.chance(500) => {}
+                None => {
+                    let kept = rng.below(blob.bytes.len() as u64 + 1) as usize;
+                    blobs.insert(name.clone(), blob.bytes[..kept].to_vec());
+                }
+            }
+        }
         Disk {
             spaces,
             blobs,
@@ -253,12 +360,13 @@ impl SimStorage {
         lock(&self.inner).unsynced.len()
     }
 
-    /// True while a log append is written but not yet durable: the window where a crash hurts.
-    pub fn append_in_flight(&self) -> bool {
-        lock(&self.inner)
-            .unsynced
-            .iter()
-            .any(|(_, batch)| is_log_append(batch))
+    /// True while a write of this kind is made but not yet durable: where a crash hurts.
+    pub fn in_window(&self, window: Window) -> bool {
+        let inner = lock(&self.inner);
+        match window {
+            Window::SnapshotFile => inner.blobs.values().any(|blob| lock_blob(blob).dirty),
+            _ => inner.unsynced.iter().any(|(_, batch)| window.holds(batch)),
+        }
     }
 
     fn complete_sync(inner: &Mutex<Inner>, upto: u64) -> bool {
@@ -393,8 +501,13 @@ impl Storage for SimStorage {
 
     fn open_blob(&self, name: &str) -> Result<Option<Box<dyn Blob>>, StorageError> {
         let inner = lock(&self.inner);
-        Ok(inner.blobs.get(name).map(|bytes| {
-            let copy = bytes.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(inner.blobs.get(name).map(|blob| {
+            let bytes = lock_blob(blob).bytes.clone();
+            let copy = BlobState {
+                durable: Some(bytes.clone()),
+                bytes,
+                dirty: false,
+            };
             Box::new(SimBlob {
                 bytes: Arc::new(Mutex::new(copy)),
                 position: 0,
@@ -412,15 +525,38 @@ impl Storage for SimStorage {
     }
 }
 
+/// A blob reader over a copy of `bytes` (for checking a file that survived a crash).
+pub fn blob_reader(bytes: Vec<u8>) -> Box<dyn Blob> {
+    let state = BlobState {
+        durable: Some(bytes.clone()),
+        bytes,
+        dirty: false,
+    };
+    Box::new(SimBlob {
+        bytes: Arc::new(Mutex::new(state)),
+        position: 0,
+    })
+}
+
 /// A cursor over a blob's bytes.
 struct SimBlob {
     bytes: BlobBytes,
     position: u64,
 }
 
+impl Blob for SimBlob {
+    fn sync(&mut self) -> io::Result<()> {
+        let mut blob = lock_blob(&self.bytes);
+        blob.durable = Some(blob.bytes.clone());
+        blob.dirty = false;
+        Ok(())
+    }
+}
+
 impl Read for SimBlob {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        let bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        let blob = lock_blob(&self.bytes);
+        let bytes = &blob.bytes;
         let start = (self.position as usize).min(bytes.len());
         let count = buffer.len().min(bytes.len() - start);
         buffer[..count].copy_from_slice(&bytes[start..start + count]);
@@ -431,7 +567,9 @@ impl Read for SimBlob {
 
 impl Write for SimBlob {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let mut bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut blob = lock_blob(&self.bytes);
+        blob.dirty = true;
+        let bytes = &mut blob.bytes;
         let start = self.position as usize;
         if bytes.len() < start + data.len() {
             bytes.resize(start + data.len(), 0);
@@ -448,7 +586,7 @@ impl Write for SimBlob {
 
 impl Seek for SimBlob {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let length = self.bytes.lock().unwrap_or_else(|p| p.into_inner()).len() as i128;
+        let length = lock_blob(&self.bytes).bytes.len() as i128;
         let target = match to {
             SeekFrom::Start(offset) => i128::from(offset),
             SeekFrom::End(delta) => length + i128::from(delta),

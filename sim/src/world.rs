@@ -18,9 +18,10 @@ use tally_node::storage::{ReadView, Space, WriteBatch, WriteOp};
 use tokio::time::Instant;
 
 use crate::config::{FaultConfig, Plant};
+use crate::durability::CrashRecord;
 use crate::network::SimNetworkFactory;
 use crate::rng::SimRng;
-use crate::storage::{Disk, SimStorage, Spaces};
+use crate::storage::{Disk, SimStorage, Spaces, Window};
 use crate::trace::Trace;
 
 /// Key under which the state machine stores its last applied log id (node `raft::state_machine`).
@@ -91,6 +92,8 @@ pub struct History {
     /// Replica -> the highest vote it granted. A granted vote is durable before the answer
     /// leaves, so a replica never grants a lower one afterwards, restarts included.
     pub granted: BTreeMap<NodeId, Vote>,
+    /// What every crash left on disk, for [`crate::durability::check_crashes`].
+    pub crashes: Vec<CrashRecord>,
 }
 
 struct Slot {
@@ -131,6 +134,8 @@ pub struct World {
     events_at_violation: Mutex<Vec<String>>,
     seq: AtomicU64,
     pub faults: AtomicU64,
+    /// Faults injected so far, by kind.
+    pub fault_kinds: Mutex<BTreeMap<String, u64>>,
     pub requests: AtomicU64,
     /// Simulated ms at which the faults healed; 0 while they are on.
     healed_at_ms: AtomicU64,
@@ -178,6 +183,7 @@ impl World {
             events_at_violation: Mutex::new(Vec::new()),
             seq: AtomicU64::new(0),
             faults: AtomicU64::new(0),
+            fault_kinds: Mutex::new(BTreeMap::new()),
             requests: AtomicU64::new(0),
             healed_at_ms: AtomicU64::new(0),
         })
@@ -226,6 +232,21 @@ impl World {
         }
     }
 
+    /// Records a broken invariant found after the fact, about the moment `at_ms`: the report shows
+    /// the events around that moment rather than the last ones.
+    pub fn fail_at(&self, invariant: String, at_ms: u64) {
+        let around = lock(&self.trace).around(at_ms, 40, 15);
+        self.note(&format!("VIOLATION {invariant}"));
+        let mut violation = lock(&self.violation);
+        if violation.is_none() {
+            *violation = Some(invariant);
+            let mut events = around;
+            events.push("   ... (then, at the end of the run:)".to_string());
+            events.extend(self.recent_events().into_iter().rev().take(10).rev());
+            *lock(&self.events_at_violation) = events;
+        }
+    }
+
     /// The last events up to the first violation (or up to now when there is none).
     pub fn events_for_report(&self) -> Vec<String> {
         let kept = lock(&self.events_at_violation).clone();
@@ -240,8 +261,10 @@ impl World {
         lock(&self.violation).clone()
     }
 
-    pub fn count_fault(&self, text: &str) {
+    /// Counts one injected fault of `kind` (for the sweep's coverage line) and traces `text`.
+    pub fn count_fault(&self, kind: &str, text: &str) {
         self.faults.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.fault_kinds).entry(kind.to_string()).or_default() += 1;
         self.note(&format!("fault: {text}"));
     }
 
@@ -542,8 +565,12 @@ impl World {
 
     /// Power loss on one replica: it stops at once; unsynced writes may be lost, the last torn.
     pub fn crash(self: &Arc<Self>, id: NodeId) {
+        self.crash_after(id, None);
+    }
+
+    fn crash_after(self: &Arc<Self>, id: NodeId, window: Option<Window>) {
         let tear = self.config.torn_writes && self.chance(500);
-        let (node, unsynced, torn) = {
+        let (node, unsynced, torn, survived) = {
             let mut slots = lock(&self.slots);
             let Some(slot) = slots.get_mut(&id) else {
                 return;
@@ -553,29 +580,52 @@ impl World {
             };
             let unsynced = storage.unsynced();
             slot.disk = storage.crash(&mut lock(&self.rng), tear);
-            (node, unsynced, slot.disk.torn.is_some())
+            (node, unsynced, slot.disk.torn.is_some(), slot.disk.clone())
         };
-        self.count_fault(&format!(
-            "crash replica {id} ({unsynced} unsynced batches{})",
-            if torn { ", last write torn" } else { "" }
-        ));
+        let kind = window.map_or("crash".to_string(), |window| {
+            format!("crash during a {}", window.name())
+        });
+        self.count_fault(
+            &kind,
+            &format!(
+                "crash replica {id} ({unsynced} unsynced batches{}{})",
+                if torn { ", last write torn" } else { "" },
+                window.map_or(String::new(), |window| format!(
+                    ", during a {}",
+                    window.name()
+                ))
+            ),
+        );
+        let granted = lock(&self.history).granted.get(&id).copied();
+        let checked = crate::durability::check_vote(id, &survived, granted.as_ref())
+            .and_then(|()| crate::durability::record(id, self.now_ms(), &survived));
+        match checked {
+            Ok(record) => lock(&self.history).crashes.push(record),
+            Err(violation) => self.fail(violation),
+        }
         crate::spawn(async move { node.shutdown().await });
     }
 
-    /// Waits (briefly) for a moment when `id` has a log append in flight, so that crashes land
-    /// in the window where lost and torn writes matter, then crashes it.
+    /// Picks a kind of durable write ([`Window`]) and waits (briefly) for a moment when `id` has
+    /// one written but not yet synced, so that crashes land where lost and torn writes matter,
+    /// then crashes it.
     pub async fn crash_in_window(self: &Arc<Self>, id: NodeId) {
+        let window = Window::ALL[self.random(|rng| rng.below(Window::ALL.len() as u64)) as usize];
+        let mut hit = None;
         for _ in 0..WINDOW_WAIT_MS {
             let storage = lock(&self.slots)
                 .get(&id)
                 .and_then(|slot| slot.storage.clone());
             match storage {
-                Some(storage) if storage.append_in_flight() => break,
+                Some(storage) if storage.in_window(window) => {
+                    hit = Some(window);
+                    break;
+                }
                 Some(_) => tokio::time::sleep(Duration::from_millis(1)).await,
                 None => return,
             }
         }
-        self.crash(id);
+        self.crash_after(id, hit);
     }
 
     pub fn is_up(&self, id: NodeId) -> bool {

@@ -14,7 +14,9 @@ use openraft::{LogState, OptionalSend, RaftLogReader};
 use super::{Entry, LogId, TypeConfig, Vote};
 use crate::storage::codec::{decode, encode};
 use crate::storage::keys::{read_u64, u64_key};
-use crate::storage::{last_in, sync_now, KeyRange, Space, Storage, StorageError, WriteBatch};
+use crate::storage::{
+    last_in, sync_now, KeyRange, ReadView, Space, Storage, StorageError, WriteBatch,
+};
 
 const VOTE_KEY: &[u8] = b"vote";
 const PURGED_KEY: &[u8] = b"last_purged";
@@ -57,6 +59,13 @@ impl LogStore {
             .map(|bytes| decode(Space::RaftMeta, &bytes))
             .transpose()
     }
+}
+
+/// The vote stored in `view` (what a restarted replica would start from).
+pub fn stored_vote(view: &dyn ReadView) -> Result<Option<Vote>, StorageError> {
+    view.get(Space::RaftMeta, VOTE_KEY)?
+        .map(|bytes| decode(Space::RaftMeta, &bytes))
+        .transpose()
 }
 
 fn index_range<R: RangeBounds<u64>>(range: &R) -> KeyRange {

@@ -17,10 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::{Command, CommandResult};
 
-pub use log_store::{LogStore, LogStoreFaults};
+pub use log_store::{stored_vote, LogStore, LogStoreFaults};
 pub use node::{Faults, NodeError, NodeStatus, RaftNode, RaftSettings, ReadConsistency};
 pub use state_machine::{
-    restore_backup, write_backup, BackupFile, SharedState, StateMachineStore, BACKUP_BLOB_PREFIX,
+    applied_state_of, restore_backup, write_backup, BackupFile, SharedState, StateMachineStore,
+    BACKUP_BLOB_PREFIX,
 };
 
 pub type NodeId = u64;

@@ -117,7 +117,8 @@ fn read_meta<T: serde::de::DeserializeOwned>(
         .transpose()
 }
 
-fn applied_state_of(
+/// The applied log id and the membership stored with the state in `view`.
+pub fn applied_state_of(
     view: &dyn ReadView,
 ) -> Result<(Option<LogId>, StoredMembership), StorageError> {
     let applied = read_meta::<Option<LogId>>(view, APPLIED_KEY)?.flatten();
@@ -253,7 +254,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut kept = self.storage.create_blob(&name)?;
         snapshot.seek(SeekFrom::Start(0))?;
         io::copy(&mut snapshot, &mut kept)?;
-        kept.flush()?;
+        kept.sync()?;
         remove_other_snapshots(self.storage.as_ref(), &name)?;
         Ok(())
     }
@@ -276,8 +277,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(None)
     }
 }
-
-use std::io::Write as _;
 
 /// A consistent backup of the applied state, written as a snapshot file (the same format the
 /// Raft snapshot path uses, with its own crc32) into the storage's blob `blob`.
@@ -357,6 +356,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let mut blob = self.storage.create_blob(&name)?;
         write_snapshot(view.as_ref(), &to_bytes(&meta), blob.as_mut())?;
         drop(view);
+        // Durable before the older files go: a crash must never leave no snapshot at all.
+        blob.sync()?;
         remove_other_snapshots(self.storage.as_ref(), &name)?;
         Ok(Snapshot {
             meta,

@@ -375,6 +375,9 @@ pub fn digest(view: &dyn ReadView, log_index: u64) -> Result<DigestReport, Stora
     if let Some(error) = error {
         return Err(error);
     }
+    // The state's one piece of metadata that decides future results: the next timestamp.
+    hasher.update([Space::StateMeta as u8]);
+    hasher.update(read_last_timestamp(view)?.to_le_bytes());
     report.digest = hasher
         .finalize()
         .iter()

@@ -237,8 +237,26 @@ pub trait ReadView: Send + Sync {
 }
 
 /// A snapshot file (or its in-memory stand-in in the simulator).
-pub trait Blob: Read + Write + Seek + Send + Sync {}
-impl<T: Read + Write + Seek + Send + Sync> Blob for T {}
+///
+/// Like the key-value writes, a blob's bytes are durable only after [`Blob::sync`]: a crash
+/// before it may leave the file missing or cut short (the snapshot crc32 catches the latter).
+pub trait Blob: Read + Write + Seek + Send + Sync {
+    /// Makes every byte written so far durable.
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
+impl Blob for std::fs::File {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.sync_all()
+    }
+}
+
+/// An in-memory blob (tests, tools): nothing to make durable.
+impl Blob for std::io::Cursor<Vec<u8>> {
+    fn sync(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// The node's whole persistent state.
 ///

@@ -318,6 +318,10 @@ impl Storage for RocksStorage {
             .truncate(true)
             .open(self.blob_path(name)?)
             .map_err(io_error)?;
+        // The new name must survive a crash as well as the bytes `Blob::sync` makes durable.
+        std::fs::File::open(self.dir.join("blobs"))
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_error)?;
         Ok(Box::new(file))
     }
 
