@@ -501,18 +501,10 @@ impl Storage for SimStorage {
 
     fn open_blob(&self, name: &str) -> Result<Option<Box<dyn Blob>>, StorageError> {
         let inner = lock(&self.inner);
-        Ok(inner.blobs.get(name).map(|blob| {
-            let bytes = lock_blob(blob).bytes.clone();
-            let copy = BlobState {
-                durable: Some(bytes.clone()),
-                bytes,
-                dirty: false,
-            };
-            Box::new(SimBlob {
-                bytes: Arc::new(Mutex::new(copy)),
-                position: 0,
-            }) as Box<dyn Blob>
-        }))
+        Ok(inner
+            .blobs
+            .get(name)
+            .map(|blob| blob_reader(lock_blob(blob).bytes.clone())))
     }
 
     fn remove_blob(&self, name: &str) -> Result<(), StorageError> {
@@ -525,7 +517,7 @@ impl Storage for SimStorage {
     }
 }
 
-/// A blob reader over a copy of `bytes` (for checking a file that survived a crash).
+/// A blob over a copy of `bytes`: an opened file, or one that survived a crash being checked.
 pub fn blob_reader(bytes: Vec<u8>) -> Box<dyn Blob> {
     let state = BlobState {
         durable: Some(bytes.clone()),
