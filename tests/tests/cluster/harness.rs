@@ -108,16 +108,19 @@ pub struct TestCerts {
 impl TestCerts {
     /// Makes a CA, a certificate for each of `count` nodes on 127.0.0.1, one per client identity.
     pub fn create(dir: &Path, count: u64) -> TestCerts {
+        let hosts: Vec<String> = (1..=count).map(|_| "127.0.0.1".to_string()).collect();
+        TestCerts::create_for_hosts(dir, &hosts)
+    }
+
+    /// As [`TestCerts::create`], node `i + 1`'s certificate naming `hosts[i]` (the host or IP
+    /// address clients dial it at).
+    pub fn create_for_hosts(dir: &Path, hosts: &[String]) -> TestCerts {
         let authority =
             tally_tls::Authority::create("test CA", tally_tls::Validity::days(30)).expect("CA");
         let ca = authority.write(dir).expect("write CA");
-        for id in 1..=count {
+        for (id, host) in (1..).zip(hosts) {
             authority
-                .issue_node(
-                    id,
-                    &["127.0.0.1".to_string()],
-                    tally_tls::Validity::days(30),
-                )
+                .issue_node(id, &[host.clone()], tally_tls::Validity::days(30))
                 .expect("node cert")
                 .write(dir, &tally_tls::node_name(id))
                 .expect("write node cert");
@@ -206,6 +209,9 @@ pub struct TestNode {
     env: Vec<(String, String)>,
     /// Extra flags, e.g. the certificate paths.
     args: Vec<std::ffi::OsString>,
+    /// A command the node is started through (its binary and flags follow), e.g.
+    /// `ip netns exec NS`; empty: the binary is started directly.
+    launcher: Vec<std::ffi::OsString>,
     child: Option<Child>,
 }
 
@@ -230,7 +236,15 @@ impl TestNode {
             .append(true)
             .open(&self.log)
             .expect("node log");
-        let child = Command::new(binary("tally-node"))
+        let mut command = match self.launcher.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary("tally-node"));
+                command
+            }
+            None => Command::new(binary("tally-node")),
+        };
+        let child = command
             .args([
                 "serve",
                 "--id",
@@ -280,6 +294,14 @@ fn metrics_addr(with_metrics: bool) -> String {
     }
 }
 
+/// Where a node of [`TestCluster::start_placed`] listens, and how its process is started.
+pub struct Placement {
+    /// `IP:PORT`; its certificate names the IP.
+    pub addr: String,
+    /// See `TestNode::launcher`.
+    pub launcher: Vec<std::ffi::OsString>,
+}
+
 impl TestCluster {
     /// Starts `count` nodes with extra `TALLY__…` settings, forms the cluster, waits for a leader.
     pub async fn start(count: u64, env: &[(&str, &str)]) -> TestCluster {
@@ -292,24 +314,53 @@ impl TestCluster {
     }
 
     async fn start_with(count: u64, env: &[(&str, &str)], with_metrics: bool) -> TestCluster {
+        let placements: Vec<Placement> = (1..=count)
+            .map(|_| Placement {
+                addr: format!("127.0.0.1:{}", free_port()),
+                launcher: Vec::new(),
+            })
+            .collect();
+        Self::start_nodes(&placements, env, with_metrics).await
+    }
+
+    /// As [`TestCluster::start`], node `i + 1` listening and started as `placements[i]` says
+    /// (e.g. inside a network namespace), without metrics.
+    pub async fn start_placed(placements: &[Placement], env: &[(&str, &str)]) -> TestCluster {
+        Self::start_nodes(placements, env, false).await
+    }
+
+    async fn start_nodes(
+        placements: &[Placement],
+        env: &[(&str, &str)],
+        with_metrics: bool,
+    ) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         env.push(("TALLY__NODE__LOG".into(), "info,openraft=warn".into()));
-        let certs = TestCerts::create(&dir.path().join("certs"), count);
-        let mut nodes: Vec<TestNode> = (1..=count)
-            .map(|id| {
+        let hosts: Vec<String> = placements
+            .iter()
+            .map(|placement| {
+                let (host, _port) = placement.addr.rsplit_once(':').expect("IP:PORT");
+                host.to_string()
+            })
+            .collect();
+        let certs = TestCerts::create_for_hosts(&dir.path().join("certs"), &hosts);
+        let mut nodes: Vec<TestNode> = (1..)
+            .zip(placements)
+            .map(|(id, placement)| {
                 let (cert, key) = certs.node_cert(id);
                 TestNode {
                     id,
-                    addr: format!("127.0.0.1:{}", free_port()),
+                    addr: placement.addr.clone(),
                     metrics_addr: metrics_addr(with_metrics),
                     data: dir.path().join(format!("node-{id}")),
                     log: dir.path().join(format!("node-{id}.log")),
                     env: env.clone(),
                     args: node_args(&certs, cert, key),
+                    launcher: placement.launcher.clone(),
                     child: None,
                 }
             })
@@ -357,6 +408,7 @@ impl TestCluster {
             log: self.dir().join(format!("extra-node-{id}.log")),
             env: vec![("TALLY__NODE__LOG".into(), "info,openraft=warn".into())],
             args: node_args(certs, cert, key),
+            launcher: Vec::new(),
             child: None,
         };
         node.spawn();

@@ -1,5 +1,6 @@
-//! Integration tests: real `tally-node` processes on loopback, driven through `tally-client`
-//! and `tallyctl`. One binary with a module per concern.
+//! Integration tests: real `tally-node` processes on loopback (in network namespaces for the
+//! partition test), driven through `tally-client` and `tallyctl`. One binary with a module per
+//! concern.
 
 mod backup;
 mod bad_input;
@@ -14,6 +15,7 @@ mod harness;
 mod membership;
 mod metrics;
 mod operations;
+mod partition;
 mod security;
 mod snapshot;
 mod verify;

@@ -1,0 +1,999 @@
+//! Network partitions between real processes. Three `tally-node`s run in network namespaces of
+//! their own (`ip netns exec`), each wired by a veth pair to one bridge in a fourth, "hub",
+//! namespace. The test's own threads (its tokio runtime, and the `tallyctl`s it starts) live in
+//! the hub, so the test reaches every node at its namespace's IP whatever is cut between the
+//! nodes, and nothing it sends can leave the machine (the hub has no route but the bridge).
+//! Links between nodes are cut with nftables drop rules inside the nodes' namespaces, matching the
+//! other nodes' addresses only, so client traffic (from the hub's address) always gets through.
+//!
+//! On one cluster, in turn: (a) the leader is isolated, (b) a follower is split off as the
+//! minority, (c) a one-way cut: the leader's calls to a follower are lost while the follower's
+//! calls to the leader get through. Writers keep sending transfers through `tally-client` before,
+//! during and after each cut. While (a) and (b) last, a probe sends writes and linearizable reads
+//! straight to the cut-off node (no redirects followed): none may succeed. After each heal: every
+//! acknowledged transfer is there as sent, none of the probe's writes is, the balances are exactly
+//! the sums of the transfers that exist (acknowledged or not), and all three nodes' digests agree.
+//!
+//! Needs root, `ip` (iproute2) and `nft` (nftables, which `scripts/install-deps` installs);
+//! without them the test prints why and skips, unless `TALLY_REQUIRE_NETNS=1` makes that a
+//! failure.
+
+use std::collections::BTreeMap;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tally_client::codes::{RESULT_OK, TRANSFER_RESULT_EXISTS};
+use tally_client::{AccountBuilder, Balances, Client, ClientOptions, TransferBuilder};
+use tally_proto::v1;
+use tally_proto::v1::ledger_client::LedgerClient;
+use tokio::task::JoinHandle;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::harness::{eventually, output_text, Placement, TestCerts, TestCluster};
+
+const NODES: u64 = 3;
+/// The nodes are `10.77.0.<id>`, the hub's bridge `10.77.0.254`: private to this run's
+/// namespaces, so parallel runs cannot collide.
+const SUBNET: &str = "10.77.0";
+const PORT: u16 = 7100;
+const LEDGER: u32 = 3;
+const ACCOUNTS: u128 = 6;
+const WRITERS: u128 = 4;
+const TRANSFERS_PER_BATCH: u128 = 4;
+/// Ids of the probe's writes to a cut-off node; the writers' ids are below.
+const PROBE_IDS: u128 = 900_000_000;
+/// How long each phase may take to reach a condition (far more than it needs).
+const PHASE_TIMEOUT: Duration = Duration::from_secs(30);
+/// One attempt of the probe against the cut-off node.
+const PROBE_ATTEMPT: Duration = Duration::from_secs(1);
+
+fn ip_of(id: u64) -> String {
+    format!("{SUBNET}.{id}")
+}
+
+fn addr_of(id: u64) -> String {
+    format!("{}:{PORT}", ip_of(id))
+}
+
+// --- The network ------------------------------------------------------------------------------
+
+/// `name` on `PATH` or in the sbin directories (root's tools; `PATH` may lack them).
+fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Runs `program ARGS` (with `stdin` as its input, if given); `Err` carries its output.
+fn run(program: &Path, args: &[&str], stdin: Option<&str>) -> Result<(), String> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("{} {}: {error}", program.display(), args.join(" ")))?;
+    if let Some(input) = stdin {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        pipe.write_all(input.as_bytes())
+            .map_err(|error| format!("writing to {}: {error}", program.display()))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|error| format!("{}: {error}", program.display()))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{} {}` failed ({}): {}",
+            program.display(),
+            args.join(" "),
+            output.status,
+            output_text(&output).trim()
+        ))
+    }
+}
+
+/// What is cut between the nodes.
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    /// Every packet between `node` and the other nodes is dropped, both ways.
+    Isolate(u64),
+    /// `from`'s connections to `to` are lost (its packets to `to`'s port are dropped), while
+    /// `to`'s connections to `from` work.
+    OneWay { from: u64, to: u64 },
+}
+
+/// Four namespaces (a hub with the bridge, one per node), deleted on drop, panic or not. Names
+/// carry the process id, so parallel runs never share one, and a later run deletes those of a
+/// run that was killed before it could.
+struct Network {
+    prefix: String,
+    ip: PathBuf,
+    nft: PathBuf,
+    created: Vec<String>,
+}
+
+const NAMESPACE_PREFIX: &str = "tally-p";
+
+impl Network {
+    /// Checks that namespaces and nftables work here (`Err`: why not, for the skip message),
+    /// then builds the topology (a failure from there on is a failure of the test).
+    fn create() -> Result<Network, String> {
+        let ip = find_tool("ip").ok_or("`ip` (iproute2) is not installed")?;
+        let nft = find_tool("nft").ok_or(
+            "`nft` (nftables) is not installed; `scripts/install-deps` installs it as root",
+        )?;
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos()
+            % 1_000_000;
+        let mut network = Network {
+            prefix: format!("{NAMESPACE_PREFIX}{}x{nonce}", std::process::id()),
+            ip,
+            nft,
+            created: Vec::new(),
+        };
+        network.delete_leftovers();
+        network
+            .add_namespace(&network.hub())
+            .map_err(|error| format!("cannot create a network namespace (needs root): {error}"))?;
+        for id in 1..=NODES {
+            network
+                .add_namespace(&network.node(id))
+                .map_err(|error| format!("cannot create a network namespace: {error}"))?;
+        }
+        network
+            .nft_in(1, "add table inet probe\ndelete table inet probe\n")
+            .map_err(|error| {
+                format!("nftables does not work inside a network namespace: {error}")
+            })?;
+        network.wire();
+        Ok(network)
+    }
+
+    fn hub(&self) -> String {
+        format!("{}-hub", self.prefix)
+    }
+
+    fn node(&self, id: u64) -> String {
+        format!("{}-n{id}", self.prefix)
+    }
+
+    /// The file a thread opens to enter the hub.
+    fn hub_path(&self) -> PathBuf {
+        Path::new("/var/run/netns").join(self.hub())
+    }
+
+    fn add_namespace(&mut self, name: &str) -> Result<(), String> {
+        run(&self.ip, &["netns", "add", name], None)?;
+        self.created.push(name.to_string());
+        Ok(())
+    }
+
+    /// Deletes the namespaces of runs whose process is gone (killed before it could clean up),
+    /// ending the nodes that run on in them first.
+    fn delete_leftovers(&self) {
+        let Ok(output) = Command::new(&self.ip).args(["netns", "list"]).output() else {
+            return;
+        };
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let name = line.split_whitespace().next().unwrap_or_default();
+            let Some(rest) = name.strip_prefix(NAMESPACE_PREFIX) else {
+                continue;
+            };
+            let pid = rest.split('x').next().unwrap_or_default();
+            if !pid.is_empty()
+                && pid.bytes().all(|byte| byte.is_ascii_digit())
+                && !Path::new("/proc").join(pid).exists()
+            {
+                if let Ok(pids) = Command::new(&self.ip)
+                    .args(["netns", "pids", name])
+                    .output()
+                {
+                    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+                        let _ = Command::new("kill").args(["-9", pid]).status();
+                    }
+                }
+                let _ = run(&self.ip, &["netns", "del", name], None);
+            }
+        }
+    }
+
+    /// `ip -n NS ARGS`, which must succeed.
+    fn ip_in(&self, namespace: &str, args: &[&str]) {
+        let mut all = vec!["-n", namespace];
+        all.extend_from_slice(args);
+        run(&self.ip, &all, None).unwrap_or_else(|error| panic!("{error}"));
+    }
+
+    /// Runs the nftables `script` in node `id`'s namespace.
+    fn nft_in(&self, id: u64, script: &str) -> Result<(), String> {
+        let nft = self.nft.to_string_lossy();
+        run(
+            &self.ip,
+            &["netns", "exec", &self.node(id), &nft, "-f", "-"],
+            Some(script),
+        )
+    }
+
+    /// The bridge `br0` (`SUBNET.254`) in the hub; node N's `eth0` (`SUBNET.N`) on it through a
+    /// veth pair; in each node an nftables table whose chains start empty.
+    fn wire(&self) {
+        let hub = self.hub();
+        self.ip_in(&hub, &["link", "set", "lo", "up"]);
+        self.ip_in(&hub, &["link", "add", "br0", "type", "bridge"]);
+        self.ip_in(
+            &hub,
+            &["addr", "add", &format!("{SUBNET}.254/24"), "dev", "br0"],
+        );
+        self.ip_in(&hub, &["link", "set", "br0", "up"]);
+        for id in 1..=NODES {
+            let node = self.node(id);
+            let port = format!("v{id}");
+            self.ip_in(
+                &hub,
+                &[
+                    "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &node,
+                ],
+            );
+            self.ip_in(&hub, &["link", "set", &port, "master", "br0", "up"]);
+            self.ip_in(&node, &["link", "set", "lo", "up"]);
+            self.ip_in(
+                &node,
+                &["addr", "add", &format!("{}/24", ip_of(id)), "dev", "eth0"],
+            );
+            self.ip_in(&node, &["link", "set", "eth0", "up"]);
+            self.nft_in(
+                id,
+                "add table inet cut\n\
+                 add chain inet cut input { type filter hook input priority 0; policy accept; }\n\
+                 add chain inet cut output { type filter hook output priority 0; policy accept; }\n",
+            )
+            .unwrap_or_else(|error| panic!("{error}"));
+        }
+    }
+
+    /// Replaces node `id`'s rules with `input` and `output` drop rules, atomically.
+    fn set_rules(&self, id: u64, input: &[String], output: &[String]) {
+        let mut script = String::from("flush chain inet cut input\nflush chain inet cut output\n");
+        for rule in input {
+            script.push_str(&format!("add rule inet cut input {rule} drop\n"));
+        }
+        for rule in output {
+            script.push_str(&format!("add rule inet cut output {rule} drop\n"));
+        }
+        self.nft_in(id, &script)
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+
+    fn cut(&self, cut: Cut) {
+        eprintln!("partition: cut {cut:?}");
+        match cut {
+            Cut::Isolate(node) => {
+                let others: Vec<String> = (1..=NODES).filter(|id| *id != node).map(ip_of).collect();
+                let others = others.join(", ");
+                self.set_rules(
+                    node,
+                    &[format!("ip saddr {{ {others} }}")],
+                    &[format!("ip daddr {{ {others} }}")],
+                );
+            }
+            Cut::OneWay { from, to } => {
+                self.set_rules(
+                    from,
+                    &[],
+                    &[format!("ip daddr {} tcp dport {PORT}", ip_of(to))],
+                );
+            }
+        }
+    }
+
+    fn heal(&self) {
+        eprintln!("partition: heal");
+        for id in 1..=NODES {
+            self.set_rules(id, &[], &[]);
+        }
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for name in self.created.iter().rev() {
+            if let Err(error) = run(&self.ip, &["netns", "del", name], None) {
+                eprintln!("partition: cleaning up: {error}");
+            }
+        }
+    }
+}
+
+/// Moves the calling thread into the network namespace at `path`.
+fn enter(path: &Path) {
+    let file = std::fs::File::open(path)
+        .unwrap_or_else(|error| panic!("open {}: {error}", path.display()));
+    rustix::thread::move_into_link_name_space(
+        file.as_fd(),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .unwrap_or_else(|error| panic!("enter {}: {error}", path.display()));
+}
+
+// --- The test ---------------------------------------------------------------------------------
+
+#[test]
+fn partitions_lose_no_acknowledged_transfer_and_the_cut_off_side_acknowledges_nothing() {
+    let network = match Network::create() {
+        Ok(network) => network,
+        Err(reason) => {
+            assert!(
+                std::env::var("TALLY_REQUIRE_NETNS").as_deref() != Ok("1"),
+                "TALLY_REQUIRE_NETNS=1, but the partition test cannot run: {reason}"
+            );
+            // Straight to stderr: the test harness would swallow `eprintln!` of a passing test.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "skipping partition test: {reason}");
+            return;
+        }
+    };
+    // The client side runs on a thread of its own in the hub, as does every runtime thread; the
+    // namespaces outlive the thread (and with it the cluster, whose drop kills the nodes).
+    let outcome = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("partition-client".into())
+            .spawn_scoped(scope, || {
+                let hub = network.hub_path();
+                enter(&hub);
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .on_thread_start(move || enter(&hub))
+                    .build()
+                    .expect("tokio runtime");
+                runtime.block_on(scenarios(&network));
+            })
+            .expect("spawn the client thread")
+            .join()
+    });
+    drop(network);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn scenarios(network: &Network) {
+    let launch = |id: u64| {
+        let mut launcher = vec![network.ip.clone().into_os_string()];
+        launcher.extend(["netns", "exec", &network.node(id)].map(std::ffi::OsString::from));
+        Placement {
+            addr: addr_of(id),
+            launcher,
+        }
+    };
+    let placements: Vec<Placement> = (1..=NODES).map(launch).collect();
+    let cluster = &TestCluster::start_placed(&placements, &[]).await;
+    let _logs = LogsOnPanic(cluster);
+    let accounts = (1..=ACCOUNTS)
+        .map(|id| AccountBuilder::new(id, LEDGER, 1).build())
+        .collect();
+    let results = cluster
+        .client
+        .create_accounts(accounts)
+        .await
+        .expect("create accounts");
+    assert!(results.iter().all(|r| *r == RESULT_OK), "{results:?}");
+
+    let mut history = History::default();
+
+    // (a) The leader is cut off from both followers: they elect a new leader and go on; the old
+    // one, still answering the test, acknowledges nothing.
+    let leader = cluster.leader().await;
+    let majority: Vec<u64> = (1..=NODES).filter(|id| *id != leader).collect();
+    run_phase(
+        cluster,
+        network,
+        &mut history,
+        Phase {
+            name: "(a) leader isolated",
+            cut: Cut::Isolate(leader),
+            probe: Some(leader),
+        },
+        |_| async {
+            let new_leader = agreed_leader(cluster, &majority).await?;
+            // The old leader has noticed it lost its majority (or stepped down).
+            let old = cluster.status(leader).await?;
+            (new_leader != leader && !(old.role == "leader" && old.has_quorum)).then_some(())
+        },
+    )
+    .await;
+
+    // (b) A follower is split off as the minority; the majority holds the leader.
+    let leader = cluster.leader().await;
+    let follower = (1..=NODES).find(|id| *id != leader).unwrap();
+    let majority: &Vec<u64> = &(1..=NODES).filter(|id| *id != follower).collect();
+    run_phase(
+        cluster,
+        network,
+        &mut history,
+        Phase {
+            name: "(b) minority follower split off",
+            cut: Cut::Isolate(follower),
+            probe: Some(follower),
+        },
+        |terms_at_cut| async move {
+            agreed_leader(cluster, &majority).await?;
+            // The minority has timed out and campaigned, in vain, at least once.
+            let status = cluster.status(follower).await?;
+            (status.term > terms_at_cut[&follower]).then_some(())
+        },
+    )
+    .await;
+
+    // (c) One way: the leader's calls to a follower are lost, the follower's calls to the leader
+    // arrive. The cluster goes on taking writes.
+    let leader = cluster.leader().await;
+    let follower = (1..=NODES).find(|id| *id != leader).unwrap();
+    run_phase(
+        cluster,
+        network,
+        &mut history,
+        Phase {
+            name: "(c) one-way cut",
+            cut: Cut::OneWay {
+                from: leader,
+                to: follower,
+            },
+            probe: None,
+        },
+        |terms_at_cut| async move {
+            // The follower, hearing nothing from the leader, has campaigned at least once.
+            let status = cluster.status(follower).await?;
+            (status.term > terms_at_cut[&follower]).then_some(())
+        },
+    )
+    .await;
+
+    let verify = cluster.tallyctl(&["verify"]);
+    assert!(
+        verify.status.success(),
+        "tallyctl verify after healing:\n{}",
+        output_text(&verify)
+    );
+}
+
+/// On a panic, prints the end of each node's log (the cluster's directory goes with it).
+struct LogsOnPanic<'a>(&'a TestCluster);
+
+impl Drop for LogsOnPanic<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for node in &self.0.nodes {
+            let text = std::fs::read_to_string(&node.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            eprintln!(
+                "--- node {} log (last lines) ---\n{}",
+                node.id,
+                tail.join("\n")
+            );
+        }
+    }
+}
+
+struct Phase {
+    name: &'static str,
+    cut: Cut,
+    /// The cut-off node the probe sends writes and reads to while the cut lasts.
+    probe: Option<u64>,
+}
+
+/// Everything sent so far: the writers' transfers (acknowledged or not) and the probe's writes.
+#[derive(Default)]
+struct History {
+    sent: Vec<Sent>,
+    probed: Vec<u128>,
+    /// The next phase's first writer id block.
+    phases: u128,
+}
+
+struct Sent {
+    transfer: v1::Transfer,
+    /// `Some(code)` when the cluster answered with a result for it, `None` when the call failed
+    /// (its outcome unknown).
+    result: Option<u32>,
+}
+
+/// Writers running before, through and after the cut; then the cut heals and the checks run.
+async fn run_phase<F, Fut>(
+    cluster: &TestCluster,
+    network: &Network,
+    history: &mut History,
+    phase: Phase,
+    cut_took_effect: F,
+) where
+    F: Fn(BTreeMap<u64, u64>) -> Fut,
+    Fut: std::future::Future<Output = Option<()>>,
+{
+    let started = std::time::Instant::now();
+    let writers = Writers::start(cluster, history.phases);
+    history.phases += 1;
+    writers
+        .wait_for_acks(20, "before the cut", phase.name)
+        .await;
+
+    let mut terms_at_cut = BTreeMap::new();
+    for node in &cluster.nodes {
+        let status = cluster
+            .status(node.id)
+            .await
+            .expect("status before the cut");
+        terms_at_cut.insert(node.id, status.term);
+    }
+    network.cut(phase.cut);
+    let probe = phase
+        .probe
+        .map(|id| Probe::start(&cluster.certs, id, history.phases));
+    writers
+        .wait_for_acks(40, "while cut (the majority goes on)", phase.name)
+        .await;
+    eventually(
+        PHASE_TIMEOUT,
+        &format!("{}: the cut to take effect", phase.name),
+        || cut_took_effect(terms_at_cut.clone()),
+    )
+    .await;
+    eprintln!(
+        "partition: {}: cut in effect: {}",
+        phase.name,
+        describe(cluster).await
+    );
+    if let Some(probe) = probe {
+        // Attempts enough to span the cut-off node's own view changing.
+        eventually(
+            PHASE_TIMEOUT,
+            &format!("{}: the probe's attempts", phase.name),
+            || async { (probe.attempts.load(Ordering::Relaxed) >= 6).then_some(()) },
+        )
+        .await;
+        let report = probe.stop().await;
+        eprintln!(
+            "partition: {}: probe of node {}: {} attempts, answers {:?}",
+            phase.name, report.node, report.attempts, report.failures
+        );
+        assert!(
+            report.acknowledged_writes.is_empty(),
+            "{}: cut-off node {} acknowledged writes {:?} while it could reach no majority",
+            phase.name,
+            report.node,
+            report.acknowledged_writes
+        );
+        assert_eq!(
+            report.answered_reads, 0,
+            "{}: cut-off node {} answered linearizable reads while it could reach no majority",
+            phase.name, report.node
+        );
+        history.probed.extend(report.sent);
+    }
+
+    network.heal();
+    cluster.leader().await;
+    writers.wait_for_acks(20, "after healing", phase.name).await;
+    eprintln!(
+        "partition: {}: healed: {}",
+        phase.name,
+        describe(cluster).await
+    );
+    history.sent.extend(writers.stop().await);
+    check(cluster, history, phase.name).await;
+    eprintln!(
+        "partition: {} done in {:.1?}",
+        phase.name,
+        started.elapsed()
+    );
+}
+
+/// Each node's role, term and leader, as it says.
+async fn describe(cluster: &TestCluster) -> String {
+    let mut parts = Vec::new();
+    for node in &cluster.nodes {
+        parts.push(match cluster.status(node.id).await {
+            Some(status) => format!(
+                "node {} {} term {} leader {} applied {}",
+                node.id, status.role, status.term, status.leader_id, status.last_applied
+            ),
+            None => format!("node {} silent", node.id),
+        });
+    }
+    parts.join("; ")
+}
+
+/// Polls until the nodes `ids` all name the same leader, one of them, which says it leads.
+async fn agreed_leader(cluster: &TestCluster, ids: &[u64]) -> Option<u64> {
+    let mut leader = None;
+    for id in ids {
+        let status = cluster.status(*id).await?;
+        if status.leader_id == 0 || leader.is_some_and(|known| known != status.leader_id) {
+            return None;
+        }
+        leader = Some(status.leader_id);
+    }
+    let leader = leader.filter(|leader| ids.contains(leader))?;
+    (cluster.status(leader).await?.role == "leader").then_some(leader)
+}
+
+// --- Writers ----------------------------------------------------------------------------------
+
+fn transfer(id: u128) -> v1::Transfer {
+    let debit = id % ACCOUNTS;
+    let credit = (debit + 1 + (id / ACCOUNTS) % (ACCOUNTS - 1)) % ACCOUNTS;
+    TransferBuilder::new(id, 1 + debit, 1 + credit, 1 + id % 89, LEDGER, 1).build()
+}
+
+/// Tasks sending batches of new transfers through `tally-client` (each its own client, with a
+/// short deadline, over all three nodes) until stopped.
+struct Writers {
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+    tasks: Vec<JoinHandle<Vec<Sent>>>,
+}
+
+impl Writers {
+    fn start(cluster: &TestCluster, phase: u128) -> Writers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicU64::new(0));
+        let tasks = (0..WRITERS)
+            .map(|writer| {
+                let first_id = 1 + (phase * WRITERS + writer) * 1_000_000;
+                let mut options = ClientOptions {
+                    deadline: Duration::from_secs(3),
+                    request_timeout: Duration::from_secs(1),
+                    ..ClientOptions::default()
+                };
+                cluster
+                    .certs
+                    .credentials("admin")
+                    .apply(&mut options)
+                    .expect("credentials");
+                tokio::spawn(write_until_stopped(
+                    cluster.addrs(),
+                    options,
+                    first_id,
+                    stop.clone(),
+                    acked.clone(),
+                ))
+            })
+            .collect();
+        Writers { stop, acked, tasks }
+    }
+
+    /// Waits until `count` more batches were acknowledged than now.
+    async fn wait_for_acks(&self, count: u64, when: &str, phase: &str) {
+        let target = self.acked.load(Ordering::Relaxed) + count;
+        eventually(
+            PHASE_TIMEOUT,
+            &format!("{phase}: {count} acknowledged batches {when}"),
+            || async { (self.acked.load(Ordering::Relaxed) >= target).then_some(()) },
+        )
+        .await;
+    }
+
+    async fn stop(self) -> Vec<Sent> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut sent = Vec::new();
+        for task in self.tasks {
+            sent.extend(task.await.expect("writer task"));
+        }
+        sent
+    }
+}
+
+async fn write_until_stopped(
+    addrs: Vec<String>,
+    options: ClientOptions,
+    first_id: u128,
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+) -> Vec<Sent> {
+    let client = Client::connect(addrs, options).await.expect("client");
+    let mut sent = Vec::new();
+    let mut next_id = first_id;
+    while !stop.load(Ordering::Relaxed) {
+        let transfers: Vec<v1::Transfer> = (next_id..next_id + TRANSFERS_PER_BATCH)
+            .map(transfer)
+            .collect();
+        next_id += TRANSFERS_PER_BATCH;
+        match client.create_transfers(transfers.clone()).await {
+            Ok(results) => {
+                acked.fetch_add(1, Ordering::Relaxed);
+                sent.extend(
+                    transfers
+                        .into_iter()
+                        .zip(results)
+                        .map(|(transfer, result)| Sent {
+                            transfer,
+                            result: Some(result),
+                        }),
+                );
+            }
+            Err(_) => sent.extend(transfers.into_iter().map(|transfer| Sent {
+                transfer,
+                result: None,
+            })),
+        }
+    }
+    sent
+}
+
+// --- The probe of a cut-off node ----------------------------------------------------------------
+
+/// Sends one new transfer, then a linearizable lookup, to one node directly (a raw gRPC client:
+/// a redirect to the leader is an answer like any other, not followed), every 100 ms.
+struct Probe {
+    stop: Arc<AtomicBool>,
+    attempts: Arc<AtomicU64>,
+    task: JoinHandle<ProbeReport>,
+}
+
+struct ProbeReport {
+    node: u64,
+    attempts: u64,
+    /// Every write sent.
+    sent: Vec<u128>,
+    acknowledged_writes: Vec<u128>,
+    answered_reads: u64,
+    /// How the attempts failed: gRPC code (or "no answer") -> count.
+    failures: BTreeMap<String, u64>,
+}
+
+impl Probe {
+    fn start(certs: &TestCerts, node: u64, block: u128) -> Probe {
+        let (cert, key) = certs.client_cert("admin");
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(
+                std::fs::read(&certs.ca).expect("read CA"),
+            ))
+            .identity(Identity::from_pem(
+                std::fs::read(cert).expect("read cert"),
+                std::fs::read(key).expect("read key"),
+            ));
+        let channel = Endpoint::from_shared(format!("https://{}", addr_of(node)))
+            .expect("endpoint")
+            .tls_config(tls)
+            .expect("TLS config")
+            .connect_timeout(PROBE_ATTEMPT)
+            .connect_lazy();
+        let stop = Arc::new(AtomicBool::new(false));
+        let attempts = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(probe(
+            LedgerClient::new(channel),
+            node,
+            PROBE_IDS + block * 10_000,
+            stop.clone(),
+            attempts.clone(),
+        ));
+        Probe {
+            stop,
+            attempts,
+            task,
+        }
+    }
+
+    async fn stop(self) -> ProbeReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.expect("probe task")
+    }
+}
+
+async fn probe(
+    mut ledger: LedgerClient<Channel>,
+    node: u64,
+    first_id: u128,
+    stop: Arc<AtomicBool>,
+    attempts: Arc<AtomicU64>,
+) -> ProbeReport {
+    let mut report = ProbeReport {
+        node,
+        attempts: 0,
+        sent: Vec::new(),
+        acknowledged_writes: Vec::new(),
+        answered_reads: 0,
+        failures: BTreeMap::new(),
+    };
+    let mut pace = tokio::time::interval(Duration::from_millis(100));
+    let mut id = first_id;
+    while !stop.load(Ordering::Relaxed) {
+        pace.tick().await;
+        let request = v1::CreateTransfersRequest {
+            transfers: vec![transfer(id)],
+        };
+        report.sent.push(id);
+        match tokio::time::timeout(PROBE_ATTEMPT, ledger.create_transfers(request)).await {
+            Ok(Ok(reply)) => {
+                let results = reply.into_inner().results;
+                if results == [RESULT_OK] || results == [TRANSFER_RESULT_EXISTS] {
+                    report.acknowledged_writes.push(id);
+                } else {
+                    *report
+                        .failures
+                        .entry(format!("write result {results:?}"))
+                        .or_default() += 1;
+                }
+            }
+            Ok(Err(status)) => {
+                *report
+                    .failures
+                    .entry(format!("write {:?}", status.code()))
+                    .or_default() += 1
+            }
+            Err(_) => {
+                *report
+                    .failures
+                    .entry("write: no answer".into())
+                    .or_default() += 1
+            }
+        }
+        id += 1;
+        let read = v1::LookupRequest {
+            ids: vec![v1::U128::from(1u128)],
+            stale_ok: false,
+        };
+        match tokio::time::timeout(PROBE_ATTEMPT, ledger.lookup_transfers(read)).await {
+            Ok(Ok(_)) => report.answered_reads += 1,
+            Ok(Err(status)) => {
+                *report
+                    .failures
+                    .entry(format!("read {:?}", status.code()))
+                    .or_default() += 1
+            }
+            Err(_) => *report.failures.entry("read: no answer".into()).or_default() += 1,
+        }
+        report.attempts += 1;
+        attempts.fetch_add(1, Ordering::Relaxed);
+    }
+    report
+}
+
+// --- Checks after healing -----------------------------------------------------------------------
+
+async fn lookup(cluster: &TestCluster, ids: &[u128]) -> BTreeMap<u128, v1::Transfer> {
+    let mut found = BTreeMap::new();
+    for chunk in ids.chunks(500) {
+        for transfer in cluster
+            .client
+            .lookup_transfers(chunk)
+            .await
+            .expect("lookup transfers")
+        {
+            let id = tally_proto::u128_of(transfer.id);
+            assert!(
+                found.insert(id, transfer).is_none(),
+                "transfer {id} returned twice"
+            );
+        }
+    }
+    found
+}
+
+fn same_transfer(sent: &v1::Transfer, stored: &v1::Transfer) -> bool {
+    sent.debit_account_id == stored.debit_account_id
+        && sent.credit_account_id == stored.credit_account_id
+        && sent.amount == stored.amount
+        && sent.ledger == stored.ledger
+        && sent.code == stored.code
+}
+
+async fn check(cluster: &TestCluster, history: &History, phase: &str) {
+    let ids: Vec<u128> = history
+        .sent
+        .iter()
+        .map(|sent| tally_proto::u128_of(sent.transfer.id))
+        .collect();
+    let found = lookup(cluster, &ids).await;
+    let mut acknowledged = 0;
+    let mut unknown = 0;
+    let mut unknown_found = 0;
+    for sent in &history.sent {
+        let id = tally_proto::u128_of(sent.transfer.id);
+        let stored = found.get(&id);
+        match sent.result {
+            Some(RESULT_OK | TRANSFER_RESULT_EXISTS) => {
+                acknowledged += 1;
+                let stored = stored.unwrap_or_else(|| {
+                    panic!("{phase}: acknowledged transfer {id} is missing after healing")
+                });
+                assert!(
+                    same_transfer(&sent.transfer, stored),
+                    "{phase}: transfer {id} differs from what was acknowledged: sent {:?}, stored {stored:?}",
+                    sent.transfer
+                );
+            }
+            Some(code) => panic!("{phase}: transfer {id} got result {code}"),
+            None => {
+                unknown += 1;
+                if let Some(stored) = stored {
+                    unknown_found += 1;
+                    assert!(
+                        same_transfer(&sent.transfer, stored),
+                        "{phase}: transfer {id} differs from what was sent: {stored:?}"
+                    );
+                }
+            }
+        }
+    }
+    let probed = lookup(cluster, &history.probed).await;
+    assert!(
+        probed.is_empty(),
+        "{phase}: writes sent only to a cut-off node exist after healing: {:?}",
+        probed.keys().collect::<Vec<_>>()
+    );
+
+    // Balances are exactly the transfers that exist, each once.
+    let mut expected: BTreeMap<u128, (u128, u128)> =
+        (1..=ACCOUNTS).map(|id| (id, (0, 0))).collect();
+    for transfer in found.values() {
+        let amount = tally_proto::u128_of(transfer.amount);
+        expected
+            .get_mut(&tally_proto::u128_of(transfer.debit_account_id))
+            .expect("debit account")
+            .0 += amount;
+        expected
+            .get_mut(&tally_proto::u128_of(transfer.credit_account_id))
+            .expect("credit account")
+            .1 += amount;
+    }
+    let account_ids: Vec<u128> = (1..=ACCOUNTS).collect();
+    let actual: BTreeMap<u128, (u128, u128)> = cluster
+        .client
+        .lookup_accounts(&account_ids)
+        .await
+        .expect("lookup accounts")
+        .iter()
+        .map(|account| {
+            let balances = Balances::of_account(account);
+            (
+                tally_proto::u128_of(account.id),
+                (balances.debits_posted, balances.credits_posted),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actual, expected,
+        "{phase}: balances differ from the sum of the transfers that exist"
+    );
+
+    // Every node holds the same state, with exactly those transfers.
+    cluster.wait_caught_up().await;
+    let digests = cluster.digests().await;
+    assert_eq!(digests.len(), NODES as usize);
+    for (id, digest) in &digests {
+        assert_eq!(
+            digest.digest, digests[0].1.digest,
+            "{phase}: node {id}'s digest differs from node {}'s",
+            digests[0].0
+        );
+        assert_eq!(
+            digest.transfers,
+            found.len() as u64,
+            "{phase}: node {id} holds transfers nobody sent"
+        );
+    }
+    eprintln!(
+        "partition: {phase}: {acknowledged} transfers acknowledged, all there; \
+         {unknown} unknown, {unknown_found} of them applied; {} probe writes, none applied; \
+         digests agree",
+        history.probed.len()
+    );
+}
