@@ -120,7 +120,11 @@ impl TestCerts {
         let ca = authority.write(dir).expect("write CA");
         for (id, host) in (1..).zip(hosts) {
             authority
-                .issue_node(id, &[host.clone()], tally_tls::Validity::days(30))
+                .issue_node(
+                    id,
+                    std::slice::from_ref(host),
+                    tally_tls::Validity::days(30),
+                )
                 .expect("node cert")
                 .write(dir, &tally_tls::node_name(id))
                 .expect("write node cert");

@@ -432,7 +432,7 @@ async fn scenarios(network: &Network) {
             probe: Some(follower),
         },
         |terms_at_cut| async move {
-            agreed_leader(cluster, &majority).await?;
+            agreed_leader(cluster, majority).await?;
             // The minority has timed out and campaigned, in vain, at least once.
             let status = cluster.status(follower).await?;
             (status.term > terms_at_cut[&follower]).then_some(())
