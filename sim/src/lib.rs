@@ -14,6 +14,7 @@ pub mod checker;
 pub mod config;
 pub mod nemesis;
 pub mod network;
+pub mod reference;
 pub mod rng;
 pub mod run;
 pub mod storage;
