@@ -11,6 +11,7 @@ compile_error!(
 );
 
 pub mod checker;
+pub mod compare;
 pub mod config;
 pub mod nemesis;
 pub mod network;
