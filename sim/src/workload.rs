@@ -468,10 +468,12 @@ impl Client {
         let index = self.rng.below(self.holds.len() as u64) as usize;
         let hold = self.holds.swap_remove(index);
         let post = self.rng.chance(600);
-        let amount = match self.rng.below(4) {
+        let amount = match self.rng.below(5) {
             0 => u128::MAX,
             1 => hold.amount,
             2 => hold.amount / 2 + 1,
+            // One unit over the hold: the edge of `exceeds_pending_transfer_amount`.
+            3 => hold.amount.saturating_add(1),
             _ => 0,
         };
         let flags = if post {
