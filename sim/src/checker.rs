@@ -1,7 +1,12 @@
-//! The checker: replays the committed log (as the replicas applied it) through the reference
-//! model — the pure ledger over `MemState` — and judges the run's history against it:
-//! acknowledged results, lost or doubly applied writes, stale reads, conservation, balance
-//! flags, and replica digests at every checkpoint.
+//! The checker: replays the committed log (as the replicas applied it) through two models and
+//! judges the run's history against them. The independent reference ledger ([`Reference`]) gives
+//! the right answer for every command: the node's own ledger code (`LedgerBatch` over `MemState`,
+//! replayed here too) must agree with it on every entry, in what it answers and what it changes;
+//! every acknowledged result must be the reference's answer to some commit of that command; reads
+//! must see the reference's accounts; and every converged replica must store exactly the
+//! reference's ledger. The node's ledger model also lays its state out as a replica stores it, so
+//! replica digests at every checkpoint are compared against it; conservation and balance flags
+//! are checked on top.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -15,6 +20,8 @@ use tally_node::storage::codec::{decode, to_bytes};
 use tally_node::storage::ledger::{digest, write_mutations, DigestReport};
 use tally_node::storage::{KeyRange, Space, WriteBatch};
 
+use crate::compare;
+use crate::reference::{Coverage, Reference};
 use crate::storage::Spaces;
 use crate::workload::applied_index;
 use crate::world::{Ack, History};
@@ -58,7 +65,7 @@ pub fn describe_result(result: &CommandResult) -> String {
     }
 }
 
-fn describe_command(command: &Command) -> String {
+pub fn describe_command(command: &Command) -> String {
     match command {
         Command::CreateAccounts(accounts) => {
             let ids: Vec<String> = accounts.iter().map(|a| format!("{:#x}", a.id)).collect();
@@ -89,22 +96,32 @@ fn describe_command(command: &Command) -> String {
     }
 }
 
-/// The reference model after replaying the committed log.
+/// The two models after replaying the committed log.
 #[derive(Default)]
 pub struct Model {
+    /// The node's ledger code over `MemState`: replicas' digests are compared against it.
     state: MemState,
-    /// The model's state laid out as a replica stores it, for digests.
+    /// The node ledger model's state laid out as a replica stores it, for digests.
     store: Spaces,
-    /// Encoded command -> (log index, the model's result) for every time it was committed.
+    /// The independent reference ledger: the judge of every answer and of the final state.
+    reference: Reference,
+    /// Encoded command -> (log index, the reference's result) for every time it was committed.
     occurrences: BTreeMap<Vec<u8>, Vec<(u64, CommandResult)>>,
-    /// Account id -> its value after each change: (log index, account).
+    /// Account id -> its value in the reference after each change: (log index, account).
     accounts: BTreeMap<u128, Vec<(u64, Account)>>,
+    /// Transfer id -> (log index, command position) of the commit that created it.
+    created_by: BTreeMap<u128, (u64, usize)>,
+    /// Transfer id -> what the reference answered every commit that carried it.
+    answers: BTreeMap<u128, Vec<String>>,
     pub digests: BTreeMap<u64, DigestReport>,
     /// The model's state digest at each log index a crash check needs.
     states: BTreeMap<u64, DigestReport>,
     /// Every membership entry of the committed log, by index.
     memberships: BTreeMap<u64, StoredMembership>,
     pub last_index: u64,
+    /// Ledger entries and commands replayed.
+    entries: u64,
+    commands: u64,
 }
 
 impl Model {
@@ -181,25 +198,91 @@ impl Model {
         let mut writes = WriteBatch::default();
         write_mutations(&mutations, &mut writes);
         self.store.apply(&writes);
-        for account in mutations.accounts.values() {
-            self.accounts
-                .entry(account.id)
-                .or_default()
-                .push((index, account.clone()));
-        }
-        self.state.commit(mutations);
+        self.state.commit(mutations.clone());
         if !self.state.is_consistent() {
             return Err(format!(
-                "conservation: the reference model is unbalanced after entry {index}"
+                "conservation: the node's ledger model is unbalanced after entry {index}"
             ));
         }
-        for (command, result) in commands.iter().zip(results) {
+        let report = self.reference.execute_entry(timestamp_ns, commands);
+        self.entries += 1;
+        self.commands += commands.len() as u64;
+        for (position, (command, (theirs, ours))) in commands
+            .iter()
+            .zip(results.iter().zip(&report.results))
+            .enumerate()
+        {
+            if theirs != ours {
+                return Err(format!(
+                    "ledger answer differs from the reference at log index {index} (stamped \
+                     {timestamp_ns}), command {} of {}: {}: the node's ledger answered {}, the \
+                     reference {}",
+                    position + 1,
+                    commands.len(),
+                    describe_command(command),
+                    describe_result(theirs),
+                    describe_result(ours)
+                ));
+            }
+        }
+        compare::entry_changes(&self.state, &mutations, &self.reference, &report.journal).map_err(
+            |difference| {
+                let described: Vec<String> = commands.iter().map(describe_command).collect();
+                format!(
+                    "ledger state differs from the reference after log index {index} (stamped \
+                     {timestamp_ns}; expired {:?}; commands [{}]): {difference}",
+                    report.journal.expired,
+                    described.join(" | ")
+                )
+            },
+        )?;
+        for id in &report.journal.accounts {
+            if let Some(account) = self.reference.account(*id) {
+                self.accounts.entry(*id).or_default().push((index, account));
+            }
+        }
+        for (position, id) in &report.journal.transfers {
+            self.created_by.insert(*id, (index, *position));
+        }
+        for (command, result) in commands.iter().zip(report.results) {
+            self.note_answers(index, command, &result);
             self.occurrences
                 .entry(to_bytes(command))
                 .or_default()
                 .push((index, result));
         }
         Ok(())
+    }
+
+    /// Remembers, per transfer id, what the reference answered the commands that carried it.
+    fn note_answers(&mut self, index: u64, command: &Command, result: &CommandResult) {
+        match (command, result) {
+            (Command::CreateTransfers(transfers), CommandResult::Transfers(codes)) => {
+                for (transfer, code) in transfers.iter().zip(codes) {
+                    self.answers
+                        .entry(transfer.id)
+                        .or_default()
+                        .push(format!("{} at index {index}", code.name()));
+                }
+            }
+            (Command::Txn(txn), _) => {
+                for transfer in &txn.transfers {
+                    self.answers
+                        .entry(transfer.id)
+                        .or_default()
+                        .push(format!("{} at index {index}", describe_result(result)));
+                }
+            }
+            (Command::CreateTransfers(transfers), _) => {
+                for transfer in transfers {
+                    self.answers
+                        .entry(transfer.id)
+                        .or_default()
+                        .push(format!("{} at index {index}", describe_result(result)));
+                }
+            }
+            _ => {}
+        }
     }
 
     fn account_at(&self, id: u128, index: u64) -> Option<&Account> {
@@ -210,9 +293,34 @@ impl Model {
             .find(|(changed_at, _)| *changed_at <= index)
             .map(|(_, account)| account)
     }
+
+    /// How much of the ledger's edges the run reached.
+    pub fn coverage(&self) -> Coverage {
+        self.reference.coverage()
+    }
+
+    /// One line for the run's trace: what was replayed and which edges were reached.
+    pub fn summary(&self) -> String {
+        let coverage = self.coverage();
+        format!(
+            "checker: {} ledger entries, {} commands, {} transfers agree with the reference; \
+             posts/voids at expiry -1ns/0/+1ns {:?}, expired at entry start {}, chains failed \
+             at first/middle/last {:?}, txns failed on a condition with transfers {}, txns \
+             failed on a late transfer {}",
+            self.entries,
+            self.commands,
+            self.reference.transfers().len(),
+            coverage.resolve_at_expiry,
+            coverage.expired_at_base,
+            coverage.chain_failed_at,
+            coverage.txn_condition_failed_with_transfers,
+            coverage.txn_transfer_failed_late
+        )
+    }
 }
 
-/// Every acknowledged write is in the committed log, with the model's result for it.
+/// Every acknowledged write is in the committed log, and was answered what the reference
+/// answered one of its commits.
 fn check_acks(model: &Model, acks: &[Ack]) -> Result<(), String> {
     for ack in acks {
         let Some(occurrences) = model.occurrences.get(&to_bytes(&ack.command)) else {
@@ -230,8 +338,8 @@ fn check_acks(model: &Model, acks: &[Ack]) -> Result<(), String> {
                 .map(|(index, result)| format!("{} at index {index}", describe_result(result)))
                 .collect();
             return Err(format!(
-                "acknowledged result differs from the reference model: client {} was told {} \
-                 for {}; the model says {}",
+                "acknowledged result differs from the reference: client {} was told {} for {}; \
+                 the reference answered {}",
                 ack.client,
                 describe_result(&ack.result),
                 describe_command(&ack.command),
@@ -242,7 +350,7 @@ fn check_acks(model: &Model, acks: &[Ack]) -> Result<(), String> {
     Ok(())
 }
 
-/// A read sees the model's state at its applied index, and that index covers every write
+/// A read sees the reference's account at its applied index, and that index covers every write
 /// acknowledged before the read began (linearizability of reads).
 fn check_reads(model: &Model, history: &History) -> Result<(), String> {
     let mut acks: Vec<(u64, u64)> = history
@@ -273,8 +381,8 @@ fn check_reads(model: &Model, history: &History) -> Result<(), String> {
         let expected = model.account_at(read.account_id, read.applied_index);
         if expected != read.account.as_ref() {
             return Err(format!(
-                "read of account {} at replica {} (applied index {}) returned {:?}; the model \
-                 has {:?} at that index",
+                "read of account {} at replica {} (applied index {}) returned {:?}; the \
+                 reference has {:?} at that index",
                 read.account_id, read.node, read.applied_index, read.account, expected
             ));
         }
@@ -282,8 +390,8 @@ fn check_reads(model: &Model, history: &History) -> Result<(), String> {
     Ok(())
 }
 
-/// Every replica's digest at every checkpoint it still remembers equals the model's, each
-/// ledger balances, and every stored account respects its flags.
+/// Every replica's digest at every checkpoint it still remembers equals the node's ledger
+/// model's, each ledger balances, and every stored account respects its flags.
 fn check_replicas(model: &Model, nodes: &[Arc<RaftNode>]) -> Result<(), String> {
     for node in nodes {
         for index in model.digests.keys() {
@@ -295,8 +403,8 @@ fn check_replicas(model: &Model, nodes: &[Arc<RaftNode>]) -> Result<(), String> 
             let expected = &model.digests[index];
             if report.digest != expected.digest {
                 return Err(format!(
-                    "replica {} state digest at checkpoint {index} differs from the reference \
-                     model's ({} accounts / {} transfers vs {} / {})",
+                    "replica {} state digest at checkpoint {index} differs from the node's \
+                     ledger model's ({} accounts / {} transfers vs {} / {})",
                     node.id(),
                     report.accounts,
                     report.transfers,
@@ -343,7 +451,8 @@ fn check_flags(node: &RaftNode) -> Result<(), String> {
     }
 }
 
-/// After convergence every replica holds exactly the model's final state.
+/// After convergence every replica holds exactly the reference's final ledger (and the node's
+/// ledger model's digest).
 fn check_final(model: &Model, nodes: &[Arc<RaftNode>]) -> Result<(), String> {
     let expected = digest(&model.store, model.last_index)
         .map_err(|error| format!("model digest failed: {error}"))?;
@@ -361,11 +470,18 @@ fn check_final(model: &Model, nodes: &[Arc<RaftNode>]) -> Result<(), String> {
                 model.last_index
             ));
         }
+        compare::replica_transfers_created(
+            node.id(),
+            view.as_ref(),
+            &model.created_by,
+            &model.answers,
+        )?;
+        compare::replica_state(node.id(), view.as_ref(), &model.reference)?;
         let report = digest(view.as_ref(), applied)
             .map_err(|error| format!("replica {} digest failed: {error}", node.id()))?;
         if report.digest != expected.digest {
             return Err(format!(
-                "replica {} final state differs from the reference model at index {applied} \
+                "replica {} final state differs from the node's ledger model at index {applied} \
                  ({} accounts / {} transfers / {} records vs {} / {} / {})",
                 node.id(),
                 report.accounts,

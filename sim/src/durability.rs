@@ -2,10 +2,13 @@
 //! ([`CrashRecord`]): the vote there must be at least every vote the replica granted (checked at
 //! once), and the state, the membership stored with it and every snapshot file that passes its
 //! checksum must equal the reference model's at their log index (checked by [`check_crashes`]
-//! once the committed log is known).
+//! once the committed log is known). A log purged past every surviving snapshot file is a
+//! violation at once.
 
 use tally_node::raft::StoredMembership;
-use tally_node::raft::{applied_state_of, stored_vote, LogId, NodeId, SnapshotMeta, Vote};
+use tally_node::raft::{
+    applied_state_of, stored_purged, stored_vote, LogId, NodeId, SnapshotMeta, Vote,
+};
 use tally_node::storage::codec::from_bytes;
 use tally_node::storage::ledger::{digest, DigestReport};
 use tally_node::storage::snapshot::{snapshot_to_batch, verify_snapshot};
@@ -70,6 +73,34 @@ pub fn record(node: NodeId, at_ms: u64, disk: &Disk) -> Result<CrashRecord, Stri
             membership: meta.last_membership,
             state,
         });
+    }
+    // The log purged up to an index no surviving snapshot file reaches would leave the replica
+    // unable to send a follower what it lacks: the node syncs each snapshot file before it
+    // removes the older ones, and purges only what a snapshot covers.
+    let purged = stored_purged(spaces)
+        .map_err(|error| format!("replica {node}'s stored purge mark is unreadable: {error}"))?;
+    if let Some(purged) = purged {
+        let covered = snapshots
+            .iter()
+            .filter_map(|snapshot| snapshot.last_log_id.as_ref())
+            .any(|last| last.index() >= purged.index());
+        if !covered {
+            let kept: Vec<String> = snapshots
+                .iter()
+                .map(|snapshot| {
+                    format!(
+                        "{} at {}",
+                        snapshot.name,
+                        index_of(snapshot.last_log_id.as_ref())
+                    )
+                })
+                .collect();
+            return Err(format!(
+                "durability: after a crash replica {node}'s log is purged up to index {} but no \
+                 snapshot file that passes its checksum reaches it (valid files: {kept:?})",
+                purged.index()
+            ));
+        }
     }
     Ok(CrashRecord {
         node,

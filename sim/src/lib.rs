@@ -11,10 +11,12 @@ compile_error!(
 );
 
 pub mod checker;
+pub mod compare;
 pub mod config;
 pub mod durability;
 pub mod nemesis;
 pub mod network;
+pub mod reference;
 pub mod rng;
 pub mod run;
 pub mod storage;

@@ -337,7 +337,11 @@ async fn drive(world: &Arc<World>) -> Result<(), String> {
         crate::checker::check(&history, &nodes)
     };
     match checked {
-        Ok(_) => Ok(()),
+        Ok(model) => {
+            // What the reference covered, for the trace (and the tests that check the workload).
+            world.note(&model.summary());
+            Ok(())
+        }
         Err(Failure {
             message,
             at_ms: Some(at_ms),

@@ -1,7 +1,10 @@
 //! The clients: concurrent tasks sending the real command mix (accounts, single and linked
 //! transfers, two-phase holds with post, partial post, void and expiry, `Txn`s with record
 //! conditions, lookups, invalid requests, deliberate resends), each to a random replica, timing
-//! out and retrying with the same ids.
+//! out and retrying with the same ids. Some requests aim at the ledger's edges: linked chains
+//! that fail at a chosen position, `Txn`s that fail on a condition after their transfers would
+//! have gone through (or on a late transfer), and posts and voids stamped one nanosecond before,
+//! at, and one nanosecond after their hold's expiry (see [`Client::probe_expiry`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,11 +12,12 @@ use std::time::Duration;
 
 use tally_node::ledger::{
     Account, AccountFlags, Command, CommandResult, Condition, CreateAccountResult,
-    CreateTransferResult, RecordKey, RecordOp, Transfer, TransferFlags, Txn,
+    CreateTransferResult, RecordKey, RecordOp, Transfer, TransferFlags, Txn, TxnOutcome,
+    NANOS_PER_SECOND,
 };
 use tally_node::raft::{LogId, NodeError, NodeId, ReadConsistency};
 use tally_node::storage::codec::decode;
-use tally_node::storage::ledger::read_account;
+use tally_node::storage::ledger::{read_account, read_transfer};
 use tally_node::storage::{ReadView, Space};
 
 use crate::config::Plant;
@@ -26,6 +30,16 @@ const REQUEST_TIMEOUT_MS: u64 = 1_500;
 const ATTEMPTS_WHILE_FAULTY: u32 = 6;
 const LEDGER_MAIN: u32 = 1;
 const LEDGER_OTHER: u32 = 2;
+/// Base accounts on the main ledger without balance limits: a transfer between two of them
+/// always succeeds.
+const FREE_ACCOUNTS: [u128; 3] = [1, 2, 6];
+/// The base account whose debits must not exceed its credits (and has no credits to speak of).
+const LIMITED_ACCOUNT: u128 = 3;
+/// Entry timestamps are whole simulated milliseconds; within an entry every created object
+/// takes the next nanosecond.
+const NANOS_PER_MS: u64 = 1_000_000;
+/// An expiry probe aims its post or void at most this many objects into an entry.
+const PROBE_OFFSET_MAX: u64 = 4;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poison| poison.into_inner())
@@ -88,6 +102,8 @@ pub fn learn_base(known: &Known) {
 enum Op {
     Write(Command),
     Lookup(u128),
+    /// A hold whose post or void is aimed at its expiry.
+    ProbeExpiry,
 }
 
 /// A pending transfer this client created.
@@ -106,6 +122,8 @@ pub struct Client {
     versions: BTreeMap<RecordKey, u64>,
     acked: Vec<Command>,
     leader_hint: Option<NodeId>,
+    /// Send the next request to this replica first (an aimed request goes to the leader).
+    aimed: Option<NodeId>,
 }
 
 impl Client {
@@ -118,6 +136,7 @@ impl Client {
             versions: BTreeMap::new(),
             acked: Vec::new(),
             leader_hint: None,
+            aimed: None,
         }
     }
 
@@ -144,8 +163,8 @@ impl Client {
     fn next_op(&mut self, known: &Known) -> Op {
         let roll = self.rng.below(100);
         match roll {
-            0..=7 => Op::Write(self.create_accounts(known)),
-            8..=37 => {
+            0..=6 => Op::Write(self.create_accounts(known)),
+            7..=31 => {
                 // Now and then a balancing transfer: the node caps its amount at what the
                 // balance allows, a path plain transfers never take.
                 let flags = match self.rng.below(10) {
@@ -155,12 +174,16 @@ impl Client {
                 };
                 Op::Write(Command::CreateTransfers(vec![self.transfer(known, flags)]))
             }
-            38..=46 => Op::Write(self.linked_chain(known)),
-            47..=56 => Op::Write(self.hold(known)),
-            57..=66 => Op::Write(self.resolve_hold(known)),
-            67..=76 => Op::Write(self.txn(known)),
-            77..=86 => Op::Lookup(known.pick(&mut self.rng).map_or(1, |(id, _)| id)),
-            87..=92 => Op::Write(self.invalid(known)),
+            32..=37 => Op::Write(self.linked_chain(known)),
+            38..=43 => Op::Write(self.failing_chain()),
+            44..=45 => Op::Write(self.failing_account_chain()),
+            46..=52 => Op::Write(self.hold(known)),
+            53..=59 => Op::Write(self.resolve_hold(known)),
+            60..=62 => Op::ProbeExpiry,
+            63..=68 => Op::Write(self.txn(known)),
+            69..=72 => Op::Write(self.txn_edge()),
+            73..=82 => Op::Lookup(known.pick(&mut self.rng).map_or(1, |(id, _)| id)),
+            83..=89 => Op::Write(self.invalid(known)),
             _ => match self.acked.len() {
                 0 => Op::Lookup(1),
                 count => {
@@ -176,6 +199,178 @@ impl Client {
                 }
             },
         }
+    }
+
+    /// A plain transfer of 1 between two accounts that always accept it.
+    fn free_transfer(&mut self) -> Transfer {
+        let debit = self.rng.pick(&FREE_ACCOUNTS);
+        let others: Vec<u128> = FREE_ACCOUNTS.into_iter().filter(|a| *a != debit).collect();
+        let credit = self.rng.pick(&others);
+        Transfer {
+            id: self.fresh_id(),
+            debit_account_id: debit,
+            credit_account_id: credit,
+            amount: 1,
+            ledger: LEDGER_MAIN,
+            code: 1,
+            ..Transfer::default()
+        }
+    }
+
+    /// A linked chain of 2 to 4 transfers that would all succeed but for the one at a chosen
+    /// position (the last included), which fails on a field, on a balance, on an id seen earlier
+    /// in the chain, on a missing pending transfer, or on a pending transfer the chain already
+    /// posted.
+    fn failing_chain(&mut self) -> Command {
+        let length = self.rng.between(2, 4) as usize;
+        let failing = self.rng.below(length as u64) as usize;
+        let mut chain: Vec<Transfer> = (0..length).map(|_| self.free_transfer()).collect();
+        match self.rng.below(5) {
+            0 => chain[failing].amount = 0,
+            1 => {
+                chain[failing].debit_account_id = LIMITED_ACCOUNT;
+                chain[failing].credit_account_id = 1;
+                chain[failing].amount = 1 << 100;
+            }
+            2 if failing > 0 => chain[failing] = chain[failing - 1].clone(),
+            3 if failing >= 2 => {
+                let pending = &mut chain[failing - 2];
+                pending.flags = TransferFlags::PENDING;
+                let pending_id = pending.id;
+                for at in [failing - 1, failing] {
+                    chain[at] = Transfer {
+                        id: self.fresh_id(),
+                        pending_id,
+                        amount: u128::MAX,
+                        flags: TransferFlags::POST_PENDING_TRANSFER,
+                        ..Transfer::default()
+                    };
+                }
+            }
+            _ => {
+                chain[failing] = Transfer {
+                    id: self.fresh_id(),
+                    pending_id: self.fresh_id(),
+                    amount: u128::MAX,
+                    flags: TransferFlags::VOID_PENDING_TRANSFER,
+                    ..Transfer::default()
+                };
+            }
+        }
+        for transfer in &mut chain[..length - 1] {
+            transfer.flags = transfer.flags | TransferFlags::LINKED;
+        }
+        Command::CreateTransfers(chain)
+    }
+
+    /// A linked chain of new accounts, one of them (at a chosen position) invalid or an
+    /// existing account sent again.
+    fn failing_account_chain(&mut self) -> Command {
+        let length = self.rng.between(2, 3) as usize;
+        let failing = self.rng.below(length as u64) as usize;
+        let mut chain: Vec<Account> = (0..length)
+            .map(|_| {
+                let id = self.fresh_id();
+                account(id, LEDGER_MAIN, AccountFlags::empty())
+            })
+            .collect();
+        match self.rng.below(3) {
+            0 => chain[failing].code = 0,
+            1 => chain[failing].ledger = 0,
+            _ => chain[failing].id = self.rng.pick(&FREE_ACCOUNTS),
+        }
+        for account in &mut chain[..length - 1] {
+            account.flags = account.flags | AccountFlags::LINKED;
+        }
+        Command::CreateAccounts(chain)
+    }
+
+    /// A `Txn` at an edge: a condition that fails after transfers that would have gone
+    /// through, a transfer that fails after an account and a transfer were created, a new
+    /// account used by the same `Txn`, or a malformed record after good transfers.
+    fn txn_edge(&mut self) -> Command {
+        let key = RecordKey::new(
+            format!("client-{}", self.id),
+            vec![b'e', self.rng.below(3) as u8],
+        );
+        let believed = self.versions.get(&key).copied().unwrap_or(0);
+        let put = RecordOp::Put {
+            key: key.clone(),
+            value: self.rng.next_u64().to_le_bytes().to_vec(),
+        };
+        let holds = if believed == 0 {
+            Condition::Absent { key: key.clone() }
+        } else {
+            Condition::VersionEquals {
+                key: key.clone(),
+                version: believed,
+            }
+        };
+        let new_account = account(self.fresh_id(), LEDGER_MAIN, AccountFlags::empty());
+        let into_new = Transfer {
+            credit_account_id: new_account.id,
+            ..self.free_transfer()
+        };
+        let txn = match self.rng.below(4) {
+            0 => {
+                let fresh = RecordKey::new(format!("client-{}", self.id), vec![b'f']);
+                let wrong = Condition::VersionEquals {
+                    key,
+                    version: believed + self.rng.between(1, 3),
+                };
+                Txn {
+                    conditions: vec![Condition::Absent { key: fresh }, wrong],
+                    record_ops: vec![put],
+                    accounts: vec![new_account],
+                    transfers: vec![self.free_transfer(), into_new],
+                }
+            }
+            1 => {
+                let mut overdraw = Transfer {
+                    debit_account_id: new_account.id,
+                    credit_account_id: 1,
+                    ..self.free_transfer()
+                };
+                overdraw.flags = TransferFlags::BALANCING_DEBIT;
+                // The new account has nothing to give; as a plain transfer it would still fail
+                // on a field.
+                if self.rng.chance(500) {
+                    overdraw.flags = TransferFlags::empty();
+                    overdraw.code = 0;
+                }
+                Txn {
+                    conditions: vec![holds],
+                    record_ops: vec![put],
+                    accounts: vec![new_account],
+                    transfers: vec![self.free_transfer(), overdraw],
+                }
+            }
+            2 => {
+                let out_of_new = Transfer {
+                    debit_account_id: new_account.id,
+                    credit_account_id: 6,
+                    ..self.free_transfer()
+                };
+                Txn {
+                    conditions: vec![holds],
+                    record_ops: vec![put],
+                    accounts: vec![new_account],
+                    transfers: vec![into_new, out_of_new],
+                }
+            }
+            _ => Txn {
+                conditions: vec![holds],
+                record_ops: vec![
+                    put,
+                    RecordOp::Delete {
+                        key: RecordKey::new(format!("client-{}", self.id), Vec::new()),
+                    },
+                ],
+                accounts: Vec::new(),
+                transfers: vec![self.free_transfer()],
+            },
+        };
+        Command::Txn(txn)
     }
 
     /// `command` with one field of one of its transfers (or accounts) changed.
@@ -273,10 +468,12 @@ impl Client {
         let index = self.rng.below(self.holds.len() as u64) as usize;
         let hold = self.holds.swap_remove(index);
         let post = self.rng.chance(600);
-        let amount = match self.rng.below(4) {
+        let amount = match self.rng.below(5) {
             0 => u128::MAX,
             1 => hold.amount,
             2 => hold.amount / 2 + 1,
+            // One unit over the hold: the edge of `exceeds_pending_transfer_amount`.
+            3 => hold.amount.saturating_add(1),
             _ => 0,
         };
         let flags = if post {
@@ -340,6 +537,87 @@ impl Client {
         Command::CreateTransfers(vec![transfer])
     }
 
+    /// Reads a transfer on the leader after a read barrier (to aim a request at its timestamp).
+    async fn read_transfer(&mut self, world: &World, id: u128) -> Option<Transfer> {
+        let node = world.node(world.leader()?)?;
+        let timeout = Duration::from_millis(REQUEST_TIMEOUT_MS);
+        let barrier = node.read_barrier(ReadConsistency::Linearizable);
+        tokio::time::timeout(timeout, barrier).await.ok()?.ok()?;
+        let view = node.storage_handle().read_view().ok()?;
+        read_transfer(view.as_ref(), id).ok().flatten()
+    }
+
+    /// Creates a hold with a 1 s timeout (0 to 2 transfers ahead of it in its entry, so its
+    /// expiry lands 0 to 2 ns past a millisecond), reads its timestamp, then sends a post or
+    /// void to the leader at the millisecond its expiry falls in, behind enough transfers that
+    /// its own timestamp is one ns before, at, or one ns after the expiry. Entries are stamped
+    /// on whole simulated milliseconds and the leader stamps a request the moment it arrives,
+    /// so the aim is exact unless other requests share the entry (which moves it, harmlessly).
+    /// With no transfer ahead of the hold, "at the expiry" is the entry's first timestamp: the
+    /// entry expires the hold before the post or void runs.
+    async fn probe_expiry(&mut self, world: &World, known: &Known) {
+        let ahead = self.rng.between(0, 2);
+        let mut transfers: Vec<Transfer> = (0..ahead).map(|_| self.free_transfer()).collect();
+        let hold = Transfer {
+            flags: TransferFlags::PENDING,
+            timeout: 1,
+            amount: u128::from(self.rng.between(1, 60)),
+            ..self.free_transfer()
+        };
+        transfers.push(hold.clone());
+        let command = Command::CreateTransfers(transfers);
+        let Some(result) = self.submit(world, &command).await else {
+            return;
+        };
+        self.learn(&command, &result, known);
+        self.holds.retain(|held| held.id != hold.id);
+        let created = matches!(&result, CommandResult::Transfers(codes)
+            if codes.last() == Some(&CreateTransferResult::Ok));
+        if !created {
+            return;
+        }
+        let Some(stored) = self.read_transfer(world, hold.id).await else {
+            return;
+        };
+        let expires_at = stored
+            .timestamp
+            .saturating_add(u64::from(stored.timeout) * NANOS_PER_SECOND);
+        let into_ms = expires_at % NANOS_PER_MS;
+        // Objects ahead of the post or void in its entry: into_ms - 1, into_ms or into_ms + 1.
+        let ahead = (into_ms + self.rng.below(3)).saturating_sub(1);
+        let entry_at = expires_at - into_ms;
+        let now = world.clock_ns();
+        if ahead <= PROBE_OFFSET_MAX && entry_at > now {
+            tokio::time::sleep(Duration::from_nanos(entry_at - now)).await;
+            self.aimed = world.leader();
+        }
+        let mut transfers: Vec<Transfer> = (0..ahead.min(PROBE_OFFSET_MAX))
+            .map(|_| self.free_transfer())
+            .collect();
+        let (flags, amount) = if self.rng.chance(500) {
+            let amount = self
+                .rng
+                .pick(&[u128::MAX, hold.amount, hold.amount / 2 + 1]);
+            (TransferFlags::POST_PENDING_TRANSFER, amount)
+        } else {
+            (
+                TransferFlags::VOID_PENDING_TRANSFER,
+                self.rng.pick(&[0, hold.amount]),
+            )
+        };
+        transfers.push(Transfer {
+            id: self.fresh_id(),
+            pending_id: hold.id,
+            amount,
+            flags,
+            ..Transfer::default()
+        });
+        let command = Command::CreateTransfers(transfers);
+        if let Some(result) = self.submit(world, &command).await {
+            self.learn(&command, &result, known);
+        }
+    }
+
     /// What an acknowledged result teaches the client.
     fn learn(&mut self, command: &Command, result: &CommandResult, known: &Known) {
         match (command, result) {
@@ -369,16 +647,18 @@ impl Client {
                     for (op, version) in txn.record_ops.iter().zip(&outcome.record_versions) {
                         self.versions.insert(op.key().clone(), *version);
                     }
-                } else if let Some(
-                    Condition::VersionEquals { key, .. } | Condition::Absent { key },
-                ) = txn.conditions.first()
+                    for account in &txn.accounts {
+                        known.add(account.id, account.ledger);
+                    }
+                } else if let TxnOutcome::ConditionFailed {
+                    index,
+                    actual_version,
+                } = outcome.outcome
                 {
                     // Learn the actual version from the failure and try with it next time.
-                    if let tally_node::ledger::TxnOutcome::ConditionFailed {
-                        actual_version, ..
-                    } = outcome.outcome
-                    {
-                        self.versions.insert(key.clone(), actual_version);
+                    if let Some(condition) = txn.conditions.get(index as usize) {
+                        self.versions
+                            .insert(condition.key().clone(), actual_version);
                     }
                 }
             }
@@ -390,6 +670,9 @@ impl Client {
     }
 
     fn pick_node(&mut self, world: &World) -> NodeId {
+        if let Some(aimed) = self.aimed.take() {
+            return aimed;
+        }
         let ids = world.node_ids();
         match self.leader_hint.take() {
             Some(hint) if self.rng.chance(800) => hint,
@@ -513,6 +796,7 @@ pub async fn run_client(world: Arc<World>, known: Arc<Known>, mut client: Client
                 }
             }
             Op::Lookup(account_id) => client.lookup(&world, account_id).await,
+            Op::ProbeExpiry => client.probe_expiry(&world, &known).await,
         }
     }
 }

@@ -193,6 +193,12 @@ impl World {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// The simulated wall clock the leaders stamp entries with, in ns (for clients that aim a
+    /// request at a ledger timestamp).
+    pub fn clock_ns(&self) -> u64 {
+        self.clock.now_ns()
+    }
+
     /// A number that orders events: every call returns a larger one.
     pub fn next_seq(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::Relaxed) + 1

@@ -68,6 +68,14 @@ pub fn stored_vote(view: &dyn ReadView) -> Result<Option<Vote>, StorageError> {
         .transpose()
 }
 
+/// The last purged log id stored in `view`: every entry up to it is gone from the log, so a
+/// snapshot file must cover it.
+pub fn stored_purged(view: &dyn ReadView) -> Result<Option<LogId>, StorageError> {
+    view.get(Space::RaftMeta, PURGED_KEY)?
+        .map(|bytes| decode(Space::RaftMeta, &bytes))
+        .transpose()
+}
+
 fn index_range<R: RangeBounds<u64>>(range: &R) -> KeyRange {
     let start = match range.start_bound() {
         Bound::Included(index) => Bound::Included(u64_key(*index).to_vec()),

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::{Command, CommandResult};
 
-pub use log_store::{stored_vote, LogStore, LogStoreFaults};
+pub use log_store::{stored_purged, stored_vote, LogStore, LogStoreFaults};
 pub use node::{Faults, NodeError, NodeStatus, RaftNode, RaftSettings, ReadConsistency};
 pub use state_machine::{
     applied_state_of, restore_backup, write_backup, BackupFile, SharedState, StateMachineStore,
