@@ -15,7 +15,7 @@ use openraft::EntryPayload;
 use tally_node::ledger::{
     Account, ApplyContext, Command, CommandResult, LedgerBatch, MemState, TxnOutcome,
 };
-use tally_node::raft::{Entry, RaftNode, RequestKind, StoredMembership};
+use tally_node::raft::{applied_state_of, Entry, RaftNode, RequestKind, StoredMembership};
 use tally_node::storage::codec::{decode, to_bytes};
 use tally_node::storage::ledger::{digest, write_mutations, DigestReport};
 use tally_node::storage::{KeyRange, Space, WriteBatch};
@@ -468,6 +468,19 @@ fn check_final(model: &Model, nodes: &[Arc<RaftNode>]) -> Result<(), String> {
                  {}",
                 node.id(),
                 model.last_index
+            ));
+        }
+        // The membership stored with the state is what a restart starts from: it must be the
+        // committed log's at the applied index, however the replica got there (entries applied
+        // or a snapshot installed).
+        let (_, stored) = applied_state_of(view.as_ref())
+            .map_err(|error| format!("replica {}: {error}", node.id()))?;
+        let wanted = model.membership_at(applied);
+        if stored.log_id() != wanted.log_id() || stored.membership() != wanted.membership() {
+            return Err(format!(
+                "replica {} stores membership {stored} with its state at index {applied}, but the \
+                 committed log has {wanted} there",
+                node.id()
             ));
         }
         compare::replica_transfers_created(
