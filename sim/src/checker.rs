@@ -534,6 +534,12 @@ pub fn check(history: &History, nodes: &[Arc<RaftNode>]) -> Result<Model, Failur
             at_ms: Some(at_ms),
         }
     })?;
+    crate::durability::check_installs(&model, &history.installs).map_err(|(message, at_ms)| {
+        Failure {
+            message,
+            at_ms: Some(at_ms),
+        }
+    })?;
     check_acks(&model, &history.acks)?;
     check_reads(&model, history)?;
     check_replicas(&model, nodes)?;

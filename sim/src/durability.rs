@@ -15,6 +15,7 @@ use tally_node::storage::snapshot::{snapshot_to_batch, verify_snapshot};
 
 use crate::checker::Model;
 use crate::storage::{blob_reader, Disk, Spaces};
+use crate::world::InstallRecord;
 
 /// A snapshot file that survived a crash and passes its checksum.
 #[derive(Debug, Clone)]
@@ -224,6 +225,30 @@ pub fn check_crashes(model: &Model, crashes: &[CrashRecord]) -> Result<(), (Stri
                 &snapshot.membership,
             )
             .map_err(at)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every snapshot install stored, with the state it installed, the membership the committed log
+/// has at its applied index: a restart right after it starts from that membership.
+pub fn check_installs(model: &Model, installs: &[InstallRecord]) -> Result<(), (String, u64)> {
+    for install in installs {
+        let Some(applied) = install.applied.as_ref() else {
+            continue;
+        };
+        let wanted = model.membership_at(applied.index());
+        let stored = &install.membership;
+        if stored.log_id() != wanted.log_id() || stored.membership() != wanted.membership() {
+            return Err((
+                format!(
+                    "durability: replica {} installed a snapshot at log index {} but stored \
+                     membership {stored} with it; the committed log has {wanted} there",
+                    install.node,
+                    applied.index()
+                ),
+                install.at_ms,
+            ));
         }
     }
     Ok(())

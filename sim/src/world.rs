@@ -11,7 +11,9 @@ use std::time::Duration;
 use openraft::async_runtime::WatchReceiver;
 use tally_node::clock::Clock;
 use tally_node::ledger::{Account, Command, CommandResult, LedgerFaults};
-use tally_node::raft::{Faults, LogId, LogStoreFaults, NodeId, RaftNode, RaftSettings, Vote};
+use tally_node::raft::{
+    Faults, LogId, LogStoreFaults, NodeId, RaftNode, RaftSettings, StoredMembership, Vote,
+};
 use tally_node::storage::codec::decode;
 use tally_node::storage::keys::u64_key;
 use tally_node::storage::{ReadView, Space, WriteBatch, WriteOp};
@@ -94,6 +96,18 @@ pub struct History {
     pub granted: BTreeMap<NodeId, Vote>,
     /// What every crash left on disk, for [`crate::durability::check_crashes`].
     pub crashes: Vec<CrashRecord>,
+    /// What every snapshot install wrote: the applied id and membership stored with the new
+    /// state, for [`crate::durability::check_installs`].
+    pub installs: Vec<InstallRecord>,
+}
+
+/// The applied state a snapshot install left in a replica's state-machine spaces.
+#[derive(Debug, Clone)]
+pub struct InstallRecord {
+    pub node: NodeId,
+    pub at_ms: u64,
+    pub applied: Option<LogId>,
+    pub membership: StoredMembership,
 }
 
 struct Slot {
@@ -325,6 +339,19 @@ impl World {
             .iter()
             .any(|op| matches!(op, WriteOp::DeleteRange { space, .. } if *space != Space::RaftLog));
         if installs_snapshot {
+            // What a restart would start from, right after the install.
+            match tally_node::raft::applied_state_of(visible) {
+                Ok((applied, membership)) => lock(&self.history).installs.push(InstallRecord {
+                    node,
+                    at_ms: self.now_ms(),
+                    applied,
+                    membership,
+                }),
+                Err(error) => self.fail(format!(
+                    "replica {node}'s applied state after a snapshot install is unreadable: \
+                     {error}"
+                )),
+            }
             return;
         }
         for op in &batch.ops {
