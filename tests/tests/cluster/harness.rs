@@ -466,26 +466,33 @@ impl TestCluster {
 
     /// Waits until the running nodes agree on one leader, and returns it.
     pub async fn leader(&self) -> u64 {
+        let running: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|node| node.child.is_some())
+            .map(|node| node.id)
+            .collect();
         eventually(
             CONVERGE_TIMEOUT,
             "a leader that every running node agrees on",
-            || async {
-                let mut leader = None;
-                for node in self.nodes.iter().filter(|node| node.child.is_some()) {
-                    let status = self.status(node.id).await?;
-                    if status.leader_id == 0
-                        || leader.is_some_and(|known| known != status.leader_id)
-                    {
-                        return None;
-                    }
-                    leader = Some(status.leader_id);
-                }
-                let leader = leader?;
-                let status = self.status(leader).await?;
-                (status.role == "leader").then_some(leader)
-            },
+            || self.agreed_leader(&running),
         )
         .await
+    }
+
+    /// The leader the nodes `ids` all name now, if they agree on one of them and it says it
+    /// leads (one poll: `None` while they disagree or someone is silent).
+    pub async fn agreed_leader(&self, ids: &[u64]) -> Option<u64> {
+        let mut leader = None;
+        for id in ids {
+            let status = self.status(*id).await?;
+            if status.leader_id == 0 || leader.is_some_and(|known| known != status.leader_id) {
+                return None;
+            }
+            leader = Some(status.leader_id);
+        }
+        let leader = leader.filter(|leader| ids.contains(leader))?;
+        (self.status(leader).await?.role == "leader").then_some(leader)
     }
 
     /// `kill -9`.

@@ -14,6 +14,7 @@ mod failover;
 mod harness;
 mod membership;
 mod metrics;
+mod netns;
 mod operations;
 mod partition;
 mod security;
