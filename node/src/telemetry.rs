@@ -57,11 +57,25 @@ pub fn install(listen: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refreshes the state gauges until the task is dropped.
-pub async fn sample(node: Arc<RaftNode>, storage: Arc<dyn Storage>) {
-    let mut ticker = tokio::time::interval(SAMPLE_INTERVAL);
-    loop {
+/// Refreshes the state gauges until the task is dropped. The first sample is taken before this
+/// returns its future, so the gauges are on the metrics page from the node's first answer on.
+pub fn sample(
+    node: Arc<RaftNode>,
+    storage: Arc<dyn Storage>,
+) -> impl std::future::Future<Output = ()> + Send {
+    record_gauges(&node, storage.as_ref());
+    async move {
+        let mut ticker = tokio::time::interval(SAMPLE_INTERVAL);
         ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            record_gauges(&node, storage.as_ref());
+        }
+    }
+}
+
+fn record_gauges(node: &RaftNode, storage: &dyn Storage) {
+    {
         let status = node.status();
         for role in ROLES {
             let value = if role == status.role { 1.0 } else { 0.0 };

@@ -273,11 +273,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<bool> {
     }
     let setup = Arc::new(setup(&args).await?);
     let run = format!("{:x}", tally_payments::service::now_ms());
-    let bar = if args.json {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(args.payments)
-    };
+    // On standard error, drawn only when it is a terminal; with `--json` too, as standard
+    // output keeps only the JSON line.
+    let bar = indicatif::ProgressBar::new(args.payments);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "  {bar:40} {pos}/{len} payments  {per_sec}  eta {eta}",

@@ -6,6 +6,7 @@
 //!
 //! [`Storage`]: crate::storage::Storage
 
+mod account_cache;
 mod batcher;
 mod log_store;
 mod node;

@@ -11,6 +11,7 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 
+use super::account_cache::AccountCache;
 use super::{
     LogId, Request, RequestKind, Response, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
     TypeConfig,
@@ -19,7 +20,9 @@ use crate::ledger::{ApplyContext, CommandResult, LedgerBatch, LedgerFaults};
 use crate::storage::codec::{decode, encode, from_bytes, to_bytes};
 use crate::storage::ledger::{digest, write_mutations, DigestReport, StoreState};
 use crate::storage::snapshot::{snapshot_to_batch, verify_snapshot, write_snapshot};
-use crate::storage::{sync_now, Blob, ReadView, Space, Storage, StorageError, WriteBatch};
+use crate::storage::{
+    off_runtime, sync_now, Blob, ReadView, Space, Storage, StorageError, WriteBatch,
+};
 
 const APPLIED_KEY: &[u8] = b"last_applied";
 const MEMBERSHIP_KEY: &[u8] = b"membership";
@@ -60,6 +63,7 @@ pub struct StateMachineStore {
     storage: Arc<dyn Storage>,
     shared: Arc<SharedState>,
     faults: LedgerFaults,
+    accounts: AccountCache,
 }
 
 impl StateMachineStore {
@@ -76,6 +80,7 @@ impl StateMachineStore {
             storage,
             shared,
             faults,
+            accounts: AccountCache::default(),
         }
     }
 
@@ -87,7 +92,8 @@ impl StateMachineStore {
         let RequestKind::Ledger(commands) = &request.kind else {
             return Ok(Response::Checkpoint);
         };
-        let state = StoreState::new(self.storage.as_ref());
+        let view = self.accounts.over(self.storage.as_ref());
+        let state = StoreState::new(&view);
         let context = ApplyContext {
             timestamp_ns: request.timestamp_ns,
         };
@@ -105,6 +111,25 @@ impl StateMachineStore {
         }
         write_mutations(&mutations, batch);
         Ok(Response::Ledger(results))
+    }
+
+    /// Starts the digest of the state as of the checkpoint entry at `log_index`, just applied.
+    /// The read view is taken here, in line, so every replica hashes exactly the state at this
+    /// entry; the hashing (a scan of the whole state) runs off the async workers, and `verify`
+    /// polls for its result.
+    fn digest_at(&self, log_index: u64) {
+        let view = match self.storage.read_view() {
+            Ok(view) => view,
+            Err(error) => {
+                self.shared.keep_digest(log_index, Err(error.to_string()));
+                return;
+            }
+        };
+        let shared = self.shared.clone();
+        self.storage.run_heavy(Box::new(move || {
+            let report = digest(view.as_ref(), log_index).map_err(|error| error.to_string());
+            shared.keep_digest(log_index, report);
+        }));
     }
 }
 
@@ -196,7 +221,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
             };
             batch.put(Space::StateMeta, APPLIED_KEY, encode(&Some(log_id)));
-            self.storage.write(batch)?;
+            self.accounts.remember(&batch);
+            if let Err(error) = self.storage.write(batch) {
+                self.accounts.clear();
+                return Err(error.into());
+            }
             ::metrics::counter!(crate::metrics::ENTRIES_APPLIED).increment(1);
             if let EntryPayload::Normal(Request {
                 kind: RequestKind::Ledger(commands),
@@ -209,10 +238,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             ::metrics::histogram!(crate::metrics::APPLY_SECONDS)
                 .record(openraft::Instant::elapsed(&started).as_secs_f64());
             if response == Response::Checkpoint {
-                // Computed in line so every replica hashes exactly the state at this entry.
-                let report = digest(self.storage.as_ref(), log_id.index())
-                    .map_err(|error| error.to_string());
-                self.shared.keep_digest(log_id.index(), report);
+                self.digest_at(log_id.index());
             }
             if let Some(responder) = responder {
                 responder.send(response);
@@ -230,32 +256,25 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        mut snapshot: SnapshotData,
+        snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
-        let carried = decode_meta(&verify_snapshot(snapshot.as_mut())?)?;
-        if carried.last_log_id != meta.last_log_id {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "snapshot file does not match its metadata",
-            ));
-        }
-        let mut batch = snapshot_to_batch(snapshot.as_mut())?;
+        // Checking and loading a snapshot reads the whole file: off the async workers.
+        self.accounts.clear();
+        let storage = self.storage.clone();
+        let expected = meta.clone();
+        let snapshot = off_runtime(self.storage.as_ref(), move || {
+            load_snapshot(storage.as_ref(), &expected, snapshot)
+        })
+        .await??;
         ::metrics::counter!(crate::metrics::SNAPSHOTS_INSTALLED).increment(1);
-        batch.put(Space::StateMeta, APPLIED_KEY, encode(&meta.last_log_id));
-        batch.put(
-            Space::StateMeta,
-            MEMBERSHIP_KEY,
-            encode(&meta.last_membership),
-        );
-        self.storage.write(batch)?;
         sync_now(self.storage.as_ref()).await?;
         // Keep the file so this node can serve it to others.
+        let storage = self.storage.clone();
         let name = snapshot_name(meta);
-        let mut kept = self.storage.create_blob(&name)?;
-        snapshot.seek(SeekFrom::Start(0))?;
-        io::copy(&mut snapshot, &mut kept)?;
-        kept.sync()?;
-        remove_other_snapshots(self.storage.as_ref(), &name)?;
+        off_runtime(self.storage.as_ref(), move || {
+            keep_snapshot_file(storage.as_ref(), &name, snapshot)
+        })
+        .await??;
         Ok(())
     }
 
@@ -276,6 +295,46 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         Ok(None)
     }
+}
+
+/// Checks a received snapshot against its metadata and writes the state it carries (not yet
+/// synced). Returns the file, for [`keep_snapshot_file`].
+fn load_snapshot(
+    storage: &dyn Storage,
+    meta: &SnapshotMeta,
+    mut snapshot: SnapshotData,
+) -> Result<SnapshotData, io::Error> {
+    let carried = decode_meta(&verify_snapshot(snapshot.as_mut())?)?;
+    if carried.last_log_id != meta.last_log_id {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "snapshot file does not match its metadata",
+        ));
+    }
+    let mut batch = snapshot_to_batch(snapshot.as_mut())?;
+    batch.put(Space::StateMeta, APPLIED_KEY, encode(&meta.last_log_id));
+    batch.put(
+        Space::StateMeta,
+        MEMBERSHIP_KEY,
+        encode(&meta.last_membership),
+    );
+    storage.write(batch)?;
+    Ok(snapshot)
+}
+
+/// Copies an installed snapshot into this node's own snapshot file, durably, and drops the older
+/// ones.
+fn keep_snapshot_file(
+    storage: &dyn Storage,
+    name: &str,
+    mut snapshot: SnapshotData,
+) -> Result<(), io::Error> {
+    let mut kept = storage.create_blob(name)?;
+    snapshot.seek(SeekFrom::Start(0))?;
+    io::copy(&mut snapshot, &mut kept)?;
+    kept.sync()?;
+    remove_other_snapshots(storage, name)?;
+    Ok(())
 }
 
 /// A consistent backup of the applied state, written as a snapshot file (the same format the
@@ -346,22 +405,34 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         ::metrics::counter!(crate::metrics::SNAPSHOTS_BUILT).increment(1);
-        let view = self.storage.read_view()?;
-        let (last_log_id, last_membership) = applied_state_of(view.as_ref())?;
-        let meta = SnapshotMeta {
-            last_log_id,
-            last_membership,
-        };
-        let name = snapshot_name(&meta);
-        let mut blob = self.storage.create_blob(&name)?;
-        write_snapshot(view.as_ref(), &to_bytes(&meta), blob.as_mut())?;
-        drop(view);
-        // Durable before the older files go: a crash must never leave no snapshot at all.
-        blob.sync()?;
-        remove_other_snapshots(self.storage.as_ref(), &name)?;
-        Ok(Snapshot {
-            meta,
-            snapshot: rewind(blob)?,
+        // A snapshot is a scan of the whole state: off the async workers, so a node that is
+        // building one still answers heartbeats.
+        let storage = self.storage.clone();
+        off_runtime(self.storage.as_ref(), move || {
+            write_snapshot_file(storage.as_ref())
         })
+        .await?
     }
+}
+
+/// Writes a snapshot of everything applied so far into its file, durably, and drops the older
+/// files.
+fn write_snapshot_file(storage: &dyn Storage) -> Result<Snapshot, io::Error> {
+    let view = storage.read_view()?;
+    let (last_log_id, last_membership) = applied_state_of(view.as_ref())?;
+    let meta = SnapshotMeta {
+        last_log_id,
+        last_membership,
+    };
+    let name = snapshot_name(&meta);
+    let mut blob = storage.create_blob(&name)?;
+    write_snapshot(view.as_ref(), &to_bytes(&meta), blob.as_mut())?;
+    drop(view);
+    // Durable before the older files go: a crash must never leave no snapshot at all.
+    blob.sync()?;
+    remove_other_snapshots(storage, &name)?;
+    Ok(Snapshot {
+        meta,
+        snapshot: rewind(blob)?,
+    })
 }

@@ -215,6 +215,10 @@ impl From<StorageError> for std::io::Error {
     }
 }
 
+/// Work that reads a lot of state (a snapshot, a full-state digest): [`Storage::run_heavy`]
+/// keeps it off the threads that run the node's async tasks.
+pub type HeavyJob = Box<dyn FnOnce() + Send + 'static>;
+
 /// Called once every write issued before the sync request is durable.
 pub type SyncCallback = Box<dyn FnOnce(Result<(), StorageError>) + Send + 'static>;
 
@@ -278,6 +282,13 @@ pub trait Storage: ReadView + 'static {
     fn remove_blob(&self, name: &str) -> Result<(), StorageError>;
     fn list_blobs(&self) -> Result<Vec<String>, StorageError>;
 
+    /// Runs `job`, which may read the whole state: RocksDB gives it a thread of its own, so the
+    /// async workers stay free for heartbeats and requests; the simulator's disk runs it inline,
+    /// at the same point of the schedule every time, so a seed still replays exactly.
+    fn run_heavy(&self, job: HeavyJob) {
+        job();
+    }
+
     /// Free bytes where the data lives, if the storage can tell.
     fn free_bytes(&self) -> Option<u64> {
         None
@@ -303,6 +314,19 @@ pub async fn sync_now(storage: &dyn Storage) -> Result<(), StorageError> {
         let _ = sender.send(result);
     }));
     receiver.await.map_err(|_| StorageError::Closed)?
+}
+
+/// Runs `work` through [`Storage::run_heavy`] and waits for its result without holding an async
+/// worker meanwhile.
+pub async fn off_runtime<T: Send + 'static>(
+    storage: &dyn Storage,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StorageError> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    storage.run_heavy(Box::new(move || {
+        let _ = sender.send(work());
+    }));
+    receiver.await.map_err(|_| StorageError::Closed)
 }
 
 /// Waits for a sync from outside an async context (tools and tests).

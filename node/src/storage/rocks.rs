@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
@@ -11,14 +11,26 @@ use rocksdb::{
 };
 
 use super::{
-    Blob, KeyRange, ReadView, Space, Storage, StorageError, StorageProperty, SyncCallback, Visitor,
-    WriteBatch, WriteOp,
+    Blob, HeavyJob, KeyRange, ReadView, Space, Storage, StorageError, StorageProperty,
+    SyncCallback, Visitor, WriteBatch, WriteOp,
 };
 
 /// Block cache shared by every column family (bounded so a node stays well under 1 GiB).
 const BLOCK_CACHE_BYTES: usize = 256 << 20;
 /// Memtable size per column family.
 const WRITE_BUFFER_BYTES: usize = 32 << 20;
+/// Share of a memtable's size given to its bloom filter (where there is one).
+const MEMTABLE_BLOOM_RATIO: f64 = 0.05;
+/// All memtables together: without this cap ten column families could hold 10 x 2 x 32 MiB in
+/// memory; with it RocksDB flushes the largest one when the sum reaches this.
+const DB_WRITE_BUFFER_BYTES: usize = 128 << 20;
+/// The write-ahead log is kept until every column family with data in it has flushed; rarely
+/// written ones (Raft metadata) would otherwise pin old log files. Past this size RocksDB
+/// flushes them, which bounds the disk the log takes and the replay after a crash.
+const WAL_BYTES_MAX: u64 = 256 << 20;
+/// Flushes and compactions hand their output to the disk every megabyte instead of in one burst
+/// when a file closes, so the group fsync of the log does not stall behind a large write-back.
+const BYTES_PER_SYNC: u64 = 1 << 20;
 
 pub struct RocksStorage {
     db: Arc<DB>,
@@ -58,6 +70,12 @@ fn column_options(space: Space, cache: &Cache) -> Options {
     }
     options.set_block_based_table_factory(&table);
     options.set_write_buffer_size(WRITE_BUFFER_BYTES);
+    if space == Space::Transfers {
+        // Every new transfer's id is looked up first (exactly-once) and almost never found: a
+        // bloom filter over the memtable answers that miss without a walk down its skip list.
+        options.set_memtable_whole_key_filtering(true);
+        options.set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO);
+    }
     let compression = if space == Space::RaftLog {
         DBCompressionType::None
     } else {
@@ -82,6 +100,9 @@ impl RocksStorage {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_max_background_jobs(2);
+        options.set_db_write_buffer_size(DB_WRITE_BUFFER_BYTES);
+        options.set_max_total_wal_size(WAL_BYTES_MAX);
+        options.set_bytes_per_sync(BYTES_PER_SYNC);
         let families = Space::ALL
             .iter()
             .map(|space| ColumnFamilyDescriptor::new(space.name(), column_options(*space, &cache)));
@@ -357,6 +378,25 @@ impl Storage for RocksStorage {
         Ok(names)
     }
 
+    fn run_heavy(&self, job: HeavyJob) {
+        // The job moves into the thread only if the thread starts; if it cannot (out of
+        // threads), it runs here rather than being lost.
+        let slot = Arc::new(Mutex::new(Some(job)));
+        let theirs = slot.clone();
+        let spawned = std::thread::Builder::new()
+            .name("tally-heavy".into())
+            .spawn(move || {
+                if let Some(job) = take_job(&theirs) {
+                    job();
+                }
+            });
+        if spawned.is_err() {
+            if let Some(job) = take_job(&slot) {
+                job();
+            }
+        }
+    }
+
     fn free_bytes(&self) -> Option<u64> {
         let stats = rustix::fs::statvfs(&self.dir).ok()?;
         Some(stats.f_bavail.saturating_mul(stats.f_frsize))
@@ -382,6 +422,12 @@ impl Storage for RocksStorage {
             (StorageProperty::PendingCompactionBytes, sums[1]),
         ]
     }
+}
+
+fn take_job(slot: &Mutex<Option<HeavyJob>>) -> Option<HeavyJob> {
+    slot.lock()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .take()
 }
 
 /// A read-only RocksDB opened on a checkpoint; the checkpoint is removed when the view drops.

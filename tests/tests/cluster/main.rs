@@ -4,6 +4,7 @@
 
 mod backup;
 mod bad_input;
+mod bench;
 mod coalesce;
 mod codes;
 mod corruption;

@@ -229,7 +229,7 @@ pub async fn run(context: &Context, args: BenchArgs) -> anyhow::Result<ExitCode>
         );
     }
     create_accounts(&context.client, &workload).await?;
-    let progress = progress_bar(context.json, args.transfers);
+    let progress = progress_bar(args.transfers, "transfers");
     let summary = send_transfers(&context.client, &workload, &args, &progress).await;
     progress.finish_and_clear();
     if context.json {
@@ -248,6 +248,7 @@ async fn create_accounts(client: &Client, workload: &Workload) -> anyhow::Result
     let ids: Vec<u128> = (0..workload.accounts)
         .map(|i| workload.account_id(i))
         .collect();
+    let progress = progress_bar(workload.accounts, "accounts");
     for chunk in ids.chunks(ACCOUNT_CHUNK) {
         let accounts = chunk
             .iter()
@@ -268,18 +269,22 @@ async fn create_accounts(client: &Client, workload: &Workload) -> anyhow::Result
                 describe_account_result(*code)
             );
         }
+        progress.inc(chunk.len() as u64);
     }
+    progress.finish_and_clear();
     Ok(())
 }
 
-fn progress_bar(json: bool, transfers: u64) -> ProgressBar {
-    if json || !std::io::stderr().is_terminal() {
+/// A bar on standard error when it is a terminal (with `--json` too: standard output keeps only
+/// the JSON line).
+fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(transfers);
-    let style = ProgressStyle::with_template(
-        "{bar:40} {pos}/{len} transfers  {per_sec}  elapsed {elapsed}  eta {eta}",
-    )
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template(&format!(
+        "{{bar:40}} {{pos}}/{{len}} {what}  {{per_sec}}  elapsed {{elapsed}}  eta {{eta}}"
+    ))
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar
