@@ -75,34 +75,32 @@ pub fn sample(
 }
 
 fn record_gauges(node: &RaftNode, storage: &dyn Storage) {
-    {
-        let status = node.status();
-        for role in ROLES {
-            let value = if role == status.role { 1.0 } else { 0.0 };
-            metrics::gauge!(m::RAFT_ROLE, "role" => role).set(value);
-        }
-        metrics::gauge!(m::RAFT_TERM).set(status.term as f64);
-        metrics::gauge!(m::RAFT_LEADER_ID).set(status.leader_id.unwrap_or(0) as f64);
-        metrics::gauge!(m::RAFT_LAST_LOG_INDEX).set(status.last_log_index as f64);
-        metrics::gauge!(m::RAFT_COMMITTED_INDEX).set(status.committed_index as f64);
-        metrics::gauge!(m::RAFT_APPLIED_INDEX).set(status.last_applied as f64);
-        let has_quorum = match status.quorum.has_quorum {
-            Some(has) => has,
-            None => status.leader_id.is_some(),
+    let status = node.status();
+    for role in ROLES {
+        let value = if role == status.role { 1.0 } else { 0.0 };
+        metrics::gauge!(m::RAFT_ROLE, "role" => role).set(value);
+    }
+    metrics::gauge!(m::RAFT_TERM).set(status.term as f64);
+    metrics::gauge!(m::RAFT_LEADER_ID).set(status.leader_id.unwrap_or(0) as f64);
+    metrics::gauge!(m::RAFT_LAST_LOG_INDEX).set(status.last_log_index as f64);
+    metrics::gauge!(m::RAFT_COMMITTED_INDEX).set(status.committed_index as f64);
+    metrics::gauge!(m::RAFT_APPLIED_INDEX).set(status.last_applied as f64);
+    let has_quorum = match status.quorum.has_quorum {
+        Some(has) => has,
+        None => status.leader_id.is_some(),
+    };
+    metrics::gauge!(m::RAFT_HAS_QUORUM).set(if has_quorum { 1.0 } else { 0.0 });
+    for (id, follower) in &status.quorum.followers {
+        let lag = status.last_log_index.saturating_sub(follower.matched_index);
+        metrics::gauge!(m::RAFT_REPLICATION_LAG, "follower" => id.to_string()).set(lag as f64);
+    }
+    for (property, value) in storage.properties() {
+        let name = match property {
+            crate::storage::StorageProperty::LiveDataBytes => m::ROCKSDB_LIVE_DATA_BYTES,
+            crate::storage::StorageProperty::PendingCompactionBytes => {
+                m::ROCKSDB_PENDING_COMPACTION_BYTES
+            }
         };
-        metrics::gauge!(m::RAFT_HAS_QUORUM).set(if has_quorum { 1.0 } else { 0.0 });
-        for (id, follower) in &status.quorum.followers {
-            let lag = status.last_log_index.saturating_sub(follower.matched_index);
-            metrics::gauge!(m::RAFT_REPLICATION_LAG, "follower" => id.to_string()).set(lag as f64);
-        }
-        for (property, value) in storage.properties() {
-            let name = match property {
-                crate::storage::StorageProperty::LiveDataBytes => m::ROCKSDB_LIVE_DATA_BYTES,
-                crate::storage::StorageProperty::PendingCompactionBytes => {
-                    m::ROCKSDB_PENDING_COMPACTION_BYTES
-                }
-            };
-            metrics::gauge!(name).set(value as f64);
-        }
+        metrics::gauge!(name).set(value as f64);
     }
 }
