@@ -130,14 +130,14 @@ async fn setup(args: &BenchArgs) -> anyhow::Result<Setup> {
             .parse()
             .context("the API key is not a valid header value")?,
     );
-    let http = tally_payments::psp::http_client(
+    let http = tally_payments::edges::psp::http_client(
         reqwest::Client::builder()
             .default_headers(headers)
             .timeout(Duration::from_secs(60)),
         None,
     )
     .map_err(anyhow::Error::msg)?;
-    let tokenizer = tally_payments::psp::http_client(reqwest::Client::builder(), None)
+    let tokenizer = tally_payments::edges::psp::http_client(reqwest::Client::builder(), None)
         .map_err(anyhow::Error::msg)?;
     let mut sellers = Vec::new();
     for n in 0..SELLERS {
@@ -272,7 +272,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<bool> {
         eprintln!("setting up sellers, customers and cards...");
     }
     let setup = Arc::new(setup(&args).await?);
-    let run = format!("{:x}", tally_payments::service::now_ms());
+    let run = format!("{:x}", tally_payments::flows::now_ms());
     // On standard error, drawn only when it is a terminal; with `--json` too, as standard
     // output keeps only the JSON line.
     let bar = indicatif::ProgressBar::new(args.payments);

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::money::{Currency, FeeRule};
+use crate::domain::money::{Currency, FeeRule};
 
 /// Prefix of environment overrides: `TALLY_PAY__PSP__URL=http://127.0.0.1:7400`.
 pub const ENV_PREFIX: &str = "TALLY_PAY__";

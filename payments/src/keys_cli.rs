@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Subcommand;
-use tally_payments::audit::Actor;
-use tally_payments::auth::keys::{self, CreatedKey, NewKey};
-use tally_payments::auth::{KeyKind, Scope};
+use tally_payments::edges::auth::keys::{self, CreatedKey, NewKey};
+use tally_payments::edges::auth::{KeyKind, Scope};
+use tally_payments::edges::store::Store;
 use tally_payments::error::PayError;
-use tally_payments::store::Store;
+use tally_payments::flows::audit::Actor;
 
 /// The cluster when neither `--cluster` nor `TALLY_CLUSTER` is given.
 const DEFAULT_CLUSTER: &str = "127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102";
@@ -175,9 +175,9 @@ async fn once(store: &Store, args: &KeysArgs) -> Result<(), PayError> {
         }
         KeysCommand::RotateDataKey { config, page } => {
             let sealer = data_sealer(config.as_deref())?;
-            let report = tally_payments::audit::acting_as(
+            let report = tally_payments::flows::audit::acting_as(
                 actor,
-                tally_payments::rekey::rekey_bank_accounts(store, &sealer, *page),
+                tally_payments::flows::rekey::rekey_bank_accounts(store, &sealer, *page),
             )
             .await?;
             if args.json {

@@ -4,24 +4,12 @@
 //! together with its postings in one `Txn` (see `service`). The PSP is reached through the
 //! `psp::Connector` trait; `sandbox` is the built-in sandbox PSP.
 
-pub mod api;
-pub mod audit;
-pub mod auth;
-pub mod bank;
-pub mod chart;
 pub mod config;
 pub mod crypto;
+pub mod domain;
+pub mod edges;
 pub mod error;
-pub mod idempotency;
-pub mod ids;
+pub mod flows;
 pub mod metrics;
-pub mod model;
-pub mod money;
-pub mod psp;
-pub mod rekey;
-pub mod risk;
 pub mod sandbox;
-pub mod service;
-pub mod store;
 pub mod tls_listener;
-pub mod worker;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tally_payments::config::PayConfig;
+use tally_payments::flows::Pay;
 use tally_payments::sandbox::{Faults, SandboxConfig};
-use tally_payments::service::Pay;
 
 mod bench_cli;
 mod keys_cli;
@@ -277,8 +277,8 @@ async fn recon(
 ) -> anyhow::Result<i32> {
     let pay = Pay::connect(config).await.map_err(anyhow::Error::msg)?;
     // The run's audit entries name the command line, not the worker.
-    let actor = tally_payments::audit::Actor::system("cli");
-    let report = tally_payments::audit::acting_as(actor, pay.reconcile(date))
+    let actor = tally_payments::flows::audit::Actor::system("cli");
+    let report = tally_payments::flows::audit::acting_as(actor, pay.reconcile(date))
         .await
         .with_context(|| format!("reconciling {date}"))?;
     let text = match format {
@@ -382,9 +382,9 @@ async fn serve(config: PayConfig, exit_on_stdin_close: bool) -> anyhow::Result<(
         .with_context(|| format!("binding {}", config.pay.listen))?;
     tracing::info!(listen = %config.pay.listen, cluster = %config.pay.cluster, psp = %config.psp.url,
         "tally-pay serving");
-    tokio::spawn(tally_payments::worker::run(Arc::clone(&pay)));
+    tokio::spawn(tally_payments::flows::worker::run(Arc::clone(&pay)));
     // The peer address goes into audit entries and the per-address limit of failed logins.
-    let app = tally_payments::api::router(pay)
+    let app = tally_payments::edges::api::router(pay)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal(exit_on_stdin_close))

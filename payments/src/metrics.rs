@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
-use crate::psp::PspError;
+use crate::edges::psp::PspError;
 
 /// Named counters; labels are part of the name (`tally_pay_psp_calls_total{op="charge",...}`).
 #[derive(Debug, Default)]

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tally_payments::psp::{
+use tally_payments::edges::psp::{
     BankDestination, ChargeRequest, ChargeStatus, Gateway, HttpExecutor, PayoutRequest,
     PayoutStatus, PspError, PspObject, RefundRequest, RefundStatus, SandboxConnector,
     SettlementKind, WebhookEvent,
@@ -18,7 +18,7 @@ mod harness {
     use axum::body::Bytes;
     use axum::extract::State;
     use axum::http::{HeaderMap, StatusCode};
-    use tally_payments::psp::Connector;
+    use tally_payments::edges::psp::Connector;
 
     pub const API_KEY: &str = "sk_test_tally";
     pub const PUBLISHABLE_KEY: &str = "pk_test_browser";

@@ -42,7 +42,7 @@ use super::idempotency::{Begin, StoredResponse};
 use super::model::{CaptureInput, ChargeInput, Effect, Model, Outcome, PayoutInput, RefundInput};
 use super::settlement::{self, Adjustment};
 use super::{now, with_seed, Sandbox};
-use crate::psp::ChargeStatus;
+use crate::edges::psp::ChargeStatus;
 
 type Shared = State<Arc<Sandbox>>;
 type Body = Result<Bytes, BytesRejection>;

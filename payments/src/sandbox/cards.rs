@@ -20,7 +20,7 @@
 use serde::Deserialize;
 
 use super::error::ApiError;
-use crate::psp::CardDetails;
+use crate::edges::psp::CardDetails;
 
 /// The body of `POST /v1/tokens`.
 #[derive(Deserialize)]
@@ -186,7 +186,7 @@ fn funding(number: &str) -> &'static str {
 /// The Luhn checksum of an all-digit string.
 fn luhn_valid(digits: &str) -> bool {
     let digits: Vec<u32> = digits.chars().filter_map(|c| c.to_digit(10)).collect();
-    crate::bank::luhn_valid(&digits)
+    crate::domain::bank::luhn_valid(&digits)
 }
 
 #[cfg(test)]

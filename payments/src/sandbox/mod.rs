@@ -289,7 +289,7 @@ fn write_atomically(path: &Path, saved: &model::Saved) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn plan_delivery(model: &mut Model, event: crate::psp::WebhookEvent) -> Delivery {
+fn plan_delivery(model: &mut Model, event: crate::edges::psp::WebhookEvent) -> Delivery {
     let (lost, duplicated, reordered) = (
         model.faults.lost_webhooks,
         model.faults.duplicate_webhooks,
@@ -336,7 +336,7 @@ fn spawn(task: impl Future<Output = ()> + Send + 'static) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::psp::{Payout, PayoutStatus, PspObject, WebhookEvent};
+    use crate::edges::psp::{Payout, PayoutStatus, PspObject, WebhookEvent};
 
     fn model(spec: &str) -> Model {
         let fees = FeeSchedule {

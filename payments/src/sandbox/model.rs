@@ -23,8 +23,8 @@ use super::error::{ApiError, ErrorKind};
 use super::faults::Faults;
 use super::idempotency::{IdempotencyStore, SavedKey};
 use super::settlement::{self, Adjustment};
-use crate::bank;
-use crate::psp::{
+use crate::domain::bank;
+use crate::edges::psp::{
     CardDetails, Charge, ChargeStatus, Payout, PayoutStatus, PspObject, Refund, RefundStatus,
     SettlementKind, SettlementLine, WebhookEvent,
 };
@@ -884,7 +884,7 @@ fn check_destination(
         ));
     }
     let closed = Some(ACCOUNT_CLOSED);
-    // The same checks tally-pay makes when an account is linked (`crate::bank`).
+    // The same checks tally-pay makes when an account is linked (`crate::domain::bank`).
     match (
         &destination.iban,
         &destination.account_number,

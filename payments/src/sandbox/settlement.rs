@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::constants::REFERENCE_LENGTH_MAX;
 use super::error::ApiError;
-use crate::psp::{SettlementKind, SettlementLine};
+use crate::edges::psp::{SettlementKind, SettlementLine};
 
 /// The CSV header, in the order of [`SettlementLine`]'s fields.
 pub const HEADER: [&str; 8] = [

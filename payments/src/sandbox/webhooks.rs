@@ -12,8 +12,8 @@ use super::constants::{
     WEBHOOK_ATTEMPTS_MAX, WEBHOOK_BACKOFF_INITIAL, WEBHOOK_DELIVERIES_IN_FLIGHT_MAX,
     WEBHOOK_TIMEOUT,
 };
-use crate::psp::webhook::{self, SIGNATURE_HEADER};
-use crate::psp::WebhookEvent;
+use crate::edges::psp::webhook::{self, SIGNATURE_HEADER};
+use crate::edges::psp::WebhookEvent;
 
 /// How one event goes out.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +39,7 @@ impl WebhookSender {
         secret: &[u8],
         extra_ca: Option<&[u8]>,
     ) -> anyhow::Result<WebhookSender> {
-        let client = crate::psp::http_client(
+        let client = crate::edges::psp::http_client(
             reqwest::Client::builder()
                 .timeout(WEBHOOK_TIMEOUT)
                 .redirect(reqwest::redirect::Policy::none()),

@@ -1,7 +1,7 @@
 //! Bad requests get a clear 4xx with a stable code, and nothing moves: no PSP call, no posting.
 
 use serde_json::json;
-use tally_payments::chart::code;
+use tally_payments::domain::chart::code;
 
 use crate::env::{PayEnv, CARD_OK};
 

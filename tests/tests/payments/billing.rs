@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
-use tally_payments::money::FeeRule;
+use tally_payments::domain::money::FeeRule;
 
 use crate::env::{PayEnv, CARD_DECLINED, CARD_OK};
 use crate::harness::eventually;

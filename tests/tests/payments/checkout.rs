@@ -2,8 +2,8 @@
 //! is exactly what the fee rule says.
 
 use serde_json::json;
-use tally_payments::chart::code;
-use tally_payments::money::FeeRule;
+use tally_payments::domain::chart::code;
+use tally_payments::domain::money::FeeRule;
 
 use crate::env::{PayEnv, CARD_DECLINED, CARD_OK};
 
@@ -96,7 +96,7 @@ async fn three_sellers_checkout_refund_and_payout_move_exact_amounts() {
         .await
         .expect(201);
     assert_eq!(refund["status"], "succeeded", "{refund}");
-    let fee_back = tally_payments::money::pro_rata(fees[2], 40_000, 100_000);
+    let fee_back = tally_payments::domain::money::pro_rata(fees[2], 40_000, 100_000);
     assert_eq!(refund["fee_returned"], fee_back);
     let gamma = env.seller_wallet(&sellers[2]).await;
     assert_eq!(

@@ -8,9 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tally_payments::chart::{self, code};
-use tally_payments::ids;
-use tally_payments::money::Currency;
+use tally_payments::domain::chart::{self, code};
+use tally_payments::domain::ids;
+use tally_payments::domain::money::Currency;
 
 use crate::harness::{binary, eventually, TestCluster, CONVERGE_TIMEOUT};
 
@@ -788,7 +788,7 @@ pub fn today() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
-    tally_payments::service::reports::day_of(now.as_nanos() as u64).to_string()
+    tally_payments::flows::reports::day_of(now.as_nanos() as u64).to_string()
 }
 
 /// Now as an RFC 3339 time (milliseconds).
@@ -796,5 +796,5 @@ pub fn now_rfc3339() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
-    tally_payments::service::reports::time_of(now.as_nanos() as u64)
+    tally_payments::flows::reports::time_of(now.as_nanos() as u64)
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tally_payments::chart::code;
+use tally_payments::domain::chart::code;
 
 use crate::env::{PayEnv, CARD_OK, SHORT_PSP_TIMEOUT};
 use crate::harness::eventually;

@@ -4,8 +4,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
-use tally_payments::chart::{self, code};
-use tally_payments::ids;
+use tally_payments::domain::chart::{self, code};
+use tally_payments::domain::ids;
 
 use crate::env::{usd, PayEnv, CARD_OK};
 use crate::harness::{binary, eventually};

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tally_payments::chart::{self, code};
-use tally_payments::money::FeeRule;
+use tally_payments::domain::chart::{self, code};
+use tally_payments::domain::money::FeeRule;
 
 use crate::env::{today, usd, Balance, PayEnv, CARD_OK};
 use crate::harness::eventually;
@@ -310,7 +310,8 @@ async fn reconciliation_classifies_resolves_queues_and_is_idempotent() {
         .iter()
         .chain([&lost_seller])
         .map(|s| {
-            let owner = tally_payments::ids::number(tally_payments::ids::SELLER, s).unwrap();
+            let owner = tally_payments::domain::ids::number(tally_payments::domain::ids::SELLER, s)
+                .unwrap();
             chart::account_id(code::SELLER_WALLET, usd(), owner)
         })
         .collect();

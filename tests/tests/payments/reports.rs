@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tally_payments::chart::code;
-use tally_payments::money::{pro_rata, FeeRule};
+use tally_payments::domain::chart::code;
+use tally_payments::domain::money::{pro_rata, FeeRule};
 
 use crate::env::{now_rfc3339, today, PayEnv, CARD_OK};
 use crate::harness::eventually;

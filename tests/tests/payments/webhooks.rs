@@ -2,7 +2,7 @@
 //! and a late contradicting event does not change a settled order.
 
 use serde_json::json;
-use tally_payments::psp::{self, webhook, Charge, PspObject, WebhookEvent};
+use tally_payments::edges::psp::{self, webhook, Charge, PspObject, WebhookEvent};
 
 use crate::env::{PayEnv, CARD_OK, WEBHOOK_SECRET};
 

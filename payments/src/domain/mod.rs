@@ -1,0 +1,10 @@
+//! The domain: what a payment is, independent of how it is stored, served or sent to a PSP.
+//! Identifiers, the stored records and their statuses, money, the chart of accounts.
+//!
+//! Nothing here imports `flows` or `edges` (`tests/layers.rs`).
+
+pub mod bank;
+pub mod chart;
+pub mod ids;
+pub mod model;
+pub mod money;

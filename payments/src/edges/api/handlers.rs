@@ -1,0 +1,385 @@
+//! Route handlers. The `#[utoipa::path]` attributes are the OpenAPI document's source.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{idempotent, respond, KeyRule};
+use crate::domain::model::{
+    BankAccount, Card, Customer, DeadLetter, Order, Payment, Payout, Refund, Seller,
+};
+use crate::error::{ErrorBody, PayError};
+use crate::flows::{
+    Balance, DailyPayoutRun, NewBankAccount, NewCard, NewCustomer, NewDeposit, NewPayment,
+    NewPayout, NewRefund, NewSeller, Pay,
+};
+
+type PayState = State<Arc<Pay>>;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Balances {
+    pub id: String,
+    pub balances: Vec<Balance>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct List<T> {
+    pub data: Vec<T>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DailyRunRequest {
+    /// UTC day (`YYYY-MM-DD`); defaults to today.
+    pub date: Option<String>,
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(pay): PayState) -> String {
+    pay.metrics.render()
+}
+
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "This document")))]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(super::document())
+}
+
+/// The path is not echoed: it may hold anything a client typed.
+pub async fn not_found() -> Response {
+    PayError::not_found("route; see /openapi.json for the API").into_response()
+}
+
+#[utoipa::path(post, path = "/v1/customers", request_body = NewCustomer,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 201, body = Customer), (status = 400, body = ErrorBody)))]
+pub async fn create_customer(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
+    idempotent(
+        &pay,
+        &headers,
+        "/v1/customers",
+        &body,
+        KeyRule::Optional,
+        true,
+        |p, request: NewCustomer, key| async move {
+            Ok((
+                StatusCode::CREATED,
+                p.create_customer(request, key.as_deref()).await?,
+            ))
+        },
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/customers/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Customer), (status = 404, body = ErrorBody)))]
+pub async fn get_customer(State(pay): PayState, Path(id): Path<String>) -> Response {
+    respond(pay.customer(&id).await.map(|c| (StatusCode::OK, c)))
+}
+
+#[utoipa::path(post, path = "/v1/customers/{id}/cards", request_body = NewCard,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = Card), (status = 400, body = ErrorBody, description = "Also when the body carries a card number or CVV"), (status = 422, body = ErrorBody)))]
+pub async fn add_card(
+    State(pay): PayState,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/v1/customers/{id}/cards");
+    idempotent(
+        &pay,
+        &headers,
+        &path,
+        &body,
+        KeyRule::Optional,
+        true,
+        |p, request: NewCard, key| async move {
+            Ok((
+                StatusCode::CREATED,
+                p.add_card(&id, request, key.as_deref()).await?,
+            ))
+        },
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/customers/{id}/cards", params(("id" = String, Path)),
+    responses((status = 200, body = List<Card>), (status = 404, body = ErrorBody)))]
+pub async fn list_cards(State(pay): PayState, Path(id): Path<String>) -> Response {
+    respond(
+        pay.cards(&id)
+            .await
+            .map(|data| (StatusCode::OK, List { data })),
+    )
+}
+
+#[utoipa::path(get, path = "/v1/customers/{id}/balance", params(("id" = String, Path)),
+    responses((status = 200, body = Balances), (status = 404, body = ErrorBody)))]
+pub async fn customer_balance(State(pay): PayState, Path(id): Path<String>) -> Response {
+    respond(
+        pay.balances(&id)
+            .await
+            .map(|balances| (StatusCode::OK, Balances { id, balances })),
+    )
+}
+
+#[utoipa::path(post, path = "/v1/sellers", request_body = NewSeller,
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = Seller), (status = 400, body = ErrorBody)))]
+pub async fn create_seller(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
+    idempotent(
+        &pay,
+        &headers,
+        "/v1/sellers",
+        &body,
+        KeyRule::Optional,
+        true,
+        |p, request: NewSeller, key| async move {
+            Ok((
+                StatusCode::CREATED,
+                p.create_seller(request, key.as_deref()).await?,
+            ))
+        },
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/sellers/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Seller), (status = 404, body = ErrorBody)))]
+pub async fn get_seller(State(pay): PayState, Path(id): Path<String>) -> Response {
+    respond(pay.seller(&id).await.map(|s| (StatusCode::OK, s)))
+}
+
+#[utoipa::path(post, path = "/v1/sellers/{id}/bank_accounts", request_body = NewBankAccount,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = BankAccount), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn add_bank_account(
+    State(pay): PayState,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/v1/sellers/{id}/bank_accounts");
+    // Bank account numbers may pass a Luhn check: only card field names are screened here.
+    idempotent(
+        &pay,
+        &headers,
+        &path,
+        &body,
+        KeyRule::Optional,
+        false,
+        |p, request: NewBankAccount, key| async move {
+            Ok((
+                StatusCode::CREATED,
+                p.add_bank_account(&id, request, key.as_deref()).await?,
+            ))
+        },
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/sellers/{id}/bank_accounts", params(("id" = String, Path)),
+    responses((status = 200, body = List<BankAccount>), (status = 404, body = ErrorBody)))]
+pub async fn list_bank_accounts(State(pay): PayState, Path(id): Path<String>) -> Response {
+    respond(
+        pay.bank_accounts(&id)
+            .await
+            .map(|data| (StatusCode::OK, List { data })),
+    )
+}
+
+#[utoipa::path(get, path = "/v1/sellers/{id}/balance", params(("id" = String, Path)),
+    responses((status = 200, body = Balances), (status = 404, body = ErrorBody)))]
+pub async fn seller_balance(State(pay): PayState, Path(id): Path<String>) -> Response {
+    respond(
+        pay.balances(&id)
+            .await
+            .map(|balances| (StatusCode::OK, Balances { id, balances })),
+    )
+}
+
+#[utoipa::path(post, path = "/v1/payments", request_body = NewPayment,
+    params(("Idempotency-Key" = String, Header, description = "Required")),
+    responses((status = 201, body = Payment, description = "Orders are `succeeded`, `failed`, or still `processing` when the PSP's answer is not known yet"),
+        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_payment(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
+    idempotent(
+        &pay,
+        &headers,
+        "/v1/payments",
+        &body,
+        KeyRule::Required,
+        true,
+        |p, request: NewPayment, key| async move {
+            let key = key.expect("required");
+            Ok((StatusCode::CREATED, p.create_payment(request, &key).await?))
+        },
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/payments/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Payment), (status = 404, body = ErrorBody)))]
+pub async fn get_payment(State(pay): PayState, Path(id): Path<String>) -> Response {
+    respond(pay.payment(&id).await.map(|p| (StatusCode::OK, p)))
+}
+
+#[utoipa::path(get, path = "/v1/payment_orders/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Order), (status = 404, body = ErrorBody)))]
+pub async fn get_order(State(pay): PayState, Path(id): Path<String>) -> Response {
+    respond(pay.order(&id).await.map(|o| (StatusCode::OK, o)))
+}
+
+#[utoipa::path(post, path = "/v1/deposits", request_body = NewDeposit,
+    params(("Idempotency-Key" = String, Header, description = "Required")),
+    responses((status = 201, body = Order), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_deposit(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
+    idempotent(
+        &pay,
+        &headers,
+        "/v1/deposits",
+        &body,
+        KeyRule::Required,
+        true,
+        |p, request: NewDeposit, key| async move {
+            let key = key.expect("required");
+            Ok((StatusCode::CREATED, p.create_deposit(request, &key).await?))
+        },
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/deposits/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Order), (status = 404, body = ErrorBody)))]
+pub async fn get_deposit(State(pay): PayState, Path(id): Path<String>) -> Response {
+    respond(pay.order(&id).await.map(|o| (StatusCode::OK, o)))
+}
+
+#[utoipa::path(post, path = "/v1/refunds", request_body = NewRefund,
+    params(("Idempotency-Key" = String, Header, description = "Required")),
+    responses((status = 201, body = Refund), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_refund(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
+    idempotent(
+        &pay,
+        &headers,
+        "/v1/refunds",
+        &body,
+        KeyRule::Required,
+        true,
+        |p, request: NewRefund, key| async move {
+            let key = key.expect("required");
+            Ok((StatusCode::CREATED, p.create_refund(request, &key).await?))
+        },
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/refunds/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Refund), (status = 404, body = ErrorBody)))]
+pub async fn get_refund(State(pay): PayState, Path(id): Path<String>) -> Response {
+    respond(pay.refund(&id).await.map(|r| (StatusCode::OK, r)))
+}
+
+#[utoipa::path(post, path = "/v1/payouts", request_body = NewPayout,
+    params(("Idempotency-Key" = String, Header, description = "Required")),
+    responses((status = 201, body = Payout), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_payout(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
+    idempotent(
+        &pay,
+        &headers,
+        "/v1/payouts",
+        &body,
+        KeyRule::Required,
+        true,
+        |p, request: NewPayout, key| async move {
+            let key = key.expect("required");
+            Ok((StatusCode::CREATED, p.create_payout(request, &key).await?))
+        },
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/payouts/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Payout), (status = 404, body = ErrorBody)))]
+pub async fn get_payout(State(pay): PayState, Path(id): Path<String>) -> Response {
+    respond(pay.payout(&id).await.map(|p| (StatusCode::OK, p)))
+}
+
+#[utoipa::path(post, path = "/v1/payouts/run_daily", request_body = DailyRunRequest,
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = DailyPayoutRun), (status = 400, body = ErrorBody)))]
+pub async fn run_daily_payouts(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
+    idempotent(
+        &pay,
+        &headers,
+        "/v1/payouts/run_daily",
+        &body,
+        KeyRule::Optional,
+        true,
+        |p, request: DailyRunRequest, _| async move {
+            let date = match request.date {
+                None => chrono::Utc::now().date_naive(),
+                Some(text) => {
+                    chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
+                        PayError::invalid("invalid_date", "`date` is not a YYYY-MM-DD date")
+                    })?
+                }
+            };
+            Ok((StatusCode::OK, p.run_daily_payouts(date).await?))
+        },
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/dead_letters",
+    responses((status = 200, body = List<DeadLetter>)))]
+pub async fn list_dead_letters(State(pay): PayState) -> Response {
+    respond(
+        pay.dead_letters()
+            .await
+            .map(|data| (StatusCode::OK, List { data })),
+    )
+}
+
+#[utoipa::path(post, path = "/v1/dead_letters/{id}/retry", params(("id" = String, Path)),
+    responses((status = 200, body = DeadLetter), (status = 404, body = ErrorBody)))]
+pub async fn retry_dead_letter(State(pay): PayState, Path(id): Path<String>) -> Response {
+    respond(
+        pay.retry_dead_letter(&id)
+            .await
+            .map(|d| (StatusCode::OK, d)),
+    )
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/psp",
+    params(("psp-signature" = String, Header, description = "t=<unix>,v1=<hex HMAC-SHA256 of \"t.body\">")),
+    responses((status = 200, body = crate::flows::WebhookReceipt), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn psp_webhook(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
+    let pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    respond(
+        pay.receive_webhook(&pairs, &body)
+            .await
+            .map(|r| (StatusCode::OK, r)),
+    )
+}

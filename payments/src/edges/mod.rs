@@ -1,0 +1,11 @@
+//! The edges: where the payment service meets the outside world. The HTTP API (`api`, with API
+//! keys in `auth` and the Idempotency-Key protocol in `idempotency`), the PSP connectors (`psp`)
+//! and the record store over the ledger cluster (`store`).
+//!
+//! Flows use `psp` and `store`; nothing below `api` is imported by a flow (`tests/layers.rs`).
+
+pub mod api;
+pub mod auth;
+pub mod idempotency;
+pub mod psp;
+pub mod store;

@@ -1,0 +1,486 @@
+//! Pay-in: payment events with one order per seller, and deposits into a customer's wallet.
+//!
+//! An order is created `processing` together with a pending transfer
+//! `psp_clearing -> wallet` (one Txn). The PSP is then charged with the order id as its
+//! idempotency key. Success posts the transfer and the platform fee and marks the order
+//! `succeeded` (one Txn); a definite decline voids it and marks it `failed`; anything else leaves
+//! it `processing` for the worker (status query with backoff) or the webhook, whichever is first.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tally_client::codes::transfer_flags;
+use tally_client::TransferBuilder;
+use utoipa::ToSchema;
+
+use super::{check_id, check_text, describe_commit, failure, now_ms, Pay};
+use crate::domain::chart::{self, code, transfer_code};
+use crate::domain::ids;
+use crate::domain::model::{
+    ns, ChargeKind, ChargeStatus, Customer, Failure, InflightKind, Order, Payment, PaymentRecord,
+    PaymentStatus,
+};
+use crate::domain::money::{parse_amount, AmountInput, Currency, ORDERS_PER_PAYMENT_MAX};
+use crate::edges::psp::{self, ChargeRequest, PspError};
+use crate::edges::store::{Commit, Txn};
+use crate::error::PayError;
+use crate::flows::audit;
+use crate::flows::risk::RiskContext;
+
+/// A checkout: one payment event, one order per seller.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPayment {
+    pub customer_id: String,
+    pub card_id: String,
+    /// ISO 4217 code, e.g. `USD`.
+    pub currency: String,
+    pub orders: Vec<NewOrder>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrder {
+    pub seller_id: String,
+    #[serde(flatten)]
+    pub amount: AmountInput,
+}
+
+/// A deposit into the customer's own wallet, charged to one of their cards.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDeposit {
+    pub customer_id: String,
+    pub card_id: String,
+    pub currency: String,
+    #[serde(flatten)]
+    pub amount: AmountInput,
+}
+
+fn hold_id(order_id: &str) -> u128 {
+    chart::transfer_id(order_id, "hold")
+}
+
+impl Pay {
+    /// Risk check, then the payment and its orders (with their holds) in one Txn, then the first
+    /// PSP attempt of every order. Returns the payment as it stands after those attempts.
+    pub async fn create_payment(
+        self: &Arc<Self>,
+        request: NewPayment,
+        idempotency_key: &str,
+    ) -> Result<Payment, PayError> {
+        let currency = self.currency(&request.currency)?;
+        check_id("customer_id", ids::CUSTOMER, &request.customer_id)?;
+        if let Some(description) = &request.description {
+            check_text("description", description)?;
+        }
+        if request.orders.is_empty() || request.orders.len() > ORDERS_PER_PAYMENT_MAX {
+            return Err(PayError::invalid(
+                "invalid_orders",
+                format!("`orders` must hold 1 to {ORDERS_PER_PAYMENT_MAX} orders"),
+            ));
+        }
+        let mut amounts = Vec::with_capacity(request.orders.len());
+        for (index, order) in request.orders.iter().enumerate() {
+            check_id("orders[].seller_id", ids::SELLER, &order.seller_id)?;
+            if request.orders[..index]
+                .iter()
+                .any(|o| o.seller_id == order.seller_id)
+            {
+                return Err(PayError::invalid(
+                    "duplicate_seller",
+                    format!(
+                        "seller {} appears in two orders; one order per seller",
+                        order.seller_id
+                    ),
+                ));
+            }
+            let amount = parse_amount(&order.amount, currency).map_err(|e| {
+                PayError::invalid("invalid_amount", format!("orders[{index}]: {e}"))
+            })?;
+            amounts.push(amount);
+        }
+        let customer: Customer = self.customer(&request.customer_id).await?;
+        self.card(&customer.id, &request.card_id).await?;
+        for order in &request.orders {
+            self.seller(&order.seller_id).await.map_err(|e| match e {
+                PayError::NotFound { what } => {
+                    PayError::unprocessable("seller_not_found", what.to_string())
+                }
+                other => other,
+            })?;
+        }
+
+        let payment_id = ids::derived(ids::PAYMENT, idempotency_key);
+        // A retried request finds the payment its first attempt created and carries on with it.
+        if self
+            .store
+            .get::<PaymentRecord>(ns::PAYMENT, &payment_id)
+            .await?
+            .is_none()
+        {
+            self.risk
+                .check(&RiskContext {
+                    customer_id: &customer.id,
+                    customer_email: &customer.email,
+                    currency: currency.code,
+                    order_amounts: &amounts,
+                })
+                .map_err(|r| PayError::Risk {
+                    code: r.code,
+                    message: format!("payment refused by risk checks: {}", r.message),
+                })?;
+            self.commit_new_payment(&request, currency, &amounts, &payment_id)
+                .await?;
+            self.metrics.inc("tally_pay_payments_created_total");
+        }
+        let record: PaymentRecord = self.load(ns::PAYMENT, &payment_id, "payment").await?.value;
+        let mut tasks = tokio::task::JoinSet::new();
+        for order_id in record.order_ids.clone() {
+            let pay = Arc::clone(self);
+            tasks.spawn(async move { pay.step_order(&order_id, true).await });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(Err(error)) = joined {
+                tracing::warn!(payment = %payment_id, %error, "first attempt of an order failed");
+            }
+        }
+        self.payment(&payment_id).await
+    }
+
+    async fn commit_new_payment(
+        &self,
+        request: &NewPayment,
+        currency: Currency,
+        amounts: &[u64],
+        payment_id: &str,
+    ) -> Result<(), PayError> {
+        let now = now_ms();
+        let mut order_ids = Vec::new();
+        let mut txn = audit::stamp(Txn::new(), "payment.create", payment_id).expect(
+            ns::PAYMENT,
+            payment_id,
+            0,
+        );
+        for (index, (order, amount)) in request.orders.iter().zip(amounts).enumerate() {
+            let order_id = ids::derived(ids::ORDER, &format!("{payment_id}/{index}"));
+            let owner = ids::number(ids::SELLER, &order.seller_id).expect("checked");
+            let wallet = chart::wallet(code::SELLER_WALLET, currency, owner);
+            let hold = TransferBuilder::new(
+                hold_id(&order_id),
+                chart::system_account(code::PSP_CLEARING, currency),
+                tally_proto::u128_of(wallet.id),
+                u128::from(*amount),
+                currency.ledger,
+                transfer_code::PAYIN,
+            )
+            .flags(transfer_flags::PENDING)
+            .build();
+            let record = Order {
+                id: order_id.clone(),
+                kind: ChargeKind::Order,
+                payment_id: Some(payment_id.to_string()),
+                seller_id: Some(order.seller_id.clone()),
+                customer_id: request.customer_id.clone(),
+                card_id: request.card_id.clone(),
+                amount: *amount,
+                currency: currency.code.to_string(),
+                fee: self.fee.fee(*amount),
+                psp_fee: 0,
+                status: ChargeStatus::Processing,
+                failure: None,
+                psp_id: None,
+                refunded: 0,
+                refund_pending: 0,
+                fee_refunded: 0,
+                fee_refund_pending: 0,
+                attempts: 0,
+                next_attempt_at: self.first_check_at(),
+                created_at: now,
+                updated_at: now,
+            };
+            txn = Self::track(
+                txn.expect(ns::ORDER, &order_id, 0)
+                    .put(ns::ORDER, &order_id, &record),
+                InflightKind::Order,
+                &order_id,
+            )
+            .account(wallet)
+            .transfer(hold);
+            order_ids.push(order_id);
+        }
+        let record = PaymentRecord {
+            id: payment_id.to_string(),
+            customer_id: request.customer_id.clone(),
+            card_id: request.card_id.clone(),
+            currency: currency.code.to_string(),
+            amount: amounts.iter().sum(),
+            order_ids,
+            created_at: now,
+        };
+        let txn = txn.put(ns::PAYMENT, payment_id, &record);
+        match self.store.commit(txn).await? {
+            // Condition failed: a concurrent attempt with the same key committed it first.
+            Commit::Committed | Commit::ConditionFailed { .. } => Ok(()),
+            other => Err(PayError::Internal(format!(
+                "creating payment {payment_id}: {}",
+                describe_commit(&other)
+            ))),
+        }
+    }
+
+    /// A deposit: one charge into the customer's own wallet.
+    pub async fn create_deposit(
+        self: &Arc<Self>,
+        request: NewDeposit,
+        idempotency_key: &str,
+    ) -> Result<Order, PayError> {
+        let currency = self.currency(&request.currency)?;
+        let amount = parse_amount(&request.amount, currency)
+            .map_err(|e| PayError::invalid("invalid_amount", e.to_string()))?;
+        let customer = self.customer(&request.customer_id).await?;
+        self.card(&customer.id, &request.card_id).await?;
+        let id = ids::derived(ids::DEPOSIT, idempotency_key);
+        if self.store.get::<Order>(ns::ORDER, &id).await?.is_none() {
+            self.risk
+                .check(&RiskContext {
+                    customer_id: &customer.id,
+                    customer_email: &customer.email,
+                    currency: currency.code,
+                    order_amounts: &[amount],
+                })
+                .map_err(|r| PayError::Risk {
+                    code: r.code,
+                    message: format!("deposit refused by risk checks: {}", r.message),
+                })?;
+            let owner = ids::number(ids::CUSTOMER, &customer.id).expect("checked");
+            let wallet = chart::wallet(code::CUSTOMER_WALLET, currency, owner);
+            let hold = TransferBuilder::new(
+                hold_id(&id),
+                chart::system_account(code::PSP_CLEARING, currency),
+                tally_proto::u128_of(wallet.id),
+                u128::from(amount),
+                currency.ledger,
+                transfer_code::DEPOSIT,
+            )
+            .flags(transfer_flags::PENDING)
+            .build();
+            let now = now_ms();
+            let record = Order {
+                id: id.clone(),
+                kind: ChargeKind::Deposit,
+                payment_id: None,
+                seller_id: None,
+                customer_id: customer.id.clone(),
+                card_id: request.card_id.clone(),
+                amount,
+                currency: currency.code.to_string(),
+                fee: 0,
+                psp_fee: 0,
+                status: ChargeStatus::Processing,
+                failure: None,
+                psp_id: None,
+                refunded: 0,
+                refund_pending: 0,
+                fee_refunded: 0,
+                fee_refund_pending: 0,
+                attempts: 0,
+                next_attempt_at: self.first_check_at(),
+                created_at: now,
+                updated_at: now,
+            };
+            let txn = Self::track(
+                audit::stamp(Txn::new(), "deposit.create", &id)
+                    .expect(ns::ORDER, &id, 0)
+                    .put(ns::ORDER, &id, &record),
+                InflightKind::Order,
+                &id,
+            )
+            .account(wallet)
+            .transfer(hold);
+            match self.store.commit(txn).await? {
+                Commit::Committed | Commit::ConditionFailed { .. } => {}
+                other => {
+                    return Err(PayError::Internal(format!(
+                        "creating deposit {id}: {}",
+                        describe_commit(&other)
+                    )))
+                }
+            }
+        }
+        self.step_order(&id, true).await?;
+        self.order(&id).await
+    }
+
+    pub async fn order(&self, id: &str) -> Result<Order, PayError> {
+        if !(ids::is_valid(ids::ORDER, id) || ids::is_valid(ids::DEPOSIT, id)) {
+            return Err(PayError::invalid(
+                "invalid_id",
+                "the id is not a payment order (ord_...) or deposit (dep_...) id",
+            ));
+        }
+        Ok(self.load(ns::ORDER, id, "payment order").await?.value)
+    }
+
+    pub async fn payment(&self, id: &str) -> Result<Payment, PayError> {
+        check_id("payment_id", ids::PAYMENT, id)?;
+        let record: PaymentRecord = self.load(ns::PAYMENT, id, "payment").await?.value;
+        let mut orders = Vec::with_capacity(record.order_ids.len());
+        for order_id in &record.order_ids {
+            orders.push(
+                self.load::<Order>(ns::ORDER, order_id, "payment order")
+                    .await?
+                    .value,
+            );
+        }
+        let statuses: Vec<ChargeStatus> = orders.iter().map(|o| o.status).collect();
+        Ok(Payment {
+            id: record.id,
+            status: PaymentStatus::of(&statuses),
+            customer_id: record.customer_id,
+            card_id: record.card_id,
+            currency: record.currency,
+            amount: record.amount,
+            orders,
+            created_at: record.created_at,
+        })
+    }
+
+    /// One step of an order that is still processing: charge (or find out how the charge went)
+    /// and settle. `first` is the API's own attempt; the worker only takes due orders.
+    pub(crate) async fn step_order(&self, id: &str, first: bool) -> Result<(), PayError> {
+        let Some(current) = self.store.get::<Order>(ns::ORDER, id).await? else {
+            return Ok(());
+        };
+        let order = current.value;
+        if order.status != ChargeStatus::Processing {
+            return Ok(());
+        }
+        if !first && order.next_attempt_at > now_ms() {
+            return Ok(());
+        }
+        let card = self.card(&order.customer_id, &order.card_id).await?;
+        let request = ChargeRequest {
+            reference: order.id.clone(),
+            card_token: card.token,
+            amount: order.amount,
+            currency: order.currency.clone(),
+            description: order.payment_id.as_deref().map_or_else(
+                || format!("deposit {}", order.id),
+                |p| format!("payment {p}"),
+            ),
+        };
+        let outcome = if order.attempts == 0 {
+            self.psp.charge(&request).await
+        } else {
+            match self.psp.charge_status(&order.id).await {
+                // The PSP never saw it: charge now, under the same idempotency key.
+                Err(PspError::NotFound) => self.psp.charge(&request).await,
+                other => other,
+            }
+        };
+        self.metrics.psp_call("charge", &outcome);
+        match outcome {
+            Ok(charge) => match charge.status {
+                psp::ChargeStatus::Succeeded => self
+                    .settle_order(id, Ok((charge.psp_id, charge.fee)))
+                    .await
+                    .map(drop),
+                psp::ChargeStatus::Failed { code, message } => self
+                    .settle_order(id, Err(failure(&code, message)))
+                    .await
+                    .map(drop),
+                psp::ChargeStatus::Authorized => {
+                    self.retry_later::<Order>(id, "charge authorized but not captured")
+                        .await
+                }
+            },
+            Err(PspError::Declined { code, message }) => self
+                .settle_order(id, Err(failure(&code, message)))
+                .await
+                .map(drop),
+            Err(PspError::Invalid { message }) => self
+                .settle_order(id, Err(failure("psp_rejected", message)))
+                .await
+                .map(drop),
+            Err(error) => self.retry_later::<Order>(id, &error.to_string()).await,
+        }
+    }
+
+    /// Settles an order once: `Ok((psp_id, psp_fee))` posts the hold and the platform fee,
+    /// `Err(failure)` voids the hold. An order already settled is left alone (a second answer is
+    /// a no-op).
+    pub(crate) async fn settle_order(
+        &self,
+        id: &str,
+        outcome: Result<(String, u64), Failure>,
+    ) -> Result<Order, PayError> {
+        let mut changed = false;
+        let settled = self
+            .update::<Order, _>(ns::ORDER, id, |order| {
+                changed = false;
+                if order.status.is_terminal() {
+                    if !matches!(
+                        (&outcome, order.status),
+                        (Ok(_), ChargeStatus::Succeeded) | (Err(_), ChargeStatus::Failed)
+                    ) {
+                        tracing::error!(order = %order.id, status = ?order.status, answer = ?outcome,
+                            "the PSP's answer contradicts the settled order; left for reconciliation");
+                    }
+                    return None;
+                }
+                let currency = Currency::by_code(&order.currency)?;
+                let mut next = order.clone();
+                next.updated_at = now_ms();
+                let mut txn = Self::untrack(Txn::new(), id);
+                match &outcome {
+                    Ok((psp_id, psp_fee)) => {
+                        next.status = ChargeStatus::Succeeded;
+                        next.psp_id = Some(psp_id.clone());
+                        next.psp_fee = *psp_fee;
+                        next.failure = None;
+                        txn = txn.transfer(
+                            TransferBuilder::post(chart::transfer_id(id, "post"), hold_id(id), None)
+                                .build(),
+                        );
+                        if let (ChargeKind::Order, Some(seller)) = (order.kind, &order.seller_id) {
+                            if order.fee > 0 {
+                                let owner = ids::number(ids::SELLER, seller)?;
+                                txn = txn.transfer(
+                                    TransferBuilder::new(
+                                        chart::transfer_id(id, "fee"),
+                                        chart::account_id(code::SELLER_WALLET, currency, owner),
+                                        chart::system_account(code::PLATFORM_REVENUE, currency),
+                                        u128::from(order.fee),
+                                        currency.ledger,
+                                        transfer_code::FEE,
+                                    )
+                                    .build(),
+                                );
+                            }
+                        }
+                    }
+                    Err(reason) => {
+                        next.status = ChargeStatus::Failed;
+                        next.failure = Some(reason.clone());
+                        txn = txn.transfer(
+                            TransferBuilder::void(chart::transfer_id(id, "void"), hold_id(id)).build(),
+                        );
+                    }
+                }
+                changed = true;
+                Some((next, txn))
+            })
+            .await?;
+        if !changed {
+            return Ok(settled);
+        }
+        if settled.status == ChargeStatus::Succeeded {
+            self.metrics.inc("tally_pay_orders_succeeded_total");
+        } else if settled.status == ChargeStatus::Failed {
+            self.metrics.inc("tally_pay_orders_failed_total");
+        }
+        Ok(settled)
+    }
+}

@@ -1,0 +1,386 @@
+//! Customers, sellers, their bank accounts and cards, and wallet balances.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{check_id, check_text, now_ms, Pay};
+use crate::domain::bank;
+use crate::domain::chart::{self, code};
+use crate::domain::ids;
+use crate::domain::model::{
+    ns, BankAccount, BankAccountKind, BankAccountRecord, Card, Customer, PayoutSchedule, Seller,
+};
+use crate::edges::store::{Commit, Txn};
+use crate::error::PayError;
+use crate::flows::audit;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCustomer {
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSeller {
+    pub name: String,
+    pub email: String,
+    #[serde(default)]
+    pub payout_schedule: PayoutSchedule,
+}
+
+/// A bank account to link: an `iban`, or a US `account_number` with its `routing_number`.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewBankAccount {
+    pub holder_name: String,
+    pub iban: Option<String>,
+    pub account_number: Option<String>,
+    pub routing_number: Option<String>,
+    /// Make it the seller's default payout destination (the first linked account always is).
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// A card the buyer's device tokenized at the PSP. Card numbers and CVVs are refused.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCard {
+    /// The PSP's token (`tok_...`).
+    pub token: String,
+}
+
+/// A wallet's balance in one currency, in minor units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Balance {
+    pub currency: String,
+    /// What can be paid out or refunded now: posted credits minus posted and held debits.
+    pub available: u64,
+    /// Incoming money not yet captured (payments in processing).
+    pub incoming: u64,
+    /// Outgoing money held for pending payouts and refunds.
+    pub held: u64,
+}
+
+fn check_email(email: &str) -> Result<(), PayError> {
+    check_text("email", email)?;
+    let valid = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace)
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(PayError::invalid(
+            "invalid_email",
+            "`email` is not an e-mail address",
+        ))
+    }
+}
+
+impl Pay {
+    /// Opens a customer: the record and a wallet per enabled currency, in one Txn.
+    pub async fn create_customer(
+        &self,
+        request: NewCustomer,
+        idempotency_key: Option<&str>,
+    ) -> Result<Customer, PayError> {
+        check_text("name", &request.name)?;
+        check_email(&request.email)?;
+        let id = ids::for_request(ids::CUSTOMER, idempotency_key);
+        let owner = ids::number(ids::CUSTOMER, &id).expect("fresh ids are well formed");
+        let customer = Customer {
+            id: id.clone(),
+            name: request.name,
+            email: request.email,
+            created_at: now_ms(),
+        };
+        let mut txn = Txn::new()
+            .expect(ns::CUSTOMER, &id, 0)
+            .put(ns::CUSTOMER, &id, &customer);
+        for currency in &self.currencies {
+            txn = txn.account(chart::wallet(code::CUSTOMER_WALLET, *currency, owner));
+        }
+        self.open(txn, ns::CUSTOMER, &id, customer).await
+    }
+
+    /// Opens a seller: the record and a wallet per enabled currency, in one Txn.
+    pub async fn create_seller(
+        &self,
+        request: NewSeller,
+        idempotency_key: Option<&str>,
+    ) -> Result<Seller, PayError> {
+        check_text("name", &request.name)?;
+        check_email(&request.email)?;
+        let id = ids::for_request(ids::SELLER, idempotency_key);
+        let owner = ids::number(ids::SELLER, &id).expect("fresh ids are well formed");
+        let seller = Seller {
+            id: id.clone(),
+            name: request.name,
+            email: request.email,
+            payout_schedule: request.payout_schedule,
+            default_bank_account: None,
+            created_at: now_ms(),
+        };
+        let mut txn = Txn::new()
+            .expect(ns::SELLER, &id, 0)
+            .put(ns::SELLER, &id, &seller);
+        for currency in &self.currencies {
+            txn = txn.account(chart::wallet(code::SELLER_WALLET, *currency, owner));
+        }
+        self.open(txn, ns::SELLER, &id, seller).await
+    }
+
+    /// Commits an opening Txn; if the record already exists (a retried request), returns it.
+    async fn open<T>(&self, txn: Txn, namespace: &str, id: &str, value: T) -> Result<T, PayError>
+    where
+        T: Serialize + serde::de::DeserializeOwned,
+    {
+        match self.store.commit(txn).await? {
+            Commit::Committed => Ok(value),
+            Commit::ConditionFailed { .. } => {
+                Ok(self.load::<T>(namespace, id, namespace).await?.value)
+            }
+            other => Err(PayError::Internal(format!(
+                "opening {namespace}/{id}: {}",
+                super::describe_commit(&other)
+            ))),
+        }
+    }
+
+    pub async fn customer(&self, id: &str) -> Result<Customer, PayError> {
+        check_id("customer_id", ids::CUSTOMER, id)?;
+        Ok(self.load(ns::CUSTOMER, id, "customer").await?.value)
+    }
+
+    pub async fn seller(&self, id: &str) -> Result<Seller, PayError> {
+        check_id("seller_id", ids::SELLER, id)?;
+        Ok(self.load(ns::SELLER, id, "seller").await?.value)
+    }
+
+    /// Links a bank account to a seller: validated, stored masked, the number encrypted.
+    pub async fn add_bank_account(
+        &self,
+        seller_id: &str,
+        request: NewBankAccount,
+        idempotency_key: Option<&str>,
+    ) -> Result<BankAccount, PayError> {
+        let seller = self.seller(seller_id).await?;
+        check_text("holder_name", &request.holder_name).map_err(|_| {
+            PayError::invalid(
+                "invalid_holder_name",
+                bank::BankError::HolderName.to_string(),
+            )
+        })?;
+        let bad = |e: bank::BankError| PayError::invalid("invalid_bank_account", e.to_string());
+        let (kind, country, number, routing) = match (
+            &request.iban,
+            &request.account_number,
+            &request.routing_number,
+        ) {
+            (Some(iban), None, None) => {
+                let (iban, country) = bank::validate_iban(iban).map_err(bad)?;
+                (BankAccountKind::Iban, country, iban, None)
+            }
+            (None, Some(account), Some(routing)) => {
+                bank::validate_account_number(account).map_err(bad)?;
+                bank::validate_routing(routing).map_err(bad)?;
+                (
+                    BankAccountKind::UsAch,
+                    "US".to_string(),
+                    account.clone(),
+                    Some(routing.clone()),
+                )
+            }
+            _ => return Err(bad(bank::BankError::Shape)),
+        };
+        let id = match idempotency_key {
+            Some(key) => ids::derived(ids::BANK_ACCOUNT, &format!("{seller_id}/{key}")),
+            None => ids::random(ids::BANK_ACCOUNT),
+        };
+        let record = BankAccountRecord {
+            id: id.clone(),
+            seller_id: seller.id.clone(),
+            holder_name: request.holder_name,
+            country,
+            kind,
+            masked: bank::mask(&number),
+            routing_number: routing,
+            encrypted_number: self.sealer.seal(&number),
+            created_at: now_ms(),
+        };
+        let view = BankAccount::from(&record);
+        let make_default = request.default;
+        let key = bank_key(seller_id, &id);
+        // A retried request (same key, so same id) finds what its first attempt linked.
+        if let Some(existing) = self.bank_account_record(seller_id, &id).await? {
+            return Ok(BankAccount::from(&existing));
+        }
+        self.update::<Seller, _>(ns::SELLER, seller_id, |seller| {
+            let mut next = seller.clone();
+            let mut action = "bank_account.link";
+            if make_default || seller.default_bank_account.is_none() {
+                next.default_bank_account = Some(id.clone());
+                action = "bank_account.link_as_default";
+            }
+            let txn = audit::stamp(Txn::new(), action, &id)
+                .expect(ns::BANK_ACCOUNT, &key, 0)
+                .put(ns::BANK_ACCOUNT, &key, &record);
+            Some((next, txn))
+        })
+        .await?;
+        Ok(view)
+    }
+
+    pub async fn bank_accounts(&self, seller_id: &str) -> Result<Vec<BankAccount>, PayError> {
+        self.seller(seller_id).await?;
+        Ok(self
+            .store
+            .scan_all::<BankAccountRecord>(ns::BANK_ACCOUNT, &format!("{seller_id}/"))
+            .await?
+            .iter()
+            .map(|(_, v)| BankAccount::from(&v.value))
+            .collect())
+    }
+
+    pub(crate) async fn bank_account_record(
+        &self,
+        seller_id: &str,
+        id: &str,
+    ) -> Result<Option<BankAccountRecord>, PayError> {
+        if !ids::is_valid(ids::BANK_ACCOUNT, id) {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .get::<BankAccountRecord>(ns::BANK_ACCOUNT, &bank_key(seller_id, id))
+            .await?
+            .map(|v| v.value))
+    }
+
+    /// Adds a card tokenized at the PSP; only token, brand, last4, expiry and funding are kept.
+    pub async fn add_card(
+        &self,
+        customer_id: &str,
+        request: NewCard,
+        idempotency_key: Option<&str>,
+    ) -> Result<Card, PayError> {
+        self.customer(customer_id).await?;
+        if request.token.is_empty()
+            || request.token.len() > 128
+            || !request
+                .token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(PayError::invalid(
+                "invalid_token",
+                "`token` must be the PSP's card token (tok_...); tokenize the card at the PSP first",
+            ));
+        }
+        let details = self.psp.card(&request.token).await.map_err(|e| match e {
+            crate::edges::psp::PspError::NotFound | crate::edges::psp::PspError::Invalid { .. } => {
+                PayError::unprocessable(
+                    "invalid_token",
+                    format!("the PSP does not know this token: {e}"),
+                )
+            }
+            crate::edges::psp::PspError::Declined { code, message } => {
+                PayError::unprocessable("card_declined", format!("{code}: {message}"))
+            }
+            other => PayError::PspUnavailable(format!("{other}")),
+        })?;
+        let id = match idempotency_key {
+            Some(key) => ids::derived(ids::CARD, &format!("{customer_id}/{key}")),
+            None => ids::random(ids::CARD),
+        };
+        let card = Card {
+            id: id.clone(),
+            customer_id: customer_id.to_string(),
+            token: details.token,
+            brand: details.brand,
+            last4: details.last4,
+            exp_month: details.exp_month,
+            exp_year: details.exp_year,
+            funding: details.funding,
+            created_at: now_ms(),
+        };
+        let key = card_key(customer_id, &id);
+        let txn = Txn::new()
+            .expect(ns::CARD, &key, 0)
+            .put(ns::CARD, &key, &card);
+        self.open(txn, ns::CARD, &key, card).await
+    }
+
+    pub async fn cards(&self, customer_id: &str) -> Result<Vec<Card>, PayError> {
+        self.customer(customer_id).await?;
+        Ok(self
+            .store
+            .scan_all::<Card>(ns::CARD, &format!("{customer_id}/"))
+            .await?
+            .into_iter()
+            .map(|(_, v)| v.value)
+            .collect())
+    }
+
+    pub(crate) async fn card(&self, customer_id: &str, card_id: &str) -> Result<Card, PayError> {
+        check_id("card_id", ids::CARD, card_id)?;
+        self.store
+            .get::<Card>(ns::CARD, &card_key(customer_id, card_id))
+            .await?
+            .map(|v| v.value)
+            .ok_or_else(|| {
+                PayError::unprocessable(
+                    "card_not_found",
+                    format!("card {card_id} is not one of customer {customer_id}'s cards"),
+                )
+            })
+    }
+
+    /// Wallet balances of a seller or customer, one per enabled currency.
+    pub async fn balances(&self, owner_id: &str) -> Result<Vec<Balance>, PayError> {
+        let (wallet_code, prefix) = if owner_id.starts_with("sel_") {
+            self.seller(owner_id).await?;
+            (code::SELLER_WALLET, ids::SELLER)
+        } else {
+            self.customer(owner_id).await?;
+            (code::CUSTOMER_WALLET, ids::CUSTOMER)
+        };
+        let owner = ids::number(prefix, owner_id).expect("checked above");
+        let wanted: Vec<u128> = self
+            .currencies
+            .iter()
+            .map(|c| chart::account_id(wallet_code, *c, owner))
+            .collect();
+        let accounts = self.store.client().lookup_accounts(&wanted).await?;
+        let mut balances = Vec::new();
+        for currency in &self.currencies {
+            let id = chart::account_id(wallet_code, *currency, owner);
+            let Some(account) = accounts.iter().find(|a| tally_proto::u128_of(a.id) == id) else {
+                continue;
+            };
+            let b = tally_client::Balances::of_account(account);
+            let available = b
+                .credits_posted
+                .saturating_sub(b.debits_posted)
+                .saturating_sub(b.debits_pending);
+            balances.push(Balance {
+                currency: currency.code.to_string(),
+                available: u64::try_from(available).unwrap_or(u64::MAX),
+                incoming: u64::try_from(b.credits_pending).unwrap_or(u64::MAX),
+                held: u64::try_from(b.debits_pending).unwrap_or(u64::MAX),
+            });
+        }
+        Ok(balances)
+    }
+}
+
+/// Bank accounts are keyed under their seller so that a seller's accounts scan by prefix.
+pub(crate) fn bank_key(seller_id: &str, id: &str) -> String {
+    format!("{seller_id}/{id}")
+}
+
+/// Cards are keyed under their customer.
+pub(crate) fn card_key(customer_id: &str, id: &str) -> String {
+    format!("{customer_id}/{id}")
+}

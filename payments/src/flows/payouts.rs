@@ -1,0 +1,412 @@
+//! Pay-out: seller wallet -> linked bank account through the PSP.
+//!
+//! Creation holds the amount on the wallet (`seller_wallet -> payouts_in_transit`, pending; the
+//! wallet can never go below zero) in the same Txn as the payout record. The PSP accepts the
+//! payout (`in_transit`) and later reports it `paid` (post the hold, then
+//! `payouts_in_transit -> psp_clearing`) or `failed` (void: the money is back in the wallet).
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tally_client::codes::transfer_flags;
+use tally_client::TransferBuilder;
+use utoipa::ToSchema;
+
+use super::{check_id, describe_commit, failure, now_ms, Pay};
+use crate::domain::chart::{self, code, transfer_code};
+use crate::domain::ids;
+use crate::domain::model::{
+    ns, Failure, InflightKind, Payout, PayoutSchedule, PayoutStatus, PayoutTrigger, Seller,
+};
+use crate::domain::money::{parse_amount, AmountInput, Currency};
+use crate::edges::psp::{self, BankDestination, PayoutRequest, PspError};
+use crate::edges::store::{Commit, Txn};
+use crate::error::PayError;
+use crate::flows::audit;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPayout {
+    pub seller_id: String,
+    pub currency: String,
+    #[serde(flatten)]
+    pub amount: AmountInput,
+    /// A bank account linked to the seller; defaults to the seller's default account.
+    pub bank_account_id: Option<String>,
+}
+
+/// What one run of automatic daily payouts did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct DailyPayoutRun {
+    pub date: String,
+    pub created: Vec<Payout>,
+    /// Sellers on the daily schedule that were skipped, with the reason.
+    pub skipped: Vec<String>,
+}
+
+fn hold_id(payout_id: &str) -> u128 {
+    chart::transfer_id(payout_id, "hold")
+}
+
+impl Pay {
+    pub async fn create_payout(
+        self: &Arc<Self>,
+        request: NewPayout,
+        idempotency_key: &str,
+    ) -> Result<Payout, PayError> {
+        let currency = self.currency(&request.currency)?;
+        let amount = parse_amount(&request.amount, currency)
+            .map_err(|e| PayError::invalid("invalid_amount", e.to_string()))?;
+        let seller = self.seller(&request.seller_id).await?;
+        let id = ids::derived(ids::PAYOUT, idempotency_key);
+        self.open_payout(
+            &seller,
+            currency,
+            amount,
+            request.bank_account_id.as_deref(),
+            &id,
+            PayoutTrigger::OnDemand,
+        )
+        .await?;
+        self.step_payout(&id, true).await?;
+        self.payout(&id).await
+    }
+
+    /// Creates the payout record and its hold in one Txn (nothing if `id` exists already).
+    async fn open_payout(
+        &self,
+        seller: &Seller,
+        currency: Currency,
+        amount: u64,
+        bank_account_id: Option<&str>,
+        id: &str,
+        trigger: PayoutTrigger,
+    ) -> Result<bool, PayError> {
+        if self.store.get::<Payout>(ns::PAYOUT, id).await?.is_some() {
+            return Ok(false);
+        }
+        let not_linked = |what: String| {
+            PayError::unprocessable(
+                "bank_account_not_linked",
+                format!(
+                    "{what}; link one with POST /v1/sellers/{}/bank_accounts",
+                    seller.id
+                ),
+            )
+        };
+        let bank_id = match bank_account_id.or(seller.default_bank_account.as_deref()) {
+            Some(bank_id) => bank_id.to_string(),
+            None => {
+                return Err(not_linked(format!(
+                    "seller {} has no bank account",
+                    seller.id
+                )))
+            }
+        };
+        if self
+            .bank_account_record(&seller.id, &bank_id)
+            .await?
+            .is_none()
+        {
+            return Err(not_linked(format!(
+                "bank account {bank_id} is not linked to seller {}",
+                seller.id
+            )));
+        }
+        let owner = ids::number(ids::SELLER, &seller.id).expect("loaded sellers have valid ids");
+        let now = now_ms();
+        let payout = Payout {
+            id: id.to_string(),
+            seller_id: seller.id.clone(),
+            bank_account_id: bank_id,
+            amount,
+            currency: currency.code.to_string(),
+            trigger,
+            status: PayoutStatus::Pending,
+            failure: None,
+            psp_id: None,
+            attempts: 0,
+            next_attempt_at: self.first_check_at(),
+            created_at: now,
+            updated_at: now,
+        };
+        let txn = Self::track(
+            audit::stamp(Txn::new(), "payout.create", id)
+                .expect(ns::PAYOUT, id, 0)
+                .put(ns::PAYOUT, id, &payout),
+            InflightKind::Payout,
+            id,
+        )
+        .transfer(
+            TransferBuilder::new(
+                hold_id(id),
+                chart::account_id(code::SELLER_WALLET, currency, owner),
+                chart::system_account(code::PAYOUTS_IN_TRANSIT, currency),
+                u128::from(amount),
+                currency.ledger,
+                transfer_code::PAYOUT,
+            )
+            .flags(transfer_flags::PENDING)
+            .build(),
+        );
+        match self.store.commit(txn).await? {
+            Commit::Committed => {
+                self.metrics.inc("tally_pay_payouts_created_total");
+                Ok(true)
+            }
+            Commit::ConditionFailed { .. } => Ok(false),
+            Commit::TransferFailed { result, .. } if super::exceeds_credits(result) => {
+                let available = self
+                    .balances(&seller.id)
+                    .await
+                    .ok()
+                    .and_then(|b| b.into_iter().find(|b| b.currency == currency.code))
+                    .map_or(0, |b| b.available);
+                Err(PayError::unprocessable(
+                    "insufficient_funds",
+                    format!(
+                        "the wallet of seller {} holds {} {} available, less than the payout of {} {} ({})",
+                        seller.id,
+                        currency.format(available),
+                        currency.code,
+                        currency.format(amount),
+                        currency.code,
+                        tally_client::codes::describe_transfer_result(result)
+                    ),
+                ))
+            }
+            other => Err(PayError::Internal(format!(
+                "creating payout {id}: {}",
+                describe_commit(&other)
+            ))),
+        }
+    }
+
+    pub async fn payout(&self, id: &str) -> Result<Payout, PayError> {
+        check_id("payout_id", ids::PAYOUT, id)?;
+        Ok(self.load(ns::PAYOUT, id, "payout").await?.value)
+    }
+
+    pub(crate) async fn step_payout(&self, id: &str, first: bool) -> Result<(), PayError> {
+        let Some(current) = self.store.get::<Payout>(ns::PAYOUT, id).await? else {
+            return Ok(());
+        };
+        let payout = current.value;
+        if !matches!(
+            payout.status,
+            PayoutStatus::Pending | PayoutStatus::InTransit
+        ) || (!first && payout.next_attempt_at > now_ms())
+        {
+            return Ok(());
+        }
+        let outcome = if payout.status == PayoutStatus::Pending && payout.attempts == 0 {
+            match self.payout_request(&payout).await {
+                Ok(request) => self.psp.payout(&request).await,
+                Err(error) => return self.payout_request_failed(id, error).await,
+            }
+        } else {
+            match self.psp.payout_status(&payout.id).await {
+                Err(PspError::NotFound) => match self.payout_request(&payout).await {
+                    Ok(request) => self.psp.payout(&request).await,
+                    Err(error) => return self.payout_request_failed(id, error).await,
+                },
+                other => other,
+            }
+        };
+        self.metrics.psp_call("payout", &outcome);
+        match outcome {
+            Ok(p) => match p.status {
+                psp::PayoutStatus::Paid => self.settle_payout(id, Ok(p.psp_id)).await.map(drop),
+                psp::PayoutStatus::Failed { code, message } => self
+                    .settle_payout(id, Err(failure(&code, message)))
+                    .await
+                    .map(drop),
+                psp::PayoutStatus::Pending => self.payout_in_transit(id, &p.psp_id).await,
+            },
+            Err(PspError::Declined { code, message }) => self
+                .settle_payout(id, Err(failure(&code, message)))
+                .await
+                .map(drop),
+            Err(PspError::Invalid { message }) => self
+                .settle_payout(id, Err(failure("psp_rejected", message)))
+                .await
+                .map(drop),
+            Err(error) => self.retry_later::<Payout>(id, &error.to_string()).await,
+        }
+    }
+
+    /// The PSP request could not be built (e.g. the bank number does not decrypt with any
+    /// configured data key): that counts as a failed attempt, so the payout reaches the dead
+    /// letters with the reason instead of failing the same way forever. A cluster outage is not
+    /// an attempt: nothing was learnt about the payout.
+    async fn payout_request_failed(&self, id: &str, error: PayError) -> Result<(), PayError> {
+        if matches!(error, PayError::Unavailable(_)) {
+            return Err(error);
+        }
+        tracing::warn!(payout = %id, %error, "cannot build the PSP payout request");
+        self.metrics.inc("tally_pay_psp_request_unbuildable_total");
+        self.retry_later::<Payout>(id, &format!("cannot build the PSP request: {error}"))
+            .await
+    }
+
+    async fn payout_request(&self, payout: &Payout) -> Result<PayoutRequest, PayError> {
+        let bank = self
+            .bank_account_record(&payout.seller_id, &payout.bank_account_id)
+            .await?
+            .ok_or_else(|| {
+                PayError::Internal(format!("payout {} lost its bank account", payout.id))
+            })?;
+        let number = self
+            .sealer
+            .open(&bank.encrypted_number)
+            .map_err(|e| PayError::Internal(format!("bank account {}: {e}", bank.id)))?;
+        let (iban, account_number) = match bank.kind {
+            crate::domain::model::BankAccountKind::Iban => (Some(number), None),
+            crate::domain::model::BankAccountKind::UsAch => (None, Some(number)),
+        };
+        Ok(PayoutRequest {
+            reference: payout.id.clone(),
+            amount: payout.amount,
+            currency: payout.currency.clone(),
+            destination: BankDestination {
+                holder_name: bank.holder_name,
+                country: bank.country,
+                iban,
+                account_number,
+                routing_number: bank.routing_number,
+            },
+        })
+    }
+
+    /// The PSP accepted the payout; check back on it later (not counted as a failed attempt).
+    async fn payout_in_transit(&self, id: &str, psp_id: &str) -> Result<(), PayError> {
+        let poll_ms = i64::try_from(self.config.worker.backoff_max_ms.min(5000)).unwrap_or(5000);
+        self.update::<Payout, _>(ns::PAYOUT, id, |payout| {
+            if payout.status.is_terminal() {
+                return None;
+            }
+            let mut next = payout.clone();
+            next.status = PayoutStatus::InTransit;
+            next.psp_id = Some(psp_id.to_string());
+            next.attempts = next.attempts.max(1);
+            next.next_attempt_at = now_ms() + poll_ms;
+            next.updated_at = now_ms();
+            Some((next, Txn::new()))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Settles a payout once: paid posts the hold and moves it on to `psp_clearing`; failed
+    /// voids the hold (the money is back in the wallet).
+    pub(crate) async fn settle_payout(
+        &self,
+        id: &str,
+        outcome: Result<String, Failure>,
+    ) -> Result<Payout, PayError> {
+        let settled = self
+            .update::<Payout, _>(ns::PAYOUT, id, |payout| {
+                if payout.status.is_terminal() {
+                    return None;
+                }
+                let currency = Currency::by_code(&payout.currency)?;
+                let mut next = payout.clone();
+                next.updated_at = now_ms();
+                let mut txn = Self::untrack(Txn::new(), id);
+                match &outcome {
+                    Ok(psp_id) => {
+                        next.status = PayoutStatus::Paid;
+                        next.psp_id = Some(psp_id.clone());
+                        next.failure = None;
+                        txn = txn
+                            .transfer(
+                                TransferBuilder::post(
+                                    chart::transfer_id(id, "post"),
+                                    hold_id(id),
+                                    None,
+                                )
+                                .build(),
+                            )
+                            .transfer(
+                                TransferBuilder::new(
+                                    chart::transfer_id(id, "settle"),
+                                    chart::system_account(code::PAYOUTS_IN_TRANSIT, currency),
+                                    chart::system_account(code::PSP_CLEARING, currency),
+                                    u128::from(payout.amount),
+                                    currency.ledger,
+                                    transfer_code::PAYOUT_SETTLE,
+                                )
+                                .build(),
+                            );
+                    }
+                    Err(reason) => {
+                        next.status = PayoutStatus::Failed;
+                        next.failure = Some(reason.clone());
+                        txn = txn.transfer(
+                            TransferBuilder::void(chart::transfer_id(id, "void"), hold_id(id))
+                                .build(),
+                        );
+                    }
+                }
+                Some((next, txn))
+            })
+            .await?;
+        Ok(settled)
+    }
+
+    /// Automatic payouts for `date` (UTC, `YYYY-MM-DD`): every seller on the daily schedule with
+    /// a default bank account gets one payout per currency of its whole available balance. The
+    /// payout id is derived from seller, date and currency, so a day is paid out at most once
+    /// however often this runs.
+    pub async fn run_daily_payouts(
+        self: &Arc<Self>,
+        date: chrono::NaiveDate,
+    ) -> Result<DailyPayoutRun, PayError> {
+        let mut run = DailyPayoutRun {
+            date: date.to_string(),
+            ..DailyPayoutRun::default()
+        };
+        let sellers = self.store.scan_all::<Seller>(ns::SELLER, "").await?;
+        for (_, seller) in sellers {
+            let seller = seller.value;
+            if seller.payout_schedule != PayoutSchedule::Daily {
+                continue;
+            }
+            if seller.default_bank_account.is_none() {
+                run.skipped.push(format!("{}: no bank account", seller.id));
+                continue;
+            }
+            for balance in self.balances(&seller.id).await? {
+                if balance.available == 0 {
+                    continue;
+                }
+                let currency = self.currency(&balance.currency)?;
+                let id = ids::derived(
+                    ids::PAYOUT,
+                    &format!("daily/{}/{date}/{}", seller.id, currency.code),
+                );
+                match self
+                    .open_payout(
+                        &seller,
+                        currency,
+                        balance.available,
+                        None,
+                        &id,
+                        PayoutTrigger::Automatic,
+                    )
+                    .await
+                {
+                    Ok(true) => {
+                        self.step_payout(&id, true).await?;
+                        run.created.push(self.payout(&id).await?);
+                    }
+                    Ok(false) => {}
+                    Err(error) => run
+                        .skipped
+                        .push(format!("{} {}: {error}", seller.id, currency.code)),
+                }
+            }
+        }
+        Ok(run)
+    }
+}

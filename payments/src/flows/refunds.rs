@@ -1,0 +1,379 @@
+//! Refunds: full or partial, never more than captured minus already refunded (pending refunds
+//! count), reversing the seller's posting and, per the configured policy, the platform fee.
+//!
+//! Creation (one Txn, conditioned on the order's version): the order's pending refund grows, the
+//! fee share goes back to the seller (posted), and the refund amount is held on the seller's
+//! wallet (`seller_wallet -> refunds_in_transit`, pending). PSP success posts the hold and moves
+//! the money on to `psp_clearing`; failure voids the hold and takes the fee share back.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tally_client::codes::transfer_flags;
+use tally_client::TransferBuilder;
+use utoipa::ToSchema;
+
+use super::{check_text, describe_commit, failure, now_ms, Pay, UPDATE_ATTEMPTS_MAX};
+use crate::config::RefundFeePolicy;
+use crate::domain::chart::{self, code, transfer_code};
+use crate::domain::ids;
+use crate::domain::model::{
+    ns, ChargeKind, ChargeStatus, Failure, InflightKind, Order, Refund, RefundStatus,
+};
+use crate::domain::money::{parse_amount, pro_rata, AmountInput, Currency};
+use crate::edges::psp::{self, PspError, RefundRequest};
+use crate::edges::store::{Commit, Txn};
+use crate::error::PayError;
+use crate::flows::audit;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRefund {
+    /// The payment order to refund (`ord_...`).
+    pub order_id: String,
+    /// Omit both amount fields to refund everything not yet refunded.
+    #[serde(flatten)]
+    pub amount: AmountInput,
+    pub reason: Option<String>,
+}
+
+struct RefundLegs {
+    seller_wallet: u128,
+    currency: Currency,
+}
+
+fn legs(order: &Order) -> Option<RefundLegs> {
+    let currency = Currency::by_code(&order.currency)?;
+    let owner = ids::number(ids::SELLER, order.seller_id.as_deref()?)?;
+    Some(RefundLegs {
+        seller_wallet: chart::account_id(code::SELLER_WALLET, currency, owner),
+        currency,
+    })
+}
+
+impl Pay {
+    pub async fn create_refund(
+        self: &Arc<Self>,
+        request: NewRefund,
+        idempotency_key: &str,
+    ) -> Result<Refund, PayError> {
+        if let Some(reason) = &request.reason {
+            check_text("reason", reason)?;
+        }
+        let id = ids::derived(ids::REFUND, idempotency_key);
+        if self.store.get::<Refund>(ns::REFUND, &id).await?.is_none() {
+            self.commit_new_refund(&request, &id).await?;
+            self.metrics.inc("tally_pay_refunds_created_total");
+        }
+        self.step_refund(&id, true).await?;
+        self.refund(&id).await
+    }
+
+    async fn commit_new_refund(&self, request: &NewRefund, id: &str) -> Result<(), PayError> {
+        if !ids::is_valid(ids::ORDER, &request.order_id) {
+            return Err(PayError::invalid(
+                "invalid_id",
+                format!(
+                    "`order_id` must be a payment order id (ord_...), got {:?}",
+                    request.order_id
+                ),
+            ));
+        }
+        for _ in 0..UPDATE_ATTEMPTS_MAX {
+            let current = self
+                .load::<Order>(ns::ORDER, &request.order_id, "payment order")
+                .await?;
+            let order = current.value;
+            if order.kind != ChargeKind::Order || order.status != ChargeStatus::Succeeded {
+                return Err(PayError::unprocessable(
+                    "order_not_refundable",
+                    format!(
+                        "order {} is {:?}; only succeeded payment orders can be refunded",
+                        order.id, order.status
+                    ),
+                ));
+            }
+            let currency = Currency::by_code(&order.currency).ok_or_else(|| {
+                PayError::Internal(format!(
+                    "order {} has currency {}",
+                    order.id, order.currency
+                ))
+            })?;
+            let remaining = order
+                .amount
+                .saturating_sub(order.refunded)
+                .saturating_sub(order.refund_pending);
+            let amount = if request.amount == AmountInput::default() {
+                remaining
+            } else {
+                parse_amount(&request.amount, currency)
+                    .map_err(|e| PayError::invalid("invalid_amount", e.to_string()))?
+            };
+            if amount == 0 || amount > remaining {
+                return Err(PayError::unprocessable(
+                    "refund_exceeds_captured",
+                    format!(
+                        "a refund of {} {} exceeds what is left to refund on order {}: captured {}, \
+                         refunded {}, pending {}",
+                        currency.format(amount),
+                        currency.code,
+                        order.id,
+                        currency.format(order.amount),
+                        currency.format(order.refunded),
+                        currency.format(order.refund_pending)
+                    ),
+                ));
+            }
+            let fee_left = order
+                .fee
+                .saturating_sub(order.fee_refunded)
+                .saturating_sub(order.fee_refund_pending);
+            let fee_back = match self.refund_fee_policy {
+                RefundFeePolicy::None => 0,
+                RefundFeePolicy::Proportional if amount == remaining => fee_left,
+                RefundFeePolicy::Proportional => {
+                    pro_rata(order.fee, amount, order.amount).min(fee_left)
+                }
+            };
+            let legs = legs(&order)
+                .ok_or_else(|| PayError::Internal(format!("order {} has no seller", order.id)))?;
+            let now = now_ms();
+            let refund = Refund {
+                id: id.to_string(),
+                order_id: order.id.clone(),
+                seller_id: order.seller_id.clone().unwrap_or_default(),
+                amount,
+                currency: order.currency.clone(),
+                fee_returned: fee_back,
+                reason: request.reason.clone(),
+                status: RefundStatus::Pending,
+                failure: None,
+                psp_id: None,
+                attempts: 0,
+                next_attempt_at: self.first_check_at(),
+                created_at: now,
+                updated_at: now,
+            };
+            let mut next = order.clone();
+            next.refund_pending += amount;
+            next.fee_refund_pending += fee_back;
+            next.updated_at = now;
+            let mut txn = Self::track(
+                audit::stamp(Txn::new(), "refund.create", id)
+                    .expect(ns::ORDER, &order.id, current.version)
+                    .expect(ns::REFUND, id, 0)
+                    .put(ns::ORDER, &order.id, &next)
+                    .put(ns::REFUND, id, &refund),
+                InflightKind::Refund,
+                id,
+            );
+            if fee_back > 0 {
+                txn = txn.transfer(
+                    TransferBuilder::new(
+                        chart::transfer_id(id, "fee_return"),
+                        chart::system_account(code::PLATFORM_REVENUE, legs.currency),
+                        legs.seller_wallet,
+                        u128::from(fee_back),
+                        legs.currency.ledger,
+                        transfer_code::REFUND_FEE_RETURN,
+                    )
+                    .build(),
+                );
+            }
+            let hold_index = u32::from(fee_back > 0);
+            txn = txn.transfer(
+                TransferBuilder::new(
+                    chart::transfer_id(id, "hold"),
+                    legs.seller_wallet,
+                    chart::system_account(code::REFUNDS_IN_TRANSIT, legs.currency),
+                    u128::from(amount),
+                    legs.currency.ledger,
+                    transfer_code::REFUND,
+                )
+                .flags(transfer_flags::PENDING)
+                .build(),
+            );
+            match self.store.commit(txn).await? {
+                Commit::Committed => return Ok(()),
+                Commit::ConditionFailed { index: 1 } => return Ok(()), // the refund exists already
+                Commit::ConditionFailed { .. } => continue,
+                Commit::TransferFailed { index, result }
+                    if index == hold_index && super::exceeds_credits(result) =>
+                {
+                    return Err(PayError::unprocessable(
+                        "seller_balance_insufficient",
+                        format!(
+                            "seller {}'s wallet cannot cover a refund of {} {} ({}); the seller \
+                             was probably paid out already",
+                            refund.seller_id,
+                            legs.currency.format(amount),
+                            legs.currency.code,
+                            tally_client::codes::describe_transfer_result(result)
+                        ),
+                    ))
+                }
+                other => {
+                    return Err(PayError::Internal(format!(
+                        "creating refund {id}: {}",
+                        describe_commit(&other)
+                    )))
+                }
+            }
+        }
+        Err(PayError::Conflict {
+            code: "contention",
+            message: format!("order {} kept changing; try again", request.order_id),
+        })
+    }
+
+    pub async fn refund(&self, id: &str) -> Result<Refund, PayError> {
+        super::check_id("refund_id", ids::REFUND, id)?;
+        Ok(self.load(ns::REFUND, id, "refund").await?.value)
+    }
+
+    pub(crate) async fn step_refund(&self, id: &str, first: bool) -> Result<(), PayError> {
+        let Some(current) = self.store.get::<Refund>(ns::REFUND, id).await? else {
+            return Ok(());
+        };
+        let refund = current.value;
+        if refund.status != RefundStatus::Pending || (!first && refund.next_attempt_at > now_ms()) {
+            return Ok(());
+        }
+        let request = RefundRequest {
+            reference: refund.id.clone(),
+            charge_reference: refund.order_id.clone(),
+            amount: refund.amount,
+            currency: refund.currency.clone(),
+        };
+        let outcome = if refund.attempts == 0 {
+            self.psp.refund(&request).await
+        } else {
+            match self.psp.refund_status(&refund.id).await {
+                Err(PspError::NotFound) => self.psp.refund(&request).await,
+                other => other,
+            }
+        };
+        self.metrics.psp_call("refund", &outcome);
+        match outcome {
+            Ok(r) => match r.status {
+                psp::RefundStatus::Succeeded => {
+                    self.settle_refund(id, Ok(r.psp_id)).await.map(drop)
+                }
+                psp::RefundStatus::Failed { code, message } => self
+                    .settle_refund(id, Err(failure(&code, message)))
+                    .await
+                    .map(drop),
+                psp::RefundStatus::Pending => {
+                    self.retry_later::<Refund>(id, "refund pending at the PSP")
+                        .await
+                }
+            },
+            Err(PspError::Declined { code, message }) => self
+                .settle_refund(id, Err(failure(&code, message)))
+                .await
+                .map(drop),
+            Err(PspError::Invalid { message }) => self
+                .settle_refund(id, Err(failure("psp_rejected", message)))
+                .await
+                .map(drop),
+            Err(error) => self.retry_later::<Refund>(id, &error.to_string()).await,
+        }
+    }
+
+    /// Settles a refund once, updating the order's refund totals in the same Txn.
+    pub(crate) async fn settle_refund(
+        &self,
+        id: &str,
+        outcome: Result<String, Failure>,
+    ) -> Result<Refund, PayError> {
+        for _ in 0..UPDATE_ATTEMPTS_MAX {
+            let current = self.load::<Refund>(ns::REFUND, id, "refund").await?;
+            let refund = current.value;
+            if refund.status.is_terminal() {
+                return Ok(refund);
+            }
+            let order_v = self
+                .load::<Order>(ns::ORDER, &refund.order_id, "payment order")
+                .await?;
+            let mut order = order_v.value.clone();
+            let legs = legs(&order)
+                .ok_or_else(|| PayError::Internal(format!("order {} has no seller", order.id)))?;
+            let mut next = refund.clone();
+            next.updated_at = now_ms();
+            order.updated_at = next.updated_at;
+            order.refund_pending = order.refund_pending.saturating_sub(refund.amount);
+            order.fee_refund_pending = order.fee_refund_pending.saturating_sub(refund.fee_returned);
+            let hold = chart::transfer_id(id, "hold");
+            let mut txn = Self::untrack(
+                Txn::new().expect(ns::REFUND, id, current.version).expect(
+                    ns::ORDER,
+                    &order.id,
+                    order_v.version,
+                ),
+                id,
+            );
+            match &outcome {
+                Ok(psp_id) => {
+                    next.status = RefundStatus::Succeeded;
+                    next.psp_id = Some(psp_id.clone());
+                    next.failure = None;
+                    order.refunded += refund.amount;
+                    order.fee_refunded += refund.fee_returned;
+                    txn = txn
+                        .transfer(
+                            TransferBuilder::post(chart::transfer_id(id, "post"), hold, None)
+                                .build(),
+                        )
+                        .transfer(
+                            TransferBuilder::new(
+                                chart::transfer_id(id, "settle"),
+                                chart::system_account(code::REFUNDS_IN_TRANSIT, legs.currency),
+                                chart::system_account(code::PSP_CLEARING, legs.currency),
+                                u128::from(refund.amount),
+                                legs.currency.ledger,
+                                transfer_code::REFUND_SETTLE,
+                            )
+                            .build(),
+                        );
+                }
+                Err(reason) => {
+                    next.status = RefundStatus::Failed;
+                    next.failure = Some(reason.clone());
+                    txn = txn.transfer(
+                        TransferBuilder::void(chart::transfer_id(id, "void"), hold).build(),
+                    );
+                    if refund.fee_returned > 0 {
+                        txn = txn.transfer(
+                            TransferBuilder::new(
+                                chart::transfer_id(id, "fee_reverse"),
+                                legs.seller_wallet,
+                                chart::system_account(code::PLATFORM_REVENUE, legs.currency),
+                                u128::from(refund.fee_returned),
+                                legs.currency.ledger,
+                                transfer_code::REFUND_FEE_RETURN,
+                            )
+                            .build(),
+                        );
+                    }
+                }
+            }
+            let txn = txn
+                .put(ns::REFUND, id, &next)
+                .put(ns::ORDER, &order.id, &order);
+            match self.store.commit(txn).await? {
+                Commit::Committed => return Ok(next),
+                Commit::ConditionFailed { .. } => continue,
+                other => {
+                    return Err(PayError::Internal(format!(
+                        "settling refund {id}: {}",
+                        describe_commit(&other)
+                    )))
+                }
+            }
+        }
+        Err(PayError::Conflict {
+            code: "contention",
+            message: format!("refund {id} kept changing"),
+        })
+    }
+}
