@@ -2,7 +2,7 @@
 //!
 //! Every payment object lives in the cluster as a record, and every status change commits
 //! together with its postings in one `Txn` (see `service`). The PSP is reached through the
-//! `psp::Connector` trait; `sandbox` is the built-in sandbox PSP.
+//! `psp::Connector` trait; the sandbox PSP is a crate of its own (`tally-psp-sandbox`).
 
 pub mod api;
 pub mod audit;
@@ -20,8 +20,6 @@ pub mod money;
 pub mod psp;
 pub mod rekey;
 pub mod risk;
-pub mod sandbox;
 pub mod service;
 pub mod store;
-pub mod tls_listener;
 pub mod worker;

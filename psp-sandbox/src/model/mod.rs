@@ -15,18 +15,18 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
-use super::cards::{self, Card, CardInput, CardOutcome};
-use super::constants::{
+use crate::bank;
+use crate::cards::{self, Card, CardInput, CardOutcome};
+use crate::constants::{
     AMOUNT_MAX, DESCRIPTION_LENGTH_MAX, HOLDER_NAME_LENGTH_MAX, OBJECTS_MAX, REFERENCE_LENGTH_MAX,
 };
-use super::error::{ApiError, ErrorKind};
-use super::faults::Faults;
-use super::idempotency::{IdempotencyStore, SavedKey};
-use super::settlement::{self, Adjustment};
-use crate::bank;
-use crate::psp::{
-    CardDetails, Charge, ChargeStatus, Payout, PayoutStatus, PspObject, Refund, RefundStatus,
-    SettlementKind, SettlementLine, WebhookEvent,
+use crate::error::{ApiError, ErrorKind};
+use crate::faults::Faults;
+use crate::idempotency::{IdempotencyStore, SavedKey};
+use crate::settlement::{self, Adjustment};
+use crate::wire::{
+    CardDetails, Charge, ChargeStatus, Event, EventObject, Payout, PayoutStatus, Refund,
+    RefundStatus, SettlementKind, SettlementLine,
 };
 
 /// Version of the [`Saved`] layout.
@@ -89,7 +89,7 @@ impl FeeSchedule {
 /// Something to do once the lock is released.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    Webhook(WebhookEvent),
+    Webhook(Event),
     /// Settle this payout after the configured delay.
     CompletePayout {
         reference: String,
@@ -408,8 +408,8 @@ impl Model {
             && self.processing_errors.insert(reference.to_owned())
     }
 
-    fn event(&mut self, kind: &str, data: PspObject, now: DateTime<Utc>) -> Effect {
-        Effect::Webhook(WebhookEvent {
+    fn event(&mut self, kind: &str, data: EventObject, now: DateTime<Utc>) -> Effect {
+        Effect::Webhook(Event {
             id: self.new_id("evt"),
             kind: kind.to_owned(),
             created: now.timestamp(),
@@ -519,7 +519,7 @@ impl Model {
             ChargeStatus::Authorized => None,
         };
         let effects = event_kind
-            .map(|kind| self.event(kind, PspObject::Charge(record.charge.clone()), now))
+            .map(|kind| self.event(kind, EventObject::Charge(record.charge.clone()), now))
             .into_iter()
             .collect();
         self.charges.insert(input.reference.clone(), record.clone());
@@ -579,7 +579,7 @@ impl Model {
         let record = record.clone();
         let effect = self.event(
             "charge.succeeded",
-            PspObject::Charge(record.charge.clone()),
+            EventObject::Charge(record.charge.clone()),
             now,
         );
         Ok(Outcome {
@@ -641,7 +641,7 @@ impl Model {
             status: RefundStatus::Succeeded,
             created: now.timestamp(),
         };
-        let effect = self.event("refund.succeeded", PspObject::Refund(refund.clone()), now);
+        let effect = self.event("refund.succeeded", EventObject::Refund(refund.clone()), now);
         self.refunds.insert(input.reference.clone(), refund.clone());
         Ok(Outcome {
             object: refund,
@@ -703,7 +703,7 @@ impl Model {
         };
         record.payout.status = status;
         let payout = record.payout.clone();
-        vec![self.event(kind, PspObject::Payout(payout), now)]
+        vec![self.event(kind, EventObject::Payout(payout), now)]
     }
 
     /// Replaces the settlement adjustments; extra lines get their id and date now.
@@ -884,15 +884,15 @@ fn check_destination(
         ));
     }
     let closed = Some(ACCOUNT_CLOSED);
-    // The same checks tally-pay makes when an account is linked (`crate::bank`).
+    // The checks a bank makes before it accepts a transfer.
     match (
         &destination.iban,
         &destination.account_number,
         &destination.routing_number,
     ) {
         (Some(iban), None, None) => {
-            let (electronic, _) = bank::validate_iban(iban)
-                .map_err(|_| ApiError::invalid("invalid_iban", "iban is not a valid IBAN"))?;
+            let electronic = bank::normalized_iban(iban)
+                .ok_or_else(|| ApiError::invalid("invalid_iban", "iban is not a valid IBAN"))?;
             let last4 = electronic[electronic.len().saturating_sub(4)..].to_owned();
             let fails = electronic
                 .ends_with(CLOSED_IBAN_SUFFIX)
@@ -901,18 +901,18 @@ fn check_destination(
             Ok((last4, fails))
         }
         (None, Some(account), Some(routing)) => {
-            bank::validate_account_number(account).map_err(|_| {
-                ApiError::invalid(
+            if !bank::is_account_number(account) {
+                return Err(ApiError::invalid(
                     "invalid_account_number",
                     "account_number must be 4 to 17 digits",
-                )
-            })?;
-            bank::validate_routing(routing).map_err(|_| {
-                ApiError::invalid(
+                ));
+            }
+            if !bank::is_routing_number(routing) {
+                return Err(ApiError::invalid(
                     "invalid_routing_number",
                     "routing_number must be 9 digits with a valid ABA checksum",
-                )
-            })?;
+                ));
+            }
             let last4 = account[account.len() - 4..].to_owned();
             let fails = (account == CLOSED_ACCOUNT_NUMBER)
                 .then_some(closed)

@@ -34,21 +34,23 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::cards::CardInput;
-use super::constants::{FAULT_SPEC_LENGTH_MAX, REFERENCE_LENGTH_MAX, REQUEST_BODY_SIZE_MAX};
-use super::error::{ApiError, ErrorKind};
-use super::faults::Faults;
-use super::idempotency::{Begin, StoredResponse};
-use super::model::{CaptureInput, ChargeInput, Effect, Model, Outcome, PayoutInput, RefundInput};
-use super::settlement::{self, Adjustment};
-use super::{now, with_seed, Sandbox};
-use crate::psp::ChargeStatus;
+use crate::cards::CardInput;
+use crate::constants::{
+    ADJUSTMENTS_MAX, FAULT_SPEC_LENGTH_MAX, REFERENCE_LENGTH_MAX, REQUEST_BODY_SIZE_MAX,
+};
+use crate::error::{ApiError, ErrorKind};
+use crate::faults::Faults;
+use crate::idempotency::{Begin, StoredResponse};
+use crate::model::{CaptureInput, ChargeInput, Effect, Model, Outcome, PayoutInput, RefundInput};
+use crate::sandbox::{now, with_seed, Sandbox};
+use crate::settlement::{self, Adjustment};
+use crate::wire::ChargeStatus;
 
 type Shared = State<Arc<Sandbox>>;
 type Body = Result<Bytes, BytesRejection>;
 type Reference = Result<Path<String>, PathRejection>;
 
-pub(super) fn router(sandbox: Arc<Sandbox>) -> Router {
+pub(crate) fn router(sandbox: Arc<Sandbox>) -> Router {
     Router::new()
         .route("/v1/tokens", post(create_token).options(token_preflight))
         .route("/v1/tokens/{token}", get(get_token))
@@ -626,10 +628,10 @@ async fn set_adjustments(
     sandbox.authenticate(&headers, Access::Secret)?;
     let route = "POST /_sandbox/settlement_adjustments";
     let (adjustments, _) = parse_body::<Vec<Adjustment>>(route, body)?;
-    if adjustments.len() > super::constants::ADJUSTMENTS_MAX {
+    if adjustments.len() > ADJUSTMENTS_MAX {
         return Err(ApiError::invalid(
             "too_many_adjustments",
-            format!("at most {} adjustments", super::constants::ADJUSTMENTS_MAX),
+            format!("at most {ADJUSTMENTS_MAX} adjustments"),
         ));
     }
     let mut model = sandbox.lock();
