@@ -19,9 +19,16 @@
 //! POSTs to charges, captures, refunds and payouts honour `Idempotency-Key`: see
 //! `idempotency.rs`. A concurrent request with a key in use gets 409 (`retryable`); a reused
 //! key with other parameters 400 `idempotency_error`.
+//!
+//! Authentication, injected errors and request parsing are in `request.rs`, the idempotent
+//! execution of money-moving POSTs in `idempotent.rs`, the `/_sandbox` control routes in
+//! `control.rs`.
+
+mod control;
+mod idempotent;
+mod request;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -30,21 +37,18 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::cards::CardInput;
-use crate::constants::{
-    ADJUSTMENTS_MAX, FAULT_SPEC_LENGTH_MAX, REFERENCE_LENGTH_MAX, REQUEST_BODY_SIZE_MAX,
-};
+use crate::constants::REQUEST_BODY_SIZE_MAX;
 use crate::error::{ApiError, ErrorKind};
-use crate::faults::Faults;
-use crate::idempotency::{Begin, StoredResponse};
-use crate::model::{CaptureInput, ChargeInput, Effect, Model, Outcome, PayoutInput, RefundInput};
-use crate::sandbox::{now, with_seed, Sandbox};
-use crate::settlement::{self, Adjustment};
+use crate::model::{CaptureInput, ChargeInput, Model, PayoutInput, RefundInput};
+use crate::sandbox::{now, Sandbox};
+use crate::settlement;
 use crate::wire::ChargeStatus;
+
+use control::{get_adjustments, get_faults, set_adjustments, set_faults};
+use idempotent::{execute_idempotent, Executed};
+use request::{json_ok, parse_body, path_parameter, Access};
 
 type Shared = State<Arc<Sandbox>>;
 type Body = Result<Bytes, BytesRejection>;
@@ -91,258 +95,6 @@ async fn save_after_change(
         let _ = tokio::task::spawn_blocking(move || sandbox.save()).await;
     }
     response
-}
-
-/// Which keys an endpoint accepts.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Access {
-    Secret,
-    /// The secret key or any publishable key (`pk_test_...`).
-    Publishable,
-}
-
-impl Sandbox {
-    fn authenticate(&self, headers: &HeaderMap, access: Access) -> Result<(), ApiError> {
-        let key = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        let publishable = access == Access::Publishable && key.starts_with("pk_test_");
-        if publishable || constant_time_eq(key.as_bytes(), self.api_key.as_bytes()) {
-            return Ok(());
-        }
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorKind::AuthenticationError,
-            "invalid_api_key",
-            "missing or wrong API key: send Authorization: Bearer <key>",
-        ))
-    }
-
-    /// Authenticates an API call and draws the injected 500 (answered before anything is
-    /// looked at, so it has no effect). Returns the latency to add.
-    fn admit(&self, headers: &HeaderMap, access: Access) -> Result<Duration, ApiError> {
-        self.authenticate(headers, access)?;
-        let mut model = self.lock();
-        let error_rate = model.faults.error_rate;
-        if model.draw(error_rate) {
-            return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                ErrorKind::ApiError,
-                "injected_fault",
-                "injected error (error_rate); the request had no effect",
-            ));
-        }
-        Ok(model.faults.latency)
-    }
-}
-
-fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
-    left.len() == right.len()
-        && left
-            .iter()
-            .zip(right)
-            .fold(0_u8, |difference, (l, r)| difference | (l ^ r))
-            == 0
-}
-
-/// A request's result, as sent and (when it executed) stored under its idempotency key.
-struct Executed {
-    status: StatusCode,
-    body: Vec<u8>,
-    effects: Vec<Effect>,
-}
-
-impl Executed {
-    fn ok<T: Serialize>(outcome: Outcome<T>) -> Result<Executed, ApiError> {
-        Ok(Executed {
-            status: StatusCode::OK,
-            body: to_json(&outcome.object),
-            effects: outcome.effects,
-        })
-    }
-}
-
-/// Releases an idempotency key reserved for a request that never finished (the client went
-/// away during the injected latency and the handler was dropped).
-struct Reservation {
-    sandbox: Arc<Sandbox>,
-    key: String,
-    armed: bool,
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        if self.armed {
-            self.sandbox.lock().idempotency.abandon(&self.key);
-        }
-    }
-}
-
-/// Runs a money-moving POST under its idempotency key: replays a stored answer, refuses a
-/// conflicting one, or executes `operation`, stores its answer, and starts its effects. The
-/// `timeout_after_success` fault holds the answer back after everything is stored.
-async fn execute_idempotent(
-    sandbox: Arc<Sandbox>,
-    headers: &HeaderMap,
-    latency: Duration,
-    fingerprint: String,
-    operation: impl FnOnce(&mut Model) -> Result<Executed, ApiError>,
-) -> Result<Response, ApiError> {
-    let key = idempotency_key(headers)?;
-    let mut reservation = None;
-    if let Some(key) = key {
-        let begin = sandbox
-            .lock()
-            .idempotency
-            .begin(&key, &fingerprint, now().timestamp());
-        match begin {
-            Begin::Reserved => {
-                reservation = Some(Reservation {
-                    sandbox: Arc::clone(&sandbox),
-                    key,
-                    armed: true,
-                });
-            }
-            Begin::Replay(stored) => {
-                tokio::time::sleep(latency).await;
-                return Ok(replay(stored));
-            }
-            Begin::InFlight => return Err(key_in_use(&key)),
-            Begin::Mismatch => return Err(key_mismatch(&key)),
-            Begin::Full => return Err(keys_full()),
-        }
-    }
-    tokio::time::sleep(latency).await;
-    let (result, hang) = {
-        let mut model = sandbox.lock();
-        let result = operation(&mut model);
-        if let Some(reservation) = reservation.as_mut() {
-            match &result {
-                Ok(executed) => {
-                    let stored = StoredResponse {
-                        status: executed.status.as_u16(),
-                        body: executed.body.clone(),
-                    };
-                    let completed = now().timestamp();
-                    model
-                        .idempotency
-                        .complete(&reservation.key, stored, completed);
-                }
-                Err(_) => model.idempotency.abandon(&reservation.key),
-            }
-            reservation.armed = false;
-        }
-        let hang_probability = model.faults.timeout_after_success;
-        let hang = (result.is_ok() && model.draw(hang_probability)).then_some(model.faults.hang);
-        (result, hang)
-    };
-    drop(reservation);
-    let executed = result?;
-    sandbox.apply(executed.effects);
-    if let Some(hang) = hang {
-        tracing::debug!(?hang, "holding a response back (timeout_after_success)");
-        tokio::time::sleep(hang).await;
-    }
-    Ok(json_response(executed.status, executed.body))
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value.to_str().unwrap_or_default();
-    let visible = key.bytes().all(|b| b.is_ascii_graphic());
-    if key.is_empty() || key.len() > REFERENCE_LENGTH_MAX || !visible {
-        return Err(ApiError::invalid(
-            "invalid_idempotency_key",
-            format!("Idempotency-Key must be 1 to {REFERENCE_LENGTH_MAX} visible ASCII characters"),
-        ));
-    }
-    Ok(Some(key.to_owned()))
-}
-
-fn key_in_use(key: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        ErrorKind::Retryable,
-        "idempotency_key_in_use",
-        format!("another request with Idempotency-Key `{key}` is in progress; retry"),
-    )
-}
-
-fn key_mismatch(key: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        ErrorKind::IdempotencyError,
-        "idempotency_key_reused",
-        format!("Idempotency-Key `{key}` was used with different parameters"),
-    )
-}
-
-fn keys_full() -> ApiError {
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        ErrorKind::Retryable,
-        "too_many_idempotency_keys",
-        "the sandbox holds too many idempotency keys; retry later",
-    )
-}
-
-fn replay(stored: StoredResponse) -> Response {
-    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-    let mut response = json_response(status, stored.body);
-    let replayed = HeaderValue::from_static("true");
-    response
-        .headers_mut()
-        .insert("idempotent-replayed", replayed);
-    response
-}
-
-/// Parses a JSON body into `T`; also returns the fingerprint of the request's parameters
-/// (method, path, and the body with its keys sorted: `serde_json::Map` is sorted unless the
-/// `preserve_order` feature is on, which a test below would catch).
-fn parse_body<T: DeserializeOwned>(route: &str, body: Body) -> Result<(T, String), ApiError> {
-    let body = body.map_err(|rejection| {
-        ApiError::new(
-            rejection.status(),
-            ErrorKind::InvalidRequestError,
-            "invalid_body",
-            rejection.body_text(),
-        )
-    })?;
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::invalid("invalid_json", format!("body is not JSON: {error}")))?;
-    let canonical = format!("{route}\n{value}");
-    let fingerprint = hex::encode(Sha256::digest(canonical.as_bytes()));
-    let input = serde_json::from_value(value)
-        .map_err(|error| ApiError::invalid("invalid_parameters", error.to_string()))?;
-    Ok((input, fingerprint))
-}
-
-fn path_parameter(path: Reference) -> Result<String, ApiError> {
-    let Path(value) = path.map_err(|rejection| {
-        ApiError::new(
-            rejection.status(),
-            ErrorKind::InvalidRequestError,
-            "invalid_path",
-            rejection.body_text(),
-        )
-    })?;
-    Ok(value)
-}
-
-fn to_json(value: &impl Serialize) -> Vec<u8> {
-    serde_json::to_vec(value).expect("API objects of strings and integers serialize")
-}
-
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-fn json_ok(value: &impl Serialize) -> Response {
-    json_response(StatusCode::OK, to_json(value))
 }
 
 // ---- tokens ----
@@ -580,65 +332,6 @@ async fn get_settlement(
     .await
 }
 
-// ---- sandbox control ----
-
-async fn get_faults(State(sandbox): Shared, headers: HeaderMap) -> Result<String, ApiError> {
-    sandbox.authenticate(&headers, Access::Secret)?;
-    let faults = sandbox.lock().faults.to_string();
-    Ok(faults)
-}
-
-/// Replaces the faults (and reseeds the fault RNG); answers the spec now in force.
-async fn set_faults(
-    State(sandbox): Shared,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<String, ApiError> {
-    sandbox.authenticate(&headers, Access::Secret)?;
-    let body =
-        body.map_err(|rejection| ApiError::invalid("invalid_body", rejection.body_text()))?;
-    if body.len() > FAULT_SPEC_LENGTH_MAX {
-        return Err(ApiError::invalid(
-            "invalid_faults",
-            format!("a fault spec is at most {FAULT_SPEC_LENGTH_MAX} bytes"),
-        ));
-    }
-    let spec = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::invalid("invalid_faults", "the fault spec is not UTF-8"))?;
-    let faults =
-        with_seed(Faults::parse(spec).map_err(|m| ApiError::invalid("invalid_faults", m))?);
-    let spec = faults.to_string();
-    sandbox.lock().set_faults(faults);
-    tracing::info!(faults = %spec, "sandbox faults replaced");
-    Ok(spec)
-}
-
-async fn get_adjustments(State(sandbox): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
-    sandbox.authenticate(&headers, Access::Secret)?;
-    let model = sandbox.lock();
-    Ok(json_ok(&model.adjustments()))
-}
-
-/// Replaces the settlement adjustments; answers them with generated ids and dates filled in.
-async fn set_adjustments(
-    State(sandbox): Shared,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    sandbox.authenticate(&headers, Access::Secret)?;
-    let route = "POST /_sandbox/settlement_adjustments";
-    let (adjustments, _) = parse_body::<Vec<Adjustment>>(route, body)?;
-    if adjustments.len() > ADJUSTMENTS_MAX {
-        return Err(ApiError::invalid(
-            "too_many_adjustments",
-            format!("at most {ADJUSTMENTS_MAX} adjustments"),
-        ));
-    }
-    let mut model = sandbox.lock();
-    let adjustments = model.set_adjustments(adjustments, now())?;
-    Ok(json_ok(&adjustments))
-}
-
 async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -655,54 +348,4 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
         "method_not_allowed",
         format!("{method} is not allowed on {}", uri.path()),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fingerprint(body: &str) -> String {
-        let body: Body = Ok(Bytes::from(body.to_owned()));
-        parse_body::<serde_json::Value>("POST /v1/charges", body)
-            .unwrap()
-            .1
-    }
-
-    #[test]
-    fn fingerprint_ignores_key_order_and_whitespace_only() {
-        let reordered = fingerprint(r#"{"amount": 1, "currency": "USD"}"#);
-        assert_eq!(reordered, fingerprint(r#"{"currency":"USD","amount":1}"#));
-        assert_ne!(reordered, fingerprint(r#"{"currency":"USD","amount":2}"#));
-    }
-
-    #[test]
-    fn bad_bodies_are_400_with_a_reason() {
-        let parse = |body: &str| {
-            let body: Body = Ok(Bytes::from(body.to_owned()));
-            parse_body::<ChargeInput>("POST /v1/charges", body).unwrap_err()
-        };
-        assert_eq!(parse("{").code, "invalid_json");
-        let missing = parse(r#"{"reference":"o1"}"#);
-        assert_eq!(missing.code, "invalid_parameters");
-        assert!(
-            missing.message.contains("missing field"),
-            "{}",
-            missing.message
-        );
-        let unknown =
-            parse(r#"{"reference":"o1","card_token":"t","amount":1,"currency":"USD","tip":1}"#);
-        assert!(
-            unknown.message.contains("unknown field"),
-            "{}",
-            unknown.message
-        );
-        assert_eq!(parse(r#"{"amount":-1}"#).status, StatusCode::BAD_REQUEST);
-    }
-
-    #[test]
-    fn keys_compare_in_constant_time_and_exactly() {
-        assert!(constant_time_eq(b"sk_test_tally", b"sk_test_tally"));
-        assert!(!constant_time_eq(b"sk_test_tally", b"sk_test_tallx"));
-        assert!(!constant_time_eq(b"sk_test_tally", b"sk_test_tal"));
-    }
 }
