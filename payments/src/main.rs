@@ -9,7 +9,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tally_payments::config::PayConfig;
 use tally_payments::flows::Pay;
-use tally_payments::sandbox::{Faults, SandboxConfig};
 
 mod bench_cli;
 mod keys_cli;
@@ -66,52 +65,7 @@ enum Command {
     Bench(bench_cli::BenchArgs),
     /// Run the sandbox PSP: a Stripe-like HTTP API with test cards, idempotency keys, signed
     /// webhooks, asynchronous payouts, daily settlement reports and injectable faults.
-    SandboxPsp {
-        /// Address to listen on.
-        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7400")]
-        listen: String,
-        /// Where to POST webhooks (tally-pay's /v1/webhooks/psp).
-        #[arg(
-            long,
-            value_name = "URL",
-            default_value = "http://127.0.0.1:8080/v1/webhooks/psp"
-        )]
-        webhook_url: String,
-        /// Shared webhook signing secret.
-        #[arg(
-            long,
-            default_value = "whsec_tally_dev",
-            env = "TALLY_SANDBOX_WEBHOOK_SECRET"
-        )]
-        webhook_secret: String,
-        /// API key clients must send as a bearer token.
-        #[arg(long, default_value = "sk_test_tally", env = "TALLY_SANDBOX_API_KEY")]
-        api_key: String,
-        /// Faults, e.g. `latency=20ms,error_rate=0.05,timeout_after_success=0.1,hang=10s,
-        /// duplicate_webhooks=0.1,lost_webhooks=0.05,reorder_webhooks=0.1,seed=42`.
-        #[arg(long, value_name = "SPEC", default_value = "")]
-        faults: String,
-        /// Delay before a payout is reported paid, in milliseconds.
-        #[arg(long, value_name = "MS", default_value_t = 2000)]
-        payout_delay_ms: u64,
-        /// Keep the books (tokens, charges, refunds, payouts, idempotency keys) in this file,
-        /// saved after every change and read back at start-up; without it they live in memory.
-        #[arg(long, value_name = "FILE")]
-        state: Option<PathBuf>,
-        /// Serve HTTPS with this certificate (PEM); needs --tls-key. Clients then trust its CA
-        /// (tally-pay: psp.ca / TALLY_PAY__PSP__CA).
-        #[arg(long, value_name = "FILE", requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// The private key (PEM) of --tls-cert.
-        #[arg(long, value_name = "FILE", requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// Extra CA (PEM) trusted for an https:// --webhook-url, besides the public roots.
-        #[arg(long, value_name = "FILE")]
-        webhook_ca: Option<PathBuf>,
-        /// Shut down when standard input closes (`tally-node dev` uses this).
-        #[arg(long, hide = true)]
-        exit_on_stdin_close: bool,
-    },
+    SandboxPsp(tally_psp_sandbox::cli::SandboxArgs),
     /// Reconcile the PSP's settlement report of a day with Tally's records and check the
     /// ledger (the same run as `POST /v1/reconciliations`; running it twice changes nothing).
     ///
@@ -203,45 +157,9 @@ fn main() -> anyhow::Result<()> {
             init_stderr_logs();
             bench_cli::run(&runtime, args)
         }
-        Command::SandboxPsp {
-            listen,
-            webhook_url,
-            webhook_secret,
-            api_key,
-            faults,
-            payout_delay_ms,
-            state,
-            tls_cert,
-            tls_key,
-            webhook_ca,
-            exit_on_stdin_close,
-        } => {
+        Command::SandboxPsp(args) => {
             init_logs("info", "text");
-            let faults = Faults::parse(&faults).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
-            let config = SandboxConfig {
-                listen: listen
-                    .parse()
-                    .with_context(|| format!("--listen {listen:?} is not IP:PORT"))?,
-                api_key,
-                webhook_url: if webhook_url.is_empty() {
-                    None
-                } else {
-                    Some(webhook_url)
-                },
-                webhook_secret: webhook_secret.into_bytes(),
-                faults,
-                payout_delay: Duration::from_millis(payout_delay_ms),
-                state_path: state,
-                tls: tls_cert.zip(tls_key),
-                webhook_ca,
-                ..SandboxConfig::default()
-            };
-            runtime.block_on(async {
-                tokio::select! {
-                    served = tally_payments::sandbox::run(config) => served,
-                    () = shutdown_signal(exit_on_stdin_close) => Ok(()),
-                }
-            })
+            runtime.block_on(tally_psp_sandbox::cli::run(args))
         }
     }
 }

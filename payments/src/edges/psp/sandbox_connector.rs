@@ -1,4 +1,4 @@
-//! The connector for the built-in sandbox PSP (`crate::sandbox`): its JSON API, its error
+//! The connector for the built-in sandbox PSP (`tally-psp-sandbox`): its JSON API, its error
 //! format and its webhook signatures. Pure: builds requests and parses responses, no IO.
 //!
 //! Every POST carries `Idempotency-Key: <our reference>` (a capture: `<reference>:capture`), so

@@ -8,9 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::constants::REFERENCE_LENGTH_MAX;
-use super::error::ApiError;
-use crate::edges::psp::{SettlementKind, SettlementLine};
+use crate::constants::REFERENCE_LENGTH_MAX;
+use crate::error::ApiError;
+use crate::wire::{SettlementKind, SettlementLine};
 
 /// The CSV header, in the order of [`SettlementLine`]'s fields.
 pub const HEADER: [&str; 8] = [

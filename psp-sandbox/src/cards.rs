@@ -19,8 +19,9 @@
 
 use serde::Deserialize;
 
-use super::error::ApiError;
-use crate::edges::psp::CardDetails;
+use crate::bank::luhn_valid;
+use crate::error::ApiError;
+use crate::wire::CardDetails;
 
 /// The body of `POST /v1/tokens`.
 #[derive(Deserialize)]
@@ -181,12 +182,6 @@ fn funding(number: &str) -> &'static str {
         "4000056655665556" | "5200828282828210" => "debit",
         _ => "credit",
     }
-}
-
-/// The Luhn checksum of an all-digit string.
-fn luhn_valid(digits: &str) -> bool {
-    let digits: Vec<u32> = digits.chars().filter_map(|c| c.to_digit(10)).collect();
-    crate::domain::bank::luhn_valid(&digits)
 }
 
 #[cfg(test)]

@@ -8,17 +8,18 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::constants::{
+use crate::constants::{
     WEBHOOK_ATTEMPTS_MAX, WEBHOOK_BACKOFF_INITIAL, WEBHOOK_DELIVERIES_IN_FLIGHT_MAX,
     WEBHOOK_TIMEOUT,
 };
-use crate::edges::psp::webhook::{self, SIGNATURE_HEADER};
-use crate::edges::psp::WebhookEvent;
+use crate::sandbox::{now, spawn};
+use crate::signing::{signature_header, SIGNATURE_HEADER};
+use crate::wire::Event;
 
 /// How one event goes out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
-    pub event: WebhookEvent,
+    pub event: Event,
     /// 0 (lost), 1, or 2 (duplicated: the same event id twice).
     pub copies: u8,
     /// Held back this long before the first attempt (reordering).
@@ -39,13 +40,7 @@ impl WebhookSender {
         secret: &[u8],
         extra_ca: Option<&[u8]>,
     ) -> anyhow::Result<WebhookSender> {
-        let client = crate::edges::psp::http_client(
-            reqwest::Client::builder()
-                .timeout(WEBHOOK_TIMEOUT)
-                .redirect(reqwest::redirect::Policy::none()),
-            extra_ca,
-        )
-        .map_err(anyhow::Error::msg)?;
+        let client = http_client(extra_ca)?;
         Ok(WebhookSender {
             client,
             url,
@@ -86,9 +81,30 @@ impl WebhookSender {
                 event_id: delivery.event.id.clone(),
                 body: body.clone(),
             };
-            super::spawn(attempt.deliver(delivery.delay, permit));
+            spawn(attempt.deliver(delivery.delay, permit));
         }
     }
+}
+
+/// The client webhooks go out with: TLS through rustls, trusting the public roots and
+/// `extra_ca` (a PEM bundle); no redirects (a receiver answers, it does not send us elsewhere).
+fn http_client(extra_ca: Option<&[u8]>) -> anyhow::Result<reqwest::Client> {
+    tally_tls::install_crypto_provider();
+    let mut builder = reqwest::Client::builder()
+        .timeout(WEBHOOK_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .use_rustls_tls()
+        .tls_built_in_root_certs(true);
+    if let Some(pem) = extra_ca {
+        let certificates = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|error| anyhow::anyhow!("the extra CA is not PEM: {error}"))?;
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder
+        .build()
+        .map_err(|error| anyhow::anyhow!("building the HTTP client: {error}"))
 }
 
 struct Attempt {
@@ -106,7 +122,7 @@ impl Attempt {
         tokio::time::sleep(delay).await;
         let mut backoff = WEBHOOK_BACKOFF_INITIAL;
         for attempt in 1..=WEBHOOK_ATTEMPTS_MAX {
-            let signature = webhook::sign(&self.secret, super::now().timestamp(), &self.body);
+            let signature = signature_header(&self.secret, now().timestamp(), &self.body);
             let result = self
                 .client
                 .post(&self.url)

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::constants::{IDEMPOTENCY_KEYS_MAX, IDEMPOTENCY_KEY_RETENTION};
+use crate::constants::{IDEMPOTENCY_KEYS_MAX, IDEMPOTENCY_KEY_RETENTION};
 
 /// Keys are kept this long (seconds) after their request completed.
 pub const KEY_RETENTION: i64 = IDEMPOTENCY_KEY_RETENTION.as_secs() as i64;
