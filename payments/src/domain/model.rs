@@ -34,6 +34,16 @@ pub mod ns {
     /// The audit trail, keyed by entry id, newest first (value: `audit::AuditEntry`).
     /// Shared with the nodes, which record membership changes here (`tallyctl audit` reads it).
     pub const AUDIT: &str = "audit";
+    /// Billing plans, keyed by plan id (value: `billing::Plan`).
+    pub const PLAN: &str = "pay.plan";
+    /// Subscriptions, keyed by subscription id (value: `billing::Subscription`).
+    pub const SUBSCRIPTION: &str = "pay.subscription";
+    /// Invoices, keyed by invoice id (value: `billing::Invoice`).
+    pub const INVOICE: &str = "pay.invoice";
+    /// `<subscription id>/<sequence>` -> invoice id: a subscription's invoices in order.
+    pub const SUBSCRIPTION_INVOICE: &str = "pay.subscription_invoice";
+    /// The manual billing clock (key `billing`, value: unix milliseconds).
+    pub const CLOCK: &str = "pay.clock";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod billing;
 mod charges;
+mod deposits;
 mod parties;
 mod payouts;
 pub mod recon;
@@ -33,7 +34,8 @@ use crate::error::PayError;
 use crate::flows::risk::RiskCheck;
 use crate::metrics::Metrics;
 
-pub use charges::{NewDeposit, NewOrder, NewPayment};
+pub use charges::{NewOrder, NewPayment};
+pub use deposits::NewDeposit;
 pub use parties::{Balance, NewBankAccount, NewCard, NewCustomer, NewSeller};
 pub use payouts::{DailyPayoutRun, NewPayout};
 pub use refunds::NewRefund;
