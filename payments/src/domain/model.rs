@@ -27,6 +27,12 @@ pub mod ns {
     pub const RECON_ITEM: &str = "pay.recon_item";
     /// Reconciliation findings a person must look at, keyed `<day>/<reference>`.
     pub const REVIEW: &str = "pay.review";
+    /// Every order, deposit, refund and payout by the UTC day it was created, keyed
+    /// `<YYYY-MM-DD>/<kind>/<id>` (value: the id), written in the `Txn` that creates the object,
+    /// so reconciling a day reads that day's objects only (`recon::index_key`).
+    pub const RECON_INDEX: &str = "pay.recon_index";
+    /// Set (key `done`) once the objects created before `RECON_INDEX` existed were indexed.
+    pub const RECON_INDEX_BACKFILL: &str = "pay.recon_index_backfill";
     /// A record rewritten by every report to take a cluster timestamp (a consistent cut).
     pub const REPORT_CUT: &str = "pay.report_cut";
     /// API keys, keyed by key id (value: `auth::keys::ApiKeyRecord`, a salted hash, no secret).

@@ -2,8 +2,66 @@
 //! `pay.recon_item`), the day's summary with the ledger checks (`ReconRun`, `pay.recon_run`) and
 //! the report served for a day. The matching and the run are in `flows::recon`.
 
+use chrono::{DateTime, NaiveDate};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::domain::model::ns;
+
+/// The kinds of object the day index (`ns::RECON_INDEX`) lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IndexKind {
+    /// A payment order or a deposit (both `ns::ORDER`).
+    Order,
+    Refund,
+    Payout,
+}
+
+impl IndexKind {
+    pub const ALL: [IndexKind; 3] = [IndexKind::Order, IndexKind::Refund, IndexKind::Payout];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexKind::Order => "order",
+            IndexKind::Refund => "refund",
+            IndexKind::Payout => "payout",
+        }
+    }
+
+    pub fn by_name(name: &str) -> Option<IndexKind> {
+        IndexKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The namespace that holds objects of this kind.
+    pub fn namespace(self) -> &'static str {
+        match self {
+            IndexKind::Order => ns::ORDER,
+            IndexKind::Refund => ns::REFUND,
+            IndexKind::Payout => ns::PAYOUT,
+        }
+    }
+}
+
+/// The UTC day of a Unix-milliseconds time: the day reconciliation looks for an object in the
+/// PSP's report (`created_at`'s day).
+pub fn day_of_ms(ms: i64) -> Option<NaiveDate> {
+    DateTime::from_timestamp_millis(ms).map(|t| t.date_naive())
+}
+
+/// The day index key of an object created at `created_at` (Unix ms): `<YYYY-MM-DD>/<kind>/<id>`.
+/// A time outside chrono's range (never a real `created_at`) files under `invalid/`.
+pub fn index_key(created_at: i64, kind: IndexKind, id: &str) -> String {
+    let day = day_of_ms(created_at).map_or_else(|| "invalid".to_string(), |d| d.to_string());
+    format!("{day}/{}/{id}", kind.name())
+}
+
+/// The kind and id named by an index key.
+pub fn parse_index_key(key: &str) -> Option<(IndexKind, &str)> {
+    let mut parts = key.splitn(3, '/');
+    let _day = parts.next()?;
+    let kind = IndexKind::by_name(parts.next()?)?;
+    Some((kind, parts.next()?))
+}
 
 /// What a finding is.
 #[derive(

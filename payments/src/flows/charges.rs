@@ -22,11 +22,12 @@ use crate::domain::model::{
     PaymentStatus,
 };
 use crate::domain::money::{parse_amount, AmountInput, Currency, ORDERS_PER_PAYMENT_MAX};
+use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, ChargeRequest, PspError};
 use crate::edges::store::{Commit, Txn};
 use crate::error::PayError;
-use crate::flows::audit;
 use crate::flows::risk::RiskContext;
+use crate::flows::{audit, recon};
 
 /// A checkout: one payment event, one order per seller.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -191,8 +192,13 @@ impl Pay {
                 updated_at: now,
             };
             txn = Self::track(
-                txn.expect(ns::ORDER, &order_id, 0)
-                    .put(ns::ORDER, &order_id, &record),
+                recon::indexed(
+                    txn.expect(ns::ORDER, &order_id, 0)
+                        .put(ns::ORDER, &order_id, &record),
+                    IndexKind::Order,
+                    &order_id,
+                    now,
+                ),
                 InflightKind::Order,
                 &order_id,
             )

@@ -15,10 +15,11 @@ use crate::domain::chart::{self, code, transfer_code};
 use crate::domain::ids;
 use crate::domain::model::{ns, ChargeKind, ChargeStatus, InflightKind, Order};
 use crate::domain::money::{parse_amount, AmountInput};
+use crate::domain::recon::IndexKind;
 use crate::edges::store::{Commit, Txn};
 use crate::error::PayError;
-use crate::flows::audit;
 use crate::flows::risk::RiskContext;
+use crate::flows::{audit, recon};
 
 /// A deposit into the customer's own wallet, charged to one of their cards.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -93,9 +94,14 @@ impl Pay {
                 updated_at: now,
             };
             let txn = Self::track(
-                audit::stamp(Txn::new(), "deposit.create", &id)
-                    .expect(ns::ORDER, &id, 0)
-                    .put(ns::ORDER, &id, &record),
+                recon::indexed(
+                    audit::stamp(Txn::new(), "deposit.create", &id)
+                        .expect(ns::ORDER, &id, 0)
+                        .put(ns::ORDER, &id, &record),
+                    IndexKind::Order,
+                    &id,
+                    now,
+                ),
                 InflightKind::Order,
                 &id,
             )

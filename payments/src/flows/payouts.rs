@@ -19,10 +19,11 @@ use crate::domain::model::{
     ns, Failure, InflightKind, Payout, PayoutSchedule, PayoutStatus, PayoutTrigger, Seller,
 };
 use crate::domain::money::{parse_amount, AmountInput, Currency};
+use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, BankDestination, PayoutRequest, PspError};
 use crate::edges::store::{Commit, Txn};
 use crate::error::PayError;
-use crate::flows::audit;
+use crate::flows::{audit, recon};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -131,9 +132,14 @@ impl Pay {
             updated_at: now,
         };
         let txn = Self::track(
-            audit::stamp(Txn::new(), "payout.create", id)
-                .expect(ns::PAYOUT, id, 0)
-                .put(ns::PAYOUT, id, &payout),
+            recon::indexed(
+                audit::stamp(Txn::new(), "payout.create", id)
+                    .expect(ns::PAYOUT, id, 0)
+                    .put(ns::PAYOUT, id, &payout),
+                IndexKind::Payout,
+                id,
+                now,
+            ),
             InflightKind::Payout,
             id,
         )

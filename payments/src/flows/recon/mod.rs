@@ -17,6 +17,7 @@
 //! object settled, and the next run records it as matched.
 
 mod audit;
+mod index;
 mod matching;
 mod render;
 mod run;
@@ -24,6 +25,8 @@ mod run;
 mod tests;
 
 pub use crate::domain::recon::*;
+pub(crate) use index::indexed;
+pub use index::RECON_INDEX_PAGE_MAX;
 
 /// Lines of one settlement report (kept in memory while it is reconciled).
 pub const RECON_LINES_MAX: usize = 1_000_000;

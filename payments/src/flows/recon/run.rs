@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
+use super::index;
 use super::matching::{candidates, revisit, status_name, Action, Candidate, Objects};
 use super::RECON_LINES_MAX;
 use crate::domain::model::{ns, Order, Payout, Refund};
@@ -49,7 +50,9 @@ impl Pay {
             ));
         }
         let stored = self.stored_items(&date).await?;
-        let objects = self.objects().await?;
+        // Only the day's objects and those the lines name (`index.rs`), not every object.
+        self.ensure_recon_index().await?;
+        let objects = index::day_objects(&self.store, day, &lines).await?;
         let mut pending = Vec::new();
         let mut recorded = Vec::new();
         let mut new_items = 0;
@@ -142,7 +145,7 @@ impl Pay {
             .collect())
     }
 
-    /// Every order, deposit, refund and payout.
+    /// Every order, deposit, refund and payout (for the ledger audit).
     pub(super) async fn objects(&self) -> Result<Objects, PayError> {
         fn values<T>(all: Vec<(String, Versioned<T>)>) -> BTreeMap<String, T> {
             all.into_iter().map(|(k, v)| (k, v.value)).collect()
