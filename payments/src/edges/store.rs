@@ -227,6 +227,24 @@ impl Store {
             .collect()
     }
 
+    /// The next page of at most `limit` records whose key starts with `prefix`, after `cursor`
+    /// (an empty cursor: from the start), and advances `cursor` past it; an empty page at the end.
+    /// For work done page by page, so that one step holds at most `limit` records.
+    pub async fn next_page<T: DeserializeOwned>(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        cursor: &mut String,
+        limit: u32,
+    ) -> Result<Vec<(String, Versioned<T>)>, StoreError> {
+        debug_assert!(limit > 0 && limit <= RECORD_SCAN_PAGE_MAX);
+        let page = self.scan::<T>(namespace, prefix, cursor, limit).await?;
+        if let Some((last, _)) = page.last() {
+            cursor.clone_from(last);
+        }
+        Ok(page)
+    }
+
     /// Every record whose key starts with `prefix`, page by page.
     pub async fn scan_all<T: DeserializeOwned>(
         &self,

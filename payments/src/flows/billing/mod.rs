@@ -28,7 +28,7 @@ use super::{check_id, check_text, now_ms, Pay};
 use crate::domain::ids;
 use crate::domain::model::ns;
 use crate::domain::money::{parse_amount, AmountInput};
-use crate::edges::store::{Commit, Txn};
+use crate::edges::store::{Commit, Txn, RECORD_SCAN_PAGE_MAX};
 use crate::error::PayError;
 use crate::flows::audit;
 
@@ -40,6 +40,10 @@ pub const PERIODS_PER_RUN_MAX: u32 = 24;
 
 /// Subscriptions billed concurrently by one run.
 const BILLING_CONCURRENCY_MAX: usize = 8;
+
+/// Subscriptions a billing run reads per page (it bills one page before reading the next).
+pub const BILLING_PAGE_MAX: u32 = 256;
+const _: () = assert!(BILLING_PAGE_MAX <= RECORD_SCAN_PAGE_MAX);
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{BillingRun, BILLING_CONCURRENCY_MAX, PERIODS_PER_RUN_MAX};
+use super::{BillingRun, BILLING_CONCURRENCY_MAX, BILLING_PAGE_MAX, PERIODS_PER_RUN_MAX};
 use crate::domain::billing::*;
 use crate::domain::ids;
 use crate::domain::model::{ns, Failure, PaymentStatus};
@@ -22,22 +22,29 @@ impl Pay {
     /// Bills every subscription that is due at the billing clock's time.
     pub async fn run_billing(self: &Arc<Self>) -> Result<BillingRun, PayError> {
         let now = self.billing_now().await?;
-        let subscriptions = self
-            .store
-            .scan_all::<Subscription>(ns::SUBSCRIPTION, "")
-            .await?;
         let mut run = BillingRun {
             now,
-            subscriptions: subscriptions.len(),
+            subscriptions: 0,
             errors: Vec::new(),
         };
         let mut tasks = tokio::task::JoinSet::new();
-        for (id, _) in subscriptions {
-            let pay = Arc::clone(self);
-            tasks.spawn(async move { (id.clone(), pay.bill_subscription(&id).await) });
-            while tasks.len() >= BILLING_CONCURRENCY_MAX {
-                if let Some(Ok((id, Err(e)))) = tasks.join_next().await {
-                    run.errors.push(format!("{id}: {e}"));
+        let mut cursor = String::new();
+        loop {
+            let page = self
+                .store
+                .next_page::<Subscription>(ns::SUBSCRIPTION, "", &mut cursor, BILLING_PAGE_MAX)
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            run.subscriptions += page.len();
+            for (id, _) in page {
+                let pay = Arc::clone(self);
+                tasks.spawn(async move { (id.clone(), pay.bill_subscription(&id).await) });
+                while tasks.len() >= BILLING_CONCURRENCY_MAX {
+                    if let Some(Ok((id, Err(e)))) = tasks.join_next().await {
+                        run.errors.push(format!("{id}: {e}"));
+                    }
                 }
             }
         }
