@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use tally_client::codes::account_flags;
 use tally_client::{v1, AccountBuilder};
 
+use crate::domain::ids;
 use crate::domain::money::Currency;
 
 /// Account codes (u16 `code` of a ledger account).
@@ -92,6 +93,58 @@ pub fn transfer_id(object_id: &str, leg: &str) -> u128 {
     id.max(1)
 }
 
+/// What a transfer is for, from its code.
+pub fn kind_name(transfer_code: u32) -> String {
+    let name = match u16::try_from(transfer_code) {
+        Ok(transfer_code::PAYIN) => "payin",
+        Ok(transfer_code::FEE) => "fee",
+        Ok(transfer_code::REFUND) => "refund",
+        Ok(transfer_code::REFUND_FEE_RETURN) => "refund_fee_return",
+        Ok(transfer_code::PAYOUT) => "payout",
+        Ok(transfer_code::DEPOSIT) => "deposit",
+        Ok(transfer_code::REFUND_SETTLE) => "refund_settle",
+        Ok(transfer_code::PAYOUT_SETTLE) => "payout_settle",
+        _ => return format!("code_{transfer_code}"),
+    };
+    name.to_string()
+}
+
+/// The platform's accounts by role name.
+pub const SYSTEM_ACCOUNT_NAMES: [(u16, &str); 5] = [
+    (code::PSP_CLEARING, "psp_clearing"),
+    (code::BANK, "bank"),
+    (code::PLATFORM_REVENUE, "platform_revenue"),
+    (code::PAYOUTS_IN_TRANSIT, "payouts_in_transit"),
+    (code::REFUNDS_IN_TRANSIT, "refunds_in_transit"),
+];
+
+const _: () = assert!(SYSTEM_ACCOUNT_NAMES.len() == SYSTEM_CODES.len());
+
+/// The name of one of tally-pay's accounts: a system account's role, or the wallet's owner id.
+pub fn account_name(account_id: u128) -> String {
+    let account_code = u16::try_from(account_id >> 96).unwrap_or(0);
+    let owner = account_id as u64;
+    if let Some((_, name)) = SYSTEM_ACCOUNT_NAMES
+        .iter()
+        .find(|(c, _)| *c == account_code && owner == 0)
+    {
+        return (*name).to_string();
+    }
+    match account_code {
+        code::SELLER_WALLET => format!("{}_{owner:016x}", ids::SELLER),
+        code::CUSTOMER_WALLET => format!("{}_{owner:016x}", ids::CUSTOMER),
+        _ => format!("{account_id:032x}"),
+    }
+}
+
+/// The system account with this role name, for `GET /v1/system_accounts/{name}/transactions`.
+pub fn system_code(name: &str) -> Option<u16> {
+    SYSTEM_ACCOUNT_NAMES
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(c, _)| *c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +173,25 @@ mod tests {
         assert_eq!(transfer_id("ord_1", "hold"), transfer_id("ord_1", "hold"));
         assert_ne!(transfer_id("ord_1", "hold"), transfer_id("ord_1", "post"));
         assert_ne!(transfer_id("ord_1", "hold"), transfer_id("ord_2", "hold"));
+    }
+
+    #[test]
+    fn names_of_accounts_and_kinds() {
+        let usd = Currency::by_code("USD").unwrap();
+        assert_eq!(
+            account_name(system_account(code::PLATFORM_REVENUE, usd)),
+            "platform_revenue"
+        );
+        assert_eq!(
+            account_name(account_id(code::SELLER_WALLET, usd, 255)),
+            "sel_00000000000000ff"
+        );
+        assert_eq!(system_code("psp_clearing"), Some(code::PSP_CLEARING));
+        assert_eq!(system_code("sel_00000000000000ff"), None);
+        assert_eq!(
+            kind_name(u32::from(transfer_code::REFUND_FEE_RETURN)),
+            "refund_fee_return"
+        );
+        assert_eq!(kind_name(999), "code_999");
     }
 }

@@ -15,6 +15,9 @@ pub const ORDER: &str = "ord";
 pub const DEPOSIT: &str = "dep";
 pub const REFUND: &str = "re";
 pub const PAYOUT: &str = "po";
+pub const PLAN: &str = "plan";
+pub const SUBSCRIPTION: &str = "sub";
+pub const INVOICE: &str = "inv";
 
 /// A fresh random id.
 pub fn random(prefix: &str) -> String {

@@ -4,7 +4,9 @@
 //! Nothing here imports `flows` or `edges` (`tests/layers.rs`).
 
 pub mod bank;
+pub mod billing;
 pub mod chart;
 pub mod ids;
 pub mod model;
 pub mod money;
+pub mod recon;

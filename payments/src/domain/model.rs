@@ -27,6 +27,12 @@ pub mod ns {
     pub const RECON_ITEM: &str = "pay.recon_item";
     /// Reconciliation findings a person must look at, keyed `<day>/<reference>`.
     pub const REVIEW: &str = "pay.review";
+    /// Every order, deposit, refund and payout by the UTC day it was created, keyed
+    /// `<YYYY-MM-DD>/<kind>/<id>` (value: the id), written in the `Txn` that creates the object,
+    /// so reconciling a day reads that day's objects only (`recon::index_key`).
+    pub const RECON_INDEX: &str = "pay.recon_index";
+    /// Set (key `done`) once the objects created before `RECON_INDEX` existed were indexed.
+    pub const RECON_INDEX_BACKFILL: &str = "pay.recon_index_backfill";
     /// A record rewritten by every report to take a cluster timestamp (a consistent cut).
     pub const REPORT_CUT: &str = "pay.report_cut";
     /// API keys, keyed by key id (value: `auth::keys::ApiKeyRecord`, a salted hash, no secret).
@@ -34,6 +40,16 @@ pub mod ns {
     /// The audit trail, keyed by entry id, newest first (value: `audit::AuditEntry`).
     /// Shared with the nodes, which record membership changes here (`tallyctl audit` reads it).
     pub const AUDIT: &str = "audit";
+    /// Billing plans, keyed by plan id (value: `billing::Plan`).
+    pub const PLAN: &str = "pay.plan";
+    /// Subscriptions, keyed by subscription id (value: `billing::Subscription`).
+    pub const SUBSCRIPTION: &str = "pay.subscription";
+    /// Invoices, keyed by invoice id (value: `billing::Invoice`).
+    pub const INVOICE: &str = "pay.invoice";
+    /// `<subscription id>/<sequence>` -> invoice id: a subscription's invoices in order.
+    pub const SUBSCRIPTION_INVOICE: &str = "pay.subscription_invoice";
+    /// The manual billing clock (key `billing`, value: unix milliseconds).
+    pub const CLOCK: &str = "pay.clock";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -228,6 +228,15 @@ pub fn pro_rata(total: u64, part: u64, whole: u64) -> u64 {
     share.min(total)
 }
 
+/// Signed minor units as a decimal string of the currency (`-1250` USD -> `-12.50`).
+pub fn format_signed(currency: Currency, minor: i128) -> String {
+    match u64::try_from(minor.unsigned_abs()) {
+        Ok(magnitude) if minor < 0 => format!("-{}", currency.format(magnitude)),
+        Ok(magnitude) => currency.format(magnitude),
+        Err(_) => minor.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

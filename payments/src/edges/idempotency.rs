@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::domain::model::ns;
-use crate::edges::store::{Commit, Store, Txn};
+use crate::edges::store::{Commit, Store, Txn, RECORD_SCAN_PAGE_MAX};
 use crate::error::PayError;
 use crate::flows::now_ms;
 
@@ -203,21 +203,36 @@ pub async fn finish(
     Ok(())
 }
 
-/// Deletes finished keys older than [`KEY_RETENTION_MS`]; returns how many.
+/// Keys the sweep reads (and deletes, when expired) per page.
+pub const SWEEP_PAGE_MAX: u32 = 500;
+const _: () = assert!(SWEEP_PAGE_MAX <= RECORD_SCAN_PAGE_MAX);
+
+/// Deletes finished keys older than [`KEY_RETENTION_MS`], [`SWEEP_PAGE_MAX`] keys at a time;
+/// returns how many.
 pub async fn sweep(store: &Store) -> Result<usize, PayError> {
     let cutoff = now_ms() - KEY_RETENTION_MS;
     let mut swept = 0;
-    for (key, record) in store.scan_all::<KeyRecord>(ns::IDEMPOTENCY, "").await? {
-        if record.value.created_at < cutoff && matches!(record.value.state, KeyState::Done { .. }) {
-            let txn = Txn::new()
-                .expect(ns::IDEMPOTENCY, &key, record.version)
-                .delete(ns::IDEMPOTENCY, &key);
-            if store.commit(txn).await? == Commit::Committed {
-                swept += 1;
+    let mut cursor = String::new();
+    loop {
+        let page = store
+            .next_page::<KeyRecord>(ns::IDEMPOTENCY, "", &mut cursor, SWEEP_PAGE_MAX)
+            .await?;
+        if page.is_empty() {
+            return Ok(swept);
+        }
+        for (key, record) in page {
+            if record.value.created_at < cutoff
+                && matches!(record.value.state, KeyState::Done { .. })
+            {
+                let txn = Txn::new()
+                    .expect(ns::IDEMPOTENCY, &key, record.version)
+                    .delete(ns::IDEMPOTENCY, &key);
+                if store.commit(txn).await? == Commit::Committed {
+                    swept += 1;
+                }
             }
         }
     }
-    Ok(swept)
 }
 
 #[cfg(test)]

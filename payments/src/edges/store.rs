@@ -1,6 +1,8 @@
 //! Payment objects in the ledger cluster: JSON records with versions, and `Txn`s that change
 //! records and move money in one commit.
 
+use std::future::Future;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tally_client::{v1, Client, ClientError};
@@ -111,6 +113,68 @@ impl Txn {
         self.request.transfers.push(transfer);
         self
     }
+
+    /// The records this Txn puts: `(namespace, key, JSON value)` (for in-memory test stores).
+    #[cfg(test)]
+    pub(crate) fn puts(&self) -> impl Iterator<Item = (&str, String, &[u8])> {
+        self.request
+            .record_ops
+            .iter()
+            .filter_map(|op| match &op.kind {
+                Some(v1::record_op::Kind::Put(record)) => {
+                    let key = record.key.as_ref()?;
+                    Some((
+                        key.namespace.as_str(),
+                        String::from_utf8_lossy(&key.key).into_owned(),
+                        record.value.as_slice(),
+                    ))
+                }
+                _ => None,
+            })
+    }
+}
+
+/// Records one page of a scan returns at most (the node's `RECORD_SCAN_PAGE_MAX`); a page bound
+/// of a flow is at most this.
+pub const RECORD_SCAN_PAGE_MAX: u32 = 1000;
+
+/// The store's reads, so that what a flow reads can be counted (reconciliation's tests count
+/// them over an in-memory double). `Store` is the implementation over the cluster.
+pub trait RecordReads {
+    fn get<T: DeserializeOwned + Send>(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Versioned<T>>, StoreError>> + Send;
+
+    /// One page of at most `limit` records whose key starts with `prefix`, after `start_after`.
+    fn scan<T: DeserializeOwned + Send>(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        start_after: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(String, Versioned<T>)>, StoreError>> + Send;
+}
+
+impl RecordReads for Store {
+    fn get<T: DeserializeOwned + Send>(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Versioned<T>>, StoreError>> + Send {
+        Store::get(self, namespace, key)
+    }
+
+    fn scan<T: DeserializeOwned + Send>(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        start_after: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(String, Versioned<T>)>, StoreError>> + Send {
+        Store::scan(self, namespace, prefix, start_after, limit)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +225,24 @@ impl Store {
                 decode(namespace, record).map(|v| (key, v))
             })
             .collect()
+    }
+
+    /// The next page of at most `limit` records whose key starts with `prefix`, after `cursor`
+    /// (an empty cursor: from the start), and advances `cursor` past it; an empty page at the end.
+    /// For work done page by page, so that one step holds at most `limit` records.
+    pub async fn next_page<T: DeserializeOwned>(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        cursor: &mut String,
+        limit: u32,
+    ) -> Result<Vec<(String, Versioned<T>)>, StoreError> {
+        debug_assert!(limit > 0 && limit <= RECORD_SCAN_PAGE_MAX);
+        let page = self.scan::<T>(namespace, prefix, cursor, limit).await?;
+        if let Some((last, _)) = page.last() {
+            cursor.clone_from(last);
+        }
+        Ok(page)
     }
 
     /// Every record whose key starts with `prefix`, page by page.

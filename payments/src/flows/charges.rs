@@ -1,4 +1,5 @@
-//! Pay-in: payment events with one order per seller, and deposits into a customer's wallet.
+//! Pay-in: payment events with one order per seller (deposits, `deposits.rs`, are charged and
+//! settled the same way).
 //!
 //! An order is created `processing` together with a pending transfer
 //! `psp_clearing -> wallet` (one Txn). The PSP is then charged with the order id as its
@@ -21,11 +22,12 @@ use crate::domain::model::{
     PaymentStatus,
 };
 use crate::domain::money::{parse_amount, AmountInput, Currency, ORDERS_PER_PAYMENT_MAX};
+use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, ChargeRequest, PspError};
 use crate::edges::store::{Commit, Txn};
 use crate::error::PayError;
-use crate::flows::audit;
 use crate::flows::risk::RiskContext;
+use crate::flows::{audit, recon};
 
 /// A checkout: one payment event, one order per seller.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -47,18 +49,7 @@ pub struct NewOrder {
     pub amount: AmountInput,
 }
 
-/// A deposit into the customer's own wallet, charged to one of their cards.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewDeposit {
-    pub customer_id: String,
-    pub card_id: String,
-    pub currency: String,
-    #[serde(flatten)]
-    pub amount: AmountInput,
-}
-
-fn hold_id(order_id: &str) -> u128 {
+pub(super) fn hold_id(order_id: &str) -> u128 {
     chart::transfer_id(order_id, "hold")
 }
 
@@ -201,8 +192,13 @@ impl Pay {
                 updated_at: now,
             };
             txn = Self::track(
-                txn.expect(ns::ORDER, &order_id, 0)
-                    .put(ns::ORDER, &order_id, &record),
+                recon::indexed(
+                    txn.expect(ns::ORDER, &order_id, 0)
+                        .put(ns::ORDER, &order_id, &record),
+                    IndexKind::Order,
+                    &order_id,
+                    now,
+                ),
                 InflightKind::Order,
                 &order_id,
             )
@@ -228,89 +224,6 @@ impl Pay {
                 describe_commit(&other)
             ))),
         }
-    }
-
-    /// A deposit: one charge into the customer's own wallet.
-    pub async fn create_deposit(
-        self: &Arc<Self>,
-        request: NewDeposit,
-        idempotency_key: &str,
-    ) -> Result<Order, PayError> {
-        let currency = self.currency(&request.currency)?;
-        let amount = parse_amount(&request.amount, currency)
-            .map_err(|e| PayError::invalid("invalid_amount", e.to_string()))?;
-        let customer = self.customer(&request.customer_id).await?;
-        self.card(&customer.id, &request.card_id).await?;
-        let id = ids::derived(ids::DEPOSIT, idempotency_key);
-        if self.store.get::<Order>(ns::ORDER, &id).await?.is_none() {
-            self.risk
-                .check(&RiskContext {
-                    customer_id: &customer.id,
-                    customer_email: &customer.email,
-                    currency: currency.code,
-                    order_amounts: &[amount],
-                })
-                .map_err(|r| PayError::Risk {
-                    code: r.code,
-                    message: format!("deposit refused by risk checks: {}", r.message),
-                })?;
-            let owner = ids::number(ids::CUSTOMER, &customer.id).expect("checked");
-            let wallet = chart::wallet(code::CUSTOMER_WALLET, currency, owner);
-            let hold = TransferBuilder::new(
-                hold_id(&id),
-                chart::system_account(code::PSP_CLEARING, currency),
-                tally_proto::u128_of(wallet.id),
-                u128::from(amount),
-                currency.ledger,
-                transfer_code::DEPOSIT,
-            )
-            .flags(transfer_flags::PENDING)
-            .build();
-            let now = now_ms();
-            let record = Order {
-                id: id.clone(),
-                kind: ChargeKind::Deposit,
-                payment_id: None,
-                seller_id: None,
-                customer_id: customer.id.clone(),
-                card_id: request.card_id.clone(),
-                amount,
-                currency: currency.code.to_string(),
-                fee: 0,
-                psp_fee: 0,
-                status: ChargeStatus::Processing,
-                failure: None,
-                psp_id: None,
-                refunded: 0,
-                refund_pending: 0,
-                fee_refunded: 0,
-                fee_refund_pending: 0,
-                attempts: 0,
-                next_attempt_at: self.first_check_at(),
-                created_at: now,
-                updated_at: now,
-            };
-            let txn = Self::track(
-                audit::stamp(Txn::new(), "deposit.create", &id)
-                    .expect(ns::ORDER, &id, 0)
-                    .put(ns::ORDER, &id, &record),
-                InflightKind::Order,
-                &id,
-            )
-            .account(wallet)
-            .transfer(hold);
-            match self.store.commit(txn).await? {
-                Commit::Committed | Commit::ConditionFailed { .. } => {}
-                other => {
-                    return Err(PayError::Internal(format!(
-                        "creating deposit {id}: {}",
-                        describe_commit(&other)
-                    )))
-                }
-            }
-        }
-        self.step_order(&id, true).await?;
-        self.order(&id).await
     }
 
     pub async fn order(&self, id: &str) -> Result<Order, PayError> {

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod billing;
 mod charges;
+mod deposits;
 mod parties;
 mod payouts;
 pub mod recon;
@@ -28,12 +29,13 @@ use crate::domain::model::{
 };
 use crate::domain::money::{Currency, FeeRule};
 use crate::edges::psp::Gateway;
-use crate::edges::store::{Commit, Store, Txn};
+use crate::edges::store::{Commit, Store, Txn, Versioned, RECORD_SCAN_PAGE_MAX};
 use crate::error::PayError;
 use crate::flows::risk::RiskCheck;
 use crate::metrics::Metrics;
 
-pub use charges::{NewDeposit, NewOrder, NewPayment};
+pub use charges::{NewOrder, NewPayment};
+pub use deposits::NewDeposit;
 pub use parties::{Balance, NewBankAccount, NewCard, NewCustomer, NewSeller};
 pub use payouts::{DailyPayoutRun, NewPayout};
 pub use refunds::NewRefund;
@@ -260,11 +262,27 @@ impl Pay {
         Ok(entry.value)
     }
 
-    /// One pass of the background worker: drives every due in-flight object one step.
-    /// Returns how many objects it looked at.
+    /// One pass of the background worker: drives every due in-flight object one step, reading
+    /// the in-flight index [`WORKER_PAGE_MAX`] entries at a time. Returns how many objects it
+    /// looked at.
     pub async fn work_once(self: &Arc<Self>) -> Result<usize, PayError> {
-        let entries = self.store.scan_all::<Inflight>(ns::INFLIGHT, "").await?;
-        let count = entries.len();
+        let mut count = 0;
+        let mut cursor = String::new();
+        loop {
+            let page = self
+                .store
+                .next_page::<Inflight>(ns::INFLIGHT, "", &mut cursor, WORKER_PAGE_MAX)
+                .await?;
+            if page.is_empty() {
+                return Ok(count);
+            }
+            count += page.len();
+            self.work_page(page).await;
+        }
+    }
+
+    /// Drives the objects of one page of the in-flight index, [`WORKER_CONCURRENCY_MAX`] at once.
+    async fn work_page(self: &Arc<Self>, entries: Vec<(String, Versioned<Inflight>)>) {
         let mut tasks = tokio::task::JoinSet::new();
         for (_, entry) in entries {
             let pay = Arc::clone(self);
@@ -284,12 +302,16 @@ impl Pay {
             }
         }
         while tasks.join_next().await.is_some() {}
-        Ok(count)
     }
 }
 
 /// PSP calls one worker pass makes concurrently.
 const WORKER_CONCURRENCY_MAX: usize = 32;
+
+/// In-flight entries one worker step reads and drives before reading the next page.
+pub const WORKER_PAGE_MAX: u32 = 256;
+const _: () = assert!(WORKER_PAGE_MAX <= RECORD_SCAN_PAGE_MAX);
+const _: () = assert!(WORKER_CONCURRENCY_MAX <= WORKER_PAGE_MAX as usize);
 
 /// The next attempt, or a dead letter when attempts are exhausted.
 enum Retry {

@@ -19,10 +19,11 @@ use crate::domain::model::{
     ns, Failure, InflightKind, Payout, PayoutSchedule, PayoutStatus, PayoutTrigger, Seller,
 };
 use crate::domain::money::{parse_amount, AmountInput, Currency};
+use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, BankDestination, PayoutRequest, PspError};
-use crate::edges::store::{Commit, Txn};
+use crate::edges::store::{Commit, Txn, RECORD_SCAN_PAGE_MAX};
 use crate::error::PayError;
-use crate::flows::audit;
+use crate::flows::{audit, recon};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +48,10 @@ pub struct DailyPayoutRun {
 fn hold_id(payout_id: &str) -> u128 {
     chart::transfer_id(payout_id, "hold")
 }
+
+/// Sellers the daily payout run reads per page (it pays one page out before reading the next).
+pub const DAILY_PAYOUT_PAGE_MAX: u32 = 256;
+const _: () = assert!(DAILY_PAYOUT_PAGE_MAX <= RECORD_SCAN_PAGE_MAX);
 
 impl Pay {
     pub async fn create_payout(
@@ -131,9 +136,14 @@ impl Pay {
             updated_at: now,
         };
         let txn = Self::track(
-            audit::stamp(Txn::new(), "payout.create", id)
-                .expect(ns::PAYOUT, id, 0)
-                .put(ns::PAYOUT, id, &payout),
+            recon::indexed(
+                audit::stamp(Txn::new(), "payout.create", id)
+                    .expect(ns::PAYOUT, id, 0)
+                    .put(ns::PAYOUT, id, &payout),
+                IndexKind::Payout,
+                id,
+                now,
+            ),
             InflightKind::Payout,
             id,
         )
@@ -366,47 +376,65 @@ impl Pay {
             date: date.to_string(),
             ..DailyPayoutRun::default()
         };
-        let sellers = self.store.scan_all::<Seller>(ns::SELLER, "").await?;
-        for (_, seller) in sellers {
-            let seller = seller.value;
-            if seller.payout_schedule != PayoutSchedule::Daily {
-                continue;
+        let mut cursor = String::new();
+        loop {
+            let sellers = self
+                .store
+                .next_page::<Seller>(ns::SELLER, "", &mut cursor, DAILY_PAYOUT_PAGE_MAX)
+                .await?;
+            if sellers.is_empty() {
+                return Ok(run);
             }
-            if seller.default_bank_account.is_none() {
-                run.skipped.push(format!("{}: no bank account", seller.id));
-                continue;
-            }
-            for balance in self.balances(&seller.id).await? {
-                if balance.available == 0 {
-                    continue;
-                }
-                let currency = self.currency(&balance.currency)?;
-                let id = ids::derived(
-                    ids::PAYOUT,
-                    &format!("daily/{}/{date}/{}", seller.id, currency.code),
-                );
-                match self
-                    .open_payout(
-                        &seller,
-                        currency,
-                        balance.available,
-                        None,
-                        &id,
-                        PayoutTrigger::Automatic,
-                    )
-                    .await
-                {
-                    Ok(true) => {
-                        self.step_payout(&id, true).await?;
-                        run.created.push(self.payout(&id).await?);
-                    }
-                    Ok(false) => {}
-                    Err(error) => run
-                        .skipped
-                        .push(format!("{} {}: {error}", seller.id, currency.code)),
-                }
+            for (_, seller) in sellers {
+                self.daily_payouts_of(seller.value, date, &mut run).await?;
             }
         }
-        Ok(run)
+    }
+
+    /// The automatic payouts of one seller for `date`, recorded in `run`.
+    async fn daily_payouts_of(
+        self: &Arc<Self>,
+        seller: Seller,
+        date: chrono::NaiveDate,
+        run: &mut DailyPayoutRun,
+    ) -> Result<(), PayError> {
+        if seller.payout_schedule != PayoutSchedule::Daily {
+            return Ok(());
+        }
+        if seller.default_bank_account.is_none() {
+            run.skipped.push(format!("{}: no bank account", seller.id));
+            return Ok(());
+        }
+        for balance in self.balances(&seller.id).await? {
+            if balance.available == 0 {
+                continue;
+            }
+            let currency = self.currency(&balance.currency)?;
+            let id = ids::derived(
+                ids::PAYOUT,
+                &format!("daily/{}/{date}/{}", seller.id, currency.code),
+            );
+            match self
+                .open_payout(
+                    &seller,
+                    currency,
+                    balance.available,
+                    None,
+                    &id,
+                    PayoutTrigger::Automatic,
+                )
+                .await
+            {
+                Ok(true) => {
+                    self.step_payout(&id, true).await?;
+                    run.created.push(self.payout(&id).await?);
+                }
+                Ok(false) => {}
+                Err(error) => run
+                    .skipped
+                    .push(format!("{} {}: {error}", seller.id, currency.code)),
+            }
+        }
+        Ok(())
     }
 }

@@ -21,10 +21,11 @@ use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Failure, InflightKind, Order, Refund, RefundStatus,
 };
 use crate::domain::money::{parse_amount, pro_rata, AmountInput, Currency};
+use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, PspError, RefundRequest};
 use crate::edges::store::{Commit, Txn};
 use crate::error::PayError;
-use crate::flows::audit;
+use crate::flows::{audit, recon};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -159,11 +160,16 @@ impl Pay {
             next.fee_refund_pending += fee_back;
             next.updated_at = now;
             let mut txn = Self::track(
-                audit::stamp(Txn::new(), "refund.create", id)
-                    .expect(ns::ORDER, &order.id, current.version)
-                    .expect(ns::REFUND, id, 0)
-                    .put(ns::ORDER, &order.id, &next)
-                    .put(ns::REFUND, id, &refund),
+                recon::indexed(
+                    audit::stamp(Txn::new(), "refund.create", id)
+                        .expect(ns::ORDER, &order.id, current.version)
+                        .expect(ns::REFUND, id, 0)
+                        .put(ns::ORDER, &order.id, &next)
+                        .put(ns::REFUND, id, &refund),
+                    IndexKind::Refund,
+                    id,
+                    now,
+                ),
                 InflightKind::Refund,
                 id,
             );

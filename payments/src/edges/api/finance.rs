@@ -16,13 +16,12 @@ use utoipa::{OpenApi, ToSchema};
 use super::access::Routes;
 use super::handlers::List;
 use super::{idempotent, respond, KeyRule};
+use crate::domain::chart::system_code;
 use crate::domain::money::Currency;
 use crate::edges::auth::{Access, Scope};
 use crate::error::{ErrorBody, PayError};
 use crate::flows::recon::{ReconItem, ReconReport};
-use crate::flows::reports::{
-    system_code, Holder, Period, RevenueReport, Statement, TransactionPage,
-};
+use crate::flows::reports::{Holder, Period, RevenueReport, Statement, TransactionPage};
 use crate::flows::Pay;
 
 type PayState = State<Arc<Pay>>;

@@ -1,0 +1,406 @@
+//! Billing runs: every due subscription's periods invoiced and collected, with dunning.
+
+use std::sync::Arc;
+
+use super::{BillingRun, BILLING_CONCURRENCY_MAX, BILLING_PAGE_MAX, PERIODS_PER_RUN_MAX};
+use crate::domain::billing::*;
+use crate::domain::ids;
+use crate::domain::model::{ns, Failure, PaymentStatus};
+use crate::domain::money::AmountInput;
+use crate::edges::store::{Commit, Txn};
+use crate::error::PayError;
+use crate::flows::{audit, NewOrder, NewPayment, Pay, UPDATE_ATTEMPTS_MAX};
+
+/// Where an invoice stands after looking at its last attempt.
+enum Collection {
+    Paid,
+    Exhausted,
+    Waiting,
+}
+
+impl Pay {
+    /// Bills every subscription that is due at the billing clock's time.
+    pub async fn run_billing(self: &Arc<Self>) -> Result<BillingRun, PayError> {
+        let now = self.billing_now().await?;
+        let mut run = BillingRun {
+            now,
+            subscriptions: 0,
+            errors: Vec::new(),
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut cursor = String::new();
+        loop {
+            let page = self
+                .store
+                .next_page::<Subscription>(ns::SUBSCRIPTION, "", &mut cursor, BILLING_PAGE_MAX)
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            run.subscriptions += page.len();
+            for (id, _) in page {
+                let pay = Arc::clone(self);
+                tasks.spawn(async move { (id.clone(), pay.bill_subscription(&id).await) });
+                while tasks.len() >= BILLING_CONCURRENCY_MAX {
+                    if let Some(Ok((id, Err(e)))) = tasks.join_next().await {
+                        run.errors.push(format!("{id}: {e}"));
+                    }
+                }
+            }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((id, Err(e))) = joined {
+                run.errors.push(format!("{id}: {e}"));
+            }
+        }
+        Ok(run)
+    }
+
+    /// Brings one subscription up to the billing clock: collects its open invoice (charge,
+    /// dunning), ends it when due, and invoices each period that has started.
+    pub async fn bill_subscription(self: &Arc<Self>, id: &str) -> Result<(), PayError> {
+        let now = self.billing_now().await?;
+        for _ in 0..PERIODS_PER_RUN_MAX * 4 {
+            let current = self
+                .load::<Subscription>(ns::SUBSCRIPTION, id, "subscription")
+                .await?;
+            let subscription = current.value;
+            if subscription.status.is_terminal() {
+                return Ok(());
+            }
+            if let Some(invoice_id) = &subscription.open_invoice {
+                match self.collect(&subscription, invoice_id, now).await? {
+                    Collection::Waiting => return Ok(()),
+                    Collection::Paid => {
+                        self.close_invoice(id, invoice_id, None).await?;
+                    }
+                    Collection::Exhausted => {
+                        let end = if self.config.billing.exhausted == "unpaid" {
+                            SubscriptionStatus::Unpaid
+                        } else {
+                            SubscriptionStatus::Canceled
+                        };
+                        self.close_invoice(id, invoice_id, Some((end, now))).await?;
+                        return Ok(());
+                    }
+                }
+                continue;
+            }
+            if now < subscription.current_period_end {
+                return Ok(());
+            }
+            if subscription.cancel_at_period_end {
+                self.end_subscription(id, SubscriptionStatus::Canceled, now)
+                    .await?;
+                return Ok(());
+            }
+            // The next period has started: advance and invoice it, in one Txn.
+            let plan = self.plan(&subscription.plan_id).await?;
+            let start = subscription.current_period_end;
+            let end = plan
+                .interval
+                .after(start)
+                .ok_or_else(|| PayError::Internal(format!("{id}: period end out of range")))?;
+            let mut next = subscription.clone();
+            next.period_index += 1;
+            next.current_period_start = start;
+            next.current_period_end = end;
+            if next.status == SubscriptionStatus::Trialing {
+                next.status = SubscriptionStatus::Active;
+            }
+            let invoice = self.new_invoice(
+                &mut next,
+                InvoiceKind::Period,
+                &plan,
+                plan.amount,
+                (start, end),
+                now,
+            );
+            let txn = Self::issue(Txn::new(), &next, &invoice)
+                .expect(ns::SUBSCRIPTION, id, current.version)
+                .put(ns::SUBSCRIPTION, id, &next);
+            match self.store.commit(txn).await? {
+                Commit::Committed | Commit::ConditionFailed { .. } => continue,
+                other => {
+                    return Err(PayError::Internal(format!(
+                        "invoicing {id}: {}",
+                        crate::flows::describe_commit(&other)
+                    )))
+                }
+            }
+        }
+        Err(PayError::Conflict {
+            code: "contention",
+            message: format!("subscription {id} needed too many billing steps; run billing again"),
+        })
+    }
+
+    /// Drives an open invoice one step: looks at its last attempt, and makes the next one when
+    /// the previous payment definitely failed and the dunning schedule says it is time.
+    async fn collect(
+        self: &Arc<Self>,
+        subscription: &Subscription,
+        invoice_id: &str,
+        now: i64,
+    ) -> Result<Collection, PayError> {
+        for _ in 0..UPDATE_ATTEMPTS_MAX {
+            let current = self
+                .load::<Invoice>(ns::INVOICE, invoice_id, "invoice")
+                .await?;
+            let invoice = current.value;
+            match invoice.status {
+                InvoiceStatus::Paid => return Ok(Collection::Paid),
+                InvoiceStatus::Uncollectible => return Ok(Collection::Exhausted),
+                InvoiceStatus::Void => return Ok(Collection::Paid),
+                InvoiceStatus::Open => {}
+            }
+            if invoice.amount_due == 0 {
+                self.mark_invoice(invoice_id, current.version, |i| {
+                    i.status = InvoiceStatus::Paid;
+                })
+                .await?;
+                continue;
+            }
+            let last = invoice.attempts.last().cloned();
+            let failed_at = match &last {
+                None => None,
+                Some(attempt) if attempt.failure.is_some() => Some(attempt.at),
+                Some(attempt) => match self.payment(&attempt.payment_id).await {
+                    Err(PayError::NotFound { .. }) => {
+                        // Recorded, but the process died before the payment was made: make it
+                        // now, under the same derived id.
+                        let attempt_number = invoice.attempts.len() - 1;
+                        self.charge_invoice(subscription, &invoice, attempt_number)
+                            .await?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                    Ok(payment) => match payment.status {
+                        PaymentStatus::Succeeded => {
+                            self.mark_invoice(invoice_id, current.version, |i| {
+                                i.status = InvoiceStatus::Paid;
+                                i.paid_by = Some(payment.id.clone());
+                                i.next_retry_at = None;
+                            })
+                            .await?;
+                            continue;
+                        }
+                        PaymentStatus::Failed => Some(now.max(attempt.at)),
+                        // Processing, or dead-lettered with an unknown outcome: it may still
+                        // succeed, so no new attempt.
+                        _ => return Ok(Collection::Waiting),
+                    },
+                },
+            };
+            if let Some(failed_at) = failed_at {
+                let failures = invoice.attempts.len();
+                let first_failed = invoice.first_failed_at.unwrap_or(failed_at);
+                let retry_days = &self.config.billing.retry_days;
+                if failures > retry_days.len() {
+                    self.mark_invoice(invoice_id, current.version, |i| {
+                        i.status = InvoiceStatus::Uncollectible;
+                        i.next_retry_at = None;
+                    })
+                    .await?;
+                    return Ok(Collection::Exhausted);
+                }
+                let retry_at = first_failed + i64::from(retry_days[failures - 1]) * DAY_MS;
+                if invoice.next_retry_at != Some(retry_at) || invoice.first_failed_at.is_none() {
+                    self.mark_invoice(invoice_id, current.version, |i| {
+                        i.first_failed_at = Some(first_failed);
+                        i.next_retry_at = Some(retry_at);
+                    })
+                    .await?;
+                    self.set_subscription_status(&subscription.id, SubscriptionStatus::PastDue)
+                        .await?;
+                    continue;
+                }
+                if now < retry_at {
+                    return Ok(Collection::Waiting);
+                }
+            }
+            // Record the attempt first (so a crash cannot lose it), then make its payment.
+            let attempt_number = invoice.attempts.len();
+            let payment_key = format!("{invoice_id}/attempt/{attempt_number}");
+            let attempt = InvoiceAttempt {
+                payment_id: ids::derived(ids::PAYMENT, &payment_key),
+                at: now,
+                failure: None,
+            };
+            let recorded = self
+                .mark_invoice(invoice_id, current.version, |i| {
+                    i.attempts.push(attempt.clone())
+                })
+                .await?;
+            if recorded {
+                let mut invoice = invoice.clone();
+                invoice.attempts.push(attempt);
+                self.charge_invoice(subscription, &invoice, attempt_number)
+                    .await?;
+            }
+        }
+        Err(PayError::Conflict {
+            code: "contention",
+            message: format!("invoice {invoice_id} kept changing"),
+        })
+    }
+
+    /// Creates the payment of attempt `attempt_number` (already recorded in the invoice) through
+    /// the normal pay-in path; a refusal before any charge is recorded as the attempt's failure.
+    async fn charge_invoice(
+        self: &Arc<Self>,
+        subscription: &Subscription,
+        invoice: &Invoice,
+        attempt_number: usize,
+    ) -> Result<(), PayError> {
+        let plan = self.plan(&subscription.plan_id).await?;
+        let key = format!("{}/attempt/{attempt_number}", invoice.id);
+        let request = NewPayment {
+            customer_id: subscription.customer_id.clone(),
+            card_id: subscription.card_id.clone(),
+            currency: invoice.currency.clone(),
+            orders: vec![NewOrder {
+                seller_id: plan.seller_id.clone(),
+                amount: AmountInput {
+                    amount: Some(invoice.amount_due.into()),
+                    amount_decimal: None,
+                },
+            }],
+            description: Some(format!("invoice {}", invoice.id)),
+        };
+        match self.create_payment(request, &key).await {
+            Ok(_) => Ok(()),
+            Err(
+                e @ (PayError::Invalid { .. }
+                | PayError::Unprocessable { .. }
+                | PayError::Risk { .. }
+                | PayError::NotFound { .. }),
+            ) => {
+                let body = e.body().error;
+                let failure = Failure {
+                    code: body.code,
+                    message: body.message,
+                };
+                for _ in 0..UPDATE_ATTEMPTS_MAX {
+                    let current = self
+                        .load::<Invoice>(ns::INVOICE, &invoice.id, "invoice")
+                        .await?;
+                    let recorded = self
+                        .mark_invoice(&invoice.id, current.version, |i| {
+                            if let Some(a) = i.attempts.get_mut(attempt_number) {
+                                a.failure = Some(failure.clone());
+                            }
+                        })
+                        .await?;
+                    if recorded {
+                        return Ok(());
+                    }
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Applies `change` to an invoice if it is still at `version`; false if it moved on.
+    pub(super) async fn mark_invoice(
+        &self,
+        id: &str,
+        version: u64,
+        change: impl FnOnce(&mut Invoice),
+    ) -> Result<bool, PayError> {
+        let Some(current) = self.store.get::<Invoice>(ns::INVOICE, id).await? else {
+            return Err(PayError::not_found(crate::flows::echo_safe("invoice", id)));
+        };
+        if current.version != version {
+            return Ok(false);
+        }
+        let mut next = current.value;
+        change(&mut next);
+        let txn = audit::stamp(Txn::new(), "invoice.update", id)
+            .expect(ns::INVOICE, id, version)
+            .put(ns::INVOICE, id, &next);
+        Ok(self.store.commit(txn).await? == Commit::Committed)
+    }
+
+    /// The open invoice is settled (paid, voided or given up): clear it from the subscription,
+    /// which is active again, or ends with `end`.
+    pub(super) async fn close_invoice(
+        &self,
+        id: &str,
+        invoice_id: &str,
+        end: Option<(SubscriptionStatus, i64)>,
+    ) -> Result<(), PayError> {
+        self.update::<Subscription, _>(ns::SUBSCRIPTION, id, |s| {
+            if s.open_invoice.as_deref() != Some(invoice_id) {
+                return None;
+            }
+            let mut next = s.clone();
+            next.open_invoice = None;
+            match end {
+                Some((status, at)) => {
+                    next.status = status;
+                    next.canceled_at = Some(at);
+                }
+                None if next.status == SubscriptionStatus::PastDue => {
+                    next.status = SubscriptionStatus::Active;
+                }
+                None => {}
+            }
+            Some((next, audit::stamp(Txn::new(), "invoice.close", invoice_id)))
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn set_subscription_status(
+        &self,
+        id: &str,
+        status: SubscriptionStatus,
+    ) -> Result<(), PayError> {
+        self.update::<Subscription, _>(ns::SUBSCRIPTION, id, |s| {
+            if s.status == status || s.status.is_terminal() {
+                return None;
+            }
+            let mut next = s.clone();
+            next.status = status;
+            Some((next, audit::stamp(Txn::new(), "subscription.status", id)))
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn end_subscription(
+        &self,
+        id: &str,
+        status: SubscriptionStatus,
+        at: i64,
+    ) -> Result<Subscription, PayError> {
+        let mut voided = None;
+        let result = self
+            .update::<Subscription, _>(ns::SUBSCRIPTION, id, |s| {
+                if s.status.is_terminal() {
+                    return None;
+                }
+                let mut next = s.clone();
+                next.status = status;
+                next.canceled_at = Some(at);
+                voided = next.open_invoice.take();
+                Some((next, audit::stamp(Txn::new(), "subscription.end", id)))
+            })
+            .await?;
+        if let Some(invoice_id) = voided {
+            let current = self
+                .load::<Invoice>(ns::INVOICE, &invoice_id, "invoice")
+                .await?;
+            if current.value.status == InvoiceStatus::Open {
+                self.mark_invoice(&invoice_id, current.version, |i| {
+                    i.status = InvoiceStatus::Void;
+                    i.next_retry_at = None;
+                })
+                .await?;
+            }
+        }
+        Ok(result)
+    }
+}

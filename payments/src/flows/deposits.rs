@@ -1,0 +1,123 @@
+//! Deposits: a charge to one of the customer's cards into their own wallet. A deposit is an
+//! order of kind `deposit` (`pay.order`), created `processing` with its hold in one Txn, then
+//! charged and settled exactly like a payment order (`charges.rs`).
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tally_client::codes::transfer_flags;
+use tally_client::TransferBuilder;
+use utoipa::ToSchema;
+
+use super::charges::hold_id;
+use super::{describe_commit, now_ms, Pay};
+use crate::domain::chart::{self, code, transfer_code};
+use crate::domain::ids;
+use crate::domain::model::{ns, ChargeKind, ChargeStatus, InflightKind, Order};
+use crate::domain::money::{parse_amount, AmountInput};
+use crate::domain::recon::IndexKind;
+use crate::edges::store::{Commit, Txn};
+use crate::error::PayError;
+use crate::flows::risk::RiskContext;
+use crate::flows::{audit, recon};
+
+/// A deposit into the customer's own wallet, charged to one of their cards.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDeposit {
+    pub customer_id: String,
+    pub card_id: String,
+    pub currency: String,
+    #[serde(flatten)]
+    pub amount: AmountInput,
+}
+
+impl Pay {
+    /// A deposit: one charge into the customer's own wallet.
+    pub async fn create_deposit(
+        self: &Arc<Self>,
+        request: NewDeposit,
+        idempotency_key: &str,
+    ) -> Result<Order, PayError> {
+        let currency = self.currency(&request.currency)?;
+        let amount = parse_amount(&request.amount, currency)
+            .map_err(|e| PayError::invalid("invalid_amount", e.to_string()))?;
+        let customer = self.customer(&request.customer_id).await?;
+        self.card(&customer.id, &request.card_id).await?;
+        let id = ids::derived(ids::DEPOSIT, idempotency_key);
+        if self.store.get::<Order>(ns::ORDER, &id).await?.is_none() {
+            self.risk
+                .check(&RiskContext {
+                    customer_id: &customer.id,
+                    customer_email: &customer.email,
+                    currency: currency.code,
+                    order_amounts: &[amount],
+                })
+                .map_err(|r| PayError::Risk {
+                    code: r.code,
+                    message: format!("deposit refused by risk checks: {}", r.message),
+                })?;
+            let owner = ids::number(ids::CUSTOMER, &customer.id).expect("checked");
+            let wallet = chart::wallet(code::CUSTOMER_WALLET, currency, owner);
+            let hold = TransferBuilder::new(
+                hold_id(&id),
+                chart::system_account(code::PSP_CLEARING, currency),
+                tally_proto::u128_of(wallet.id),
+                u128::from(amount),
+                currency.ledger,
+                transfer_code::DEPOSIT,
+            )
+            .flags(transfer_flags::PENDING)
+            .build();
+            let now = now_ms();
+            let record = Order {
+                id: id.clone(),
+                kind: ChargeKind::Deposit,
+                payment_id: None,
+                seller_id: None,
+                customer_id: customer.id.clone(),
+                card_id: request.card_id.clone(),
+                amount,
+                currency: currency.code.to_string(),
+                fee: 0,
+                psp_fee: 0,
+                status: ChargeStatus::Processing,
+                failure: None,
+                psp_id: None,
+                refunded: 0,
+                refund_pending: 0,
+                fee_refunded: 0,
+                fee_refund_pending: 0,
+                attempts: 0,
+                next_attempt_at: self.first_check_at(),
+                created_at: now,
+                updated_at: now,
+            };
+            let txn = Self::track(
+                recon::indexed(
+                    audit::stamp(Txn::new(), "deposit.create", &id)
+                        .expect(ns::ORDER, &id, 0)
+                        .put(ns::ORDER, &id, &record),
+                    IndexKind::Order,
+                    &id,
+                    now,
+                ),
+                InflightKind::Order,
+                &id,
+            )
+            .account(wallet)
+            .transfer(hold);
+            match self.store.commit(txn).await? {
+                Commit::Committed | Commit::ConditionFailed { .. } => {}
+                other => {
+                    return Err(PayError::Internal(format!(
+                        "creating deposit {id}: {}",
+                        describe_commit(&other)
+                    )))
+                }
+            }
+        }
+        self.step_order(&id, true).await?;
+        self.order(&id).await
+    }
+}
