@@ -5,6 +5,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tally_client::{v1, Client, ClientError};
 
+use crate::domain::postings::Posting;
+
 /// A record's value and the version it was read at (for the next write's condition).
 #[derive(Debug, Clone)]
 pub struct Versioned<T> {
@@ -107,8 +109,11 @@ impl Txn {
         self
     }
 
-    pub fn transfer(mut self, transfer: v1::Transfer) -> Txn {
-        self.request.transfers.push(transfer);
+    /// Adds an object's postings, in order.
+    pub fn postings(mut self, postings: impl IntoIterator<Item = Posting>) -> Txn {
+        self.request
+            .transfers
+            .extend(postings.into_iter().map(|p| p.transfer));
         self
     }
 }
