@@ -62,16 +62,19 @@ impl Leg {
     }
 }
 
-/// One transfer of an object, with the leg it is.
+/// One transfer of an object, with the object's id and the leg it is (a `Txn` labels the
+/// transfer with both, so a failure is read by leg, not by position).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Posting {
+    pub object: String,
     pub leg: Leg,
     pub transfer: v1::Transfer,
 }
 
 impl Posting {
-    fn new(leg: Leg, transfer: TransferBuilder) -> Posting {
+    fn new(object: &str, leg: Leg, transfer: TransferBuilder) -> Posting {
         Posting {
+            object: object.to_string(),
             leg,
             transfer: transfer.build(),
         }
@@ -101,6 +104,7 @@ pub fn charge_opened(
         ChargeKind::Deposit => (code::CUSTOMER_WALLET, transfer_code::DEPOSIT),
     };
     Posting::new(
+        charge_id,
         Leg::Hold,
         TransferBuilder::new(
             Leg::Hold.transfer_id(charge_id),
@@ -122,6 +126,7 @@ pub fn charge_succeeded(
     seller_fee: Option<(u64, u64)>,
 ) -> Vec<Posting> {
     let mut postings = vec![Posting::new(
+        charge_id,
         Leg::Post,
         TransferBuilder::post(
             Leg::Post.transfer_id(charge_id),
@@ -131,6 +136,7 @@ pub fn charge_succeeded(
     )];
     if let Some((seller, fee)) = seller_fee.filter(|(_, fee)| *fee > 0) {
         postings.push(Posting::new(
+            charge_id,
             Leg::Fee,
             TransferBuilder::new(
                 Leg::Fee.transfer_id(charge_id),
@@ -148,6 +154,7 @@ pub fn charge_succeeded(
 /// A hold's object failed for good (declined charge, failed payout): void the hold.
 pub fn hold_voided(object_id: &str) -> Posting {
     Posting::new(
+        object_id,
         Leg::Void,
         TransferBuilder::void(
             Leg::Void.transfer_id(object_id),
@@ -169,6 +176,7 @@ pub fn refund_opened(
     let mut postings = Vec::with_capacity(2);
     if fee_back > 0 {
         postings.push(Posting::new(
+            refund_id,
             Leg::FeeReturn,
             TransferBuilder::new(
                 Leg::FeeReturn.transfer_id(refund_id),
@@ -181,6 +189,7 @@ pub fn refund_opened(
         ));
     }
     postings.push(Posting::new(
+        refund_id,
         Leg::Hold,
         TransferBuilder::new(
             Leg::Hold.transfer_id(refund_id),
@@ -199,6 +208,7 @@ pub fn refund_opened(
 pub fn refund_succeeded(refund_id: &str, currency: Currency, amount: u64) -> Vec<Posting> {
     vec![
         Posting::new(
+            refund_id,
             Leg::Post,
             TransferBuilder::post(
                 Leg::Post.transfer_id(refund_id),
@@ -207,6 +217,7 @@ pub fn refund_succeeded(refund_id: &str, currency: Currency, amount: u64) -> Vec
             ),
         ),
         Posting::new(
+            refund_id,
             Leg::Settle,
             TransferBuilder::new(
                 Leg::Settle.transfer_id(refund_id),
@@ -230,6 +241,7 @@ pub fn refund_failed(
     let mut postings = vec![hold_voided(refund_id)];
     if fee_returned > 0 {
         postings.push(Posting::new(
+            refund_id,
             Leg::FeeReverse,
             TransferBuilder::new(
                 Leg::FeeReverse.transfer_id(refund_id),
@@ -248,6 +260,7 @@ pub fn refund_failed(
 /// zero, so this is where an overdraft is refused).
 pub fn payout_opened(payout_id: &str, currency: Currency, seller: u64, amount: u64) -> Posting {
     Posting::new(
+        payout_id,
         Leg::Hold,
         TransferBuilder::new(
             Leg::Hold.transfer_id(payout_id),
@@ -265,6 +278,7 @@ pub fn payout_opened(payout_id: &str, currency: Currency, seller: u64, amount: u
 pub fn payout_paid(payout_id: &str, currency: Currency, amount: u64) -> Vec<Posting> {
     vec![
         Posting::new(
+            payout_id,
             Leg::Post,
             TransferBuilder::post(
                 Leg::Post.transfer_id(payout_id),
@@ -273,6 +287,7 @@ pub fn payout_paid(payout_id: &str, currency: Currency, amount: u64) -> Vec<Post
             ),
         ),
         Posting::new(
+            payout_id,
             Leg::Settle,
             TransferBuilder::new(
                 Leg::Settle.transfer_id(payout_id),

@@ -326,13 +326,13 @@ pub(crate) fn exceeds_credits(result: u32) -> bool {
 pub(crate) fn describe_commit(commit: &Commit) -> String {
     match commit {
         Commit::Committed => "committed".into(),
-        Commit::ConditionFailed { index } => format!("condition {index} failed"),
-        Commit::TransferFailed { index, result } => format!(
-            "transfer {index}: {}",
+        Commit::ConditionFailed { label } => format!("the condition on {label} failed"),
+        Commit::TransferFailed { label, result } => format!(
+            "{label}: {}",
             tally_client::codes::describe_transfer_result(*result)
         ),
-        Commit::AccountFailed { index, result } => format!(
-            "account {index}: {}",
+        Commit::AccountFailed { label, result } => format!(
+            "{label}: {}",
             tally_client::codes::describe_account_result(*result)
         ),
     }

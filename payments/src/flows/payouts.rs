@@ -16,9 +16,9 @@ use crate::domain::model::{
     ns, Failure, InflightKind, Payout, PayoutSchedule, PayoutStatus, PayoutTrigger, Seller,
 };
 use crate::domain::money::{parse_amount, AmountInput, Currency};
-use crate::domain::postings;
+use crate::domain::postings::{self, Leg};
 use crate::edges::psp::{self, BankDestination, PayoutRequest, PspError};
-use crate::edges::store::{Commit, Txn};
+use crate::edges::store::{Commit, Label, Txn};
 use crate::error::PayError;
 use crate::flows::audit;
 
@@ -138,7 +138,9 @@ impl Pay {
                 Ok(true)
             }
             Commit::ConditionFailed { .. } => Ok(false),
-            Commit::TransferFailed { result, .. } if super::exceeds_credits(result) => {
+            Commit::TransferFailed { label, result }
+                if label == Label::transfer(id, Leg::Hold) && super::exceeds_credits(result) =>
+            {
                 let available = self
                     .balances(&seller.id)
                     .await

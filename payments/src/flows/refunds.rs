@@ -18,9 +18,9 @@ use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Failure, InflightKind, Order, Refund, RefundStatus,
 };
 use crate::domain::money::{parse_amount, pro_rata, AmountInput, Currency};
-use crate::domain::postings;
+use crate::domain::postings::{self, Leg};
 use crate::edges::psp::{self, PspError, RefundRequest};
-use crate::edges::store::{Commit, Txn};
+use crate::edges::store::{Commit, Label, Txn};
 use crate::error::PayError;
 use crate::flows::audit;
 
@@ -170,13 +170,16 @@ impl Pay {
                 amount,
                 fee_back,
             ));
-            let hold_index = u32::from(fee_back > 0);
             match self.store.commit(txn).await? {
                 Commit::Committed => return Ok(()),
-                Commit::ConditionFailed { index: 1 } => return Ok(()), // the refund exists already
+                // The refund exists already (a concurrent attempt with the same key).
+                Commit::ConditionFailed { label } if label == Label::record(ns::REFUND, id) => {
+                    return Ok(())
+                }
                 Commit::ConditionFailed { .. } => continue,
-                Commit::TransferFailed { index, result }
-                    if index == hold_index && super::exceeds_credits(result) =>
+                Commit::TransferFailed { label, result }
+                    if label == Label::transfer(id, Leg::Hold)
+                        && super::exceeds_credits(result) =>
                 {
                     return Err(PayError::unprocessable(
                         "seller_balance_insufficient",
