@@ -68,6 +68,41 @@ impl std::fmt::Display for Label {
     }
 }
 
+/// A ledger transfer result as tally-pay acts on it; the number as the node gives it
+/// (`node/src/ledger/results.rs`, append-only), so the comparison is of a value, not a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferResult {
+    /// `exceeds_credits`: the debit account (a wallet) would be overdrawn.
+    ExceedsCredits,
+    /// Any other result, by number.
+    Other(u32),
+}
+
+impl TransferResult {
+    const EXCEEDS_CREDITS: u32 = 57;
+
+    pub fn from_code(code: u32) -> TransferResult {
+        match code {
+            TransferResult::EXCEEDS_CREDITS => TransferResult::ExceedsCredits,
+            other => TransferResult::Other(other),
+        }
+    }
+
+    pub fn code(self) -> u32 {
+        match self {
+            TransferResult::ExceedsCredits => TransferResult::EXCEEDS_CREDITS,
+            TransferResult::Other(code) => code,
+        }
+    }
+}
+
+/// The result's name (`exceeds_credits`, or `unknown_result_<n>`).
+impl std::fmt::Display for TransferResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&tally_client::codes::describe_transfer_result(self.code()))
+    }
+}
+
 /// How a `Txn` ended. Anything but `Committed` left no trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Commit {
@@ -80,7 +115,7 @@ pub enum Commit {
     /// The transfer `label` failed with ledger result `result` (e.g. exceeds_credits).
     TransferFailed {
         label: Label,
-        result: u32,
+        result: TransferResult,
     },
     AccountFailed {
         label: Label,
@@ -130,7 +165,7 @@ impl Labels {
             },
             Outcome::TransferFailed => Commit::TransferFailed {
                 label: label(&self.transfers, "transfer")?,
-                result: reply.result,
+                result: TransferResult::from_code(reply.result),
             },
             Outcome::AccountFailed => Commit::AccountFailed {
                 label: label(&self.accounts, "account")?,
@@ -358,38 +393,55 @@ mod tests {
                 7,
             ))
             .postings(postings::refund_opened("re_1", usd, 7, 100, 3));
-        let read = |outcome, index| txn.labels.read(&reply(outcome, index, 57)).unwrap();
+        let read =
+            |outcome, index, result| txn.labels.read(&reply(outcome, index, result)).unwrap();
         assert_eq!(
-            read(Outcome::ConditionFailed, 1),
+            read(Outcome::ConditionFailed, 1, 0),
             Commit::ConditionFailed {
                 label: Label::record("pay.refund", "re_1")
             }
         );
         assert_eq!(
-            read(Outcome::TransferFailed, 1),
+            read(Outcome::TransferFailed, 1, 57),
             Commit::TransferFailed {
                 label: Label::transfer("re_1", Leg::Hold),
-                result: 57
+                result: TransferResult::ExceedsCredits
             }
         );
         assert_eq!(
-            read(Outcome::TransferFailed, 0),
+            read(Outcome::TransferFailed, 0, 32),
             Commit::TransferFailed {
                 label: Label::transfer("re_1", Leg::FeeReturn),
-                result: 57
+                result: TransferResult::Other(32)
             }
         );
         assert_eq!(
-            read(Outcome::AccountFailed, 0),
+            read(Outcome::AccountFailed, 0, 57),
             Commit::AccountFailed {
                 label: Label::Account { code: 10, owner: 7 },
                 result: 57
             }
         );
-        assert_eq!(read(Outcome::Committed, 0), Commit::Committed);
+        assert_eq!(read(Outcome::Committed, 0, 0), Commit::Committed);
         assert!(txn
             .labels
             .read(&reply(Outcome::ConditionFailed, 2, 0))
             .is_err());
+    }
+
+    #[test]
+    fn transfer_results_are_the_ledgers_numbers() {
+        let name = tally_client::codes::transfer_result_name(TransferResult::ExceedsCredits.code());
+        assert_eq!(name, Some("exceeds_credits"));
+        assert_eq!(
+            TransferResult::ExceedsCredits.to_string(),
+            "exceeds_credits"
+        );
+        assert_eq!(
+            TransferResult::from_code(57),
+            TransferResult::ExceedsCredits
+        );
+        assert_eq!(TransferResult::from_code(32), TransferResult::Other(32));
+        assert_eq!(TransferResult::Other(32).code(), 32);
     }
 }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{check_id, check_text, now_ms, NewOrder, NewPayment, Pay, UPDATE_ATTEMPTS_MAX};
+use crate::config::{BillingClockMode, ExhaustedPolicy};
 use crate::domain::ids;
 use crate::domain::model::{Failure, PaymentStatus};
 use crate::domain::money::{parse_amount, AmountInput};
@@ -255,7 +256,8 @@ pub struct BillingClock {
     /// RFC 3339.
     pub time: String,
     /// `system` or `manual`.
-    pub mode: String,
+    #[schema(value_type = String)]
+    pub mode: BillingClockMode,
 }
 
 /// `amount * part / whole`, rounded to whole minor units half away from zero. This is the
@@ -287,7 +289,7 @@ enum Collection {
 
 impl Pay {
     fn manual_clock(&self) -> bool {
-        self.config.billing.clock == "manual"
+        self.billing_clock == BillingClockMode::Manual
     }
 
     /// The billing clock, in unix milliseconds.
@@ -307,7 +309,7 @@ impl Pay {
         Ok(BillingClock {
             now,
             time: rfc3339(now),
-            mode: self.config.billing.clock.clone(),
+            mode: self.billing_clock,
         })
     }
 
@@ -580,10 +582,9 @@ impl Pay {
                         self.close_invoice(id, invoice_id, None).await?;
                     }
                     Collection::Exhausted => {
-                        let end = if self.config.billing.exhausted == "unpaid" {
-                            SubscriptionStatus::Unpaid
-                        } else {
-                            SubscriptionStatus::Canceled
+                        let end = match self.billing_exhausted {
+                            ExhaustedPolicy::Unpaid => SubscriptionStatus::Unpaid,
+                            ExhaustedPolicy::Canceled => SubscriptionStatus::Canceled,
                         };
                         self.close_invoice(id, invoice_id, Some((end, now))).await?;
                         return Ok(());

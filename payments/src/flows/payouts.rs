@@ -18,7 +18,7 @@ use crate::domain::model::{
 use crate::domain::money::{parse_amount, AmountInput, Currency};
 use crate::domain::postings::{self, Leg};
 use crate::edges::psp::{self, BankDestination, PayoutRequest, PspError};
-use crate::edges::store::{Commit, Label, Txn};
+use crate::edges::store::{Commit, Label, TransferResult, Txn};
 use crate::error::PayError;
 use crate::flows::audit;
 
@@ -138,9 +138,10 @@ impl Pay {
                 Ok(true)
             }
             Commit::ConditionFailed { .. } => Ok(false),
-            Commit::TransferFailed { label, result }
-                if label == Label::transfer(id, Leg::Hold) && super::exceeds_credits(result) =>
-            {
+            Commit::TransferFailed {
+                label,
+                result: result @ TransferResult::ExceedsCredits,
+            } if label == Label::transfer(id, Leg::Hold) => {
                 let available = self
                     .balances(&seller.id)
                     .await
@@ -156,7 +157,7 @@ impl Pay {
                         currency.code,
                         currency.format(amount),
                         currency.code,
-                        tally_client::codes::describe_transfer_result(result)
+                        result
                     ),
                 ))
             }

@@ -20,7 +20,7 @@ use crate::domain::model::{
 use crate::domain::money::{parse_amount, pro_rata, AmountInput, Currency};
 use crate::domain::postings::{self, Leg};
 use crate::edges::psp::{self, PspError, RefundRequest};
-use crate::edges::store::{Commit, Label, Txn};
+use crate::edges::store::{Commit, Label, TransferResult, Txn};
 use crate::error::PayError;
 use crate::flows::audit;
 
@@ -177,10 +177,10 @@ impl Pay {
                     return Ok(())
                 }
                 Commit::ConditionFailed { .. } => continue,
-                Commit::TransferFailed { label, result }
-                    if label == Label::transfer(id, Leg::Hold)
-                        && super::exceeds_credits(result) =>
-                {
+                Commit::TransferFailed {
+                    label,
+                    result: result @ TransferResult::ExceedsCredits,
+                } if label == Label::transfer(id, Leg::Hold) => {
                     return Err(PayError::unprocessable(
                         "seller_balance_insufficient",
                         format!(
@@ -189,7 +189,7 @@ impl Pay {
                             refund.seller_id,
                             legs.currency.format(amount),
                             legs.currency.code,
-                            tally_client::codes::describe_transfer_result(result)
+                            result
                         ),
                     ))
                 }

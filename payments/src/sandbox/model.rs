@@ -26,7 +26,7 @@ use super::settlement::{self, Adjustment};
 use crate::domain::bank;
 use crate::edges::psp::{
     CardDetails, Charge, ChargeStatus, Payout, PayoutStatus, PspObject, Refund, RefundStatus,
-    SettlementKind, SettlementLine, WebhookEvent,
+    SettlementKind, SettlementLine, SettlementStatus, WebhookEvent,
 };
 
 /// Version of the [`Saved`] layout.
@@ -758,9 +758,9 @@ impl Model {
 
 fn charge_line(charge: &Charge, date: chrono::NaiveDate) -> SettlementLine {
     let status = match charge.status {
-        ChargeStatus::Authorized => "authorized",
-        ChargeStatus::Succeeded => "succeeded",
-        ChargeStatus::Failed { .. } => "failed",
+        ChargeStatus::Authorized => SettlementStatus::Authorized,
+        ChargeStatus::Succeeded => SettlementStatus::Succeeded,
+        ChargeStatus::Failed { .. } => SettlementStatus::Failed,
     };
     SettlementLine {
         date,
@@ -770,16 +770,16 @@ fn charge_line(charge: &Charge, date: chrono::NaiveDate) -> SettlementLine {
         amount: charge.amount,
         currency: charge.currency.clone(),
         fee: charge.fee,
-        status: status.to_owned(),
+        status,
     }
 }
 
 /// The PSP keeps no fee on a refund (and does not return the charge's).
 fn refund_line(refund: &Refund, date: chrono::NaiveDate) -> SettlementLine {
     let status = match refund.status {
-        RefundStatus::Pending => "pending",
-        RefundStatus::Succeeded => "succeeded",
-        RefundStatus::Failed { .. } => "failed",
+        RefundStatus::Pending => SettlementStatus::Pending,
+        RefundStatus::Succeeded => SettlementStatus::Succeeded,
+        RefundStatus::Failed { .. } => SettlementStatus::Failed,
     };
     SettlementLine {
         date,
@@ -789,16 +789,16 @@ fn refund_line(refund: &Refund, date: chrono::NaiveDate) -> SettlementLine {
         amount: refund.amount,
         currency: refund.currency.clone(),
         fee: 0,
-        status: status.to_owned(),
+        status,
     }
 }
 
 /// Payouts are free.
 fn payout_line(payout: &Payout, date: chrono::NaiveDate) -> SettlementLine {
     let status = match payout.status {
-        PayoutStatus::Pending => "pending",
-        PayoutStatus::Paid => "paid",
-        PayoutStatus::Failed { .. } => "failed",
+        PayoutStatus::Pending => SettlementStatus::Pending,
+        PayoutStatus::Paid => SettlementStatus::Paid,
+        PayoutStatus::Failed { .. } => SettlementStatus::Failed,
     };
     SettlementLine {
         date,
@@ -808,7 +808,7 @@ fn payout_line(payout: &Payout, date: chrono::NaiveDate) -> SettlementLine {
         amount: payout.amount,
         currency: payout.currency.clone(),
         fee: 0,
-        status: status.to_owned(),
+        status,
     }
 }
 

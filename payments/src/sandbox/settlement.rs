@@ -142,7 +142,7 @@ pub fn adjust(
                 line.fee = fee;
             }
             if let Some(status) = &adjustment.status {
-                line.status.clone_from(status);
+                line.status = status.clone().into();
             }
         }
         adjusted.push(line);
@@ -157,7 +157,7 @@ pub fn adjust(
                 amount: extra.amount,
                 currency: extra.currency.clone(),
                 fee: extra.fee,
-                status: extra.status.clone(),
+                status: extra.status.clone().into(),
             });
         }
     }
@@ -195,7 +195,7 @@ mod tests {
             amount: 1000,
             currency: "USD".to_owned(),
             fee: 59,
-            status: "succeeded".to_owned(),
+            status: "succeeded".into(),
         }
     }
 
