@@ -214,6 +214,51 @@ pub enum RefundFeePolicy {
     None,
 }
 
+/// Where billing's time comes from (`billing.clock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingClockMode {
+    /// `system`: the wall clock.
+    System,
+    /// `manual`: a clock stored in the cluster, moved with `POST /v1/billing/clock`.
+    Manual,
+}
+
+impl std::str::FromStr for BillingClockMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "system" => Ok(BillingClockMode::System),
+            "manual" => Ok(BillingClockMode::Manual),
+            _ => Err(format!(
+                "billing.clock {text:?} must be `system` or `manual`"
+            )),
+        }
+    }
+}
+
+/// What a subscription becomes when its retries are exhausted (`billing.exhausted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExhaustedPolicy {
+    Canceled,
+    Unpaid,
+}
+
+impl std::str::FromStr for ExhaustedPolicy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "canceled" => Ok(ExhaustedPolicy::Canceled),
+            "unpaid" => Ok(ExhaustedPolicy::Unpaid),
+            _ => Err(format!(
+                "billing.exhausted {text:?} must be `canceled` or `unpaid`"
+            )),
+        }
+    }
+}
+
 impl PayConfig {
     /// Reads the file (if any), then applies `TALLY_PAY__…` variables from `env`.
     pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<PayConfig, String> {
@@ -284,6 +329,22 @@ impl PayConfig {
             percent: Decimal::from_str(&self.fees.percent).unwrap_or(Decimal::ZERO),
             fixed: self.fees.fixed,
         }
+    }
+
+    /// `billing.clock`, parsed (`validate` rejects anything else; the default then).
+    pub fn billing_clock_mode(&self) -> BillingClockMode {
+        self.billing
+            .clock
+            .parse()
+            .unwrap_or(BillingClockMode::System)
+    }
+
+    /// `billing.exhausted`, parsed (`validate` rejects anything else; the default then).
+    pub fn billing_exhausted(&self) -> ExhaustedPolicy {
+        self.billing
+            .exhausted
+            .parse()
+            .unwrap_or(ExhaustedPolicy::Canceled)
     }
 
     pub fn refund_fee_policy(&self) -> RefundFeePolicy {
@@ -444,17 +505,11 @@ impl PayConfig {
                 .push("worker.backoff_max_ms must be at least worker.backoff_initial_ms".into());
         }
         let b = &self.billing;
-        if !matches!(b.clock.as_str(), "system" | "manual") {
-            problems.push(format!(
-                "billing.clock {:?} must be `system` or `manual`",
-                b.clock
-            ));
+        if let Err(problem) = b.clock.parse::<BillingClockMode>() {
+            problems.push(problem);
         }
-        if !matches!(b.exhausted.as_str(), "canceled" | "unpaid") {
-            problems.push(format!(
-                "billing.exhausted {:?} must be `canceled` or `unpaid`",
-                b.exhausted
-            ));
+        if let Err(problem) = b.exhausted.parse::<ExhaustedPolicy>() {
+            problems.push(problem);
         }
         if b.retry_days.windows(2).any(|w| w[0] >= w[1]) || b.retry_days.len() > 10 {
             problems.push("billing.retry_days must be increasing, at most 10 entries".into());
@@ -653,6 +708,23 @@ fn env_value(key: &str, text: &str) -> toml::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn billing_words_parse_into_their_enums() {
+        let mut config = PayConfig::default();
+        assert_eq!(config.billing_clock_mode(), BillingClockMode::System);
+        assert_eq!(config.billing_exhausted(), ExhaustedPolicy::Canceled);
+        config.billing.clock = "manual".into();
+        config.billing.exhausted = "unpaid".into();
+        assert_eq!(config.billing_clock_mode(), BillingClockMode::Manual);
+        assert_eq!(config.billing_exhausted(), ExhaustedPolicy::Unpaid);
+        assert!("Manual".parse::<BillingClockMode>().is_err());
+        assert!("cancelled".parse::<ExhaustedPolicy>().is_err());
+        assert_eq!(
+            serde_json::to_string(&BillingClockMode::Manual).unwrap(),
+            "\"manual\""
+        );
+    }
 
     /// `config/tally-pay.example.toml` names every setting, holds each default, and loads and
     /// validates as it is.

@@ -1,5 +1,6 @@
 //! The domain: what a payment is, independent of how it is stored, served or sent to a PSP.
-//! Identifiers, the stored records and their statuses, money, the chart of accounts.
+//! Identifiers, the stored records and their statuses, money, the chart of accounts, the ledger postings of each
+//! transition.
 //!
 //! Nothing here imports `flows` or `edges` (`tests/layers.rs`).
 
@@ -9,4 +10,5 @@ pub mod chart;
 pub mod ids;
 pub mod model;
 pub mod money;
+pub mod postings;
 pub mod recon;

@@ -373,7 +373,8 @@ pub struct Inflight {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DeadLetter {
     /// `order`, `refund` or `payout`.
-    pub kind: String,
+    #[schema(value_type = String)]
+    pub kind: InflightKind,
     pub id: String,
     pub amount: u64,
     pub currency: String,

@@ -7,6 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tally_client::{v1, Client, ClientError};
 
+use crate::domain::postings::{Leg, Posting};
+
 /// A record's value and the version it was read at (for the next write's condition).
 #[derive(Debug, Clone)]
 pub struct Versioned<T> {
@@ -30,30 +32,158 @@ pub enum StoreError {
     Refused(String),
 }
 
+/// What a condition, account or transfer of a `Txn` is, so that a failed `Txn` is read by
+/// meaning, never by position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Label {
+    /// The condition on record `namespace/key`.
+    Record { namespace: String, key: String },
+    /// The transfer of leg `leg` of object `object`.
+    Transfer { object: String, leg: Leg },
+    /// The creation of a ledger account: its code and owner (`user_data_64`).
+    Account { code: u32, owner: u64 },
+}
+
+impl Label {
+    pub fn record(namespace: &str, key: &str) -> Label {
+        Label::Record {
+            namespace: namespace.to_string(),
+            key: key.to_string(),
+        }
+    }
+
+    pub fn transfer(object: &str, leg: Leg) -> Label {
+        Label::Transfer {
+            object: object.to_string(),
+            leg,
+        }
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Label::Record { namespace, key } => write!(f, "record {namespace}/{key}"),
+            Label::Transfer { object, leg } => write!(f, "transfer {} of {object}", leg.as_str()),
+            Label::Account { code, owner } => write!(f, "account code {code} owner {owner}"),
+        }
+    }
+}
+
+/// A ledger transfer result as tally-pay acts on it; the number as the node gives it
+/// (`node/src/ledger/results.rs`, append-only), so the comparison is of a value, not a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferResult {
+    /// `exceeds_credits`: the debit account (a wallet) would be overdrawn.
+    ExceedsCredits,
+    /// Any other result, by number.
+    Other(u32),
+}
+
+impl TransferResult {
+    const EXCEEDS_CREDITS: u32 = 57;
+
+    pub fn from_code(code: u32) -> TransferResult {
+        match code {
+            TransferResult::EXCEEDS_CREDITS => TransferResult::ExceedsCredits,
+            other => TransferResult::Other(other),
+        }
+    }
+
+    pub fn code(self) -> u32 {
+        match self {
+            TransferResult::ExceedsCredits => TransferResult::EXCEEDS_CREDITS,
+            TransferResult::Other(code) => code,
+        }
+    }
+}
+
+/// The result's name (`exceeds_credits`, or `unknown_result_<n>`).
+impl std::fmt::Display for TransferResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&tally_client::codes::describe_transfer_result(self.code()))
+    }
+}
+
 /// How a `Txn` ended. Anything but `Committed` left no trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Commit {
     Committed,
-    /// Condition number `index` did not hold: someone else changed the record first (or an
+    /// The condition `label` did not hold: someone else changed the record first (or an
     /// earlier attempt of this very Txn committed and the reply was lost).
     ConditionFailed {
-        index: u32,
+        label: Label,
     },
-    /// Transfer number `index` failed with ledger result `result` (e.g. exceeds_credits).
+    /// The transfer `label` failed with ledger result `result` (e.g. exceeds_credits).
     TransferFailed {
-        index: u32,
-        result: u32,
+        label: Label,
+        result: TransferResult,
     },
     AccountFailed {
-        index: u32,
+        label: Label,
         result: u32,
     },
 }
 
-/// A transaction under construction.
+/// A transaction under construction. Every condition, account and transfer carries a label,
+/// and the index the ledger reports for a failure is mapped back to it (`Store::commit`).
 #[derive(Debug, Default, Clone)]
 pub struct Txn {
     request: v1::TxnRequest,
+    labels: Labels,
+}
+
+/// The labels of a `Txn`'s conditions, accounts and transfers, in the request's order.
+#[derive(Debug, Default, Clone)]
+struct Labels {
+    conditions: Vec<Label>,
+    accounts: Vec<Label>,
+    transfers: Vec<Label>,
+}
+
+impl Labels {
+    /// The ledger's reply, with a failing index turned back into the label it points at.
+    fn read(&self, reply: &v1::TxnReply) -> Result<Commit, StoreError> {
+        use v1::txn_reply::Outcome;
+        let label = |labels: &[Label], what: &str| {
+            usize::try_from(reply.index)
+                .ok()
+                .and_then(|i| labels.get(i))
+                .cloned()
+                .ok_or_else(|| {
+                    StoreError::Refused(format!(
+                        "the ledger reported {what} {} of a Txn with {}",
+                        reply.index,
+                        labels.len()
+                    ))
+                })
+        };
+        let outcome = Outcome::try_from(reply.outcome)
+            .map_err(|_| StoreError::Refused(format!("unknown outcome {}", reply.outcome)))?;
+        Ok(match outcome {
+            Outcome::Committed => Commit::Committed,
+            Outcome::ConditionFailed => Commit::ConditionFailed {
+                label: label(&self.conditions, "condition")?,
+            },
+            Outcome::TransferFailed => Commit::TransferFailed {
+                label: label(&self.transfers, "transfer")?,
+                result: TransferResult::from_code(reply.result),
+            },
+            Outcome::AccountFailed => Commit::AccountFailed {
+                label: label(&self.accounts, "account")?,
+                result: reply.result,
+            },
+            Outcome::RecordInvalid => {
+                return Err(StoreError::Refused(format!(
+                    "record op {} invalid: {}",
+                    reply.index, reply.reason
+                )))
+            }
+            Outcome::TooManyOperations => {
+                return Err(StoreError::Refused("too many operations".into()))
+            }
+        })
+    }
 }
 
 fn key_of(namespace: &str, key: &str) -> v1::RecordKey {
@@ -81,6 +211,7 @@ impl Txn {
         self.request
             .conditions
             .push(v1::Condition { kind: Some(kind) });
+        self.labels.conditions.push(Label::record(namespace, key));
         self
     }
 
@@ -105,12 +236,22 @@ impl Txn {
     }
 
     pub fn account(mut self, account: v1::Account) -> Txn {
+        self.labels.accounts.push(Label::Account {
+            code: account.code,
+            owner: account.user_data_64,
+        });
         self.request.accounts.push(account);
         self
     }
 
-    pub fn transfer(mut self, transfer: v1::Transfer) -> Txn {
-        self.request.transfers.push(transfer);
+    /// Adds an object's postings, in order, each labelled with its object and leg.
+    pub fn postings(mut self, postings: impl IntoIterator<Item = Posting>) -> Txn {
+        for posting in postings {
+            self.labels
+                .transfers
+                .push(Label::transfer(&posting.object, posting.leg));
+            self.request.transfers.push(posting.transfer);
+        }
         self
     }
 
@@ -264,31 +405,8 @@ impl Store {
     }
 
     pub async fn commit(&self, txn: Txn) -> Result<Commit, StoreError> {
-        use v1::txn_reply::Outcome;
         let reply = self.client.submit_txn(txn.request).await?;
-        let outcome = Outcome::try_from(reply.outcome)
-            .map_err(|_| StoreError::Refused(format!("unknown outcome {}", reply.outcome)))?;
-        Ok(match outcome {
-            Outcome::Committed => Commit::Committed,
-            Outcome::ConditionFailed => Commit::ConditionFailed { index: reply.index },
-            Outcome::TransferFailed => Commit::TransferFailed {
-                index: reply.index,
-                result: reply.result,
-            },
-            Outcome::AccountFailed => Commit::AccountFailed {
-                index: reply.index,
-                result: reply.result,
-            },
-            Outcome::RecordInvalid => {
-                return Err(StoreError::Refused(format!(
-                    "record op {} invalid: {}",
-                    reply.index, reply.reason
-                )))
-            }
-            Outcome::TooManyOperations => {
-                return Err(StoreError::Refused("too many operations".into()))
-            }
-        })
+        txn.labels.read(&reply)
     }
 
     /// Creates accounts that may already exist (`exists` counts as success).
@@ -326,4 +444,86 @@ fn decode<T: DeserializeOwned>(
         version: record.version,
         timestamp: record.timestamp,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::money::Currency;
+    use crate::domain::postings;
+    use v1::txn_reply::Outcome;
+
+    fn reply(outcome: Outcome, index: u32, result: u32) -> v1::TxnReply {
+        v1::TxnReply {
+            outcome: outcome as i32,
+            index,
+            result,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_failed_txn_is_read_by_label() {
+        let usd = Currency::by_code("USD").unwrap();
+        let txn = Txn::new()
+            .expect("pay.order", "ord_1", 3)
+            .expect("pay.refund", "re_1", 0)
+            .put("pay.refund", "re_1", &1)
+            .account(postings::charge_wallet(
+                crate::domain::model::ChargeKind::Order,
+                usd,
+                7,
+            ))
+            .postings(postings::refund_opened("re_1", usd, 7, 100, 3));
+        let read =
+            |outcome, index, result| txn.labels.read(&reply(outcome, index, result)).unwrap();
+        assert_eq!(
+            read(Outcome::ConditionFailed, 1, 0),
+            Commit::ConditionFailed {
+                label: Label::record("pay.refund", "re_1")
+            }
+        );
+        assert_eq!(
+            read(Outcome::TransferFailed, 1, 57),
+            Commit::TransferFailed {
+                label: Label::transfer("re_1", Leg::Hold),
+                result: TransferResult::ExceedsCredits
+            }
+        );
+        assert_eq!(
+            read(Outcome::TransferFailed, 0, 32),
+            Commit::TransferFailed {
+                label: Label::transfer("re_1", Leg::FeeReturn),
+                result: TransferResult::Other(32)
+            }
+        );
+        assert_eq!(
+            read(Outcome::AccountFailed, 0, 57),
+            Commit::AccountFailed {
+                label: Label::Account { code: 10, owner: 7 },
+                result: 57
+            }
+        );
+        assert_eq!(read(Outcome::Committed, 0, 0), Commit::Committed);
+        assert!(txn
+            .labels
+            .read(&reply(Outcome::ConditionFailed, 2, 0))
+            .is_err());
+    }
+
+    #[test]
+    fn transfer_results_are_the_ledgers_numbers() {
+        let name = tally_client::codes::transfer_result_name(TransferResult::ExceedsCredits.code());
+        assert_eq!(name, Some("exceeds_credits"));
+        assert_eq!(
+            TransferResult::ExceedsCredits.to_string(),
+            "exceeds_credits"
+        );
+        assert_eq!(
+            TransferResult::from_code(57),
+            TransferResult::ExceedsCredits
+        );
+        assert_eq!(TransferResult::from_code(32), TransferResult::Other(32));
+        assert_eq!(TransferResult::Other(32).code(), 32);
+    }
 }

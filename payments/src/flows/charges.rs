@@ -10,18 +10,16 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use tally_client::codes::transfer_flags;
-use tally_client::TransferBuilder;
 use utoipa::ToSchema;
 
 use super::{check_id, check_text, describe_commit, failure, now_ms, Pay};
-use crate::domain::chart::{self, code, transfer_code};
 use crate::domain::ids;
 use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Customer, Failure, InflightKind, Order, Payment, PaymentRecord,
     PaymentStatus,
 };
 use crate::domain::money::{parse_amount, AmountInput, Currency, ORDERS_PER_PAYMENT_MAX};
+use crate::domain::postings;
 use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, ChargeRequest, PspError};
 use crate::edges::store::{Commit, Txn};
@@ -47,10 +45,6 @@ pub struct NewOrder {
     pub seller_id: String,
     #[serde(flatten)]
     pub amount: AmountInput,
-}
-
-pub(super) fn hold_id(order_id: &str) -> u128 {
-    chart::transfer_id(order_id, "hold")
 }
 
 impl Pay {
@@ -157,17 +151,9 @@ impl Pay {
         for (index, (order, amount)) in request.orders.iter().zip(amounts).enumerate() {
             let order_id = ids::derived(ids::ORDER, &format!("{payment_id}/{index}"));
             let owner = ids::number(ids::SELLER, &order.seller_id).expect("checked");
-            let wallet = chart::wallet(code::SELLER_WALLET, currency, owner);
-            let hold = TransferBuilder::new(
-                hold_id(&order_id),
-                chart::system_account(code::PSP_CLEARING, currency),
-                tally_proto::u128_of(wallet.id),
-                u128::from(*amount),
-                currency.ledger,
-                transfer_code::PAYIN,
-            )
-            .flags(transfer_flags::PENDING)
-            .build();
+            let wallet = postings::charge_wallet(ChargeKind::Order, currency, owner);
+            let hold =
+                postings::charge_opened(&order_id, ChargeKind::Order, currency, owner, *amount);
             let record = Order {
                 id: order_id.clone(),
                 kind: ChargeKind::Order,
@@ -203,7 +189,7 @@ impl Pay {
                 &order_id,
             )
             .account(wallet)
-            .transfer(hold);
+            .postings([hold]);
             order_ids.push(order_id);
         }
         let record = PaymentRecord {
@@ -353,33 +339,18 @@ impl Pay {
                         next.psp_id = Some(psp_id.clone());
                         next.psp_fee = *psp_fee;
                         next.failure = None;
-                        txn = txn.transfer(
-                            TransferBuilder::post(chart::transfer_id(id, "post"), hold_id(id), None)
-                                .build(),
-                        );
-                        if let (ChargeKind::Order, Some(seller)) = (order.kind, &order.seller_id) {
-                            if order.fee > 0 {
-                                let owner = ids::number(ids::SELLER, seller)?;
-                                txn = txn.transfer(
-                                    TransferBuilder::new(
-                                        chart::transfer_id(id, "fee"),
-                                        chart::account_id(code::SELLER_WALLET, currency, owner),
-                                        chart::system_account(code::PLATFORM_REVENUE, currency),
-                                        u128::from(order.fee),
-                                        currency.ledger,
-                                        transfer_code::FEE,
-                                    )
-                                    .build(),
-                                );
+                        let seller_fee = match (order.kind, &order.seller_id) {
+                            (ChargeKind::Order, Some(seller)) if order.fee > 0 => {
+                                Some((ids::number(ids::SELLER, seller)?, order.fee))
                             }
-                        }
+                            _ => None,
+                        };
+                        txn = txn.postings(postings::charge_succeeded(id, currency, seller_fee));
                     }
                     Err(reason) => {
                         next.status = ChargeStatus::Failed;
                         next.failure = Some(reason.clone());
-                        txn = txn.transfer(
-                            TransferBuilder::void(chart::transfer_id(id, "void"), hold_id(id)).build(),
-                        );
+                        txn = txn.postings([postings::hold_voided(id)]);
                     }
                 }
                 changed = true;

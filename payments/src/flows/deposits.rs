@@ -5,16 +5,13 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use tally_client::codes::transfer_flags;
-use tally_client::TransferBuilder;
 use utoipa::ToSchema;
 
-use super::charges::hold_id;
 use super::{describe_commit, now_ms, Pay};
-use crate::domain::chart::{self, code, transfer_code};
 use crate::domain::ids;
 use crate::domain::model::{ns, ChargeKind, ChargeStatus, InflightKind, Order};
 use crate::domain::money::{parse_amount, AmountInput};
+use crate::domain::postings;
 use crate::domain::recon::IndexKind;
 use crate::edges::store::{Commit, Txn};
 use crate::error::PayError;
@@ -58,17 +55,8 @@ impl Pay {
                     message: format!("deposit refused by risk checks: {}", r.message),
                 })?;
             let owner = ids::number(ids::CUSTOMER, &customer.id).expect("checked");
-            let wallet = chart::wallet(code::CUSTOMER_WALLET, currency, owner);
-            let hold = TransferBuilder::new(
-                hold_id(&id),
-                chart::system_account(code::PSP_CLEARING, currency),
-                tally_proto::u128_of(wallet.id),
-                u128::from(amount),
-                currency.ledger,
-                transfer_code::DEPOSIT,
-            )
-            .flags(transfer_flags::PENDING)
-            .build();
+            let wallet = postings::charge_wallet(ChargeKind::Deposit, currency, owner);
+            let hold = postings::charge_opened(&id, ChargeKind::Deposit, currency, owner, amount);
             let now = now_ms();
             let record = Order {
                 id: id.clone(),
@@ -106,7 +94,7 @@ impl Pay {
                 &id,
             )
             .account(wallet)
-            .transfer(hold);
+            .postings([hold]);
             match self.store.commit(txn).await? {
                 Commit::Committed | Commit::ConditionFailed { .. } => {}
                 other => {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::config::{PayConfig, RefundFeePolicy};
+use crate::config::{BillingClockMode, ExhaustedPolicy, PayConfig, RefundFeePolicy};
 use crate::crypto::Sealer;
 use crate::domain::model::{
     ns, DeadLetter, Failure, Inflight, InflightKind, Order, Payout, Refund,
@@ -55,6 +55,9 @@ pub struct Pay {
     pub currencies: Vec<Currency>,
     pub fee: FeeRule,
     pub refund_fee_policy: RefundFeePolicy,
+    /// `billing.clock` and `billing.exhausted`, parsed when the configuration was validated.
+    pub billing_clock: BillingClockMode,
+    pub billing_exhausted: ExhaustedPolicy,
     pub sealer: Sealer,
     pub risk: Arc<dyn RiskCheck>,
     pub metrics: Arc<Metrics>,
@@ -105,6 +108,8 @@ impl Pay {
             currencies: config.currencies(),
             fee: config.fee_rule(),
             refund_fee_policy: config.refund_fee_policy(),
+            billing_clock: config.billing_clock_mode(),
+            billing_exhausted: config.billing_exhausted(),
             sealer: Sealer::with_keys(&keyring),
             risk: Arc::new(crate::flows::risk::RuleRisk::new(config.risk.clone())),
             metrics: Arc::new(Metrics::default()),
@@ -249,15 +254,10 @@ impl Pay {
         let entry = self
             .load::<DeadLetter>(ns::DEAD_LETTER, id, "dead letter")
             .await?;
-        match entry.value.kind.as_str() {
-            "order" => self.revive::<Order>(id).await?,
-            "refund" => self.revive::<Refund>(id).await?,
-            "payout" => self.revive::<Payout>(id).await?,
-            other => {
-                return Err(PayError::Internal(format!(
-                    "dead letter {id} has unknown kind {other}"
-                )))
-            }
+        match entry.value.kind {
+            InflightKind::Order => self.revive::<Order>(id).await?,
+            InflightKind::Refund => self.revive::<Refund>(id).await?,
+            InflightKind::Payout => self.revive::<Payout>(id).await?,
         }
         Ok(entry.value)
     }
@@ -340,21 +340,13 @@ pub(crate) fn failure(code: &str, message: impl Into<String>) -> Failure {
     }
 }
 
-/// True for the ledger result "debits would exceed credits" (a wallet would be overdrawn).
-pub(crate) fn exceeds_credits(result: u32) -> bool {
-    tally_client::codes::transfer_result_name(result) == Some("exceeds_credits")
-}
-
 pub(crate) fn describe_commit(commit: &Commit) -> String {
     match commit {
         Commit::Committed => "committed".into(),
-        Commit::ConditionFailed { index } => format!("condition {index} failed"),
-        Commit::TransferFailed { index, result } => format!(
-            "transfer {index}: {}",
-            tally_client::codes::describe_transfer_result(*result)
-        ),
-        Commit::AccountFailed { index, result } => format!(
-            "account {index}: {}",
+        Commit::ConditionFailed { label } => format!("the condition on {label} failed"),
+        Commit::TransferFailed { label, result } => format!("{label}: {result}"),
+        Commit::AccountFailed { label, result } => format!(
+            "{label}: {}",
             tally_client::codes::describe_account_result(*result)
         ),
     }

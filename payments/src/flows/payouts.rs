@@ -8,20 +8,18 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tally_client::codes::transfer_flags;
-use tally_client::TransferBuilder;
 use utoipa::ToSchema;
 
 use super::{check_id, describe_commit, failure, now_ms, Pay};
-use crate::domain::chart::{self, code, transfer_code};
 use crate::domain::ids;
 use crate::domain::model::{
     ns, Failure, InflightKind, Payout, PayoutSchedule, PayoutStatus, PayoutTrigger, Seller,
 };
 use crate::domain::money::{parse_amount, AmountInput, Currency};
+use crate::domain::postings::{self, Leg};
 use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, BankDestination, PayoutRequest, PspError};
-use crate::edges::store::{Commit, Txn, RECORD_SCAN_PAGE_MAX};
+use crate::edges::store::{Commit, Label, TransferResult, Txn, RECORD_SCAN_PAGE_MAX};
 use crate::error::PayError;
 use crate::flows::{audit, recon};
 
@@ -43,10 +41,6 @@ pub struct DailyPayoutRun {
     pub created: Vec<Payout>,
     /// Sellers on the daily schedule that were skipped, with the reason.
     pub skipped: Vec<String>,
-}
-
-fn hold_id(payout_id: &str) -> u128 {
-    chart::transfer_id(payout_id, "hold")
 }
 
 /// Sellers the daily payout run reads per page (it pays one page out before reading the next).
@@ -147,25 +141,17 @@ impl Pay {
             InflightKind::Payout,
             id,
         )
-        .transfer(
-            TransferBuilder::new(
-                hold_id(id),
-                chart::account_id(code::SELLER_WALLET, currency, owner),
-                chart::system_account(code::PAYOUTS_IN_TRANSIT, currency),
-                u128::from(amount),
-                currency.ledger,
-                transfer_code::PAYOUT,
-            )
-            .flags(transfer_flags::PENDING)
-            .build(),
-        );
+        .postings([postings::payout_opened(id, currency, owner, amount)]);
         match self.store.commit(txn).await? {
             Commit::Committed => {
                 self.metrics.inc("tally_pay_payouts_created_total");
                 Ok(true)
             }
             Commit::ConditionFailed { .. } => Ok(false),
-            Commit::TransferFailed { result, .. } if super::exceeds_credits(result) => {
+            Commit::TransferFailed {
+                label,
+                result: result @ TransferResult::ExceedsCredits,
+            } if label == Label::transfer(id, Leg::Hold) => {
                 let available = self
                     .balances(&seller.id)
                     .await
@@ -181,7 +167,7 @@ impl Pay {
                         currency.code,
                         currency.format(amount),
                         currency.code,
-                        tally_client::codes::describe_transfer_result(result)
+                        result
                     ),
                 ))
             }
@@ -328,34 +314,12 @@ impl Pay {
                         next.status = PayoutStatus::Paid;
                         next.psp_id = Some(psp_id.clone());
                         next.failure = None;
-                        txn = txn
-                            .transfer(
-                                TransferBuilder::post(
-                                    chart::transfer_id(id, "post"),
-                                    hold_id(id),
-                                    None,
-                                )
-                                .build(),
-                            )
-                            .transfer(
-                                TransferBuilder::new(
-                                    chart::transfer_id(id, "settle"),
-                                    chart::system_account(code::PAYOUTS_IN_TRANSIT, currency),
-                                    chart::system_account(code::PSP_CLEARING, currency),
-                                    u128::from(payout.amount),
-                                    currency.ledger,
-                                    transfer_code::PAYOUT_SETTLE,
-                                )
-                                .build(),
-                            );
+                        txn = txn.postings(postings::payout_paid(id, currency, payout.amount));
                     }
                     Err(reason) => {
                         next.status = PayoutStatus::Failed;
                         next.failure = Some(reason.clone());
-                        txn = txn.transfer(
-                            TransferBuilder::void(chart::transfer_id(id, "void"), hold_id(id))
-                                .build(),
-                        );
+                        txn = txn.postings([postings::hold_voided(id)]);
                     }
                 }
                 Some((next, txn))

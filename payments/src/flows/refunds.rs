@@ -9,21 +9,19 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use tally_client::codes::transfer_flags;
-use tally_client::TransferBuilder;
 use utoipa::ToSchema;
 
 use super::{check_text, describe_commit, failure, now_ms, Pay, UPDATE_ATTEMPTS_MAX};
 use crate::config::RefundFeePolicy;
-use crate::domain::chart::{self, code, transfer_code};
 use crate::domain::ids;
 use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Failure, InflightKind, Order, Refund, RefundStatus,
 };
 use crate::domain::money::{parse_amount, pro_rata, AmountInput, Currency};
+use crate::domain::postings::{self, Leg};
 use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, PspError, RefundRequest};
-use crate::edges::store::{Commit, Txn};
+use crate::edges::store::{Commit, Label, TransferResult, Txn};
 use crate::error::PayError;
 use crate::flows::{audit, recon};
 
@@ -38,18 +36,16 @@ pub struct NewRefund {
     pub reason: Option<String>,
 }
 
+/// What a refund's postings need from its order: the currency and the seller's number.
 struct RefundLegs {
-    seller_wallet: u128,
+    seller: u64,
     currency: Currency,
 }
 
 fn legs(order: &Order) -> Option<RefundLegs> {
     let currency = Currency::by_code(&order.currency)?;
-    let owner = ids::number(ids::SELLER, order.seller_id.as_deref()?)?;
-    Some(RefundLegs {
-        seller_wallet: chart::account_id(code::SELLER_WALLET, currency, owner),
-        currency,
-    })
+    let seller = ids::number(ids::SELLER, order.seller_id.as_deref()?)?;
+    Some(RefundLegs { seller, currency })
 }
 
 impl Pay {
@@ -159,7 +155,7 @@ impl Pay {
             next.refund_pending += amount;
             next.fee_refund_pending += fee_back;
             next.updated_at = now;
-            let mut txn = Self::track(
+            let txn = Self::track(
                 recon::indexed(
                     audit::stamp(Txn::new(), "refund.create", id)
                         .expect(ns::ORDER, &order.id, current.version)
@@ -172,40 +168,25 @@ impl Pay {
                 ),
                 InflightKind::Refund,
                 id,
-            );
-            if fee_back > 0 {
-                txn = txn.transfer(
-                    TransferBuilder::new(
-                        chart::transfer_id(id, "fee_return"),
-                        chart::system_account(code::PLATFORM_REVENUE, legs.currency),
-                        legs.seller_wallet,
-                        u128::from(fee_back),
-                        legs.currency.ledger,
-                        transfer_code::REFUND_FEE_RETURN,
-                    )
-                    .build(),
-                );
-            }
-            let hold_index = u32::from(fee_back > 0);
-            txn = txn.transfer(
-                TransferBuilder::new(
-                    chart::transfer_id(id, "hold"),
-                    legs.seller_wallet,
-                    chart::system_account(code::REFUNDS_IN_TRANSIT, legs.currency),
-                    u128::from(amount),
-                    legs.currency.ledger,
-                    transfer_code::REFUND,
-                )
-                .flags(transfer_flags::PENDING)
-                .build(),
-            );
+            )
+            .postings(postings::refund_opened(
+                id,
+                legs.currency,
+                legs.seller,
+                amount,
+                fee_back,
+            ));
             match self.store.commit(txn).await? {
                 Commit::Committed => return Ok(()),
-                Commit::ConditionFailed { index: 1 } => return Ok(()), // the refund exists already
+                // The refund exists already (a concurrent attempt with the same key).
+                Commit::ConditionFailed { label } if label == Label::record(ns::REFUND, id) => {
+                    return Ok(())
+                }
                 Commit::ConditionFailed { .. } => continue,
-                Commit::TransferFailed { index, result }
-                    if index == hold_index && super::exceeds_credits(result) =>
-                {
+                Commit::TransferFailed {
+                    label,
+                    result: result @ TransferResult::ExceedsCredits,
+                } if label == Label::transfer(id, Leg::Hold) => {
                     return Err(PayError::unprocessable(
                         "seller_balance_insufficient",
                         format!(
@@ -214,7 +195,7 @@ impl Pay {
                             refund.seller_id,
                             legs.currency.format(amount),
                             legs.currency.code,
-                            tally_client::codes::describe_transfer_result(result)
+                            result
                         ),
                     ))
                 }
@@ -309,7 +290,6 @@ impl Pay {
             order.updated_at = next.updated_at;
             order.refund_pending = order.refund_pending.saturating_sub(refund.amount);
             order.fee_refund_pending = order.fee_refund_pending.saturating_sub(refund.fee_returned);
-            let hold = chart::transfer_id(id, "hold");
             let mut txn = Self::untrack(
                 Txn::new().expect(ns::REFUND, id, current.version).expect(
                     ns::ORDER,
@@ -325,42 +305,18 @@ impl Pay {
                     next.failure = None;
                     order.refunded += refund.amount;
                     order.fee_refunded += refund.fee_returned;
-                    txn = txn
-                        .transfer(
-                            TransferBuilder::post(chart::transfer_id(id, "post"), hold, None)
-                                .build(),
-                        )
-                        .transfer(
-                            TransferBuilder::new(
-                                chart::transfer_id(id, "settle"),
-                                chart::system_account(code::REFUNDS_IN_TRANSIT, legs.currency),
-                                chart::system_account(code::PSP_CLEARING, legs.currency),
-                                u128::from(refund.amount),
-                                legs.currency.ledger,
-                                transfer_code::REFUND_SETTLE,
-                            )
-                            .build(),
-                        );
+                    txn =
+                        txn.postings(postings::refund_succeeded(id, legs.currency, refund.amount));
                 }
                 Err(reason) => {
                     next.status = RefundStatus::Failed;
                     next.failure = Some(reason.clone());
-                    txn = txn.transfer(
-                        TransferBuilder::void(chart::transfer_id(id, "void"), hold).build(),
-                    );
-                    if refund.fee_returned > 0 {
-                        txn = txn.transfer(
-                            TransferBuilder::new(
-                                chart::transfer_id(id, "fee_reverse"),
-                                legs.seller_wallet,
-                                chart::system_account(code::PLATFORM_REVENUE, legs.currency),
-                                u128::from(refund.fee_returned),
-                                legs.currency.ledger,
-                                transfer_code::REFUND_FEE_RETURN,
-                            )
-                            .build(),
-                        );
-                    }
+                    txn = txn.postings(postings::refund_failed(
+                        id,
+                        legs.currency,
+                        legs.seller,
+                        refund.fee_returned,
+                    ));
                 }
             }
             let txn = txn

@@ -16,9 +16,8 @@ use crate::flows::audit;
 /// An object the worker drives through the PSP.
 pub(crate) trait Tracked: Serialize + DeserializeOwned + Clone + Send + Sync {
     const NAMESPACE: &'static str;
+    /// Also the kind of its dead letter.
     const KIND: InflightKind;
-    /// The name used in dead letters.
-    const KIND_NAME: &'static str;
 
     fn id(&self) -> &str;
     fn amount(&self) -> u64;
@@ -57,7 +56,7 @@ impl Pay {
                 Retry::Exhausted { attempts } => {
                     next.to_dead_letter(attempts, failure("retries_exhausted", reason));
                     let entry = DeadLetter {
-                        kind: T::KIND_NAME.into(),
+                        kind: T::KIND,
                         id: next.id().to_string(),
                         amount: next.amount(),
                         currency: next.currency().to_string(),
@@ -122,7 +121,6 @@ macro_rules! common_fields {
 impl Tracked for Order {
     const NAMESPACE: &'static str = ns::ORDER;
     const KIND: InflightKind = InflightKind::Order;
-    const KIND_NAME: &'static str = "order";
     common_fields!();
 
     fn in_flight(&self) -> bool {
@@ -147,7 +145,6 @@ impl Tracked for Order {
 impl Tracked for Refund {
     const NAMESPACE: &'static str = ns::REFUND;
     const KIND: InflightKind = InflightKind::Refund;
-    const KIND_NAME: &'static str = "refund";
     common_fields!();
 
     fn in_flight(&self) -> bool {
@@ -172,7 +169,6 @@ impl Tracked for Refund {
 impl Tracked for Payout {
     const NAMESPACE: &'static str = ns::PAYOUT;
     const KIND: InflightKind = InflightKind::Payout;
-    const KIND_NAME: &'static str = "payout";
     common_fields!();
 
     fn in_flight(&self) -> bool {

@@ -269,8 +269,68 @@ pub struct SettlementLine {
     pub amount: u64,
     pub currency: String,
     pub fee: u64,
-    /// `succeeded`, `failed`, `paid`, `pending`.
-    pub status: String,
+    /// `succeeded`, `failed`, `paid`, `pending`, `authorized`.
+    pub status: SettlementStatus,
+}
+
+/// A settlement line's status, as the PSP words it. A word Tally does not know is kept as given
+/// (`Other`), so it still reaches reconciliation (as a mismatch) and the stored items unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum SettlementStatus {
+    Authorized,
+    Succeeded,
+    Pending,
+    Paid,
+    Failed,
+    Other(String),
+}
+
+impl SettlementStatus {
+    pub fn as_str(&self) -> &str {
+        match self {
+            SettlementStatus::Authorized => "authorized",
+            SettlementStatus::Succeeded => "succeeded",
+            SettlementStatus::Pending => "pending",
+            SettlementStatus::Paid => "paid",
+            SettlementStatus::Failed => "failed",
+            SettlementStatus::Other(word) => word,
+        }
+    }
+}
+
+impl From<String> for SettlementStatus {
+    fn from(word: String) -> SettlementStatus {
+        match word.as_str() {
+            "authorized" => SettlementStatus::Authorized,
+            "succeeded" => SettlementStatus::Succeeded,
+            "pending" => SettlementStatus::Pending,
+            "paid" => SettlementStatus::Paid,
+            "failed" => SettlementStatus::Failed,
+            _ => SettlementStatus::Other(word),
+        }
+    }
+}
+
+impl From<&str> for SettlementStatus {
+    fn from(word: &str) -> SettlementStatus {
+        SettlementStatus::from(word.to_string())
+    }
+}
+
+impl From<SettlementStatus> for String {
+    fn from(status: SettlementStatus) -> String {
+        match status {
+            SettlementStatus::Other(word) => word,
+            known => known.as_str().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for SettlementStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One PSP's wire format. Pure: builds requests, parses responses, verifies webhooks.
@@ -425,5 +485,36 @@ impl Gateway {
     ) -> Result<WebhookEvent, WebhookError> {
         self.connector
             .verify_webhook(headers, body, now_unix, tolerance)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settlement_statuses_keep_their_words() {
+        for word in [
+            "authorized",
+            "succeeded",
+            "pending",
+            "paid",
+            "failed",
+            "refused",
+        ] {
+            let status = SettlementStatus::from(word);
+            assert_eq!(status.as_str(), word);
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("{word:?}"));
+            assert_eq!(
+                serde_json::from_str::<SettlementStatus>(&json).unwrap(),
+                status
+            );
+        }
+        assert_eq!(SettlementStatus::from("paid"), SettlementStatus::Paid);
+        assert_eq!(
+            SettlementStatus::from("refused"),
+            SettlementStatus::Other("refused".into())
+        );
     }
 }

@@ -66,9 +66,20 @@ struct ErrorEnvelope {
 #[serde(default)]
 struct ErrorDetail {
     #[serde(rename = "type")]
-    kind: String,
+    kind: ErrorKind,
     code: String,
     message: String,
+}
+
+/// The error's `type`: only `retryable` changes the mapping; any other (or none) leaves it to
+/// the HTTP status.
+#[derive(Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum ErrorKind {
+    Retryable,
+    #[default]
+    #[serde(other)]
+    Other,
 }
 
 impl Connector for SandboxConnector {
@@ -235,7 +246,7 @@ fn error_from_response(response: &HttpResponse) -> PspError {
     } else {
         format!("HTTP {status}: {}: {}", detail.code, detail.message)
     };
-    if detail.kind == "retryable" || status == 409 || status == 429 {
+    if detail.kind == ErrorKind::Retryable || status == 409 || status == 429 {
         return PspError::Retryable { reason: described };
     }
     match status {
@@ -266,7 +277,9 @@ fn encode_path_segment(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::edges::psp::{BankDestination, PayoutStatus, RefundStatus, SettlementKind};
+    use crate::edges::psp::{
+        BankDestination, PayoutStatus, RefundStatus, SettlementKind, SettlementStatus,
+    };
 
     fn connector() -> SandboxConnector {
         SandboxConnector::new(b"whsec_test".to_vec())
@@ -499,7 +512,7 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[0].kind, SettlementKind::Charge);
         assert_eq!(lines[0].fee, 66);
-        assert_eq!(lines[2].status, "paid");
+        assert_eq!(lines[2].status, SettlementStatus::Paid);
         let broken = "date,kind\n2025-03-07,charge\n";
         assert!(matches!(
             connector().settlement_response(&response(200, broken)),

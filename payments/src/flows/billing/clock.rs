@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::config::BillingClockMode;
 use crate::domain::model::ns;
 use crate::edges::store::{Commit, Txn};
 use crate::error::PayError;
@@ -19,7 +20,8 @@ pub struct BillingClock {
     /// RFC 3339.
     pub time: String,
     /// `system` or `manual`.
-    pub mode: String,
+    #[schema(value_type = String)]
+    pub mode: BillingClockMode,
 }
 
 pub(super) fn rfc3339(ms: i64) -> String {
@@ -30,7 +32,7 @@ pub(super) fn rfc3339(ms: i64) -> String {
 
 impl Pay {
     fn manual_clock(&self) -> bool {
-        self.config.billing.clock == "manual"
+        self.billing_clock == BillingClockMode::Manual
     }
 
     /// The billing clock, in unix milliseconds.
@@ -50,7 +52,7 @@ impl Pay {
         Ok(BillingClock {
             now,
             time: rfc3339(now),
-            mode: self.config.billing.clock.clone(),
+            mode: self.billing_clock,
         })
     }
 

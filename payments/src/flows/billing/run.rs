@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::{BillingRun, BILLING_CONCURRENCY_MAX, BILLING_PAGE_MAX, PERIODS_PER_RUN_MAX};
+use crate::config::ExhaustedPolicy;
 use crate::domain::billing::*;
 use crate::domain::ids;
 use crate::domain::model::{ns, Failure, PaymentStatus};
@@ -75,10 +76,9 @@ impl Pay {
                         self.close_invoice(id, invoice_id, None).await?;
                     }
                     Collection::Exhausted => {
-                        let end = if self.config.billing.exhausted == "unpaid" {
-                            SubscriptionStatus::Unpaid
-                        } else {
-                            SubscriptionStatus::Canceled
+                        let end = match self.billing_exhausted {
+                            ExhaustedPolicy::Unpaid => SubscriptionStatus::Unpaid,
+                            ExhaustedPolicy::Canceled => SubscriptionStatus::Canceled,
                         };
                         self.close_invoice(id, invoice_id, Some((end, now))).await?;
                         return Ok(());

@@ -12,7 +12,7 @@ use crate::domain::model::{
 };
 use crate::domain::money::Currency;
 use crate::domain::recon::{PspLine, ReconClass, ReconItem, TallyView};
-use crate::edges::psp::{SettlementKind, SettlementLine};
+use crate::edges::psp::{SettlementKind, SettlementLine, SettlementStatus};
 
 pub(super) fn kind_name(kind: SettlementKind) -> &'static str {
     match kind {
@@ -32,7 +32,7 @@ impl From<&SettlementLine> for PspLine {
             amount: line.amount,
             currency: line.currency.clone(),
             fee: line.fee,
-            status: line.status.clone(),
+            status: line.status.to_string(),
         }
     }
 }
@@ -179,32 +179,35 @@ pub(super) fn verdict(line: &SettlementLine, state: State) -> Verdict {
     use ChargeStatus as C;
     use PayoutStatus as P;
     use RefundStatus as R;
+    use SettlementStatus as S;
     let psp_id = line.psp_id.clone();
     let known = !psp_id.is_empty();
-    match (line.status.as_str(), state) {
-        ("succeeded", State::Charge(C::Succeeded))
-        | ("failed", State::Charge(C::Failed))
-        | ("succeeded", State::Refund(R::Succeeded))
-        | ("failed", State::Refund(R::Failed))
-        | ("paid", State::Payout(P::Paid))
-        | ("failed", State::Payout(P::Failed)) => Verdict::Same,
-        ("authorized", State::Charge(C::Processing | C::DeadLetter))
-        | ("pending", State::Refund(R::Pending))
-        | ("pending", State::Payout(P::Pending | P::InTransit)) => Verdict::InFlight,
-        ("succeeded", State::Charge(C::Processing | C::DeadLetter)) if known => {
+    match (&line.status, state) {
+        (S::Succeeded, State::Charge(C::Succeeded))
+        | (S::Failed, State::Charge(C::Failed))
+        | (S::Succeeded, State::Refund(R::Succeeded))
+        | (S::Failed, State::Refund(R::Failed))
+        | (S::Paid, State::Payout(P::Paid))
+        | (S::Failed, State::Payout(P::Failed)) => Verdict::Same,
+        (S::Authorized, State::Charge(C::Processing | C::DeadLetter))
+        | (S::Pending, State::Refund(R::Pending))
+        | (S::Pending, State::Payout(P::Pending | P::InTransit)) => Verdict::InFlight,
+        (S::Succeeded, State::Charge(C::Processing | C::DeadLetter)) if known => {
             Verdict::Safe(Action::OrderSucceeded {
                 psp_id,
                 fee: line.fee,
             })
         }
-        ("failed", State::Charge(C::Processing)) => Verdict::Safe(Action::OrderFailed),
-        ("succeeded", State::Refund(R::Pending)) if known => {
+        (S::Failed, State::Charge(C::Processing)) => Verdict::Safe(Action::OrderFailed),
+        (S::Succeeded, State::Refund(R::Pending)) if known => {
             Verdict::Safe(Action::RefundSucceeded { psp_id })
         }
-        ("paid", State::Payout(P::Pending | P::InTransit)) if known => {
+        (S::Paid, State::Payout(P::Pending | P::InTransit)) if known => {
             Verdict::Safe(Action::PayoutPaid { psp_id })
         }
-        ("failed", State::Payout(P::Pending | P::InTransit)) => Verdict::Safe(Action::PayoutFailed),
+        (S::Failed, State::Payout(P::Pending | P::InTransit)) => {
+            Verdict::Safe(Action::PayoutFailed)
+        }
         _ => Verdict::Differs,
     }
 }
