@@ -1,6 +1,6 @@
-//! Who may call which route. [`Routes`] registers every route with its [`Access`] (declared once,
-//! next to the route) and keeps the table that the OpenAPI document, the docs' scope table and
-//! the tests read. Two layers enforce it:
+//! Who may call which route. [`Routes`] registers every route with its [`Access`] and, for a
+//! POST, its `Idempotency-Key` form (declared once, together with the route) and keeps the table
+//! that the OpenAPI document, the docs' scope table and the tests read. Two layers enforce it:
 //!
 //! - [`authenticate`] (every request): refuses addresses with too many failed authentications
 //!   (429), verifies `Authorization: Bearer KEY` (401), applies the key's rate limit (429), keeps
@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 
+use super::keyed::{Idempotency, KeyArgument, Keyed, KeyedFn};
 use crate::edges::auth::{Access, Principal, TokenBuckets, Verifier, VerifyError};
 use crate::error::PayError;
 use crate::flows::audit::{self, Actor};
@@ -30,6 +31,8 @@ pub struct RouteAccess {
     pub method: &'static str,
     pub path: &'static str,
     pub access: Access,
+    /// The `Idempotency-Key` form of a keyed POST; `None` for every other route.
+    pub idempotency: Option<Idempotency>,
 }
 
 /// A router under construction that remembers each route's access.
@@ -57,15 +60,33 @@ impl Routes {
         H: Handler<T, Arc<Pay>>,
         T: 'static,
     {
-        self.add("GET", path, access, get(handler))
+        self.add("GET", path, access, None, get(handler))
     }
 
+    /// A POST outside the idempotency protocol (its handler reads the body itself, if at all).
     pub fn post<H, T>(self, path: &'static str, access: Access, handler: H) -> Routes
     where
         H: Handler<T, Arc<Pay>>,
         T: 'static,
     {
-        self.add("POST", path, access, post(handler))
+        self.add("POST", path, access, None, post(handler))
+    }
+
+    /// A POST under the idempotency protocol, in the form `handler` was made with
+    /// ([`Keyed::required`] or [`Keyed::optional`]).
+    pub fn post_keyed<F, Args, K>(
+        self,
+        path: &'static str,
+        access: Access,
+        handler: Keyed<F, Args, K>,
+    ) -> Routes
+    where
+        F: KeyedFn<Args, K>,
+        K: KeyArgument,
+        Args: 'static,
+    {
+        let form = handler.form();
+        self.add("POST", path, access, Some(form), post(handler.at(path)))
     }
 
     fn add(
@@ -73,6 +94,7 @@ impl Routes {
         method: &'static str,
         path: &'static str,
         access: Access,
+        idempotency: Option<Idempotency>,
         route: MethodRouter<Arc<Pay>>,
     ) -> Routes {
         assert!(
@@ -94,6 +116,7 @@ impl Routes {
             method,
             path,
             access,
+            idempotency,
         });
         self
     }

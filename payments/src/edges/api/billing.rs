@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
 use super::access::Routes;
 use super::handlers::List;
-use super::{idempotent, parse_body, respond, KeyRule};
+use super::{parse_body, respond, Key, Keyed, Reply};
 use crate::edges::auth::{Access, Scope};
 use crate::error::ErrorBody;
 use crate::flows::billing::{
@@ -27,13 +27,29 @@ pub fn routes() -> Routes {
     let write = Access::Scope(Scope::BillingWrite);
     let admin = Access::Scope(Scope::BillingAdmin);
     Routes::new()
-        .post("/v1/plans", write, create_plan)
+        .post_keyed("/v1/plans", write, Keyed::optional(create_plan))
         .get("/v1/plans/{id}", read, get_plan)
-        .post("/v1/subscriptions", write, create_subscription)
+        .post_keyed(
+            "/v1/subscriptions",
+            write,
+            Keyed::required(create_subscription),
+        )
         .get("/v1/subscriptions/{id}", read, get_subscription)
-        .post("/v1/subscriptions/{id}", write, update_subscription)
-        .post("/v1/subscriptions/{id}/change_plan", write, change_plan)
-        .post("/v1/subscriptions/{id}/cancel", write, cancel_subscription)
+        .post_keyed(
+            "/v1/subscriptions/{id}",
+            write,
+            Keyed::optional(update_subscription),
+        )
+        .post_keyed(
+            "/v1/subscriptions/{id}/change_plan",
+            write,
+            Keyed::required(change_plan),
+        )
+        .post_keyed(
+            "/v1/subscriptions/{id}/cancel",
+            write,
+            Keyed::optional(cancel_subscription),
+        )
         .get("/v1/subscriptions/{id}/invoices", read, list_invoices)
         .get("/v1/invoices/{id}", read, get_invoice)
         .post("/v1/billing/run", admin, run_billing)
@@ -68,22 +84,11 @@ pub struct SetClock {
 #[utoipa::path(post, path = "/v1/plans", request_body = NewPlan,
     params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = Plan), (status = 400, body = ErrorBody)))]
-pub async fn create_plan(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    idempotent(
-        &pay,
-        &headers,
-        "/v1/plans",
-        &body,
-        KeyRule::Optional,
-        true,
-        |p, request: NewPlan, key| async move {
-            Ok((
-                StatusCode::CREATED,
-                p.create_plan(request, key.as_deref()).await?,
-            ))
-        },
-    )
-    .await
+pub async fn create_plan(pay: Arc<Pay>, request: NewPlan, key: Option<Key>) -> Reply<Plan> {
+    Ok((
+        StatusCode::CREATED,
+        pay.create_plan(request, key.as_deref()).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/plans/{id}", params(("id" = String, Path)),
@@ -96,26 +101,14 @@ pub async fn get_plan(State(pay): PayState, Path(id): Path<String>) -> Response 
     params(("Idempotency-Key" = String, Header, description = "Required: the first invoice is charged at once")),
     responses((status = 201, body = Subscription), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_subscription(
-    State(pay): PayState,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    idempotent(
-        &pay,
-        &headers,
-        "/v1/subscriptions",
-        &body,
-        KeyRule::Required,
-        true,
-        |p, request: NewSubscription, key| async move {
-            let key = key.expect("required");
-            Ok((
-                StatusCode::CREATED,
-                p.create_subscription(request, &key).await?,
-            ))
-        },
-    )
-    .await
+    pay: Arc<Pay>,
+    request: NewSubscription,
+    key: Key,
+) -> Reply<Subscription> {
+    Ok((
+        StatusCode::CREATED,
+        pay.create_subscription(request, &key).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/subscriptions/{id}", params(("id" = String, Path)),
@@ -128,73 +121,36 @@ pub async fn get_subscription(State(pay): PayState, Path(id): Path<String>) -> R
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = Subscription), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update_subscription(
-    State(pay): PayState,
+    pay: Arc<Pay>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = format!("/v1/subscriptions/{id}");
-    idempotent(
-        &pay,
-        &headers,
-        &path,
-        &body,
-        KeyRule::Optional,
-        true,
-        |p, request: UpdateSubscription, _| async move {
-            Ok((StatusCode::OK, p.update_subscription(&id, request).await?))
-        },
-    )
-    .await
+    request: UpdateSubscription,
+    _key: Option<Key>,
+) -> Reply<Subscription> {
+    Ok((StatusCode::OK, pay.update_subscription(&id, request).await?))
 }
 
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/change_plan", request_body = ChangePlan,
     params(("id" = String, Path), ("Idempotency-Key" = String, Header, description = "Required: a proration may be charged")),
     responses((status = 200, body = PlanChange), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn change_plan(
-    State(pay): PayState,
+    pay: Arc<Pay>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = format!("/v1/subscriptions/{id}/change_plan");
-    idempotent(
-        &pay,
-        &headers,
-        &path,
-        &body,
-        KeyRule::Required,
-        true,
-        |p, request: ChangePlan, key| async move {
-            let key = key.expect("required");
-            Ok((StatusCode::OK, p.change_plan(&id, request, &key).await?))
-        },
-    )
-    .await
+    request: ChangePlan,
+    key: Key,
+) -> Reply<PlanChange> {
+    Ok((StatusCode::OK, pay.change_plan(&id, request, &key).await?))
 }
 
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/cancel", request_body = CancelSubscription,
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = Subscription), (status = 404, body = ErrorBody)))]
 pub async fn cancel_subscription(
-    State(pay): PayState,
+    pay: Arc<Pay>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = format!("/v1/subscriptions/{id}/cancel");
-    idempotent(
-        &pay,
-        &headers,
-        &path,
-        &body,
-        KeyRule::Optional,
-        true,
-        |p, request: CancelSubscription, _| async move {
-            Ok((StatusCode::OK, p.cancel_subscription(&id, request).await?))
-        },
-    )
-    .await
+    request: CancelSubscription,
+    _key: Option<Key>,
+) -> Reply<Subscription> {
+    Ok((StatusCode::OK, pay.cancel_subscription(&id, request).await?))
 }
 
 #[utoipa::path(get, path = "/v1/subscriptions/{id}/invoices", params(("id" = String, Path)),

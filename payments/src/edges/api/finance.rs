@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -15,7 +14,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::access::Routes;
 use super::handlers::List;
-use super::{idempotent, respond, KeyRule};
+use super::{respond, Key, Keyed, Reply};
 use crate::domain::chart::system_code;
 use crate::domain::money::Currency;
 use crate::edges::auth::{Access, Scope};
@@ -31,7 +30,11 @@ pub fn routes() -> Routes {
     let recon = Access::Scope(Scope::ReconAdmin);
     let reports = Access::Scope(Scope::ReportsRead);
     Routes::new()
-        .post("/v1/reconciliations", recon, run_reconciliation)
+        .post_keyed(
+            "/v1/reconciliations",
+            recon,
+            Keyed::optional(run_reconciliation),
+        )
         .get("/v1/reconciliations/{date}", recon, get_reconciliation)
         .get("/v1/reviews", recon, list_reviews)
         .get(
@@ -152,26 +155,19 @@ fn period(params: &BTreeMap<String, String>) -> Result<Period, PayError> {
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the stored report")),
     responses((status = 200, body = ReconReport, description = "Runs reconciliation of the day: classifies every line of the PSP's settlement report and every Tally object of the day, settles the safe findings, queues the rest for review, and checks the ledger. Running it again changes nothing."),
         (status = 400, body = ErrorBody), (status = 502, body = ErrorBody, description = "The PSP's report could not be fetched")))]
-pub async fn run_reconciliation(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    idempotent(
-        &pay,
-        &headers,
-        "/v1/reconciliations",
-        &body,
-        KeyRule::Optional,
-        true,
-        |p, request: ReconciliationRequest, _| async move {
-            let day = parse_date("date", &request.date)?;
-            if day > chrono::Utc::now().date_naive() {
-                return Err(PayError::invalid(
-                    "date_in_future",
-                    format!("{day} has not begun yet; the PSP has no report for it"),
-                ));
-            }
-            Ok((StatusCode::OK, p.reconcile(day).await?))
-        },
-    )
-    .await
+pub async fn run_reconciliation(
+    pay: Arc<Pay>,
+    request: ReconciliationRequest,
+    _key: Option<Key>,
+) -> Reply<ReconReport> {
+    let day = parse_date("date", &request.date)?;
+    if day > chrono::Utc::now().date_naive() {
+        return Err(PayError::invalid(
+            "date_in_future",
+            format!("{day} has not begun yet; the PSP has no report for it"),
+        ));
+    }
+    Ok((StatusCode::OK, pay.reconcile(day).await?))
 }
 
 #[utoipa::path(get, path = "/v1/reconciliations/{date}",

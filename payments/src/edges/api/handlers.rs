@@ -10,7 +10,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{idempotent, respond, KeyRule};
+use super::{respond, Key, Reply};
 use crate::domain::model::{
     BankAccount, Card, Customer, DeadLetter, Order, Payment, Payout, Refund, Seller,
 };
@@ -70,22 +70,15 @@ pub async fn not_found() -> Response {
 #[utoipa::path(post, path = "/v1/customers", request_body = NewCustomer,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, body = Customer), (status = 400, body = ErrorBody)))]
-pub async fn create_customer(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    idempotent(
-        &pay,
-        &headers,
-        "/v1/customers",
-        &body,
-        KeyRule::Optional,
-        true,
-        |p, request: NewCustomer, key| async move {
-            Ok((
-                StatusCode::CREATED,
-                p.create_customer(request, key.as_deref()).await?,
-            ))
-        },
-    )
-    .await
+pub async fn create_customer(
+    pay: Arc<Pay>,
+    request: NewCustomer,
+    key: Option<Key>,
+) -> Reply<Customer> {
+    Ok((
+        StatusCode::CREATED,
+        pay.create_customer(request, key.as_deref()).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/customers/{id}", params(("id" = String, Path)),
@@ -98,27 +91,15 @@ pub async fn get_customer(State(pay): PayState, Path(id): Path<String>) -> Respo
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = Card), (status = 400, body = ErrorBody, description = "Also when the body carries a card number or CVV"), (status = 422, body = ErrorBody)))]
 pub async fn add_card(
-    State(pay): PayState,
+    pay: Arc<Pay>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = format!("/v1/customers/{id}/cards");
-    idempotent(
-        &pay,
-        &headers,
-        &path,
-        &body,
-        KeyRule::Optional,
-        true,
-        |p, request: NewCard, key| async move {
-            Ok((
-                StatusCode::CREATED,
-                p.add_card(&id, request, key.as_deref()).await?,
-            ))
-        },
-    )
-    .await
+    request: NewCard,
+    key: Option<Key>,
+) -> Reply<Card> {
+    Ok((
+        StatusCode::CREATED,
+        pay.add_card(&id, request, key.as_deref()).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/customers/{id}/cards", params(("id" = String, Path)),
@@ -144,22 +125,11 @@ pub async fn customer_balance(State(pay): PayState, Path(id): Path<String>) -> R
 #[utoipa::path(post, path = "/v1/sellers", request_body = NewSeller,
     params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = Seller), (status = 400, body = ErrorBody)))]
-pub async fn create_seller(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    idempotent(
-        &pay,
-        &headers,
-        "/v1/sellers",
-        &body,
-        KeyRule::Optional,
-        true,
-        |p, request: NewSeller, key| async move {
-            Ok((
-                StatusCode::CREATED,
-                p.create_seller(request, key.as_deref()).await?,
-            ))
-        },
-    )
-    .await
+pub async fn create_seller(pay: Arc<Pay>, request: NewSeller, key: Option<Key>) -> Reply<Seller> {
+    Ok((
+        StatusCode::CREATED,
+        pay.create_seller(request, key.as_deref()).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/sellers/{id}", params(("id" = String, Path)),
@@ -172,28 +142,15 @@ pub async fn get_seller(State(pay): PayState, Path(id): Path<String>) -> Respons
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = BankAccount), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn add_bank_account(
-    State(pay): PayState,
+    pay: Arc<Pay>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = format!("/v1/sellers/{id}/bank_accounts");
-    // Bank account numbers may pass a Luhn check: only card field names are screened here.
-    idempotent(
-        &pay,
-        &headers,
-        &path,
-        &body,
-        KeyRule::Optional,
-        false,
-        |p, request: NewBankAccount, key| async move {
-            Ok((
-                StatusCode::CREATED,
-                p.add_bank_account(&id, request, key.as_deref()).await?,
-            ))
-        },
-    )
-    .await
+    request: NewBankAccount,
+    key: Option<Key>,
+) -> Reply<BankAccount> {
+    Ok((
+        StatusCode::CREATED,
+        pay.add_bank_account(&id, request, key.as_deref()).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/sellers/{id}/bank_accounts", params(("id" = String, Path)),
@@ -220,20 +177,11 @@ pub async fn seller_balance(State(pay): PayState, Path(id): Path<String>) -> Res
     params(("Idempotency-Key" = String, Header, description = "Required")),
     responses((status = 201, body = Payment, description = "Orders are `succeeded`, `failed`, or still `processing` when the PSP's answer is not known yet"),
         (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create_payment(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    idempotent(
-        &pay,
-        &headers,
-        "/v1/payments",
-        &body,
-        KeyRule::Required,
-        true,
-        |p, request: NewPayment, key| async move {
-            let key = key.expect("required");
-            Ok((StatusCode::CREATED, p.create_payment(request, &key).await?))
-        },
-    )
-    .await
+pub async fn create_payment(pay: Arc<Pay>, request: NewPayment, key: Key) -> Reply<Payment> {
+    Ok((
+        StatusCode::CREATED,
+        pay.create_payment(request, &key).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/payments/{id}", params(("id" = String, Path)),
@@ -251,20 +199,11 @@ pub async fn get_order(State(pay): PayState, Path(id): Path<String>) -> Response
 #[utoipa::path(post, path = "/v1/deposits", request_body = NewDeposit,
     params(("Idempotency-Key" = String, Header, description = "Required")),
     responses((status = 201, body = Order), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create_deposit(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    idempotent(
-        &pay,
-        &headers,
-        "/v1/deposits",
-        &body,
-        KeyRule::Required,
-        true,
-        |p, request: NewDeposit, key| async move {
-            let key = key.expect("required");
-            Ok((StatusCode::CREATED, p.create_deposit(request, &key).await?))
-        },
-    )
-    .await
+pub async fn create_deposit(pay: Arc<Pay>, request: NewDeposit, key: Key) -> Reply<Order> {
+    Ok((
+        StatusCode::CREATED,
+        pay.create_deposit(request, &key).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/deposits/{id}", params(("id" = String, Path)),
@@ -276,20 +215,8 @@ pub async fn get_deposit(State(pay): PayState, Path(id): Path<String>) -> Respon
 #[utoipa::path(post, path = "/v1/refunds", request_body = NewRefund,
     params(("Idempotency-Key" = String, Header, description = "Required")),
     responses((status = 201, body = Refund), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create_refund(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    idempotent(
-        &pay,
-        &headers,
-        "/v1/refunds",
-        &body,
-        KeyRule::Required,
-        true,
-        |p, request: NewRefund, key| async move {
-            let key = key.expect("required");
-            Ok((StatusCode::CREATED, p.create_refund(request, &key).await?))
-        },
-    )
-    .await
+pub async fn create_refund(pay: Arc<Pay>, request: NewRefund, key: Key) -> Reply<Refund> {
+    Ok((StatusCode::CREATED, pay.create_refund(request, &key).await?))
 }
 
 #[utoipa::path(get, path = "/v1/refunds/{id}", params(("id" = String, Path)),
@@ -301,20 +228,8 @@ pub async fn get_refund(State(pay): PayState, Path(id): Path<String>) -> Respons
 #[utoipa::path(post, path = "/v1/payouts", request_body = NewPayout,
     params(("Idempotency-Key" = String, Header, description = "Required")),
     responses((status = 201, body = Payout), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create_payout(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    idempotent(
-        &pay,
-        &headers,
-        "/v1/payouts",
-        &body,
-        KeyRule::Required,
-        true,
-        |p, request: NewPayout, key| async move {
-            let key = key.expect("required");
-            Ok((StatusCode::CREATED, p.create_payout(request, &key).await?))
-        },
-    )
-    .await
+pub async fn create_payout(pay: Arc<Pay>, request: NewPayout, key: Key) -> Reply<Payout> {
+    Ok((StatusCode::CREATED, pay.create_payout(request, &key).await?))
 }
 
 #[utoipa::path(get, path = "/v1/payouts/{id}", params(("id" = String, Path)),
@@ -326,27 +241,17 @@ pub async fn get_payout(State(pay): PayState, Path(id): Path<String>) -> Respons
 #[utoipa::path(post, path = "/v1/payouts/run_daily", request_body = DailyRunRequest,
     params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = DailyPayoutRun), (status = 400, body = ErrorBody)))]
-pub async fn run_daily_payouts(State(pay): PayState, headers: HeaderMap, body: Bytes) -> Response {
-    idempotent(
-        &pay,
-        &headers,
-        "/v1/payouts/run_daily",
-        &body,
-        KeyRule::Optional,
-        true,
-        |p, request: DailyRunRequest, _| async move {
-            let date = match request.date {
-                None => chrono::Utc::now().date_naive(),
-                Some(text) => {
-                    chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
-                        PayError::invalid("invalid_date", "`date` is not a YYYY-MM-DD date")
-                    })?
-                }
-            };
-            Ok((StatusCode::OK, p.run_daily_payouts(date).await?))
-        },
-    )
-    .await
+pub async fn run_daily_payouts(
+    pay: Arc<Pay>,
+    request: DailyRunRequest,
+    _key: Option<Key>,
+) -> Reply<DailyPayoutRun> {
+    let date = match request.date {
+        None => chrono::Utc::now().date_naive(),
+        Some(text) => chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+            .map_err(|_| PayError::invalid("invalid_date", "`date` is not a YYYY-MM-DD date"))?,
+    };
+    Ok((StatusCode::OK, pay.run_daily_payouts(date).await?))
 }
 
 #[utoipa::path(get, path = "/v1/dead_letters",

@@ -1,12 +1,13 @@
 //! The HTTP JSON API (axum). Every handler is a thin shell over [`crate::flows::Pay`]; this
-//! module owns request parsing, the `Idempotency-Key` protocol, card-data screening, errors and
-//! the OpenAPI document.
+//! module owns the route declarations ([`routes`]: one per route), request parsing, the
+//! `Idempotency-Key` wrapper (`keyed`), card-data screening, errors and the OpenAPI document.
 
 pub mod access;
 mod admin;
 mod billing;
 mod finance;
 mod handlers;
+mod keyed;
 mod openapi;
 mod screen;
 
@@ -14,18 +15,18 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::edges::auth::{Access, Scope};
-use crate::edges::idempotency;
 use crate::error::PayError;
 use crate::flows::Pay;
 
 pub use access::{RouteAccess, Routes};
+pub use keyed::{Idempotency, Key, KeyArgument, Keyed, KeyedFn, Reply};
 pub use openapi::{document, ApiDoc};
 
 /// Bytes of a request body.
@@ -35,7 +36,9 @@ pub const BODY_BYTES_MAX: usize = 256 * 1024;
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
-/// Every route with the access it requires: the one place a route and its scope are declared.
+/// Every route, each declared once: method, path, access, the Idempotency-Key form of a POST
+/// (`post_keyed`: required or optional; `post`: none), and handler. The order is the order of
+/// `docs/SECURITY.md`'s scope table.
 pub fn routes() -> Routes {
     use handlers as h;
     use Scope::*;
@@ -44,12 +47,16 @@ pub fn routes() -> Routes {
         .get("/healthz", Access::Public, h::healthz)
         .get("/metrics", Access::Public, h::metrics)
         .get("/openapi.json", Access::Public, h::openapi)
-        .post("/v1/customers", scope(CustomersWrite), h::create_customer)
+        .post_keyed(
+            "/v1/customers",
+            scope(CustomersWrite),
+            Keyed::optional(h::create_customer),
+        )
         .get("/v1/customers/{id}", scope(CustomersRead), h::get_customer)
-        .post(
+        .post_keyed(
             "/v1/customers/{id}/cards",
             scope(CustomersWrite),
-            h::add_card,
+            Keyed::optional(h::add_card),
         )
         .get(
             "/v1/customers/{id}/cards",
@@ -61,12 +68,17 @@ pub fn routes() -> Routes {
             scope(CustomersRead),
             h::customer_balance,
         )
-        .post("/v1/sellers", scope(SellersWrite), h::create_seller)
+        .post_keyed(
+            "/v1/sellers",
+            scope(SellersWrite),
+            Keyed::optional(h::create_seller),
+        )
         .get("/v1/sellers/{id}", scope(SellersRead), h::get_seller)
-        .post(
+        // Bank account numbers may pass a Luhn check: only card field names are screened there.
+        .post_keyed(
             "/v1/sellers/{id}/bank_accounts",
             scope(BankAccountsWrite),
-            h::add_bank_account,
+            Keyed::optional(h::add_bank_account).scan(screen::Scan::ExceptBankNumbers),
         )
         .get(
             "/v1/sellers/{id}/bank_accounts",
@@ -78,18 +90,34 @@ pub fn routes() -> Routes {
             scope(SellersRead),
             h::seller_balance,
         )
-        .post("/v1/payments", scope(PaymentsWrite), h::create_payment)
+        .post_keyed(
+            "/v1/payments",
+            scope(PaymentsWrite),
+            Keyed::required(h::create_payment),
+        )
         .get("/v1/payments/{id}", scope(PaymentsRead), h::get_payment)
         .get("/v1/payment_orders/{id}", scope(PaymentsRead), h::get_order)
-        .post("/v1/deposits", scope(PaymentsWrite), h::create_deposit)
+        .post_keyed(
+            "/v1/deposits",
+            scope(PaymentsWrite),
+            Keyed::required(h::create_deposit),
+        )
         .get("/v1/deposits/{id}", scope(PaymentsRead), h::get_deposit)
-        .post("/v1/refunds", scope(RefundsWrite), h::create_refund)
+        .post_keyed(
+            "/v1/refunds",
+            scope(RefundsWrite),
+            Keyed::required(h::create_refund),
+        )
         .get("/v1/refunds/{id}", scope(RefundsRead), h::get_refund)
-        .post("/v1/payouts", scope(PayoutsWrite), h::create_payout)
-        .post(
+        .post_keyed(
+            "/v1/payouts",
+            scope(PayoutsWrite),
+            Keyed::required(h::create_payout),
+        )
+        .post_keyed(
             "/v1/payouts/run_daily",
             scope(PayoutsWrite),
-            h::run_daily_payouts,
+            Keyed::optional(h::run_daily_payouts),
         )
         .get("/v1/payouts/{id}", scope(PayoutsRead), h::get_payout)
         .get(
@@ -177,106 +205,6 @@ fn json_of(bytes: &Bytes) -> Result<serde_json::Value, PayError> {
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Whether a POST needs an `Idempotency-Key`: required where money moves, optional elsewhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeyRule {
-    Required,
-    Optional,
-}
-
-/// Runs a POST handler under the idempotency protocol. Every key and value is screened for card
-/// numbers; with `screen_values` false the values of the bank number fields are not (they may
-/// pass a Luhn check).
-///
-/// The body is parsed into the request type `R` (a malformed body is answered, and stored under
-/// the key, like any other 4xx); `run` gets the service, the request and the key.
-async fn idempotent<R, T, F, Fut>(
-    pay: &Arc<Pay>,
-    headers: &HeaderMap,
-    path: &str,
-    bytes: &Bytes,
-    rule: KeyRule,
-    screen_values: bool,
-    run: F,
-) -> Response
-where
-    R: DeserializeOwned,
-    T: Serialize,
-    F: FnOnce(Arc<Pay>, R, Option<String>) -> Fut,
-    Fut: std::future::Future<Output = Result<(StatusCode, T), PayError>>,
-{
-    let run = |body: serde_json::Value, key: Option<String>| async move {
-        let request: R = parse_body(&body)?;
-        run(Arc::clone(pay), request, key).await
-    };
-    let body = match json_of(bytes) {
-        Ok(body) => body,
-        Err(e) => return e.into_response(),
-    };
-    let scan = if screen_values {
-        screen::Scan::Everything
-    } else {
-        screen::Scan::ExceptBankNumbers
-    };
-    if let Err(e) = screen::reject_card_data(&body, scan) {
-        pay.metrics.inc("tally_pay_card_data_rejected_total");
-        return e.into_response();
-    }
-    let key = header(headers, IDEMPOTENCY_KEY).map(str::to_string);
-    let Some(key) = key else {
-        if rule == KeyRule::Required {
-            return PayError::invalid(
-                "idempotency_key_required",
-                "this request moves money: send an Idempotency-Key header (e.g. a UUID) and reuse \
-                 it when you retry",
-            )
-            .into_response();
-        }
-        return respond(run(body, None).await);
-    };
-    if let Err(e) = idempotency::check_key(&key) {
-        return e.into_response();
-    }
-    let fingerprint = idempotency::fingerprint("POST", path, &body);
-    // Stored under its hash: a key is client text and may be anything, a card number included.
-    let record_key = idempotency::record_key(&key);
-    let version = match idempotency::begin(
-        &pay.store,
-        &record_key,
-        &fingerprint,
-        pay.idempotency_lease_ms(),
-    )
-    .await
-    {
-        Ok(idempotency::Begin::Run { version }) => version,
-        Ok(idempotency::Begin::Replay { status, body }) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            let mut response = (status, axum::Json(body)).into_response();
-            response
-                .headers_mut()
-                .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
-            return response;
-        }
-        Err(e) => return e.into_response(),
-    };
-    // Object ids derive from the key and the request together: a retry of the same request
-    // finds what its first attempt made, while a different request under a key released after
-    // a 5xx gets fresh ids, never the first request's object.
-    let seed = idempotency::object_seed(&key, &fingerprint);
-    let (status, value) = match run(body, Some(seed)).await {
-        Ok((status, value)) => (status, serde_json::to_value(value).unwrap_or_default()),
-        Err(e) => (
-            e.status(),
-            serde_json::to_value(e.body()).unwrap_or_default(),
-        ),
-    };
-    let finished = idempotency::finish(&pay.store, &record_key, version, status.as_u16(), &value);
-    if let Err(e) = finished.await {
-        tracing::warn!(error = %e, "could not store the idempotent response");
-    }
-    (status, axum::Json(value)).into_response()
 }
 
 fn respond<T: Serialize>(result: Result<(StatusCode, T), PayError>) -> Response {

@@ -196,4 +196,32 @@ mod tests {
         }
         assert_eq!(doc["openapi"].as_str().unwrap().chars().next(), Some('3'));
     }
+
+    /// The document's `Idempotency-Key` header is the route declaration's form: required on
+    /// the routes that demand it, optional on those that use it, absent everywhere else.
+    #[test]
+    fn document_states_each_routes_idempotency_form() {
+        use crate::edges::api::Idempotency;
+        let doc = serde_json::to_value(document()).unwrap();
+        for route in super::super::routes().table() {
+            let operation = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
+            let parameters = operation["parameters"].as_array().cloned();
+            let header = parameters
+                .unwrap_or_default()
+                .into_iter()
+                .find(|p| p["in"] == "header" && p["name"].as_str() == Some("Idempotency-Key"));
+            let documented = header.map(|p| {
+                if p["required"] == true {
+                    Idempotency::Required
+                } else {
+                    Idempotency::Optional
+                }
+            });
+            assert_eq!(
+                documented, route.idempotency,
+                "{} {}: the document and the route declaration differ on Idempotency-Key",
+                route.method, route.path
+            );
+        }
+    }
 }
