@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use figment::providers::Serialized;
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
 use crate::raft::RaftSettings;
@@ -111,41 +114,25 @@ pub const ENV_PREFIX: &str = "TALLY__";
 impl NodeConfig {
     /// Reads the file (if any), then applies `TALLY__…` variables from `env`.
     pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<NodeConfig, String> {
-        let mut table = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|error| {
-                    format!("cannot read config file {}: {error}", path.display())
-                })?;
-                text.parse::<toml::Table>()
-                    .map_err(|error| format!("config file {}: {error}", path.display()))?
-            }
-            None => toml::Table::new(),
-        };
-        for (name, value) in env {
-            let Some(path) = name.strip_prefix(ENV_PREFIX) else {
-                continue;
-            };
-            let parts: Vec<String> = path
-                .split("__")
-                .map(|part| part.to_ascii_lowercase())
-                .collect();
-            let [section, key] = parts.as_slice() else {
-                return Err(format!(
-                    "environment variable {name}: expected {ENV_PREFIX}SECTION__KEY"
-                ));
-            };
-            let section = table
-                .entry(section.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-                .as_table_mut()
-                .ok_or_else(|| {
-                    format!("environment variable {name}: [{section}] is not a table")
-                })?;
-            section.insert(key.clone(), env_value(value));
+        Self::load_with_flags(file, env, Figment::new())
+    }
+
+    /// Reads the file (if any), then `TALLY__…` variables from `env`, then `flags` (the flags
+    /// given, each a [`flag`]), and deserializes the merged result once.
+    pub fn load_with_flags(
+        file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+        flags: impl Provider,
+    ) -> Result<NodeConfig, String> {
+        let mut layers = Figment::new();
+        if let Some(path) = file {
+            layers = layers.merge(Layer::file(path)?);
         }
-        toml::Value::Table(table)
-            .try_into()
-            .map_err(|error: toml::de::Error| format!("configuration: {}", error.message()))
+        layers
+            .merge(Layer::environment(env)?)
+            .merge(flags)
+            .extract()
+            .map_err(|error| format!("configuration: {error}"))
     }
 
     pub fn advertise(&self) -> String {
@@ -260,6 +247,71 @@ impl NodeConfig {
     }
 }
 
+/// The setting of one command-line flag, e.g. `flag("node.id", args.id)`, to merge over the file
+/// and the environment; nothing when the flag was not given.
+pub fn flag<T: Serialize>(key: &str, value: Option<T>) -> Figment {
+    match value {
+        Some(value) => Figment::from(Serialized::default(key, value)),
+        None => Figment::new(),
+    }
+}
+
+/// One layer of settings, by section, named in figment's errors: `… for key "node.id" in config
+/// file node.toml`.
+struct Layer<T> {
+    name: String,
+    settings: T,
+}
+
+impl Layer<toml::Table> {
+    fn file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("cannot read config file {}: {error}", path.display()))?;
+        let settings = text
+            .parse::<toml::Table>()
+            .map_err(|error| format!("config file {}: {error}", path.display()))?;
+        let name = format!("config file {}", path.display());
+        Ok(Layer { name, settings })
+    }
+}
+
+impl Layer<BTreeMap<String, toml::Table>> {
+    /// The `TALLY__SECTION__KEY` variables of `env`.
+    fn environment(env: &BTreeMap<String, String>) -> Result<Self, String> {
+        let mut settings = BTreeMap::<String, toml::Table>::new();
+        for (name, value) in env {
+            let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let parts: Vec<String> = path
+                .split("__")
+                .map(|part| part.to_ascii_lowercase())
+                .collect();
+            let [section, key] = parts.as_slice() else {
+                return Err(format!(
+                    "environment variable {name}: expected {ENV_PREFIX}SECTION__KEY"
+                ));
+            };
+            settings
+                .entry(section.clone())
+                .or_default()
+                .insert(key.clone(), env_value(value));
+        }
+        let name = format!("environment variables {ENV_PREFIX}*");
+        Ok(Layer { name, settings })
+    }
+}
+
+impl<T: Serialize> Provider for Layer<T> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name.clone()).interpolater(|_, keys| keys.join("."))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Serialized::defaults(&self.settings).data()
+    }
+}
+
 /// Environment values are typed the way TOML would read them: integers, booleans, else strings.
 fn env_value(text: &str) -> toml::Value {
     if let Ok(integer) = text.parse::<i64>() {
@@ -363,5 +415,63 @@ mod tests {
         let env = BTreeMap::from([("TALLY__NODE__COLOUR".to_string(), "red".to_string())]);
         let error = NodeConfig::load(None, &env).unwrap_err();
         assert!(error.contains("colour"), "{error}");
+    }
+
+    #[test]
+    fn flags_override_the_environment_which_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(
+            &file,
+            "[node]\nid = 1\nlisten = \"127.0.0.1:7100\"\nlog = \"warn\"\n",
+        )
+        .unwrap();
+        let env = BTreeMap::from([
+            (
+                "TALLY__NODE__LISTEN".to_string(),
+                "127.0.0.1:7200".to_string(),
+            ),
+            ("TALLY__NODE__LOG".to_string(), "debug".to_string()),
+        ]);
+        let flags = flag("node.log", Some("trace"))
+            .merge(flag("node.advertise", None::<String>))
+            .merge(flag("tls.insecure", Some(true)));
+        let config = NodeConfig::load_with_flags(Some(&file), &env, flags).unwrap();
+        assert_eq!(config.node.id, 1);
+        assert_eq!(config.node.listen, "127.0.0.1:7200");
+        assert_eq!(config.node.log, "trace");
+        assert_eq!(config.node.advertise, None);
+        assert!(config.tls.insecure);
+    }
+
+    #[test]
+    fn load_errors_name_the_file_the_variable_or_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let no_env = BTreeMap::new();
+        let missing = dir.path().join("missing.toml");
+        let error = NodeConfig::load(Some(&missing), &no_env).unwrap_err();
+        assert!(error.starts_with("cannot read config file"), "{error}");
+        let broken = dir.path().join("broken.toml");
+        std::fs::write(&broken, "[node\n").unwrap();
+        let error = NodeConfig::load(Some(&broken), &no_env).unwrap_err();
+        assert!(error.starts_with("config file"), "{error}");
+        let unknown = dir.path().join("unknown.toml");
+        std::fs::write(&unknown, "[raft]\nheartbeat_ms = 5\n").unwrap();
+        let error = NodeConfig::load(Some(&unknown), &no_env).unwrap_err();
+        assert!(error.starts_with("configuration:"), "{error}");
+        assert!(error.contains("heartbeat_ms"), "{error}");
+        assert!(error.contains("unknown.toml"), "{error}");
+
+        let shapeless = BTreeMap::from([("TALLY__NODE".to_string(), "1".to_string())]);
+        let error = NodeConfig::load(None, &shapeless).unwrap_err();
+        assert_eq!(
+            error,
+            "environment variable TALLY__NODE: expected TALLY__SECTION__KEY"
+        );
+        let mistyped = BTreeMap::from([("TALLY__NODE__ID".to_string(), "one".to_string())]);
+        let error = NodeConfig::load(None, &mistyped).unwrap_err();
+        assert!(error.starts_with("configuration:"), "{error}");
+        assert!(error.contains("node.id"), "{error}");
+        assert!(error.contains("TALLY__"), "{error}");
     }
 }

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use figment::Figment;
 use tally_node::clock::{Clock, SystemClock};
-use tally_node::config::NodeConfig;
+use tally_node::config::{flag, NodeConfig};
 use tally_node::grpc::{self, GrpcNetworkFactory, NodeTls};
 use tally_node::raft::RaftNode;
 use tally_node::storage::RocksStorage;
@@ -122,40 +123,20 @@ fn main() -> ExitCode {
 
 fn load_config(args: &ServeArgs) -> Result<NodeConfig, Vec<String>> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    let mut config = NodeConfig::load(args.config.as_deref(), &env).map_err(|error| vec![error])?;
-    if let Some(id) = args.id {
-        config.node.id = id;
-    }
-    if let Some(listen) = &args.listen {
-        config.node.listen = listen.clone();
-    }
-    if let Some(advertise) = &args.advertise {
-        config.node.advertise = Some(advertise.clone());
-    }
-    if let Some(data) = &args.data {
-        config.node.data = data.clone();
-    }
-    if let Some(log) = &args.log {
-        config.node.log = log.clone();
-    }
-    if let Some(format) = &args.log_format {
-        config.node.log_format = format.clone();
-    }
-    if let Some(metrics) = &args.metrics_listen {
-        config.node.metrics_listen = metrics.clone();
-    }
-    for (flag, setting) in [
-        (&args.ca, &mut config.tls.ca),
-        (&args.cert, &mut config.tls.cert),
-        (&args.key, &mut config.tls.key),
-    ] {
-        if let Some(path) = flag {
-            *setting = Some(path.clone());
-        }
-    }
-    if args.insecure {
-        config.tls.insecure = true;
-    }
+    let flags = Figment::new()
+        .merge(flag("node.id", args.id))
+        .merge(flag("node.listen", args.listen.as_ref()))
+        .merge(flag("node.advertise", args.advertise.as_ref()))
+        .merge(flag("node.data", args.data.as_ref()))
+        .merge(flag("node.log", args.log.as_ref()))
+        .merge(flag("node.log_format", args.log_format.as_ref()))
+        .merge(flag("node.metrics_listen", args.metrics_listen.as_ref()))
+        .merge(flag("tls.ca", args.ca.as_ref()))
+        .merge(flag("tls.cert", args.cert.as_ref()))
+        .merge(flag("tls.key", args.key.as_ref()))
+        .merge(flag("tls.insecure", args.insecure.then_some(true)));
+    let config = NodeConfig::load_with_flags(args.config.as_deref(), &env, flags)
+        .map_err(|error| vec![error])?;
     config.validate()?;
     Ok(config)
 }

@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::str::FromStr;
 
+use figment::providers::Serialized;
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -262,38 +265,25 @@ impl std::str::FromStr for ExhaustedPolicy {
 impl PayConfig {
     /// Reads the file (if any), then applies `TALLY_PAY__…` variables from `env`.
     pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<PayConfig, String> {
-        let mut table = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|error| {
-                    format!("cannot read config file {}: {error}", path.display())
-                })?;
-                text.parse::<toml::Table>()
-                    .map_err(|error| format!("config file {}: {error}", path.display()))?
-            }
-            None => toml::Table::new(),
-        };
-        for (name, value) in env {
-            let Some(path) = name.strip_prefix(ENV_PREFIX) else {
-                continue;
-            };
-            let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
-            let [section, key] = parts.as_slice() else {
-                return Err(format!(
-                    "environment variable {name}: expected {ENV_PREFIX}SECTION__KEY"
-                ));
-            };
-            let section = table
-                .entry(section.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-                .as_table_mut()
-                .ok_or_else(|| {
-                    format!("environment variable {name}: [{section}] is not a table")
-                })?;
-            section.insert(key.clone(), env_value(key, value));
+        Self::load_with_flags(file, env, Figment::new())
+    }
+
+    /// Reads the file (if any), then `TALLY_PAY__…` variables from `env`, then `flags` (the
+    /// flags given, each a [`flag`]), and deserializes the merged result once.
+    pub fn load_with_flags(
+        file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+        flags: impl Provider,
+    ) -> Result<PayConfig, String> {
+        let mut layers = Figment::new();
+        if let Some(path) = file {
+            layers = layers.merge(Layer::file(path)?);
         }
-        toml::Value::Table(table)
-            .try_into()
-            .map_err(|error: toml::de::Error| format!("configuration: {}", error.message()))
+        layers
+            .merge(Layer::environment(env)?)
+            .merge(flags)
+            .extract()
+            .map_err(|error| format!("configuration: {error}"))
     }
 
     pub fn cluster_addrs(&self) -> Vec<String> {
@@ -670,6 +660,68 @@ impl PayConfig {
     }
 }
 
+/// The setting of one command-line flag, e.g. `flag("pay.listen", listen)`, to merge over the
+/// file and the environment; nothing when the flag was not given.
+pub fn flag<T: Serialize>(key: &str, value: Option<T>) -> Figment {
+    match value {
+        Some(value) => Figment::from(Serialized::default(key, value)),
+        None => Figment::new(),
+    }
+}
+
+/// One layer of settings, by section, named in figment's errors: `… for key "psp.url" in config
+/// file tally-pay.toml`.
+struct Layer<T> {
+    name: String,
+    settings: T,
+}
+
+impl Layer<toml::Table> {
+    fn file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("cannot read config file {}: {error}", path.display()))?;
+        let settings = text
+            .parse::<toml::Table>()
+            .map_err(|error| format!("config file {}: {error}", path.display()))?;
+        let name = format!("config file {}", path.display());
+        Ok(Layer { name, settings })
+    }
+}
+
+impl Layer<BTreeMap<String, toml::Table>> {
+    /// The `TALLY_PAY__SECTION__KEY` variables of `env`.
+    fn environment(env: &BTreeMap<String, String>) -> Result<Self, String> {
+        let mut settings = BTreeMap::<String, toml::Table>::new();
+        for (name, value) in env {
+            let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            let [section, key] = parts.as_slice() else {
+                return Err(format!(
+                    "environment variable {name}: expected {ENV_PREFIX}SECTION__KEY"
+                ));
+            };
+            settings
+                .entry(section.clone())
+                .or_default()
+                .insert(key.clone(), env_value(key, value));
+        }
+        let name = format!("environment variables {ENV_PREFIX}*");
+        Ok(Layer { name, settings })
+    }
+}
+
+impl<T: Serialize> Provider for Layer<T> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name.clone()).interpolater(|_, keys| keys.join("."))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Serialized::defaults(&self.settings).data()
+    }
+}
+
 /// Environment values are typed the way TOML would read them; list-valued keys take
 /// comma-separated values.
 fn env_value(key: &str, text: &str) -> toml::Value {
@@ -831,6 +883,55 @@ mod tests {
     #[test]
     fn unknown_keys_are_rejected() {
         let env = BTreeMap::from([("TALLY_PAY__PSP__URLL".to_string(), "x".to_string())]);
-        assert!(PayConfig::load(None, &env).is_err());
+        let error = PayConfig::load(None, &env).unwrap_err();
+        assert!(error.contains("urll"), "{error}");
+    }
+
+    #[test]
+    fn flags_override_the_environment_which_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pay.toml");
+        std::fs::write(
+            &file,
+            "[pay]\nlisten = \"127.0.0.1:9000\"\ncluster = \"a:1\"\ndev = true\n",
+        )
+        .unwrap();
+        let env = BTreeMap::from([
+            ("TALLY_PAY__PAY__CLUSTER".to_string(), "b:2,c:3".to_string()),
+            (
+                "TALLY_PAY__PSP__URL".to_string(),
+                "http://127.0.0.1:1".to_string(),
+            ),
+        ]);
+        let flags = flag("psp.url", Some("https://psp.example"))
+            .merge(flag("pay.listen", None::<String>))
+            .merge(flag("pay.dev", false.then_some(true)));
+        let config = PayConfig::load_with_flags(Some(&file), &env, flags).unwrap();
+        assert_eq!(config.pay.listen, "127.0.0.1:9000");
+        assert_eq!(config.cluster_addrs(), vec!["b:2", "c:3"]);
+        assert_eq!(config.psp.url, "https://psp.example");
+        assert!(config.pay.dev);
+    }
+
+    #[test]
+    fn load_errors_name_the_file_the_variable_or_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.toml");
+        let error = PayConfig::load(Some(&missing), &BTreeMap::new()).unwrap_err();
+        assert!(error.starts_with("cannot read config file"), "{error}");
+        let shapeless = BTreeMap::from([("TALLY_PAY__PSP".to_string(), "x".to_string())]);
+        let error = PayConfig::load(None, &shapeless).unwrap_err();
+        assert_eq!(
+            error,
+            "environment variable TALLY_PAY__PSP: expected TALLY_PAY__SECTION__KEY"
+        );
+        let mistyped = BTreeMap::from([(
+            "TALLY_PAY__WORKER__MAX_ATTEMPTS".to_string(),
+            "many".to_string(),
+        )]);
+        let error = PayConfig::load(None, &mistyped).unwrap_err();
+        assert!(error.starts_with("configuration:"), "{error}");
+        assert!(error.contains("worker.max_attempts"), "{error}");
+        assert!(error.contains("TALLY_PAY__"), "{error}");
     }
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tally_payments::config::PayConfig;
+use figment::Figment;
+use tally_payments::config::{flag, PayConfig};
 use tally_payments::flows::Pay;
 
 mod bench_cli;
@@ -116,16 +117,13 @@ fn main() -> anyhow::Result<()> {
             dev,
             log_format,
         } => {
-            let mut config = load_config(config, cluster, psp, dev)?;
-            if let Some(listen) = listen {
-                config.pay.listen = listen;
-            }
-            if let Some(format) = log_format {
-                config.pay.log_format = format;
-                config.validate().map_err(|problems| {
-                    anyhow::anyhow!("invalid configuration: {}", problems.join("; "))
-                })?;
-            }
+            let flags = Figment::new()
+                .merge(flag("pay.listen", listen))
+                .merge(flag("pay.cluster", cluster))
+                .merge(flag("psp.url", psp))
+                .merge(flag("pay.dev", dev.then_some(true)))
+                .merge(flag("pay.log_format", log_format));
+            let config = load_config(config, flags)?;
             init_logs(&config.pay.log, &config.pay.log_format);
             runtime.block_on(serve(config, exit_on_stdin_close))
         }
@@ -138,7 +136,11 @@ fn main() -> anyhow::Result<()> {
             dev,
         } => {
             init_stderr_logs();
-            let run = load_config(config, cluster, psp, dev)
+            let flags = Figment::new()
+                .merge(flag("pay.cluster", cluster))
+                .merge(flag("psp.url", psp))
+                .merge(flag("pay.dev", dev.then_some(true)));
+            let run = load_config(config, flags)
                 .and_then(|config| runtime.block_on(recon(config, date, format)));
             let code = match run {
                 Ok(code) => code,
@@ -165,21 +167,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The configuration file, then `TALLY_PAY__` environment variables, then the flags; validated.
-fn load_config(
-    file: Option<PathBuf>,
-    cluster: Option<String>,
-    psp: Option<String>,
-    dev: bool,
-) -> anyhow::Result<PayConfig> {
+fn load_config(file: Option<PathBuf>, flags: Figment) -> anyhow::Result<PayConfig> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    let mut config = PayConfig::load(file.as_deref(), &env).map_err(anyhow::Error::msg)?;
-    if let Some(cluster) = cluster {
-        config.pay.cluster = cluster;
-    }
-    if let Some(psp) = psp {
-        config.psp.url = psp;
-    }
-    config.pay.dev |= dev;
+    let mut config =
+        PayConfig::load_with_flags(file.as_deref(), &env, flags).map_err(anyhow::Error::msg)?;
     config.apply_dev_defaults();
     if let Err(problems) = config.validate() {
         anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
