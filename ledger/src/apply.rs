@@ -404,7 +404,7 @@ fn net_expiries(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::mem::MemState;
+    use crate::mem::MemState;
 
     fn account(id: u128, flags: AccountFlags) -> Account {
         Account {
