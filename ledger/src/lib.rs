@@ -17,7 +17,9 @@ mod transfer;
 mod txn;
 pub mod types;
 
-pub use apply::{ApplyContext, LedgerBatch, LedgerFaults, Mutations};
+#[cfg(feature = "planted-bugs")]
+pub use apply::LedgerFaults;
+pub use apply::{ApplyContext, LedgerBatch, Mutations};
 pub use mem::MemState;
 pub use results::{
     CommandResult, CreateAccountResult, CreateTransferResult, TxnOutcome, TxnResult,
