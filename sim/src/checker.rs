@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use openraft::EntryPayload;
-use tally_node::ledger::{
+use tally_ledger::{
     Account, ApplyContext, Command, CommandResult, LedgerBatch, MemState, TxnOutcome,
 };
 use tally_node::raft::{applied_state_of, Entry, RaftNode, RequestKind, StoredMembership};

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
-use tally_node::ledger::{
+use tally_ledger::{
     Account, Balance, LedgerState, MemState, Mutations, PendingStatus, Record, RecordKey, Transfer,
 };
 use tally_node::storage::codec::decode;

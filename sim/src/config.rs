@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use crate::rng::SimRng;
 
-/// A deliberate bug, compiled into the node for every build but switched on only here, to prove
-/// that the checks can fail.
+/// A deliberate bug, compiled into the node only with its `planted-bugs` feature (which this
+/// crate enables) and switched on only here, to prove that the checks can fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Plant {
     /// The log store reports appended entries durable before the sync.

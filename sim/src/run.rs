@@ -15,7 +15,7 @@ use crate::config::Plant;
 use crate::rng::SimRng;
 use crate::workload::{applied_index, base_accounts, learn_base, run_client, Client, Known};
 use crate::world::{addr_of, Watch, World};
-use tally_node::ledger::Command;
+use tally_ledger::Command;
 
 /// After the faults heal, every client request and the convergence of all replicas must finish
 /// within this much simulated time.

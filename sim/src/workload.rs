@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tally_node::ledger::{
+use tally_ledger::{
     Account, AccountFlags, Command, CommandResult, Condition, CreateAccountResult,
     CreateTransferResult, RecordKey, RecordOp, Transfer, TransferFlags, Txn, TxnOutcome,
     NANOS_PER_SECOND,

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
+use tally_ledger::{Account, Command, CommandResult, LedgerFaults};
 use tally_node::clock::Clock;
-use tally_node::ledger::{Account, Command, CommandResult, LedgerFaults};
 use tally_node::raft::{
     Faults, LogId, LogStoreFaults, NodeId, RaftNode, RaftSettings, StoredMembership, Vote,
 };

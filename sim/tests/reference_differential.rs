@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use tally_node::ledger::{
+use tally_ledger::{
     Account, AccountFlags, ApplyContext, Command, CommandResult, Condition, LedgerBatch,
     LedgerState, MemState, RecordKey, RecordOp, Transfer, TransferFlags, Txn, TxnOutcome,
     NANOS_PER_SECOND,

@@ -22,8 +22,9 @@ const VOTE_KEY: &[u8] = b"vote";
 const PURGED_KEY: &[u8] = b"last_purged";
 const COMMITTED_KEY: &[u8] = b"committed";
 
-/// Deliberate faults, compiled in for every build but only ever switched on by the simulator
-/// to prove that its checks catch them.
+/// Deliberate faults, switched on only by the simulator's planted bugs to prove that its checks
+/// catch them. Compiled only with the `planted-bugs` feature: a production build has none.
+#[cfg(feature = "planted-bugs")]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LogStoreFaults {
     /// Report appended entries durable before the sync completes.
@@ -35,6 +36,7 @@ pub struct LogStoreFaults {
 #[derive(Clone)]
 pub struct LogStore {
     storage: Arc<dyn Storage>,
+    #[cfg(feature = "planted-bugs")]
     faults: LogStoreFaults,
 }
 
@@ -42,12 +44,36 @@ impl LogStore {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         LogStore {
             storage,
+            #[cfg(feature = "planted-bugs")]
             faults: LogStoreFaults::default(),
         }
     }
 
+    #[cfg(feature = "planted-bugs")]
     pub fn with_faults(storage: Arc<dyn Storage>, faults: LogStoreFaults) -> Self {
         LogStore { storage, faults }
+    }
+
+    /// True when a planted bug drops the vote instead of persisting it.
+    #[cfg(feature = "planted-bugs")]
+    fn planted_forget_vote(&self) -> bool {
+        self.faults.forget_vote
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    fn planted_forget_vote(&self) -> bool {
+        false
+    }
+
+    /// True when a planted bug reports appends durable before their sync.
+    #[cfg(feature = "planted-bugs")]
+    fn planted_ack_before_sync(&self) -> bool {
+        self.faults.ack_before_sync
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    fn planted_ack_before_sync(&self) -> bool {
+        false
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(
@@ -152,7 +178,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        if self.faults.forget_vote {
+        if self.planted_forget_vote() {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
@@ -188,7 +214,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.put(Space::RaftLog, u64_key(entry.index()), encode(&entry));
         }
         self.storage.write(batch)?;
-        if self.faults.ack_before_sync {
+        if self.planted_ack_before_sync() {
             callback.io_completed(Ok(()));
             self.storage.sync(Box::new(|_| {}));
             return Ok(());

@@ -18,8 +18,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::{Command, CommandResult};
 
-pub use log_store::{stored_purged, stored_vote, LogStore, LogStoreFaults};
-pub use node::{Faults, NodeError, NodeStatus, RaftNode, RaftSettings, ReadConsistency};
+#[cfg(feature = "planted-bugs")]
+pub use log_store::LogStoreFaults;
+pub use log_store::{stored_purged, stored_vote, LogStore};
+#[cfg(feature = "planted-bugs")]
+pub use node::Faults;
+pub use node::{NodeError, NodeStatus, RaftNode, RaftSettings, ReadConsistency};
 pub use state_machine::{
     applied_state_of, restore_backup, write_backup, BackupFile, SharedState, StateMachineStore,
     BACKUP_BLOB_PREFIX,

@@ -13,13 +13,17 @@ use openraft::Instant as _;
 use openraft::{BasicNode, ChangeMembers, Config, ReadPolicy, ServerState, SnapshotPolicy};
 
 use super::batcher::Batcher;
-use super::log_store::{LogStore, LogStoreFaults};
+use super::log_store::LogStore;
+#[cfg(feature = "planted-bugs")]
+use super::log_store::LogStoreFaults;
 use super::state_machine::{SharedState, StateMachineStore};
 use super::{
     LedgerRaft, NodeId, Request, RequestKind, Response, Runtime, SnapshotData, TypeConfig,
 };
 use crate::clock::Clock;
-use crate::ledger::{Command, CommandResult, LedgerFaults};
+use crate::ledger::{Command, CommandResult};
+#[cfg(feature = "planted-bugs")]
+use crate::ledger::LedgerFaults;
 use crate::limits::{
     LOG_ENTRIES_BETWEEN_SNAPSHOTS, LOG_ENTRIES_KEPT_BEHIND_SNAPSHOT, SNAPSHOT_CHUNK_BYTES,
 };
@@ -144,10 +148,19 @@ pub(super) fn map_write_error(
 }
 
 /// Deliberate faults, switched on only by the simulator's planted bugs; all off by default.
+/// Compiled only with the `planted-bugs` feature, which only tally-sim enables.
+#[cfg(feature = "planted-bugs")]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Faults {
     pub log_store: LogStoreFaults,
     pub ledger: LedgerFaults,
+}
+
+/// The log store and state machine a node starts on, and the state they share.
+struct Stores {
+    log_store: LogStore,
+    state_machine: StateMachineStore,
+    shared: Arc<SharedState>,
 }
 
 /// How a read may be served.
@@ -261,19 +274,17 @@ impl RaftNode {
         N: openraft::network::RaftNetworkFactory<TypeConfig>,
         N::Network: openraft::network::NetSnapshot<TypeConfig, SnapshotData = SnapshotData>,
     {
-        Self::start_with_faults(
-            id,
-            addr,
-            storage,
-            network,
-            settings,
-            clock,
-            seed,
-            Faults::default(),
-        )
-        .await
+        let shared = Arc::new(SharedState::default());
+        let stores = Stores {
+            log_store: LogStore::new(storage.clone()),
+            state_machine: StateMachineStore::new(storage.clone(), shared.clone()),
+            shared,
+        };
+        Self::launch(id, addr, storage, network, settings, clock, seed, stores).await
     }
 
+    /// [`RaftNode::start`] with planted faults (simulator only).
+    #[cfg(feature = "planted-bugs")]
     #[allow(clippy::too_many_arguments)]
     pub async fn start_with_faults<N>(
         id: NodeId,
@@ -284,6 +295,34 @@ impl RaftNode {
         clock: Arc<dyn Clock>,
         seed: u64,
         faults: Faults,
+    ) -> Result<Arc<RaftNode>, NodeError>
+    where
+        N: openraft::network::RaftNetworkFactory<TypeConfig>,
+        N::Network: openraft::network::NetSnapshot<TypeConfig, SnapshotData = SnapshotData>,
+    {
+        let shared = Arc::new(SharedState::default());
+        let stores = Stores {
+            log_store: LogStore::with_faults(storage.clone(), faults.log_store),
+            state_machine: StateMachineStore::with_faults(
+                storage.clone(),
+                shared.clone(),
+                faults.ledger,
+            ),
+            shared,
+        };
+        Self::launch(id, addr, storage, network, settings, clock, seed, stores).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn launch<N>(
+        id: NodeId,
+        addr: String,
+        storage: Arc<dyn Storage>,
+        network: N,
+        settings: &RaftSettings,
+        clock: Arc<dyn Clock>,
+        seed: u64,
+        stores: Stores,
     ) -> Result<Arc<RaftNode>, NodeError>
     where
         N: openraft::network::RaftNetworkFactory<TypeConfig>,
@@ -308,10 +347,11 @@ impl RaftNode {
                 .validate()
                 .map_err(|error| NodeError::Invalid(error.to_string()))?,
         );
-        let shared = Arc::new(SharedState::default());
-        let log_store = LogStore::with_faults(storage.clone(), faults.log_store);
-        let state_machine =
-            StateMachineStore::with_faults(storage.clone(), shared.clone(), faults.ledger);
+        let Stores {
+            log_store,
+            state_machine,
+            shared,
+        } = stores;
         let raft = Runtime::scope(
             seed,
             LedgerRaft::new(id, config, network, log_store, state_machine),

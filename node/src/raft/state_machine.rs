@@ -16,7 +16,9 @@ use super::{
     LogId, Request, RequestKind, Response, Snapshot, SnapshotData, SnapshotMeta, StoredMembership,
     TypeConfig,
 };
-use crate::ledger::{ApplyContext, CommandResult, LedgerBatch, LedgerFaults};
+#[cfg(feature = "planted-bugs")]
+use crate::ledger::LedgerFaults;
+use crate::ledger::{ApplyContext, CommandResult, LedgerBatch, LedgerState};
 use crate::storage::codec::{decode, encode, from_bytes, to_bytes};
 use crate::storage::ledger::{digest, write_mutations, DigestReport, StoreState};
 use crate::storage::snapshot::{snapshot_to_batch, verify_snapshot, write_snapshot};
@@ -62,26 +64,51 @@ impl SharedState {
 pub struct StateMachineStore {
     storage: Arc<dyn Storage>,
     shared: Arc<SharedState>,
+    #[cfg(feature = "planted-bugs")]
     faults: LedgerFaults,
     accounts: AccountCache,
 }
 
 impl StateMachineStore {
     pub fn new(storage: Arc<dyn Storage>, shared: Arc<SharedState>) -> Self {
-        Self::with_faults(storage, shared, LedgerFaults::default())
+        StateMachineStore {
+            storage,
+            shared,
+            #[cfg(feature = "planted-bugs")]
+            faults: LedgerFaults::default(),
+            accounts: AccountCache::default(),
+        }
     }
 
+    /// A state machine whose ledger runs with planted faults (simulator only).
+    #[cfg(feature = "planted-bugs")]
     pub fn with_faults(
         storage: Arc<dyn Storage>,
         shared: Arc<SharedState>,
         faults: LedgerFaults,
     ) -> Self {
         StateMachineStore {
-            storage,
-            shared,
             faults,
-            accounts: AccountCache::default(),
+            ..Self::new(storage, shared)
         }
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    fn ledger_batch<'a, S: LedgerState>(
+        &self,
+        state: &'a S,
+        context: &ApplyContext,
+    ) -> LedgerBatch<'a, S> {
+        LedgerBatch::with_faults(state, context, self.faults)
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    fn ledger_batch<'a, S: LedgerState>(
+        &self,
+        state: &'a S,
+        context: &ApplyContext,
+    ) -> LedgerBatch<'a, S> {
+        LedgerBatch::new(state, context)
     }
 
     fn apply_request(
@@ -97,7 +124,7 @@ impl StateMachineStore {
         let context = ApplyContext {
             timestamp_ns: request.timestamp_ns,
         };
-        let mut ledger = LedgerBatch::with_faults(&state, &context, self.faults);
+        let mut ledger = self.ledger_batch(&state, &context);
         ledger.expire_pending();
         let results: Vec<CommandResult> = commands
             .iter()

@@ -1,7 +1,7 @@
 //! Creating one account, by the rules of `CreateAccountResult`: the first broken rule, in the
 //! order of the codes, is the answer.
 
-use tally_node::ledger::{Account, AccountFlags, CreateAccountResult as R};
+use tally_ledger::{Account, AccountFlags, CreateAccountResult as R};
 
 use super::books::{has_account_flag, Books};
 use super::first_broken;

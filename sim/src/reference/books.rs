@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tally_node::ledger::{
+use tally_ledger::{
     Account, AccountFlags, Balance, PendingStatus, Record, RecordKey, Transfer, TransferFlags,
     NANOS_PER_SECOND,
 };

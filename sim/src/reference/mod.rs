@@ -32,7 +32,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tally_node::ledger::{
+use tally_ledger::{
     Account, AccountFlags, Balance, Command, CommandResult, CreateAccountResult,
     CreateTransferResult, PendingStatus, Record, RecordKey, Transfer, TransferFlags,
 };

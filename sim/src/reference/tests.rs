@@ -1,6 +1,6 @@
 //! The reference's rules on small hand-worked cases, answers written out by hand.
 
-use tally_node::ledger::{
+use tally_ledger::{
     Account, AccountFlags, Command, CommandResult, Condition, CreateAccountResult as A,
     CreateTransferResult as T, PendingStatus, RecordKey, RecordOp, Transfer, TransferFlags, Txn,
     TxnOutcome, TxnResult, NANOS_PER_SECOND,

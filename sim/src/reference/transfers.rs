@@ -2,7 +2,7 @@
 //! balancing) and posts and voids of a pending transfer. Each rule list is in the order of the
 //! codes; the first broken rule is the answer, and nothing changes unless every rule holds.
 
-use tally_node::ledger::{
+use tally_ledger::{
     Account, AccountFlags, CreateTransferResult as R, PendingStatus, Transfer, TransferFlags,
     NANOS_PER_SECOND,
 };

@@ -2,7 +2,7 @@
 //! anything is tried; then accounts, transfers and record writes run on a copy of the books,
 //! which replaces them only if all of it succeeded.
 
-use tally_node::ledger::{
+use tally_ledger::{
     CommandResult, Condition, CreateAccountResult, CreateTransferResult, Record, RecordOp, Txn,
     TxnOutcome, TxnResult,
 };

@@ -1,7 +1,7 @@
 //! The client's copies of result-code and flag names match the node's enums exactly.
 
 use tally_client::codes::{ACCOUNT_RESULTS, TRANSFER_RESULTS};
-use tally_node::ledger::{CreateAccountResult, CreateTransferResult};
+use tally_ledger::{CreateAccountResult, CreateTransferResult};
 
 #[test]
 fn client_result_names_match_the_node() {

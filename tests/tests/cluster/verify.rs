@@ -5,7 +5,7 @@ use std::process::Command;
 
 use tally_client::codes::RESULT_OK;
 use tally_client::{AccountBuilder, TransferBuilder};
-use tally_node::ledger::Account;
+use tally_ledger::Account;
 use tally_node::storage::codec::{decode, encode};
 use tally_node::storage::keys::u128_key;
 use tally_node::storage::{ReadView, RocksStorage, Space, Storage, WriteBatch};

@@ -31,7 +31,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use tally_node::ledger::{
+use tally_ledger::{
     Account, AccountFlags, ApplyContext, Command, CommandResult, Condition, CreateAccountResult,
     CreateTransferResult, LedgerBatch, LedgerState, MemState, PendingStatus, RecordKey, RecordOp,
     Transfer, TransferFlags, Txn, TxnOutcome,
@@ -677,7 +677,7 @@ fn compare_names(actual: &[&str], want: &[String]) -> Result<(), String> {
 
 /// Renders a Txn result in the fixture's spelling, so the comparison is one string comparison.
 fn compare_txn(
-    result: &tally_node::ledger::TxnResult,
+    result: &tally_ledger::TxnResult,
     want: &[String],
     coverage: &mut Coverage,
 ) -> Result<(), String> {

@@ -1,4 +1,5 @@
-//! The pure ledger state machine: accounts, transfers, records and `apply`; no IO, clock or rng.
+//! tally-ledger: the pure ledger state machine (accounts, transfers, records, their result codes
+//! and `apply`); no IO, clock or rng. The node, the simulator and the client share these types.
 //!
 //! `LedgerBatch` applies commands over a `LedgerState` view and returns result codes plus the
 //! `Mutations` the caller writes atomically. Time enters only through `ApplyContext`, stamped by
@@ -6,6 +7,7 @@
 
 mod account;
 pub mod apply;
+pub mod limits;
 pub mod mem;
 mod overlay;
 pub mod results;
@@ -15,7 +17,9 @@ mod transfer;
 mod txn;
 pub mod types;
 
-pub use apply::{ApplyContext, LedgerBatch, LedgerFaults, Mutations};
+#[cfg(feature = "planted-bugs")]
+pub use apply::LedgerFaults;
+pub use apply::{ApplyContext, LedgerBatch, Mutations};
 pub use mem::MemState;
 pub use results::{
     CommandResult, CreateAccountResult, CreateTransferResult, TxnOutcome, TxnResult,

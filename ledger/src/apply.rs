@@ -25,7 +25,9 @@ pub struct ApplyContext {
 }
 
 /// Deliberate faults, switched on only by the simulator's planted bugs to prove that its checks
-/// catch them; both off by default.
+/// catch them; both off by default. Compiled only with the `planted-bugs` feature (which the
+/// simulator enables): a production build has no switch to flip.
+#[cfg(feature = "planted-bugs")]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerFaults {
     /// A transfer whose id already exists is applied again instead of answering `exists`.
@@ -106,7 +108,8 @@ pub struct LedgerBatch<'a, S: LedgerState> {
     base_timestamp: u64,
     /// Next timestamp to assign. A u128 so that running past u64::MAX is a value, not an overflow.
     pub(crate) next_timestamp: u128,
-    pub(crate) faults: LedgerFaults,
+    #[cfg(feature = "planted-bugs")]
+    faults: LedgerFaults,
 }
 
 impl<'a, S: LedgerState> LedgerBatch<'a, S> {
@@ -124,16 +127,40 @@ impl<'a, S: LedgerState> LedgerBatch<'a, S> {
             overlay: Overlay::default(),
             base_timestamp,
             next_timestamp,
+            #[cfg(feature = "planted-bugs")]
             faults: LedgerFaults::default(),
         }
     }
 
     /// A batch with planted faults (simulator only).
+    #[cfg(feature = "planted-bugs")]
     pub fn with_faults(state: &'a S, ctx: &ApplyContext, faults: LedgerFaults) -> Self {
         Self {
             faults,
             ..Self::new(state, ctx)
         }
+    }
+
+    /// True when a planted bug re-applies a transfer whose id exists (never without the feature).
+    #[cfg(feature = "planted-bugs")]
+    pub(crate) fn planted_skip_idempotency(&self) -> bool {
+        self.faults.skip_idempotency
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    pub(crate) fn planted_skip_idempotency(&self) -> bool {
+        false
+    }
+
+    /// True when a planted bug skips the balance limits (never without the feature).
+    #[cfg(feature = "planted-bugs")]
+    pub(crate) fn planted_skip_balance_check(&self) -> bool {
+        self.faults.skip_balance_check
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    pub(crate) fn planted_skip_balance_check(&self) -> bool {
+        false
     }
 
     /// The batch's "now": the first timestamp it may assign.
@@ -404,7 +431,7 @@ fn net_expiries(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::mem::MemState;
+    use crate::mem::MemState;
 
     fn account(id: u128, flags: AccountFlags) -> Account {
         Account {

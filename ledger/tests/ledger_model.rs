@@ -5,14 +5,14 @@
 //! it only on success. After every batch the test compares each result code's class, every
 //! balance, every stored transfer, the pending statuses and per-ledger conservation.
 //!
-//! Replay a failure with `LEDGER_MODEL_SEED=<seed> cargo test -p tally-node --test ledger_model`;
+//! Replay a failure with `LEDGER_MODEL_SEED=<seed> cargo test -p tally-ledger --test ledger_model`;
 //! `LEDGER_MODEL_CASES` changes the number of cases.
 
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
-use tally_node::ledger::{
+use tally_ledger::{
     ledger_totals, Account, AccountFlags, ApplyContext, Command, CommandResult,
     CreateAccountResult, CreateTransferResult, LedgerBatch, LedgerState, MemState, PendingStatus,
     RecordKey, RecordOp, Transfer, TransferFlags, Txn, TxnOutcome,
@@ -856,7 +856,7 @@ fn ledger_matches_reference_model() {
         Ok(()) => {}
         Err(TestError::Fail(reason, scenario)) => panic!(
             "{reason}\nminimal scenario: {scenario:#?}\nseed {seed}; replay: \
-             LEDGER_MODEL_SEED={seed} cargo test -p tally-node --test ledger_model"
+             LEDGER_MODEL_SEED={seed} cargo test -p tally-ledger --test ledger_model"
         ),
         Err(error) => panic!("seed {seed}: {error}"),
     }

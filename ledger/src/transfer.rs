@@ -40,7 +40,7 @@ impl<S: LedgerState> LedgerBatch<'_, S> {
         let (debit, credit) = self.plain_accounts(transfer)?;
         let amount = balancing_amount(transfer, &debit, &credit);
         check_overflows(transfer, amount, &debit, &credit, self.peek_timestamp())?;
-        if !self.faults.skip_balance_check {
+        if !self.planted_skip_balance_check() {
             check_limits(transfer, amount, &debit, &credit)?;
         }
         let timestamp = self.take_timestamp().ok_or(R::TimestampExhausted)?;
@@ -50,7 +50,7 @@ impl<S: LedgerState> LedgerBatch<'_, S> {
 
     /// Returns the `exists*` code when a transfer with this id is already stored.
     fn check_not_exists(&self, transfer: &Transfer) -> Check {
-        if self.faults.skip_idempotency {
+        if self.planted_skip_idempotency() {
             return Ok(());
         }
         let Some(stored) = self.transfer(transfer.id) else {
