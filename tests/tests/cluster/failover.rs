@@ -7,7 +7,6 @@ use tally_client::{
     Account, AccountBuilder, Balances, Client, CreateAccountResult, CreateTransferResult, Transfer,
     TransferBuilder,
 };
-use tally_proto::v1;
 
 use crate::harness::{eventually, TestCluster, CONVERGE_TIMEOUT};
 
