@@ -1,38 +1,35 @@
-//! Builders from plain Rust values (u128 ids and amounts) to the protocol structs, and the
-//! balances of an account as u128s.
+//! Builders of the ledger's accounts and transfers to create, and the balances of an account.
 
-use tally_proto::{u128_of, v1};
+use tally_ledger::{Account, AccountFlags, Balance, Transfer, TransferFlags};
 
-use crate::codes::transfer_flags;
-
-/// Builds a [`v1::Account`] to create. Balances and timestamp stay zero (the cluster sets them).
+/// Builds an [`Account`] to create. Balances and timestamp stay zero (the cluster sets them).
 #[derive(Clone, Debug)]
 pub struct AccountBuilder {
-    account: v1::Account,
+    account: Account,
 }
 
 impl AccountBuilder {
     /// An account with client-chosen `id` (non-zero) on `ledger` (currency) with `code` (type).
     pub fn new(id: u128, ledger: u32, code: u16) -> AccountBuilder {
         AccountBuilder {
-            account: v1::Account {
-                id: Some(id.into()),
+            account: Account {
+                id,
                 ledger,
-                code: u32::from(code),
-                ..Default::default()
+                code,
+                ..Account::default()
             },
         }
     }
 
-    /// Sets the flag bits (see [`crate::codes::account_flags`]).
-    pub fn flags(mut self, flags: u32) -> AccountBuilder {
+    /// Sets the flags.
+    pub fn flags(mut self, flags: AccountFlags) -> AccountBuilder {
         self.account.flags = flags;
         self
     }
 
     /// Sets `user_data_128`.
     pub fn user_data_128(mut self, value: u128) -> AccountBuilder {
-        self.account.user_data_128 = Some(value.into());
+        self.account.user_data_128 = value;
         self
     }
 
@@ -49,15 +46,15 @@ impl AccountBuilder {
     }
 
     /// The account.
-    pub fn build(self) -> v1::Account {
+    pub fn build(self) -> Account {
         self.account
     }
 }
 
-/// Builds a [`v1::Transfer`] to create.
+/// Builds a [`Transfer`] to create.
 #[derive(Clone, Debug)]
 pub struct TransferBuilder {
-    transfer: v1::Transfer,
+    transfer: Transfer,
 }
 
 impl TransferBuilder {
@@ -71,14 +68,14 @@ impl TransferBuilder {
         code: u16,
     ) -> TransferBuilder {
         TransferBuilder {
-            transfer: v1::Transfer {
-                id: Some(id.into()),
-                debit_account_id: Some(debit_account_id.into()),
-                credit_account_id: Some(credit_account_id.into()),
-                amount: Some(amount.into()),
+            transfer: Transfer {
+                id,
+                debit_account_id,
+                credit_account_id,
+                amount,
                 ledger,
-                code: u32::from(code),
-                ..Default::default()
+                code,
+                ..Transfer::default()
             },
         }
     }
@@ -88,31 +85,31 @@ impl TransferBuilder {
     pub fn post(id: u128, pending_id: u128, amount: Option<u128>) -> TransferBuilder {
         TransferBuilder::new(id, 0, 0, amount.unwrap_or(u128::MAX), 0, 0)
             .pending_id(pending_id)
-            .flags(transfer_flags::POST_PENDING_TRANSFER)
+            .flags(TransferFlags::POST_PENDING_TRANSFER)
     }
 
     /// Voids (releases) pending transfer `pending_id` in full.
     pub fn void(id: u128, pending_id: u128) -> TransferBuilder {
         TransferBuilder::new(id, 0, 0, 0, 0, 0)
             .pending_id(pending_id)
-            .flags(transfer_flags::VOID_PENDING_TRANSFER)
+            .flags(TransferFlags::VOID_PENDING_TRANSFER)
     }
 
-    /// Sets the flag bits (see [`crate::codes::transfer_flags`]), replacing any set before.
-    pub fn flags(mut self, flags: u32) -> TransferBuilder {
+    /// Sets the flags, replacing any set before.
+    pub fn flags(mut self, flags: TransferFlags) -> TransferBuilder {
         self.transfer.flags = flags;
         self
     }
 
-    /// Adds flag bits to the ones already set.
-    pub fn add_flags(mut self, flags: u32) -> TransferBuilder {
-        self.transfer.flags |= flags;
+    /// Adds flags to the ones already set.
+    pub fn add_flags(mut self, flags: TransferFlags) -> TransferBuilder {
+        self.transfer.flags = self.transfer.flags | flags;
         self
     }
 
     /// Sets the pending transfer this one posts or voids.
     pub fn pending_id(mut self, pending_id: u128) -> TransferBuilder {
-        self.transfer.pending_id = Some(pending_id.into());
+        self.transfer.pending_id = pending_id;
         self
     }
 
@@ -124,7 +121,7 @@ impl TransferBuilder {
 
     /// Sets `user_data_128`.
     pub fn user_data_128(mut self, value: u128) -> TransferBuilder {
-        self.transfer.user_data_128 = Some(value.into());
+        self.transfer.user_data_128 = value;
         self
     }
 
@@ -141,7 +138,7 @@ impl TransferBuilder {
     }
 
     /// The transfer.
-    pub fn build(self) -> v1::Transfer {
+    pub fn build(self) -> Transfer {
         self.transfer
     }
 }
@@ -161,22 +158,22 @@ pub struct Balances {
 
 impl Balances {
     /// The balances of `account`.
-    pub fn of_account(account: &v1::Account) -> Balances {
+    pub fn of_account(account: &Account) -> Balances {
         Balances {
-            debits_pending: u128_of(account.debits_pending),
-            debits_posted: u128_of(account.debits_posted),
-            credits_pending: u128_of(account.credits_pending),
-            credits_posted: u128_of(account.credits_posted),
+            debits_pending: account.debits_pending,
+            debits_posted: account.debits_posted,
+            credits_pending: account.credits_pending,
+            credits_posted: account.credits_posted,
         }
     }
 
     /// The balances at one point of an account's history.
-    pub fn of_history(balance: &v1::AccountBalance) -> Balances {
+    pub fn of_history(balance: &Balance) -> Balances {
         Balances {
-            debits_pending: u128_of(balance.debits_pending),
-            debits_posted: u128_of(balance.debits_posted),
-            credits_pending: u128_of(balance.credits_pending),
-            credits_posted: u128_of(balance.credits_posted),
+            debits_pending: balance.debits_pending,
+            debits_posted: balance.debits_posted,
+            credits_pending: balance.credits_pending,
+            credits_posted: balance.credits_posted,
         }
     }
 }
@@ -184,19 +181,21 @@ impl Balances {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codes::account_flags;
 
     #[test]
     fn account_builder_sets_fields() {
         let account = AccountBuilder::new(u128::MAX - 1, 840, 7)
-            .flags(account_flags::HISTORY)
+            .flags(AccountFlags::HISTORY)
             .user_data_128(1 << 100)
             .user_data_64(64)
             .user_data_32(32)
             .build();
-        assert_eq!(u128_of(account.id), u128::MAX - 1);
-        assert_eq!((account.ledger, account.code, account.flags), (840, 7, 8));
-        assert_eq!(u128_of(account.user_data_128), 1 << 100);
+        assert_eq!(account.id, u128::MAX - 1);
+        assert_eq!(
+            (account.ledger, account.code, account.flags),
+            (840, 7, AccountFlags::HISTORY)
+        );
+        assert_eq!(account.user_data_128, 1 << 100);
         assert_eq!((account.user_data_64, account.user_data_32), (64, 32));
         assert_eq!(Balances::of_account(&account), Balances::default());
         assert_eq!(account.timestamp, 0);
@@ -205,25 +204,28 @@ mod tests {
     #[test]
     fn transfer_builders() {
         let transfer = TransferBuilder::new(1, 2, 3, 4, 5, 6)
-            .flags(transfer_flags::PENDING)
-            .add_flags(transfer_flags::LINKED)
+            .flags(TransferFlags::PENDING)
+            .add_flags(TransferFlags::LINKED)
             .timeout_seconds(60)
             .build();
-        assert_eq!(u128_of(transfer.id), 1);
-        assert_eq!(u128_of(transfer.debit_account_id), 2);
-        assert_eq!(u128_of(transfer.credit_account_id), 3);
-        assert_eq!(u128_of(transfer.amount), 4);
+        assert_eq!(transfer.id, 1);
+        assert_eq!(transfer.debit_account_id, 2);
+        assert_eq!(transfer.credit_account_id, 3);
+        assert_eq!(transfer.amount, 4);
         assert_eq!((transfer.ledger, transfer.code), (5, 6));
-        assert_eq!((transfer.flags, transfer.timeout), (3, 60));
+        assert_eq!(
+            (transfer.flags, transfer.timeout),
+            (TransferFlags::PENDING | TransferFlags::LINKED, 60)
+        );
 
         let post = TransferBuilder::post(10, 1, None).build();
-        assert_eq!(post.flags, transfer_flags::POST_PENDING_TRANSFER);
-        assert_eq!(u128_of(post.pending_id), 1);
-        assert_eq!(u128_of(post.amount), u128::MAX);
+        assert_eq!(post.flags, TransferFlags::POST_PENDING_TRANSFER);
+        assert_eq!(post.pending_id, 1);
+        assert_eq!(post.amount, u128::MAX);
         let partial = TransferBuilder::post(11, 1, Some(3)).build();
-        assert_eq!(u128_of(partial.amount), 3);
+        assert_eq!(partial.amount, 3);
         let void = TransferBuilder::void(12, 1).build();
-        assert_eq!(void.flags, transfer_flags::VOID_PENDING_TRANSFER);
-        assert_eq!(u128_of(void.amount), 0);
+        assert_eq!(void.flags, TransferFlags::VOID_PENDING_TRANSFER);
+        assert_eq!(void.amount, 0);
     }
 }

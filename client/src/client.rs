@@ -5,6 +5,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tally_ledger::{
+    Account, Balance, CreateAccountResult, CreateTransferResult, PendingStatus, Record, RecordKey,
+    Transfer, Txn, TxnResult,
+};
 use tally_proto::v1;
 use tally_proto::v1::admin_client::AdminClient;
 use tally_proto::v1::ledger_client::LedgerClient;
@@ -16,7 +20,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::ClientTlsConfig;
 
 use crate::address::NodeAddress;
-use crate::codes::TransferState;
+use crate::convert;
 use crate::credentials::{Secret, TlsOptions};
 use crate::error::ClientError;
 use crate::retry::{classify, Backoff, Disposition, Jitter};
@@ -471,15 +475,42 @@ fn lookup_request(ids: &[u128]) -> v1::LookupRequest {
     }
 }
 
+/// Which of an account's transfers or balance history points to read, one page at a time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountFilter {
+    pub account_id: u128,
+    /// Inclusive; 0 = no bound.
+    pub timestamp_min: u64,
+    /// Inclusive; 0 = no bound.
+    pub timestamp_max: u64,
+    /// At most this many; 0 = the server's page maximum.
+    pub limit: u32,
+    /// Newest first.
+    pub reversed: bool,
+}
+
+impl AccountFilter {
+    fn to_pb(&self) -> v1::AccountFilter {
+        v1::AccountFilter {
+            account_id: Some(self.account_id.into()),
+            timestamp_min: self.timestamp_min,
+            timestamp_max: self.timestamp_max,
+            limit: self.limit,
+            reversed: self.reversed,
+            stale_ok: false,
+        }
+    }
+}
+
 /// Ledger calls. Writes and linearizable reads go to the leader.
 impl Client {
-    /// Creates accounts as one atomic batch; returns one result code per account (see
-    /// [`crate::codes`]), in order.
+    /// Creates accounts as one atomic batch; returns one result per account, in order.
     pub async fn create_accounts(
         &self,
-        accounts: Vec<v1::Account>,
-    ) -> Result<Vec<u32>, ClientError> {
+        accounts: Vec<Account>,
+    ) -> Result<Vec<CreateAccountResult>, ClientError> {
         let sent = accounts.len();
+        let accounts = accounts.iter().map(convert::account_to_pb).collect();
         let request = v1::CreateAccountsRequest { accounts };
         let reply = self
             .call_leader(request, |channel, request| async move {
@@ -487,15 +518,19 @@ impl Client {
             })
             .await?;
         check_result_count(sent, &reply.results)?;
-        Ok(reply.results)
+        reply
+            .results
+            .into_iter()
+            .map(convert::account_result_of)
+            .collect()
     }
 
-    /// Creates transfers as one batch; returns one result code per transfer, in order. With
+    /// Creates transfers as one batch; returns one result per transfer, in order. With
     /// [`ClientOptions::coalesce`] (the default), concurrent calls share requests.
     pub async fn create_transfers(
         &self,
-        transfers: Vec<v1::Transfer>,
-    ) -> Result<Vec<u32>, ClientError> {
+        transfers: Vec<Transfer>,
+    ) -> Result<Vec<CreateTransferResult>, ClientError> {
         if !self.inner.options.coalesce || !crate::coalesce::packable(&transfers) {
             return self.send_transfers(transfers).await;
         }
@@ -509,9 +544,10 @@ impl Client {
     /// Sends `transfers` as one request of their own.
     pub(crate) async fn send_transfers(
         &self,
-        transfers: Vec<v1::Transfer>,
-    ) -> Result<Vec<u32>, ClientError> {
+        transfers: Vec<Transfer>,
+    ) -> Result<Vec<CreateTransferResult>, ClientError> {
         let sent = transfers.len();
+        let transfers = transfers.iter().map(convert::transfer_to_pb).collect();
         let request = v1::CreateTransfersRequest { transfers };
         let reply = self
             .call_leader(request, |channel, request| async move {
@@ -519,29 +555,39 @@ impl Client {
             })
             .await?;
         check_result_count(sent, &reply.results)?;
-        Ok(reply.results)
+        reply
+            .results
+            .into_iter()
+            .map(convert::transfer_result_of)
+            .collect()
     }
 
     /// Applies a transaction (conditions + record ops + accounts + transfers), all or nothing.
-    pub async fn submit_txn(&self, txn: v1::TxnRequest) -> Result<v1::TxnReply, ClientError> {
-        self.call_leader(txn, |channel, request| async move {
-            ledger(channel).submit_txn(request).await
-        })
-        .await
+    pub async fn submit_txn(&self, txn: &Txn) -> Result<TxnResult, ClientError> {
+        let reply = self
+            .call_leader(convert::txn_to_pb(txn), |channel, request| async move {
+                ledger(channel).submit_txn(request).await
+            })
+            .await?;
+        convert::txn_result_from_pb(reply)
     }
 
     /// Looks accounts up by id (linearizable). Ids that do not exist are left out.
-    pub async fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<v1::Account>, ClientError> {
+    pub async fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<Account>, ClientError> {
         let reply = self
             .call_leader(lookup_request(ids), |channel, request| async move {
                 ledger(channel).lookup_accounts(request).await
             })
             .await?;
-        Ok(reply.accounts)
+        reply
+            .accounts
+            .iter()
+            .map(convert::account_from_pb)
+            .collect()
     }
 
     /// Looks transfers up by id (linearizable). Ids that do not exist are left out.
-    pub async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<v1::Transfer>, ClientError> {
+    pub async fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>, ClientError> {
         Ok(self
             .lookup_transfer_states(ids)
             .await?
@@ -550,52 +596,62 @@ impl Client {
             .collect())
     }
 
-    /// Looks transfers up by id (linearizable), each with its [`TransferState`]: whether a
-    /// pending transfer is still pending, or was posted, voided or expired.
+    /// Looks transfers up by id (linearizable), each with its [`PendingStatus`]: `None` for a
+    /// single-phase transfer, else whether the pending transfer is still pending, or was posted,
+    /// voided or expired.
     pub async fn lookup_transfer_states(
         &self,
         ids: &[u128],
-    ) -> Result<Vec<(v1::Transfer, TransferState)>, ClientError> {
+    ) -> Result<Vec<(Transfer, Option<PendingStatus>)>, ClientError> {
         let reply = self
             .call_leader(lookup_request(ids), |channel, request| async move {
                 ledger(channel).lookup_transfers(request).await
             })
             .await?;
         let mut states = reply.states.into_iter();
-        Ok(reply
+        reply
             .transfers
-            .into_iter()
+            .iter()
             .map(|transfer| {
-                let state = TransferState::from_code(states.next().unwrap_or(0));
-                (transfer, state)
+                let state = convert::pending_status_of(states.next().unwrap_or(0));
+                Ok((convert::transfer_from_pb(transfer)?, state))
             })
-            .collect())
+            .collect()
     }
 
     /// One page of an account's transfers, selected by `filter`.
     pub async fn account_transfers(
         &self,
-        filter: v1::AccountFilter,
-    ) -> Result<Vec<v1::Transfer>, ClientError> {
+        filter: AccountFilter,
+    ) -> Result<Vec<Transfer>, ClientError> {
         let reply = self
-            .call_leader(filter, |channel, request| async move {
+            .call_leader(filter.to_pb(), |channel, request| async move {
                 ledger(channel).get_account_transfers(request).await
             })
             .await?;
-        Ok(reply.transfers)
+        reply
+            .transfers
+            .iter()
+            .map(convert::transfer_from_pb)
+            .collect()
     }
 
     /// One page of the balance history of an account with the `history` flag.
     pub async fn account_balances(
         &self,
-        filter: v1::AccountFilter,
-    ) -> Result<Vec<v1::AccountBalance>, ClientError> {
+        filter: AccountFilter,
+    ) -> Result<Vec<Balance>, ClientError> {
+        let account_id = filter.account_id;
         let reply = self
-            .call_leader(filter, |channel, request| async move {
+            .call_leader(filter.to_pb(), |channel, request| async move {
                 ledger(channel).get_account_balances(request).await
             })
             .await?;
-        Ok(reply.balances)
+        Ok(reply
+            .balances
+            .iter()
+            .map(|balance| convert::balance_from_pb(account_id, balance))
+            .collect())
     }
 
     /// Reads one record (linearizable); `None` if it does not exist.
@@ -603,12 +659,9 @@ impl Client {
         &self,
         namespace: &str,
         key: &[u8],
-    ) -> Result<Option<v1::Record>, ClientError> {
+    ) -> Result<Option<Record>, ClientError> {
         let request = v1::GetRecordRequest {
-            key: Some(v1::RecordKey {
-                namespace: namespace.to_string(),
-                key: key.to_vec(),
-            }),
+            key: Some(convert::record_key_to_pb(&RecordKey::new(namespace, key))),
             stale_ok: false,
         };
         let reply = self
@@ -616,7 +669,7 @@ impl Client {
                 ledger(channel).get_record(request).await
             })
             .await?;
-        Ok(reply.record)
+        reply.record.map(convert::record_from_pb).transpose()
     }
 
     /// One page (at most `limit` records, 0 = the server's maximum) of the records in `namespace`
@@ -627,7 +680,7 @@ impl Client {
         prefix: &[u8],
         start_after: &[u8],
         limit: u32,
-    ) -> Result<Vec<v1::Record>, ClientError> {
+    ) -> Result<Vec<Record>, ClientError> {
         let request = v1::ScanRecordsRequest {
             namespace: namespace.to_string(),
             prefix: prefix.to_vec(),
@@ -640,7 +693,11 @@ impl Client {
                 ledger(channel).scan_records(request).await
             })
             .await?;
-        Ok(reply.records)
+        reply
+            .records
+            .into_iter()
+            .map(convert::record_from_pb)
+            .collect()
     }
 }
 

@@ -11,10 +11,9 @@
 
 use std::sync::Weak;
 
-use tally_proto::v1;
+use tally_ledger::{CreateTransferResult, Transfer, TransferFlags};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::codes::transfer_flags;
 use crate::ClientError;
 
 /// Events in one packed request at most (the node takes up to 8192 per request).
@@ -23,22 +22,17 @@ pub const PACKED_EVENTS_MAX: usize = 8000;
 const QUEUE_CAPACITY: usize = 4096;
 
 pub(crate) struct Pending {
-    transfers: Vec<v1::Transfer>,
-    reply: oneshot::Sender<Result<Vec<u32>, ClientError>>,
+    transfers: Vec<Transfer>,
+    reply: oneshot::Sender<Result<Vec<CreateTransferResult>, ClientError>>,
 }
 
 pub(crate) type Queue = mpsc::Sender<Pending>;
 
-/// True when `transfers` may be packed with others: it fits, and no field is one the node refuses
-/// for the whole request (code and flags are u16 on the node). A batch that is not packable is
-/// sent alone, so its error names its own transfer index.
-pub(crate) fn packable(transfers: &[v1::Transfer]) -> bool {
-    let fits_u16 = |value: u32| value <= u32::from(u16::MAX);
-    !transfers.is_empty()
-        && transfers.len() <= PACKED_EVENTS_MAX
-        && transfers
-            .iter()
-            .all(|transfer| fits_u16(transfer.code) && fits_u16(transfer.flags))
+/// True when `transfers` may be packed with others: it is not empty and fits one request. (The
+/// ledger's types leave no field the node could refuse for the whole request.) A batch that is not
+/// packable is sent alone.
+pub(crate) fn packable(transfers: &[Transfer]) -> bool {
+    !transfers.is_empty() && transfers.len() <= PACKED_EVENTS_MAX
 }
 
 /// Starts the packing task of a client; it ends when the client is dropped.
@@ -51,8 +45,8 @@ pub(crate) fn start(client: Weak<crate::client::Inner>) -> Queue {
 /// Sends `transfers` through the packing task and waits for its own results.
 pub(crate) async fn submit(
     queue: &Queue,
-    transfers: Vec<v1::Transfer>,
-) -> Result<Vec<u32>, ClientError> {
+    transfers: Vec<Transfer>,
+) -> Result<Vec<CreateTransferResult>, ClientError> {
     let (reply, answer) = oneshot::channel();
     let gone = || ClientError::InvalidReply("the client's batching task stopped".into());
     queue
@@ -62,10 +56,10 @@ pub(crate) async fn submit(
     answer.await.map_err(|_| gone())?
 }
 
-fn ends_in_open_chain(transfers: &[v1::Transfer]) -> bool {
+fn ends_in_open_chain(transfers: &[Transfer]) -> bool {
     transfers
         .last()
-        .is_some_and(|last| last.flags & transfer_flags::LINKED != 0)
+        .is_some_and(|last| last.flags.contains(TransferFlags::LINKED))
 }
 
 async fn run(client: Weak<crate::client::Inner>, mut queue: mpsc::Receiver<Pending>) {
@@ -98,15 +92,16 @@ async fn run(client: Weak<crate::client::Inner>, mut queue: mpsc::Receiver<Pendi
 }
 
 async fn send_group(client: &crate::Client, group: Vec<Pending>) {
-    let all: Vec<v1::Transfer> = group
+    let all: Vec<Transfer> = group
         .iter()
-        .flat_map(|pending| pending.transfers.iter().copied())
+        .flat_map(|pending| pending.transfers.iter().cloned())
         .collect();
     match client.send_transfers(all).await {
         Ok(results) => {
             let mut results = results.into_iter();
             for pending in group {
-                let own: Vec<u32> = results.by_ref().take(pending.transfers.len()).collect();
+                let own: Vec<CreateTransferResult> =
+                    results.by_ref().take(pending.transfers.len()).collect();
                 let _ = pending.reply.send(Ok(own));
             }
         }

@@ -1,6 +1,8 @@
 //! Tally client: an async, cheaply clonable handle to a Tally cluster (leader discovery, retries
-//! with backoff until a deadline, typed ledger and admin calls) plus helpers to build the protocol
-//! structs and to name result codes and flags.
+//! with backoff until a deadline, typed ledger and admin calls) plus builders of accounts and
+//! transfers. Ledger calls take and return the ledger's own types (`tally-ledger`: accounts,
+//! transfers, flags, result codes, records, Txns), re-exported here; protobuf stays inside the
+//! client, except in the admin calls' arguments and replies (`tally_proto::v1`).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), tally_client::ClientError> {
@@ -14,7 +16,7 @@
 //! )
 //! .await?;
 //! let results = client.create_accounts(vec![AccountBuilder::new(1, 1, 10).build()]).await?;
-//! assert_eq!(results, vec![tally_client::codes::RESULT_OK]);
+//! assert_eq!(results, vec![tally_client::CreateAccountResult::Ok]);
 //! # Ok(())
 //! # }
 //! ```
@@ -23,15 +25,21 @@ mod address;
 mod builders;
 mod client;
 pub mod coalesce;
-pub mod codes;
+mod convert;
 pub mod credentials;
 mod error;
 mod retry;
 
 pub use address::{parse_leader_hint, NodeAddress, LEADER_METADATA_KEY};
 pub use builders::{AccountBuilder, Balances, TransferBuilder};
-pub use client::{Client, ClientOptions};
+pub use client::{AccountFilter, Client, ClientOptions};
 pub use credentials::{Credentials, Secret, TlsOptions};
 pub use error::ClientError;
 pub use retry::{classify, Backoff, Disposition};
-pub use tally_proto::v1;
+/// The ledger's types, as the node defines them: one definition for the node, the simulator and
+/// every client.
+pub use tally_ledger::{
+    Account, AccountFlags, Balance, Condition, CreateAccountResult, CreateTransferResult,
+    PendingStatus, Record, RecordKey, RecordOp, Transfer, TransferFlags, Txn, TxnOutcome,
+    TxnResult,
+};

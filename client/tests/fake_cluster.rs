@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tally_client::{v1, Client, ClientError, ClientOptions, LEADER_METADATA_KEY};
+use tally_client::{Client, ClientError, ClientOptions, LEADER_METADATA_KEY};
+use tally_proto::v1;
 use tally_proto::v1::admin_server::{Admin, AdminServer};
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};

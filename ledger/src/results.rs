@@ -268,4 +268,37 @@ mod tests {
         }
         assert_eq!(CreateTransferResult::from_name("nope"), None);
     }
+
+    /// Clients, the API and stored fixtures rely on these numbers and names (they were checked
+    /// against a client-side copy of the tables before the client used these enums directly).
+    #[test]
+    fn wire_numbers_and_names_stay_put() {
+        let snake_case = |name: &str| {
+            name.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        };
+        assert!(CreateAccountResult::ALL
+            .iter()
+            .all(|r| snake_case(r.name())));
+        assert!(CreateTransferResult::ALL
+            .iter()
+            .all(|r| snake_case(r.name())));
+        let accounts = [(0, "ok"), (20, "exists"), (21, "timestamp_exhausted")];
+        for (number, name) in accounts {
+            assert_eq!(CreateAccountResult::from_u32(number).unwrap().name(), name);
+        }
+        let transfers = [
+            (0, "ok"),
+            (24, "exists_with_different_amount"),
+            (32, "exists"),
+            (47, "pending_transfer_expired"),
+            (57, "exceeds_credits"),
+            (59, "timestamp_exhausted"),
+        ];
+        for (number, name) in transfers {
+            assert_eq!(CreateTransferResult::from_u32(number).unwrap().name(), name);
+        }
+        assert_eq!(CreateAccountResult::ALL.len(), 22);
+        assert_eq!(CreateTransferResult::ALL.len(), 60);
+    }
 }

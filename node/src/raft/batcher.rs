@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::node::{map_write_error, NodeError};
+use super::error::{map_write_error, NodeError};
 use super::{LedgerRaft, Request, RequestKind, Response, Runtime};
 use crate::clock::{spawn, Clock};
 use crate::ledger::{Command, CommandResult};

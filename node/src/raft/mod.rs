@@ -8,6 +8,7 @@
 
 mod account_cache;
 mod batcher;
+mod error;
 mod log_store;
 mod node;
 mod state_machine;
@@ -18,12 +19,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::{Command, CommandResult};
 
+pub use error::NodeError;
 #[cfg(feature = "planted-bugs")]
 pub use log_store::LogStoreFaults;
 pub use log_store::{stored_purged, stored_vote, LogStore};
 #[cfg(feature = "planted-bugs")]
 pub use node::Faults;
-pub use node::{NodeError, NodeStatus, RaftNode, RaftSettings, ReadConsistency};
+pub use node::{NodeStatus, RaftNode, RaftSettings, ReadConsistency};
 pub use state_machine::{
     applied_state_of, restore_backup, write_backup, BackupFile, SharedState, StateMachineStore,
     BACKUP_BLOB_PREFIX,

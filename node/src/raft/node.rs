@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::RaftError;
 use openraft::Instant as _;
 use openraft::{BasicNode, ChangeMembers, Config, ReadPolicy, ServerState, SnapshotPolicy};
 
 use super::batcher::Batcher;
+use super::error::{forward, map_write_error, NodeError};
 use super::log_store::LogStore;
 #[cfg(feature = "planted-bugs")]
 use super::log_store::LogStoreFaults;
@@ -21,36 +22,14 @@ use super::{
     LedgerRaft, NodeId, Request, RequestKind, Response, Runtime, SnapshotData, TypeConfig,
 };
 use crate::clock::Clock;
-use crate::ledger::{Command, CommandResult};
 #[cfg(feature = "planted-bugs")]
 use crate::ledger::LedgerFaults;
+use crate::ledger::{Command, CommandResult};
 use crate::limits::{
     LOG_ENTRIES_BETWEEN_SNAPSHOTS, LOG_ENTRIES_KEPT_BEHIND_SNAPSHOT, SNAPSHOT_CHUNK_BYTES,
 };
 use crate::storage::ledger::DigestReport;
 use crate::storage::{ReadView, Storage};
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NodeError {
-    #[error("not leader")]
-    NotLeader {
-        leader_id: Option<NodeId>,
-        leader_addr: Option<String>,
-    },
-    #[error("the entry was discarded by a leader change; its outcome is unknown, retry with the same ids: {0}")]
-    OutcomeUnknown(String),
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// Writes are refused: the storage is (nearly) full.
-    #[error("{0}")]
-    DiskFull(String),
-    #[error("invalid request: {0}")]
-    Invalid(String),
-    #[error("storage failed: {0}")]
-    Storage(String),
-    #[error("the node stopped: {0}")]
-    Fatal(String),
-}
 
 /// One `info` line per change worth an operator's attention between two metrics samples.
 fn log_changes(
@@ -123,28 +102,6 @@ fn no_quorum_message(quorum: &QuorumView) -> String {
          nothing can commit until enough of them are running and reachable",
         voters.join(", ")
     )
-}
-
-fn forward(leader_id: Option<NodeId>, leader_node: Option<BasicNode>) -> NodeError {
-    NodeError::NotLeader {
-        leader_id,
-        leader_addr: leader_node.map(|node| node.addr),
-    }
-}
-
-pub(super) fn map_write_error(
-    error: RaftError<TypeConfig, ClientWriteError<TypeConfig>>,
-) -> NodeError {
-    match error {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(to)) => {
-            forward(to.leader_id, to.leader_node)
-        }
-        RaftError::APIError(ClientWriteError::LogEntryDiscarded(to)) => {
-            NodeError::OutcomeUnknown(to.to_string())
-        }
-        RaftError::APIError(other) => NodeError::Invalid(other.to_string()),
-        RaftError::Fatal(fatal) => NodeError::Fatal(fatal.to_string()),
-    }
 }
 
 /// Deliberate faults, switched on only by the simulator's planted bugs; all off by default.

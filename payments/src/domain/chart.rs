@@ -7,8 +7,7 @@
 //! ledger applies it at most once.
 
 use sha2::{Digest, Sha256};
-use tally_client::codes::account_flags;
-use tally_client::{v1, AccountBuilder};
+use tally_client::{Account, AccountBuilder, AccountFlags};
 
 use crate::domain::ids;
 use crate::domain::money::Currency;
@@ -61,7 +60,7 @@ pub fn system_account(code: u16, currency: Currency) -> u128 {
 }
 
 /// The ledger accounts of the platform for `currency`.
-pub fn system_accounts(currency: Currency) -> Vec<v1::Account> {
+pub fn system_accounts(currency: Currency) -> Vec<Account> {
     SYSTEM_CODES
         .iter()
         .map(|&code| {
@@ -71,9 +70,9 @@ pub fn system_accounts(currency: Currency) -> Vec<v1::Account> {
 }
 
 /// A wallet (seller or customer): can never be overdrawn.
-pub fn wallet(code: u16, currency: Currency, owner: u64) -> v1::Account {
+pub fn wallet(code: u16, currency: Currency, owner: u64) -> Account {
     AccountBuilder::new(account_id(code, currency, owner), currency.ledger, code)
-        .flags(account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS | account_flags::HISTORY)
+        .flags(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags::HISTORY)
         .user_data_64(owner)
         .build()
 }

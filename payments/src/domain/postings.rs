@@ -6,8 +6,7 @@
 //! id ever written: renaming one would make retries of old objects post twice (the test at the
 //! bottom pins them).
 
-use tally_client::codes::transfer_flags;
-use tally_client::{v1, TransferBuilder};
+use tally_client::{Account, Transfer, TransferBuilder, TransferFlags};
 
 use crate::domain::chart::{self, code, transfer_code};
 use crate::domain::model::ChargeKind;
@@ -68,7 +67,7 @@ impl Leg {
 pub struct Posting {
     pub object: String,
     pub leg: Leg,
-    pub transfer: v1::Transfer,
+    pub transfer: Transfer,
 }
 
 impl Posting {
@@ -83,7 +82,7 @@ impl Posting {
 
 /// The wallet a charge pays into: a seller's for a payment order, the customer's own for a
 /// deposit. `owner` is the number inside that seller's or customer's id.
-pub fn charge_wallet(kind: ChargeKind, currency: Currency, owner: u64) -> v1::Account {
+pub fn charge_wallet(kind: ChargeKind, currency: Currency, owner: u64) -> Account {
     let wallet_code = match kind {
         ChargeKind::Order => code::SELLER_WALLET,
         ChargeKind::Deposit => code::CUSTOMER_WALLET,
@@ -114,7 +113,7 @@ pub fn charge_opened(
             currency.ledger,
             transfer,
         )
-        .flags(transfer_flags::PENDING),
+        .flags(TransferFlags::PENDING),
     )
 }
 
@@ -199,7 +198,7 @@ pub fn refund_opened(
             currency.ledger,
             transfer_code::REFUND,
         )
-        .flags(transfer_flags::PENDING),
+        .flags(TransferFlags::PENDING),
     ));
     postings
 }
@@ -270,7 +269,7 @@ pub fn payout_opened(payout_id: &str, currency: Currency, seller: u64, amount: u
             currency.ledger,
             transfer_code::PAYOUT,
         )
-        .flags(transfer_flags::PENDING),
+        .flags(TransferFlags::PENDING),
     )
 }
 
@@ -365,13 +364,10 @@ mod tests {
         );
         assert_eq!(legs(&payout_paid("po_1", usd, 5)), [Leg::Post, Leg::Settle]);
         for posting in refund_succeeded("re_1", usd, 5) {
-            assert_eq!(
-                posting.transfer.id,
-                Some(posting.leg.transfer_id("re_1").into())
-            );
+            assert_eq!(posting.transfer.id, posting.leg.transfer_id("re_1"));
         }
         let hold = charge_opened("dep_1", ChargeKind::Deposit, usd, 7, 5);
-        assert_eq!(hold.transfer.code, u32::from(transfer_code::DEPOSIT));
+        assert_eq!(hold.transfer.code, transfer_code::DEPOSIT);
         assert_eq!(
             hold.transfer.credit_account_id,
             charge_wallet(ChargeKind::Deposit, usd, 7).id

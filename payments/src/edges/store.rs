@@ -5,7 +5,10 @@ use std::future::Future;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tally_client::{v1, Client, ClientError};
+use tally_client::{
+    Account, Client, ClientError, Condition, CreateAccountResult, CreateTransferResult, Record,
+    RecordKey, RecordOp, TxnOutcome, TxnResult,
+};
 
 use crate::domain::postings::{Leg, Posting};
 
@@ -70,41 +73,6 @@ impl std::fmt::Display for Label {
     }
 }
 
-/// A ledger transfer result as tally-pay acts on it; the number as the node gives it
-/// (`node/src/ledger/results.rs`, append-only), so the comparison is of a value, not a name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransferResult {
-    /// `exceeds_credits`: the debit account (a wallet) would be overdrawn.
-    ExceedsCredits,
-    /// Any other result, by number.
-    Other(u32),
-}
-
-impl TransferResult {
-    const EXCEEDS_CREDITS: u32 = 57;
-
-    pub fn from_code(code: u32) -> TransferResult {
-        match code {
-            TransferResult::EXCEEDS_CREDITS => TransferResult::ExceedsCredits,
-            other => TransferResult::Other(other),
-        }
-    }
-
-    pub fn code(self) -> u32 {
-        match self {
-            TransferResult::ExceedsCredits => TransferResult::EXCEEDS_CREDITS,
-            TransferResult::Other(code) => code,
-        }
-    }
-}
-
-/// The result's name (`exceeds_credits`, or `unknown_result_<n>`).
-impl std::fmt::Display for TransferResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&tally_client::codes::describe_transfer_result(self.code()))
-    }
-}
-
 /// How a `Txn` ended. Anything but `Committed` left no trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Commit {
@@ -117,11 +85,11 @@ pub enum Commit {
     /// The transfer `label` failed with ledger result `result` (e.g. exceeds_credits).
     TransferFailed {
         label: Label,
-        result: TransferResult,
+        result: CreateTransferResult,
     },
     AccountFailed {
         label: Label,
-        result: u32,
+        result: CreateAccountResult,
     },
 }
 
@@ -129,7 +97,7 @@ pub enum Commit {
 /// and the index the ledger reports for a failure is mapped back to it (`Store::commit`).
 #[derive(Debug, Default, Clone)]
 pub struct Txn {
-    request: v1::TxnRequest,
+    request: tally_client::Txn,
     labels: Labels,
 }
 
@@ -143,54 +111,46 @@ struct Labels {
 
 impl Labels {
     /// The ledger's reply, with a failing index turned back into the label it points at.
-    fn read(&self, reply: &v1::TxnReply) -> Result<Commit, StoreError> {
-        use v1::txn_reply::Outcome;
-        let label = |labels: &[Label], what: &str| {
-            usize::try_from(reply.index)
+    fn read(&self, reply: &TxnResult) -> Result<Commit, StoreError> {
+        let label = |labels: &[Label], index: u32, what: &str| {
+            usize::try_from(index)
                 .ok()
                 .and_then(|i| labels.get(i))
                 .cloned()
                 .ok_or_else(|| {
                     StoreError::Refused(format!(
-                        "the ledger reported {what} {} of a Txn with {}",
-                        reply.index,
+                        "the ledger reported {what} {index} of a Txn with {}",
                         labels.len()
                     ))
                 })
         };
-        let outcome = Outcome::try_from(reply.outcome)
-            .map_err(|_| StoreError::Refused(format!("unknown outcome {}", reply.outcome)))?;
-        Ok(match outcome {
-            Outcome::Committed => Commit::Committed,
-            Outcome::ConditionFailed => Commit::ConditionFailed {
-                label: label(&self.conditions, "condition")?,
+        Ok(match &reply.outcome {
+            TxnOutcome::Committed => Commit::Committed,
+            TxnOutcome::ConditionFailed { index, .. } => Commit::ConditionFailed {
+                label: label(&self.conditions, *index, "condition")?,
             },
-            Outcome::TransferFailed => Commit::TransferFailed {
-                label: label(&self.transfers, "transfer")?,
-                result: TransferResult::from_code(reply.result),
+            TxnOutcome::TransferFailed { index, result } => Commit::TransferFailed {
+                label: label(&self.transfers, *index, "transfer")?,
+                result: *result,
             },
-            Outcome::AccountFailed => Commit::AccountFailed {
-                label: label(&self.accounts, "account")?,
-                result: reply.result,
+            TxnOutcome::AccountFailed { index, result } => Commit::AccountFailed {
+                label: label(&self.accounts, *index, "account")?,
+                result: *result,
             },
-            Outcome::RecordInvalid => {
+            TxnOutcome::RecordInvalid { index, reason } => {
                 return Err(StoreError::Refused(format!(
-                    "record op {} invalid: {}",
-                    reply.index, reply.reason
+                    "record op {index} invalid: {reason}"
                 )))
             }
-            Outcome::TooManyOperations => {
+            TxnOutcome::TooManyOperations => {
                 return Err(StoreError::Refused("too many operations".into()))
             }
         })
     }
 }
 
-fn key_of(namespace: &str, key: &str) -> v1::RecordKey {
-    v1::RecordKey {
-        namespace: namespace.to_string(),
-        key: key.as_bytes().to_vec(),
-    }
+fn key_of(namespace: &str, key: &str) -> RecordKey {
+    RecordKey::new(namespace, key.as_bytes())
 }
 
 impl Txn {
@@ -200,44 +160,33 @@ impl Txn {
 
     /// Requires the record to be at `version` (0: absent) when the Txn applies.
     pub fn expect(mut self, namespace: &str, key: &str, version: u64) -> Txn {
-        let kind = if version == 0 {
-            v1::condition::Kind::Absent(key_of(namespace, key))
-        } else {
-            v1::condition::Kind::VersionEquals(v1::VersionEquals {
-                key: Some(key_of(namespace, key)),
-                version,
-            })
-        };
-        self.request
-            .conditions
-            .push(v1::Condition { kind: Some(kind) });
         self.labels.conditions.push(Label::record(namespace, key));
+        let key = key_of(namespace, key);
+        let condition = if version == 0 {
+            Condition::Absent { key }
+        } else {
+            Condition::VersionEquals { key, version }
+        };
+        self.request.conditions.push(condition);
         self
     }
 
     pub fn put<T: Serialize>(mut self, namespace: &str, key: &str, value: &T) -> Txn {
         let value = serde_json::to_vec(value).expect("payment records serialize");
-        self.request.record_ops.push(v1::RecordOp {
-            kind: Some(v1::record_op::Kind::Put(v1::Record {
-                key: Some(key_of(namespace, key)),
-                value,
-                version: 0,
-                timestamp: 0,
-            })),
-        });
+        let key = key_of(namespace, key);
+        self.request.record_ops.push(RecordOp::Put { key, value });
         self
     }
 
     pub fn delete(mut self, namespace: &str, key: &str) -> Txn {
-        self.request.record_ops.push(v1::RecordOp {
-            kind: Some(v1::record_op::Kind::Delete(key_of(namespace, key))),
-        });
+        let key = key_of(namespace, key);
+        self.request.record_ops.push(RecordOp::Delete { key });
         self
     }
 
-    pub fn account(mut self, account: v1::Account) -> Txn {
+    pub fn account(mut self, account: Account) -> Txn {
         self.labels.accounts.push(Label::Account {
-            code: account.code,
+            code: u32::from(account.code),
             owner: account.user_data_64,
         });
         self.request.accounts.push(account);
@@ -258,20 +207,14 @@ impl Txn {
     /// The records this Txn puts: `(namespace, key, JSON value)` (for in-memory test stores).
     #[cfg(test)]
     pub(crate) fn puts(&self) -> impl Iterator<Item = (&str, String, &[u8])> {
-        self.request
-            .record_ops
-            .iter()
-            .filter_map(|op| match &op.kind {
-                Some(v1::record_op::Kind::Put(record)) => {
-                    let key = record.key.as_ref()?;
-                    Some((
-                        key.namespace.as_str(),
-                        String::from_utf8_lossy(&key.key).into_owned(),
-                        record.value.as_slice(),
-                    ))
-                }
-                _ => None,
-            })
+        self.request.record_ops.iter().filter_map(|op| match op {
+            RecordOp::Put { key, value } => Some((
+                key.namespace.as_str(),
+                String::from_utf8_lossy(&key.key).into_owned(),
+                value.as_slice(),
+            )),
+            RecordOp::Delete { .. } => None,
+        })
     }
 }
 
@@ -358,11 +301,7 @@ impl Store {
         records
             .into_iter()
             .map(|record| {
-                let key = record
-                    .key
-                    .as_ref()
-                    .map(|k| String::from_utf8_lossy(&k.key).into_owned())
-                    .unwrap_or_default();
+                let key = String::from_utf8_lossy(&record.key.key).into_owned();
                 decode(namespace, record).map(|v| (key, v))
             })
             .collect()
@@ -405,38 +344,30 @@ impl Store {
     }
 
     pub async fn commit(&self, txn: Txn) -> Result<Commit, StoreError> {
-        let reply = self.client.submit_txn(txn.request).await?;
+        let reply = self.client.submit_txn(&txn.request).await?;
         txn.labels.read(&reply)
     }
 
     /// Creates accounts that may already exist (`exists` counts as success).
-    pub async fn ensure_accounts(&self, accounts: Vec<v1::Account>) -> Result<(), StoreError> {
-        use tally_client::codes::{ACCOUNT_RESULT_EXISTS, RESULT_OK};
+    pub async fn ensure_accounts(&self, accounts: Vec<Account>) -> Result<(), StoreError> {
         let results = self.client.create_accounts(accounts).await?;
         match results
             .iter()
-            .find(|r| **r != RESULT_OK && **r != ACCOUNT_RESULT_EXISTS)
+            .find(|r| !matches!(r, CreateAccountResult::Ok | CreateAccountResult::Exists))
         {
             None => Ok(()),
-            Some(code) => Err(StoreError::Refused(format!(
-                "creating accounts: {}",
-                tally_client::codes::describe_account_result(*code)
-            ))),
+            Some(result) => Err(StoreError::Refused(format!("creating accounts: {result}"))),
         }
     }
 }
 
 fn decode<T: DeserializeOwned>(
     namespace: &str,
-    record: v1::Record,
+    record: Record,
 ) -> Result<Versioned<T>, StoreError> {
     let value = serde_json::from_slice(&record.value).map_err(|e| StoreError::Corrupt {
         namespace: namespace.to_string(),
-        key: record
-            .key
-            .as_ref()
-            .map(|k| String::from_utf8_lossy(&k.key).into_owned())
-            .unwrap_or_default(),
+        key: String::from_utf8_lossy(&record.key.key).into_owned(),
         reason: e.to_string(),
     })?;
     Ok(Versioned {
@@ -451,14 +382,11 @@ mod tests {
     use super::*;
     use crate::domain::money::Currency;
     use crate::domain::postings;
-    use v1::txn_reply::Outcome;
 
-    fn reply(outcome: Outcome, index: u32, result: u32) -> v1::TxnReply {
-        v1::TxnReply {
-            outcome: outcome as i32,
-            index,
-            result,
-            ..Default::default()
+    fn failed(outcome: TxnOutcome) -> TxnResult {
+        TxnResult {
+            outcome,
+            record_versions: Vec::new(),
         }
     }
 
@@ -475,55 +403,91 @@ mod tests {
                 7,
             ))
             .postings(postings::refund_opened("re_1", usd, 7, 100, 3));
-        let read =
-            |outcome, index, result| txn.labels.read(&reply(outcome, index, result)).unwrap();
+        let read = |outcome| txn.labels.read(&failed(outcome)).unwrap();
         assert_eq!(
-            read(Outcome::ConditionFailed, 1, 0),
+            read(TxnOutcome::ConditionFailed {
+                index: 1,
+                actual_version: 0
+            }),
             Commit::ConditionFailed {
                 label: Label::record("pay.refund", "re_1")
             }
         );
         assert_eq!(
-            read(Outcome::TransferFailed, 1, 57),
+            read(TxnOutcome::TransferFailed {
+                index: 1,
+                result: CreateTransferResult::ExceedsCredits
+            }),
             Commit::TransferFailed {
                 label: Label::transfer("re_1", Leg::Hold),
-                result: TransferResult::ExceedsCredits
+                result: CreateTransferResult::ExceedsCredits
             }
         );
         assert_eq!(
-            read(Outcome::TransferFailed, 0, 32),
+            read(TxnOutcome::TransferFailed {
+                index: 0,
+                result: CreateTransferResult::Exists
+            }),
             Commit::TransferFailed {
                 label: Label::transfer("re_1", Leg::FeeReturn),
-                result: TransferResult::Other(32)
+                result: CreateTransferResult::Exists
             }
         );
         assert_eq!(
-            read(Outcome::AccountFailed, 0, 57),
+            read(TxnOutcome::AccountFailed {
+                index: 0,
+                result: CreateAccountResult::ExistsWithDifferentCode
+            }),
             Commit::AccountFailed {
                 label: Label::Account { code: 10, owner: 7 },
-                result: 57
+                result: CreateAccountResult::ExistsWithDifferentCode
             }
         );
-        assert_eq!(read(Outcome::Committed, 0, 0), Commit::Committed);
-        assert!(txn
-            .labels
-            .read(&reply(Outcome::ConditionFailed, 2, 0))
-            .is_err());
+        assert_eq!(read(TxnOutcome::Committed), Commit::Committed);
+        let past_the_end = TxnOutcome::ConditionFailed {
+            index: 2,
+            actual_version: 0,
+        };
+        assert!(txn.labels.read(&failed(past_the_end)).is_err());
     }
 
     #[test]
-    fn transfer_results_are_the_ledgers_numbers() {
-        let name = tally_client::codes::transfer_result_name(TransferResult::ExceedsCredits.code());
-        assert_eq!(name, Some("exceeds_credits"));
+    fn the_txn_carries_conditions_and_puts_in_order() {
+        let txn = Txn::new()
+            .expect("pay.order", "ord_1", 3)
+            .expect("pay.refund", "re_1", 0)
+            .put("pay.refund", "re_1", &1);
         assert_eq!(
-            TransferResult::ExceedsCredits.to_string(),
+            txn.request.conditions,
+            vec![
+                Condition::VersionEquals {
+                    key: RecordKey::new("pay.order", b"ord_1".to_vec()),
+                    version: 3
+                },
+                Condition::Absent {
+                    key: RecordKey::new("pay.refund", b"re_1".to_vec())
+                },
+            ]
+        );
+        let puts: Vec<_> = txn.puts().collect();
+        assert_eq!(puts, vec![("pay.refund", "re_1".to_string(), &b"1"[..])]);
+    }
+
+    #[test]
+    fn transfer_results_name_as_the_ledger_does() {
+        assert_eq!(
+            Commit::TransferFailed {
+                label: Label::transfer("re_1", Leg::Hold),
+                result: CreateTransferResult::ExceedsCredits
+            },
+            Commit::TransferFailed {
+                label: Label::transfer("re_1", Leg::Hold),
+                result: CreateTransferResult::from_u32(57).unwrap()
+            }
+        );
+        assert_eq!(
+            CreateTransferResult::ExceedsCredits.to_string(),
             "exceeds_credits"
         );
-        assert_eq!(
-            TransferResult::from_code(57),
-            TransferResult::ExceedsCredits
-        );
-        assert_eq!(TransferResult::from_code(32), TransferResult::Other(32));
-        assert_eq!(TransferResult::Other(32).code(), 32);
     }
 }

@@ -345,10 +345,7 @@ pub(crate) fn describe_commit(commit: &Commit) -> String {
         Commit::Committed => "committed".into(),
         Commit::ConditionFailed { label } => format!("the condition on {label} failed"),
         Commit::TransferFailed { label, result } => format!("{label}: {result}"),
-        Commit::AccountFailed { label, result } => format!(
-            "{label}: {}",
-            tally_client::codes::describe_account_result(*result)
-        ),
+        Commit::AccountFailed { label, result } => format!("{label}: {result}"),
     }
 }
 

@@ -356,7 +356,7 @@ impl Pay {
         let mut balances = Vec::new();
         for currency in &self.currencies {
             let id = chart::account_id(wallet_code, *currency, owner);
-            let Some(account) = accounts.iter().find(|a| tally_proto::u128_of(a.id) == id) else {
+            let Some(account) = accounts.iter().find(|a| a.id == id) else {
                 continue;
             };
             let b = tally_client::Balances::of_account(account);

@@ -19,7 +19,7 @@ use crate::domain::money::{parse_amount, AmountInput, Currency};
 use crate::domain::postings::{self, Leg};
 use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, BankDestination, PayoutRequest, PspError};
-use crate::edges::store::{Commit, Label, TransferResult, Txn, RECORD_SCAN_PAGE_MAX};
+use crate::edges::store::{Commit, Label, Txn, RECORD_SCAN_PAGE_MAX};
 use crate::error::PayError;
 use crate::flows::{audit, recon};
 
@@ -150,7 +150,7 @@ impl Pay {
             Commit::ConditionFailed { .. } => Ok(false),
             Commit::TransferFailed {
                 label,
-                result: result @ TransferResult::ExceedsCredits,
+                result: result @ tally_client::CreateTransferResult::ExceedsCredits,
             } if label == Label::transfer(id, Leg::Hold) => {
                 let available = self
                     .balances(&seller.id)

@@ -21,7 +21,7 @@ use crate::domain::money::{parse_amount, pro_rata, AmountInput, Currency};
 use crate::domain::postings::{self, Leg};
 use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, PspError, RefundRequest};
-use crate::edges::store::{Commit, Label, TransferResult, Txn};
+use crate::edges::store::{Commit, Label, Txn};
 use crate::error::PayError;
 use crate::flows::{audit, recon};
 
@@ -185,7 +185,7 @@ impl Pay {
                 Commit::ConditionFailed { .. } => continue,
                 Commit::TransferFailed {
                     label,
-                    result: result @ TransferResult::ExceedsCredits,
+                    result: result @ tally_client::CreateTransferResult::ExceedsCredits,
                 } if label == Label::transfer(id, Leg::Hold) => {
                     return Err(PayError::unprocessable(
                         "seller_balance_insufficient",

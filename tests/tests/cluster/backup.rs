@@ -5,7 +5,8 @@
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use tally_client::{v1, AccountBuilder, TransferBuilder};
+use tally_client::{AccountBuilder, TransferBuilder};
+use tally_proto::v1;
 
 use crate::harness::{binary, eventually, output_text, TestCluster, CONVERGE_TIMEOUT};
 

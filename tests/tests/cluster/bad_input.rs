@@ -1,16 +1,15 @@
 //! Bad input gets its specific result code or a clear error, and the cluster keeps serving.
 
-use tally_client::codes::{transfer_result_name, RESULT_OK};
-use tally_client::{AccountBuilder, ClientError, TransferBuilder};
+use tally_client::{
+    AccountBuilder, ClientError, CreateAccountResult, CreateTransferResult, Transfer,
+    TransferBuilder,
+};
 use tally_proto::v1;
 
 use crate::harness::TestCluster;
 
-fn names(results: &[u32]) -> Vec<&'static str> {
-    results
-        .iter()
-        .map(|code| transfer_result_name(*code).unwrap_or("unknown"))
-        .collect()
+fn names(results: &[CreateTransferResult]) -> Vec<&'static str> {
+    results.iter().map(|result| result.name()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,7 +23,7 @@ async fn bad_transfers_get_their_result_codes_and_the_cluster_keeps_serving() {
     ];
     assert_eq!(
         client.create_accounts(accounts).await.unwrap(),
-        vec![RESULT_OK; 3]
+        vec![CreateAccountResult::Ok; 3]
     );
 
     let bad = vec![
@@ -51,7 +50,7 @@ async fn bad_transfers_get_their_result_codes_and_the_cluster_keeps_serving() {
     );
 
     // An oversized batch is refused whole, with the limit named.
-    let oversized: Vec<v1::Transfer> = (0..8193u128)
+    let oversized: Vec<Transfer> = (0..8193u128)
         .map(|i| TransferBuilder::new(100_000 + i, 1, 2, 1, 1, 1).build())
         .collect();
     match client.create_transfers(oversized).await {
@@ -62,13 +61,25 @@ async fn bad_transfers_get_their_result_codes_and_the_cluster_keeps_serving() {
         other => panic!("oversized batch: {other:?}"),
     }
 
-    // A malformed request (a code wider than 16 bits) is refused with the field named.
-    let mut malformed = TransferBuilder::new(20, 1, 2, 1, 1, 1).build();
-    malformed.code = 70_000;
-    match client.create_transfers(vec![malformed]).await {
-        Err(ClientError::Rejected { code, message }) => {
-            assert_eq!(code, tonic::Code::InvalidArgument);
-            assert!(message.contains("code"), "{message}");
+    // A malformed request (a code wider than 16 bits, which the ledger's types cannot hold, so it
+    // is sent past tally-client) is refused with the field named.
+    let malformed = v1::Transfer {
+        id: Some(20u128.into()),
+        debit_account_id: Some(1u128.into()),
+        credit_account_id: Some(2u128.into()),
+        amount: Some(1u128.into()),
+        ledger: 1,
+        code: 70_000,
+        ..v1::Transfer::default()
+    };
+    let mut ledger = cluster.ledger_grpc(cluster.leader().await);
+    let request = v1::CreateTransfersRequest {
+        transfers: vec![malformed],
+    };
+    match ledger.create_transfers(request).await {
+        Err(status) => {
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            assert!(status.message().contains("code"), "{}", status.message());
         }
         other => panic!("malformed transfer: {other:?}"),
     }
@@ -79,7 +90,7 @@ async fn bad_transfers_get_their_result_codes_and_the_cluster_keeps_serving() {
             .create_transfers(vec![TransferBuilder::new(30, 2, 1, 7, 1, 1).build()])
             .await
             .unwrap(),
-        vec![RESULT_OK]
+        vec![CreateTransferResult::Ok]
     );
     let found = client
         .lookup_transfers(&[10, 11, 12, 13, 14, 16, 20, 100_000])

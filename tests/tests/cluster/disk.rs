@@ -102,7 +102,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
     }
     let client = client_as(&addrs, &certs.credentials("admin"), Duration::from_secs(20)).await;
     let members: Vec<_> = (1..=3u64)
-        .map(|id| tally_client::v1::Node {
+        .map(|id| tally_proto::v1::Node {
             id,
             addr: addrs[id as usize - 1].clone(),
         })

@@ -5,8 +5,10 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tally_client::codes::{transfer_flags, TransferState, RESULT_OK};
-use tally_client::{AccountBuilder, Balances, TransferBuilder};
+use tally_client::{
+    AccountBuilder, Balances, CreateAccountResult, CreateTransferResult, PendingStatus,
+    TransferBuilder, TransferFlags,
+};
 
 use crate::harness::{binary, eventually, TestCluster};
 
@@ -20,15 +22,15 @@ async fn a_hold_expires_on_an_idle_cluster() {
     ];
     assert_eq!(
         client.create_accounts(accounts).await.unwrap(),
-        vec![RESULT_OK; 2]
+        vec![CreateAccountResult::Ok; 2]
     );
     let hold = TransferBuilder::new(10, 1, 2, 50, 9, 1)
-        .flags(transfer_flags::PENDING)
+        .flags(TransferFlags::PENDING)
         .timeout_seconds(1)
         .build();
     assert_eq!(
         client.create_transfers(vec![hold]).await.unwrap(),
-        vec![RESULT_OK]
+        vec![CreateTransferResult::Ok]
     );
     let held = client.lookup_accounts(&[1]).await.unwrap();
     assert_eq!(Balances::of_account(&held[0]).debits_pending, 50);
@@ -54,7 +56,7 @@ async fn a_lookup_tells_single_pending_posted_voided_and_expired_apart() {
     client.create_accounts(accounts).await.unwrap();
     let pending = |id: u128, timeout: u32| {
         TransferBuilder::new(id, 1, 2, 40, 9, 1)
-            .flags(transfer_flags::PENDING)
+            .flags(TransferFlags::PENDING)
             .timeout_seconds(timeout)
             .build()
     };
@@ -65,21 +67,21 @@ async fn a_lookup_tells_single_pending_posted_voided_and_expired_apart() {
         pending(4, 0),
         pending(5, 1),
         TransferBuilder::new(6, 1, 2, 40, 9, 1)
-            .flags(transfer_flags::POST_PENDING_TRANSFER)
+            .flags(TransferFlags::POST_PENDING_TRANSFER)
             .pending_id(3)
             .build(),
         TransferBuilder::new(7, 1, 2, 40, 9, 1)
-            .flags(transfer_flags::VOID_PENDING_TRANSFER)
+            .flags(TransferFlags::VOID_PENDING_TRANSFER)
             .pending_id(4)
             .build(),
     ];
     assert_eq!(
         client.create_transfers(transfers).await.unwrap(),
-        vec![RESULT_OK; 7]
+        vec![CreateTransferResult::Ok; 7]
     );
     eventually(Duration::from_secs(15), "transfer 5 to expire", || async {
         let found = client.lookup_transfer_states(&[5]).await.ok()?;
-        (found.first()?.1 == TransferState::Expired).then_some(())
+        (found.first()?.1 == Some(PendingStatus::Expired)).then_some(())
     })
     .await;
 

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use tally_client::codes::{RESULT_OK, TRANSFER_RESULT_EXISTS};
-use tally_client::{AccountBuilder, Balances, Client, TransferBuilder};
-use tally_proto::v1;
+use tally_client::{
+    Account, AccountBuilder, Balances, Client, CreateAccountResult, CreateTransferResult, Transfer,
+    TransferBuilder,
+};
 
 use crate::harness::{eventually, TestCluster, CONVERGE_TIMEOUT};
 
@@ -15,7 +16,7 @@ const BATCHES_PER_WRITER: u128 = 40;
 const TRANSFERS_PER_BATCH: u128 = 10;
 const LEDGER: u32 = 7;
 
-fn transfer(writer: u128, batch: u128, index: u128) -> v1::Transfer {
+fn transfer(writer: u128, batch: u128, index: u128) -> Transfer {
     let id = 1_000_000 + (writer * BATCHES_PER_WRITER + batch) * TRANSFERS_PER_BATCH + index;
     let debit = 1 + (id * 7) % ACCOUNTS;
     let credit = 1 + (debit + 1 + id % (ACCOUNTS - 1)) % ACCOUNTS;
@@ -29,10 +30,10 @@ fn transfer(writer: u128, batch: u128, index: u128) -> v1::Transfer {
 
 /// Sends every batch until the cluster acknowledges it; a batch that failed (its outcome
 /// unknown) is sent again with the same ids, so each transfer ends `ok` or `exists`.
-async fn write_all(client: Client, writer: u128) -> Vec<v1::Transfer> {
+async fn write_all(client: Client, writer: u128) -> Vec<Transfer> {
     let mut written = Vec::new();
     for batch in 0..BATCHES_PER_WRITER {
-        let transfers: Vec<v1::Transfer> = (0..TRANSFERS_PER_BATCH)
+        let transfers: Vec<Transfer> = (0..TRANSFERS_PER_BATCH)
             .map(|i| transfer(writer, batch, i))
             .collect();
         let results = loop {
@@ -45,7 +46,7 @@ async fn write_all(client: Client, writer: u128) -> Vec<v1::Transfer> {
         };
         for (transfer, result) in transfers.iter().zip(&results) {
             assert!(
-                *result == RESULT_OK || *result == TRANSFER_RESULT_EXISTS,
+                *result == CreateTransferResult::Ok || *result == CreateTransferResult::Exists,
                 "transfer {:?} got result {result}",
                 transfer.id
             );
@@ -55,19 +56,13 @@ async fn write_all(client: Client, writer: u128) -> Vec<v1::Transfer> {
     written
 }
 
-fn expected_balances(transfers: &[v1::Transfer]) -> BTreeMap<u128, (u128, u128)> {
+fn expected_balances(transfers: &[Transfer]) -> BTreeMap<u128, (u128, u128)> {
     let mut balances: BTreeMap<u128, (u128, u128)> =
         (1..=ACCOUNTS).map(|id| (id, (0, 0))).collect();
     for transfer in transfers {
-        let amount = tally_proto::u128_of(transfer.amount);
-        balances
-            .get_mut(&tally_proto::u128_of(transfer.debit_account_id))
-            .unwrap()
-            .0 += amount;
-        balances
-            .get_mut(&tally_proto::u128_of(transfer.credit_account_id))
-            .unwrap()
-            .1 += amount;
+        let amount = transfer.amount;
+        balances.get_mut(&transfer.debit_account_id).unwrap().0 += amount;
+        balances.get_mut(&transfer.credit_account_id).unwrap().1 += amount;
     }
     balances
 }
@@ -80,7 +75,7 @@ async fn actual_balances(client: &Client) -> BTreeMap<u128, (u128, u128)> {
         .map(|account| {
             let balances = Balances::of_account(account);
             (
-                tally_proto::u128_of(account.id),
+                account.id,
                 (balances.debits_posted, balances.credits_posted),
             )
         })
@@ -90,7 +85,7 @@ async fn actual_balances(client: &Client) -> BTreeMap<u128, (u128, u128)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_leader_mid_load_loses_nothing_and_applies_nothing_twice() {
     let mut cluster = TestCluster::start(3, &[]).await;
-    let accounts: Vec<v1::Account> = (1..=ACCOUNTS)
+    let accounts: Vec<Account> = (1..=ACCOUNTS)
         .map(|id| AccountBuilder::new(id, LEDGER, 10).build())
         .collect();
     let results = cluster
@@ -99,7 +94,9 @@ async fn kill_leader_mid_load_loses_nothing_and_applies_nothing_twice() {
         .await
         .expect("create accounts");
     assert!(
-        results.iter().all(|result| *result == RESULT_OK),
+        results
+            .iter()
+            .all(|result| *result == CreateAccountResult::Ok),
         "{results:?}"
     );
 
@@ -127,10 +124,7 @@ async fn kill_leader_mid_load_loses_nothing_and_applies_nothing_twice() {
     );
 
     // Every acknowledged transfer is there, once, with its amount.
-    let ids: Vec<u128> = written
-        .iter()
-        .map(|transfer| tally_proto::u128_of(transfer.id))
-        .collect();
+    let ids: Vec<u128> = written.iter().map(|transfer| transfer.id).collect();
     for chunk in ids.chunks(500) {
         let found = cluster
             .client
@@ -159,7 +153,7 @@ async fn kill_leader_mid_load_loses_nothing_and_applies_nothing_twice() {
         assert!(
             results
                 .iter()
-                .all(|result| *result == TRANSFER_RESULT_EXISTS),
+                .all(|result| *result == CreateTransferResult::Exists),
             "{results:?}"
         );
     }

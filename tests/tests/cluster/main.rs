@@ -6,7 +6,6 @@ mod backup;
 mod bad_input;
 mod bench;
 mod coalesce;
-mod codes;
 mod corruption;
 mod deploy;
 mod disk;

@@ -5,8 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use tally_client::codes::{RESULT_OK, TRANSFER_RESULT_EXISTS};
-use tally_client::{AccountBuilder, TransferBuilder};
+use tally_client::{AccountBuilder, CreateTransferResult, TransferBuilder};
 
 use crate::harness::{eventually, output_text, TestCluster, CONVERGE_TIMEOUT};
 
@@ -121,7 +120,8 @@ async fn a_rolling_restart_under_load_loses_nothing() {
                     Ok(results) => {
                         // 0 ok, or `exists` when a retry found the first attempt committed.
                         assert!(
-                            results == vec![RESULT_OK] || results == vec![TRANSFER_RESULT_EXISTS],
+                            results == vec![CreateTransferResult::Ok]
+                                || results == vec![CreateTransferResult::Exists],
                             "{results:?}"
                         );
                         acknowledged += 1;

@@ -23,8 +23,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tally_client::codes::{RESULT_OK, TRANSFER_RESULT_EXISTS};
-use tally_client::{AccountBuilder, Balances, Client, ClientOptions, TransferBuilder};
+use tally_client::{
+    AccountBuilder, Balances, Client, ClientOptions, CreateAccountResult, CreateTransferResult,
+    Transfer, TransferBuilder,
+};
 use tally_proto::v1;
 use tally_proto::v1::ledger_client::LedgerClient;
 use tokio::task::JoinHandle;
@@ -106,7 +108,10 @@ async fn scenarios(network: &Network) {
         .create_accounts(accounts)
         .await
         .expect("create accounts");
-    assert!(results.iter().all(|r| *r == RESULT_OK), "{results:?}");
+    assert!(
+        results.iter().all(|r| *r == CreateAccountResult::Ok),
+        "{results:?}"
+    );
 
     let mut history = History::default();
 
@@ -224,10 +229,10 @@ struct History {
 }
 
 struct Sent {
-    transfer: v1::Transfer,
-    /// `Some(code)` when the cluster answered with a result for it, `None` when the call failed
+    transfer: Transfer,
+    /// `Some(result)` when the cluster answered with a result for it, `None` when the call failed
     /// (its outcome unknown).
-    result: Option<u32>,
+    result: Option<CreateTransferResult>,
 }
 
 /// Writers running before, through and after the cut; then the cut heals and the checks run.
@@ -336,10 +341,24 @@ async fn describe(cluster: &TestCluster) -> String {
 
 // --- Writers ----------------------------------------------------------------------------------
 
-fn transfer(id: u128) -> v1::Transfer {
+fn transfer(id: u128) -> Transfer {
     let debit = id % ACCOUNTS;
     let credit = (debit + 1 + (id / ACCOUNTS) % (ACCOUNTS - 1)) % ACCOUNTS;
     TransferBuilder::new(id, 1 + debit, 1 + credit, 1 + id % 89, LEDGER, 1).build()
+}
+
+/// [`transfer`] as the protocol message, for the probes' raw gRPC calls.
+fn raw_transfer(id: u128) -> v1::Transfer {
+    let transfer = transfer(id);
+    v1::Transfer {
+        id: Some(transfer.id.into()),
+        debit_account_id: Some(transfer.debit_account_id.into()),
+        credit_account_id: Some(transfer.credit_account_id.into()),
+        amount: Some(transfer.amount.into()),
+        ledger: transfer.ledger,
+        code: u32::from(transfer.code),
+        ..v1::Transfer::default()
+    }
 }
 
 /// Tasks sending batches of new transfers through `tally-client` (each its own client, with a
@@ -411,7 +430,7 @@ async fn write_until_stopped(
     let mut sent = Vec::new();
     let mut next_id = first_id;
     while !stop.load(Ordering::Relaxed) {
-        let transfers: Vec<v1::Transfer> = (next_id..next_id + TRANSFERS_PER_BATCH)
+        let transfers: Vec<Transfer> = (next_id..next_id + TRANSFERS_PER_BATCH)
             .map(transfer)
             .collect();
         next_id += TRANSFERS_PER_BATCH;
@@ -517,13 +536,14 @@ async fn probe(
     while !stop.load(Ordering::Relaxed) {
         pace.tick().await;
         let request = v1::CreateTransfersRequest {
-            transfers: vec![transfer(id)],
+            transfers: vec![raw_transfer(id)],
         };
         report.sent.push(id);
         match tokio::time::timeout(PROBE_ATTEMPT, ledger.create_transfers(request)).await {
             Ok(Ok(reply)) => {
                 let results = reply.into_inner().results;
-                if results == [RESULT_OK] || results == [TRANSFER_RESULT_EXISTS] {
+                let ok = CreateTransferResult::Ok.as_u32();
+                if results == [ok] || results == [CreateTransferResult::Exists.as_u32()] {
                     report.acknowledged_writes.push(id);
                 } else {
                     *report
@@ -568,7 +588,7 @@ async fn probe(
 
 // --- Checks after healing -----------------------------------------------------------------------
 
-async fn lookup(cluster: &TestCluster, ids: &[u128]) -> BTreeMap<u128, v1::Transfer> {
+async fn lookup(cluster: &TestCluster, ids: &[u128]) -> BTreeMap<u128, Transfer> {
     let mut found = BTreeMap::new();
     for chunk in ids.chunks(500) {
         for transfer in cluster
@@ -577,7 +597,7 @@ async fn lookup(cluster: &TestCluster, ids: &[u128]) -> BTreeMap<u128, v1::Trans
             .await
             .expect("lookup transfers")
         {
-            let id = tally_proto::u128_of(transfer.id);
+            let id = transfer.id;
             assert!(
                 found.insert(id, transfer).is_none(),
                 "transfer {id} returned twice"
@@ -587,7 +607,7 @@ async fn lookup(cluster: &TestCluster, ids: &[u128]) -> BTreeMap<u128, v1::Trans
     found
 }
 
-fn same_transfer(sent: &v1::Transfer, stored: &v1::Transfer) -> bool {
+fn same_transfer(sent: &Transfer, stored: &Transfer) -> bool {
     sent.debit_account_id == stored.debit_account_id
         && sent.credit_account_id == stored.credit_account_id
         && sent.amount == stored.amount
@@ -596,20 +616,16 @@ fn same_transfer(sent: &v1::Transfer, stored: &v1::Transfer) -> bool {
 }
 
 async fn check(cluster: &TestCluster, history: &History, phase: &str) {
-    let ids: Vec<u128> = history
-        .sent
-        .iter()
-        .map(|sent| tally_proto::u128_of(sent.transfer.id))
-        .collect();
+    let ids: Vec<u128> = history.sent.iter().map(|sent| sent.transfer.id).collect();
     let found = lookup(cluster, &ids).await;
     let mut acknowledged = 0;
     let mut unknown = 0;
     let mut unknown_found = 0;
     for sent in &history.sent {
-        let id = tally_proto::u128_of(sent.transfer.id);
+        let id = sent.transfer.id;
         let stored = found.get(&id);
         match sent.result {
-            Some(RESULT_OK | TRANSFER_RESULT_EXISTS) => {
+            Some(CreateTransferResult::Ok | CreateTransferResult::Exists) => {
                 acknowledged += 1;
                 let stored = stored.unwrap_or_else(|| {
                     panic!("{phase}: acknowledged transfer {id} is missing after healing")
@@ -620,7 +636,7 @@ async fn check(cluster: &TestCluster, history: &History, phase: &str) {
                     sent.transfer
                 );
             }
-            Some(code) => panic!("{phase}: transfer {id} got result {code}"),
+            Some(result) => panic!("{phase}: transfer {id} got result {result}"),
             None => {
                 unknown += 1;
                 if let Some(stored) = stored {
@@ -644,13 +660,13 @@ async fn check(cluster: &TestCluster, history: &History, phase: &str) {
     let mut expected: BTreeMap<u128, (u128, u128)> =
         (1..=ACCOUNTS).map(|id| (id, (0, 0))).collect();
     for transfer in found.values() {
-        let amount = tally_proto::u128_of(transfer.amount);
+        let amount = transfer.amount;
         expected
-            .get_mut(&tally_proto::u128_of(transfer.debit_account_id))
+            .get_mut(&transfer.debit_account_id)
             .expect("debit account")
             .0 += amount;
         expected
-            .get_mut(&tally_proto::u128_of(transfer.credit_account_id))
+            .get_mut(&transfer.credit_account_id)
             .expect("credit account")
             .1 += amount;
     }
@@ -664,7 +680,7 @@ async fn check(cluster: &TestCluster, history: &History, phase: &str) {
         .map(|account| {
             let balances = Balances::of_account(account);
             (
-                tally_proto::u128_of(account.id),
+                account.id,
                 (balances.debits_posted, balances.credits_posted),
             )
         })

@@ -127,8 +127,8 @@ async fn a_read_only_identity_cannot_write() {
             }
             other => panic!("a reader created an account: {other:?}"),
         }
-        let txn = v1::TxnRequest::default();
-        let refused = reader.submit_txn(txn).await.unwrap_err();
+        let txn = tally_client::Txn::default();
+        let refused = reader.submit_txn(&txn).await.unwrap_err();
         assert!(refused.to_string().contains("records.write"), "{refused}");
         assert!(reader
             .checkpoint()

@@ -1,7 +1,6 @@
 //! A node that was down while the leader compacted its log catches up through a snapshot.
 
-use tally_client::codes::RESULT_OK;
-use tally_client::{AccountBuilder, TransferBuilder};
+use tally_client::{AccountBuilder, CreateAccountResult, CreateTransferResult, TransferBuilder};
 
 use crate::harness::{eventually, TestCluster, CONVERGE_TIMEOUT};
 
@@ -21,7 +20,7 @@ async fn lagging_node_catches_up_through_a_snapshot() {
         .await
         .unwrap()
         .iter()
-        .all(|r| *r == RESULT_OK));
+        .all(|r| *r == CreateAccountResult::Ok));
     let leader = cluster.leader().await;
     let lagging = cluster
         .nodes
@@ -41,7 +40,7 @@ async fn lagging_node_catches_up_through_a_snapshot() {
             .create_transfers(vec![transfer])
             .await
             .unwrap();
-        assert_eq!(results, vec![RESULT_OK]);
+        assert_eq!(results, vec![CreateTransferResult::Ok]);
     }
     let purged = eventually(CONVERGE_TIMEOUT, "the leader to purge its log", || async {
         let status = cluster.status(leader).await?;

@@ -3,8 +3,7 @@
 
 use std::process::Command;
 
-use tally_client::codes::RESULT_OK;
-use tally_client::{AccountBuilder, TransferBuilder};
+use tally_client::{AccountBuilder, CreateAccountResult, CreateTransferResult, TransferBuilder};
 use tally_ledger::Account;
 use tally_node::storage::codec::{decode, encode};
 use tally_node::storage::keys::u128_key;
@@ -34,7 +33,7 @@ async fn verify_passes_when_healthy_and_catches_tampered_data() {
         .collect();
     assert_eq!(
         cluster.client.create_accounts(accounts).await.unwrap(),
-        vec![RESULT_OK; 3]
+        vec![CreateAccountResult::Ok; 3]
     );
     let transfers = (1..=30u128)
         .map(|id| TransferBuilder::new(500 + id, 1 + id % 3, 1 + (id + 1) % 3, id, 5, 1).build())
@@ -45,7 +44,7 @@ async fn verify_passes_when_healthy_and_catches_tampered_data() {
         .await
         .unwrap()
         .iter()
-        .all(|r| *r == RESULT_OK));
+        .all(|r| *r == CreateTransferResult::Ok));
     cluster.wait_caught_up().await;
 
     let (ok, text) = verify(&cluster);

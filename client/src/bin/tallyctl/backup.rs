@@ -84,7 +84,7 @@ pub async fn run(context: &Context, to: &Path) -> anyhow::Result<ExitCode> {
 async fn stream_into(
     context: &Context,
     path: &Path,
-) -> anyhow::Result<(tally_client::v1::BackupChunk, String, u64)> {
+) -> anyhow::Result<(tally_proto::v1::BackupChunk, String, u64)> {
     let mut file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut hasher = Sha256::new();

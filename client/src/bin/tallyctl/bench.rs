@@ -10,8 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use tally_client::codes::{describe_account_result, RESULT_OK};
-use tally_client::{v1, AccountBuilder, Client, TransferBuilder};
+use tally_client::{
+    AccountBuilder, Client, CreateAccountResult, CreateTransferResult, Transfer, TransferBuilder,
+};
 use tokio::time::Instant;
 
 use crate::cli::BenchArgs;
@@ -67,7 +68,7 @@ impl Workload {
 
     /// Transfer number `index` of the run. Its accounts depend only on the seed and the index, so
     /// the workload is the same whichever task happens to send it.
-    pub fn transfer(&self, index: u64) -> v1::Transfer {
+    pub fn transfer(&self, index: u64) -> Transfer {
         let mut rng = Rng::new(self.seed ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03));
         let (debit, credit) = if self.hot && rng.below(2) == 0 {
             let other = 1 + rng.below(self.accounts - 1);
@@ -258,15 +259,15 @@ async fn create_accounts(client: &Client, workload: &Workload) -> anyhow::Result
             .create_accounts(accounts)
             .await
             .context("creating the benchmark accounts failed")?;
-        if let Some((index, code)) = results
+        if let Some((index, result)) = results
             .iter()
             .enumerate()
-            .find(|(_, code)| **code != RESULT_OK)
+            .find(|(_, result)| **result != CreateAccountResult::Ok)
         {
             bail!(
                 "creating account {} failed: {}",
                 chunk[index],
-                describe_account_result(*code)
+                result.name()
             );
         }
         progress.inc(chunk.len() as u64);
@@ -384,7 +385,10 @@ async fn client_task(shared: Arc<Shared>) -> TaskStats {
             Ok(results) => {
                 stats.latencies_us.push(due.elapsed().as_micros() as u64);
                 stats.transfers += count;
-                stats.errors += results.iter().filter(|code| **code != RESULT_OK).count() as u64;
+                stats.errors += results
+                    .iter()
+                    .filter(|result| **result != CreateTransferResult::Ok)
+                    .count() as u64;
             }
             Err(error) => {
                 stats.failed_requests += 1;
@@ -403,7 +407,7 @@ async fn client_task(shared: Arc<Shared>) -> TaskStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tally_proto::u128_of;
+    use tally_client::TransferFlags;
 
     #[test]
     fn nearest_rank_percentiles() {
@@ -435,21 +439,23 @@ mod tests {
         let accounts = [workload.account_id(0), workload.account_id(1)];
         for index in 0..1000 {
             let transfer = workload.transfer(index);
-            let debit = u128_of(transfer.debit_account_id);
-            let credit = u128_of(transfer.credit_account_id);
+            let debit = transfer.debit_account_id;
+            let credit = transfer.credit_account_id;
             assert_ne!(debit, credit);
             assert!(accounts.contains(&debit) && accounts.contains(&credit));
-            assert!((1..=1000).contains(&u128_of(transfer.amount)));
-            assert_eq!((transfer.ledger, transfer.code, transfer.flags), (3, 1, 0));
+            assert!((1..=1000).contains(&transfer.amount));
+            assert_eq!(
+                (transfer.ledger, transfer.code, transfer.flags),
+                (3, 1, TransferFlags::empty())
+            );
         }
     }
 
     #[test]
     fn transfer_ids_are_unique_and_disjoint_from_account_ids() {
         let workload = workload(10, false);
-        let ids: std::collections::BTreeSet<u128> = (0..10_000)
-            .map(|i| u128_of(workload.transfer(i).id))
-            .collect();
+        let ids: std::collections::BTreeSet<u128> =
+            (0..10_000).map(|i| workload.transfer(i).id).collect();
         assert_eq!(ids.len(), 10_000);
         assert!(ids.iter().all(|id| *id > workload.account_id(9)));
         assert!(ids.iter().all(|id| id >> 64 == 5));
@@ -471,10 +477,7 @@ mod tests {
             let hot_account = workload.account_id(0);
             (0..10_000)
                 .map(|i| workload.transfer(i))
-                .filter(|t| {
-                    u128_of(t.debit_account_id) == hot_account
-                        || u128_of(t.credit_account_id) == hot_account
-                })
+                .filter(|t| t.debit_account_id == hot_account || t.credit_account_id == hot_account)
                 .count()
         };
         let hot = count_hot(true);

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use tally_client::codes::{parse_flags, ACCOUNT_FLAGS};
-use tally_client::Secret;
+use tally_client::{AccountFlags, Secret};
 
 /// The addresses `tally-node dev` listens on.
 pub const DEFAULT_CLUSTER: &str = "127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102";
@@ -350,7 +349,7 @@ pub struct AccountCreateArgs {
     /// Flags, comma separated: linked, debits_must_not_exceed_credits,
     /// credits_must_not_exceed_debits, history, closed
     #[arg(long, value_parser = parse_account_flags, default_value = "")]
-    pub flags: u32,
+    pub flags: AccountFlags,
     #[command(flatten)]
     pub user_data: UserDataArgs,
 }
@@ -543,8 +542,23 @@ pub fn parse_u128(text: &str) -> Result<u128, String> {
     })
 }
 
-fn parse_account_flags(text: &str) -> Result<u32, String> {
-    parse_flags(ACCOUNT_FLAGS, text).map_err(|error| error.to_string())
+/// A comma (or `|`) separated list of account flag names (`history,closed`; empty or `none` = no
+/// flag). Dashes are accepted for underscores.
+fn parse_account_flags(text: &str) -> Result<AccountFlags, String> {
+    let mut flags = AccountFlags::empty();
+    for part in text.split([',', '|']).map(str::trim) {
+        if part.is_empty() || part == "none" {
+            continue;
+        }
+        match AccountFlags::from_names(&part.replace('-', "_")) {
+            Ok(flag) => flags = flags | flag,
+            Err(_) => {
+                let known = AccountFlags::KNOWN.names().join(", ");
+                return Err(format!("unknown flag `{part}`; known flags: {known}"));
+            }
+        }
+    }
+    Ok(flags)
 }
 
 fn parse_seconds(text: &str) -> Result<f64, String> {
@@ -669,7 +683,7 @@ mod tests {
         };
         assert_eq!(
             (args.id, args.ledger, args.code, args.flags),
-            (7, 840, 10, 8 | 16)
+            (7, 840, 10, AccountFlags(8 | 16))
         );
         assert_eq!(args.user_data.user_data_128, 16);
         let error = parse(&[

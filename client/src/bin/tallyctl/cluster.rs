@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 use serde_json::json;
-use tally_client::{v1, Client, ClientError, NodeAddress};
+use tally_client::{Client, ClientError, NodeAddress};
+use tally_proto::v1;
 use tokio::time::Instant;
 
 use crate::cli::{ClusterCommand, NodeSpec};

@@ -4,11 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use serde_json::json;
-use tally_client::codes::{
-    describe_account_result, describe_transfer_result, transfer_flags, ACCOUNT_RESULT_EXISTS,
-    RESULT_OK, TRANSFER_RESULT_EXISTS,
+use tally_client::{
+    Account, AccountBuilder, AccountFilter, CreateAccountResult, CreateTransferResult, Transfer,
+    TransferBuilder, TransferFlags,
 };
-use tally_client::{v1, AccountBuilder, TransferBuilder};
 
 use crate::cli::{
     AccountCommand, AccountCreateArgs, PageArgs, TransferCommand, TransferCreateArgs,
@@ -49,7 +48,7 @@ pub async fn transfer(context: &Context, command: TransferCommand) -> anyhow::Re
     }
 }
 
-fn build_account(args: &AccountCreateArgs) -> v1::Account {
+fn build_account(args: &AccountCreateArgs) -> Account {
     AccountBuilder::new(args.id, args.ledger, args.code)
         .flags(args.flags)
         .user_data_128(args.user_data.user_data_128)
@@ -60,21 +59,21 @@ fn build_account(args: &AccountCreateArgs) -> v1::Account {
 
 /// The transfer `transfer create` sends. Post and void leave unset accounts, ledger and code at
 /// zero so the node takes them from the pending transfer; an unset amount means "all of it".
-pub fn build_transfer(args: &TransferCreateArgs) -> v1::Transfer {
+pub fn build_transfer(args: &TransferCreateArgs) -> Transfer {
     let (flags, pending_id, amount_default) = match (args.post, args.void) {
-        (Some(pending_id), _) => (transfer_flags::POST_PENDING_TRANSFER, pending_id, u128::MAX),
-        (None, Some(pending_id)) => (transfer_flags::VOID_PENDING_TRANSFER, pending_id, 0),
-        (None, None) => (0, 0, 0),
+        (Some(pending_id), _) => (TransferFlags::POST_PENDING_TRANSFER, pending_id, u128::MAX),
+        (None, Some(pending_id)) => (TransferFlags::VOID_PENDING_TRANSFER, pending_id, 0),
+        (None, None) => (TransferFlags::empty(), 0, 0),
     };
     let mut flags = flags;
     for (set, bit) in [
-        (args.pending, transfer_flags::PENDING),
-        (args.linked, transfer_flags::LINKED),
-        (args.balancing_debit, transfer_flags::BALANCING_DEBIT),
-        (args.balancing_credit, transfer_flags::BALANCING_CREDIT),
+        (args.pending, TransferFlags::PENDING),
+        (args.linked, TransferFlags::LINKED),
+        (args.balancing_debit, TransferFlags::BALANCING_DEBIT),
+        (args.balancing_credit, TransferFlags::BALANCING_CREDIT),
     ] {
         if set {
-            flags |= bit;
+            flags = flags | bit;
         }
     }
     TransferBuilder::new(
@@ -95,7 +94,7 @@ pub fn build_transfer(args: &TransferCreateArgs) -> v1::Transfer {
 }
 
 /// Prints one create result; `ok` and `exists` (a repeated request) succeed, anything else fails.
-fn report_result(context: &Context, id: u128, code: u32, name: String, exists: u32) -> ExitCode {
+fn report_result(context: &Context, id: u128, code: u32, name: &str, succeeded: bool) -> ExitCode {
     if context.json {
         outln!(
             "{}",
@@ -104,7 +103,7 @@ fn report_result(context: &Context, id: u128, code: u32, name: String, exists: u
     } else {
         outln!("{name}");
     }
-    if code == RESULT_OK || code == exists {
+    if succeeded {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -116,13 +115,17 @@ async fn create_account(context: &Context, args: AccountCreateArgs) -> anyhow::R
         .client
         .create_accounts(vec![build_account(&args)])
         .await?;
-    let code = single_result(&results)?;
+    let result = single_result(&results)?;
+    let succeeded = matches!(
+        result,
+        CreateAccountResult::Ok | CreateAccountResult::Exists
+    );
     Ok(report_result(
         context,
         args.id,
-        code,
-        describe_account_result(code),
-        ACCOUNT_RESULT_EXISTS,
+        result.as_u32(),
+        result.name(),
+        succeeded,
     ))
 }
 
@@ -131,17 +134,21 @@ async fn create_transfer(context: &Context, args: TransferCreateArgs) -> anyhow:
         .client
         .create_transfers(vec![build_transfer(&args)])
         .await?;
-    let code = single_result(&results)?;
+    let result = single_result(&results)?;
+    let succeeded = matches!(
+        result,
+        CreateTransferResult::Ok | CreateTransferResult::Exists
+    );
     Ok(report_result(
         context,
         args.id,
-        code,
-        describe_transfer_result(code),
-        TRANSFER_RESULT_EXISTS,
+        result.as_u32(),
+        result.name(),
+        succeeded,
     ))
 }
 
-fn single_result(results: &[u32]) -> anyhow::Result<u32> {
+fn single_result<R: Copy>(results: &[R]) -> anyhow::Result<R> {
     results
         .first()
         .copied()
@@ -168,7 +175,7 @@ async fn get_transfers(context: &Context, ids: &[u128]) -> anyhow::Result<ExitCo
             .iter()
             .map(|(transfer, state)| {
                 let mut row = crate::output::transfer_json(transfer);
-                row["state"] = serde_json::Value::from(state.name());
+                row["state"] = serde_json::Value::from(crate::output::state_name(*state));
                 row
             })
             .collect();
@@ -179,8 +186,8 @@ async fn get_transfers(context: &Context, ids: &[u128]) -> anyhow::Result<ExitCo
     Ok(report_missing("transfer", &missing))
 }
 
-fn missing_ids(asked: &[u128], found: impl Iterator<Item = Option<v1::U128>>) -> Vec<u128> {
-    let found: std::collections::BTreeSet<u128> = found.map(tally_proto::u128_of).collect();
+fn missing_ids(asked: &[u128], found: impl Iterator<Item = u128>) -> Vec<u128> {
+    let found: std::collections::BTreeSet<u128> = found.collect();
     asked
         .iter()
         .copied()
@@ -199,9 +206,9 @@ fn report_missing(kind: &str, missing: &[u128]) -> ExitCode {
     }
 }
 
-fn filter(account_id: u128, page: &PageArgs) -> v1::AccountFilter {
-    v1::AccountFilter {
-        account_id: Some(account_id.into()),
+fn filter(account_id: u128, page: &PageArgs) -> AccountFilter {
+    AccountFilter {
+        account_id,
         limit: page.limit,
         reversed: page.reversed,
         ..Default::default()
@@ -233,9 +240,8 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use clap::Parser;
-    use tally_proto::u128_of;
 
-    fn transfer_of(args: &[&str]) -> v1::Transfer {
+    fn transfer_of(args: &[&str]) -> Transfer {
         let argv = ["tallyctl", "transfer", "create"].iter().chain(args);
         let cli = Cli::try_parse_from(argv).unwrap();
         let Command::Transfer(TransferCommand::Create(args)) = cli.command else {
@@ -264,36 +270,36 @@ mod tests {
             "60",
             "--linked",
         ]);
-        assert_eq!(u128_of(transfer.id), 9);
-        assert_eq!(u128_of(transfer.debit_account_id), 1);
-        assert_eq!(u128_of(transfer.credit_account_id), 2);
-        assert_eq!(u128_of(transfer.amount), 500);
+        assert_eq!(transfer.id, 9);
+        assert_eq!(transfer.debit_account_id, 1);
+        assert_eq!(transfer.credit_account_id, 2);
+        assert_eq!(transfer.amount, 500);
         assert_eq!(
             (transfer.ledger, transfer.code, transfer.timeout),
             (840, 3, 60)
         );
         assert_eq!(
             transfer.flags,
-            transfer_flags::PENDING | transfer_flags::LINKED
+            TransferFlags::PENDING | TransferFlags::LINKED
         );
-        assert_eq!(u128_of(transfer.pending_id), 0);
+        assert_eq!(transfer.pending_id, 0);
     }
 
     #[test]
     fn post_defaults_to_the_full_amount_and_void_to_zero() {
         let post = transfer_of(&["--id", "10", "--post", "9"]);
-        assert_eq!(post.flags, transfer_flags::POST_PENDING_TRANSFER);
-        assert_eq!(u128_of(post.pending_id), 9);
-        assert_eq!(u128_of(post.amount), u128::MAX);
-        assert_eq!(u128_of(post.debit_account_id), 0);
+        assert_eq!(post.flags, TransferFlags::POST_PENDING_TRANSFER);
+        assert_eq!(post.pending_id, 9);
+        assert_eq!(post.amount, u128::MAX);
+        assert_eq!(post.debit_account_id, 0);
         assert_eq!((post.ledger, post.code), (0, 0));
 
         let partial = transfer_of(&["--id", "11", "--post", "9", "--amount", "200"]);
-        assert_eq!(u128_of(partial.amount), 200);
+        assert_eq!(partial.amount, 200);
 
         let void = transfer_of(&["--id", "12", "--void", "9"]);
-        assert_eq!(void.flags, transfer_flags::VOID_PENDING_TRANSFER);
-        assert_eq!(u128_of(void.amount), 0);
+        assert_eq!(void.flags, TransferFlags::VOID_PENDING_TRANSFER);
+        assert_eq!(void.amount, 0);
     }
 
     #[test]
@@ -316,13 +322,13 @@ mod tests {
         ]);
         assert_eq!(
             transfer.flags,
-            transfer_flags::BALANCING_DEBIT | transfer_flags::BALANCING_CREDIT
+            TransferFlags::BALANCING_DEBIT | TransferFlags::BALANCING_CREDIT
         );
     }
 
     #[test]
     fn reports_missing_ids_in_request_order() {
-        let found = [Some(v1::U128::from(2u128)), Some(v1::U128::from(9u128))];
+        let found = [2u128, 9];
         assert_eq!(missing_ids(&[3, 2, 1], found.into_iter()), vec![3, 1]);
     }
 }

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use serde_json::json;
-use tally_client::{v1, NodeAddress};
+use tally_client::NodeAddress;
+use tally_proto::v1;
 use tokio::time::Instant;
 
 use crate::cluster::{

@@ -3,10 +3,9 @@
 //! numbers.
 
 use serde_json::{json, Value};
-use tally_client::codes::{flag_names, ACCOUNT_FLAGS, TRANSFER_FLAGS};
-use tally_client::v1;
-use tally_client::Balances;
-use tally_proto::u128_of;
+use tally_client::{
+    Account, AccountFlags, Balance, Balances, PendingStatus, Transfer, TransferFlags,
+};
 
 /// A plain text table: left-aligned columns separated by two spaces.
 pub struct Table {
@@ -52,8 +51,28 @@ impl Table {
     }
 }
 
-fn flags_text(table: &[(u32, &str)], bits: u32) -> String {
-    let names = flag_names(table, bits);
+/// The names of the flags set, lowest bit first; a bit without a name (reserved) as `bit_<n>`.
+fn flag_names(named: Vec<&'static str>, bits: u16, known: u16) -> Vec<String> {
+    let reserved = (0..16)
+        .map(|shift| 1u16 << shift)
+        .filter(|bit| bits & !known & bit != 0)
+        .map(|bit| format!("bit_{bit}"));
+    named
+        .into_iter()
+        .map(str::to_string)
+        .chain(reserved)
+        .collect()
+}
+
+fn account_flag_names(flags: AccountFlags) -> Vec<String> {
+    flag_names(flags.names(), flags.bits(), AccountFlags::KNOWN.bits())
+}
+
+fn transfer_flag_names(flags: TransferFlags) -> Vec<String> {
+    flag_names(flags.names(), flags.bits(), TransferFlags::KNOWN.bits())
+}
+
+fn flags_text(names: Vec<String>) -> String {
     if names.is_empty() {
         "-".to_string()
     } else {
@@ -61,25 +80,25 @@ fn flags_text(table: &[(u32, &str)], bits: u32) -> String {
     }
 }
 
-pub fn account_json(account: &v1::Account) -> Value {
+pub fn account_json(account: &Account) -> Value {
     json!({
-        "id": u128_of(account.id).to_string(),
+        "id": account.id.to_string(),
         "ledger": account.ledger,
         "code": account.code,
-        "flags": account.flags,
-        "flag_names": flag_names(ACCOUNT_FLAGS, account.flags),
-        "debits_pending": u128_of(account.debits_pending).to_string(),
-        "debits_posted": u128_of(account.debits_posted).to_string(),
-        "credits_pending": u128_of(account.credits_pending).to_string(),
-        "credits_posted": u128_of(account.credits_posted).to_string(),
-        "user_data_128": u128_of(account.user_data_128).to_string(),
+        "flags": account.flags.bits(),
+        "flag_names": account_flag_names(account.flags),
+        "debits_pending": account.debits_pending.to_string(),
+        "debits_posted": account.debits_posted.to_string(),
+        "credits_pending": account.credits_pending.to_string(),
+        "credits_posted": account.credits_posted.to_string(),
+        "user_data_128": account.user_data_128.to_string(),
         "user_data_64": account.user_data_64,
         "user_data_32": account.user_data_32,
         "timestamp": account.timestamp,
     })
 }
 
-pub fn accounts_table(accounts: &[v1::Account]) -> String {
+pub fn accounts_table(accounts: &[Account]) -> String {
     let mut table = Table::new(&[
         "id",
         "ledger",
@@ -93,10 +112,10 @@ pub fn accounts_table(accounts: &[v1::Account]) -> String {
     for account in accounts {
         let balances = Balances::of_account(account);
         table.push(vec![
-            u128_of(account.id).to_string(),
+            account.id.to_string(),
             account.ledger.to_string(),
             account.code.to_string(),
-            flags_text(ACCOUNT_FLAGS, account.flags),
+            flags_text(account_flag_names(account.flags)),
             balances.debits_pending.to_string(),
             balances.debits_posted.to_string(),
             balances.credits_pending.to_string(),
@@ -106,19 +125,19 @@ pub fn accounts_table(accounts: &[v1::Account]) -> String {
     table.render()
 }
 
-pub fn transfer_json(transfer: &v1::Transfer) -> Value {
+pub fn transfer_json(transfer: &Transfer) -> Value {
     json!({
-        "id": u128_of(transfer.id).to_string(),
-        "debit_account_id": u128_of(transfer.debit_account_id).to_string(),
-        "credit_account_id": u128_of(transfer.credit_account_id).to_string(),
-        "amount": u128_of(transfer.amount).to_string(),
-        "pending_id": u128_of(transfer.pending_id).to_string(),
+        "id": transfer.id.to_string(),
+        "debit_account_id": transfer.debit_account_id.to_string(),
+        "credit_account_id": transfer.credit_account_id.to_string(),
+        "amount": transfer.amount.to_string(),
+        "pending_id": transfer.pending_id.to_string(),
         "ledger": transfer.ledger,
         "code": transfer.code,
-        "flags": transfer.flags,
-        "flag_names": flag_names(TRANSFER_FLAGS, transfer.flags),
+        "flags": transfer.flags.bits(),
+        "flag_names": transfer_flag_names(transfer.flags),
         "timeout": transfer.timeout,
-        "user_data_128": u128_of(transfer.user_data_128).to_string(),
+        "user_data_128": transfer.user_data_128.to_string(),
         "user_data_64": transfer.user_data_64,
         "user_data_32": transfer.user_data_32,
         "timestamp": transfer.timestamp,
@@ -126,10 +145,8 @@ pub fn transfer_json(transfer: &v1::Transfer) -> Value {
 }
 
 /// The transfers table with a `state` column (`tallyctl transfer get`).
-pub fn transfer_states_table(
-    found: &[(v1::Transfer, tally_client::codes::TransferState)],
-) -> String {
-    let transfers: Vec<v1::Transfer> = found.iter().map(|(t, _)| *t).collect();
+pub fn transfer_states_table(found: &[(Transfer, Option<PendingStatus>)]) -> String {
+    let transfers: Vec<Transfer> = found.iter().map(|(t, _)| t.clone()).collect();
     let mut lines = transfers_table(&transfers)
         .lines()
         .map(str::to_string)
@@ -139,7 +156,7 @@ pub fn transfer_states_table(
         .map(|line| line.chars().count())
         .max()
         .unwrap_or(0);
-    let states = std::iter::once("state").chain(found.iter().map(|(_, s)| s.name()));
+    let states = std::iter::once("state").chain(found.iter().map(|(_, s)| state_name(*s)));
     for (line, state) in lines.iter_mut().zip(states) {
         let pad = width - line.chars().count();
         line.push_str(&" ".repeat(pad + 2));
@@ -148,7 +165,18 @@ pub fn transfer_states_table(
     lines.iter().map(|line| format!("{line}\n")).collect()
 }
 
-pub fn transfers_table(transfers: &[v1::Transfer]) -> String {
+/// `single` (a single-phase transfer), `pending`, `posted`, `voided` or `expired`.
+pub fn state_name(state: Option<PendingStatus>) -> &'static str {
+    match state {
+        None => "single",
+        Some(PendingStatus::Pending) => "pending",
+        Some(PendingStatus::Posted) => "posted",
+        Some(PendingStatus::Voided) => "voided",
+        Some(PendingStatus::Expired) => "expired",
+    }
+}
+
+pub fn transfers_table(transfers: &[Transfer]) -> String {
     let mut table = Table::new(&[
         "id",
         "debit",
@@ -161,15 +189,15 @@ pub fn transfers_table(transfers: &[v1::Transfer]) -> String {
         "timestamp",
     ]);
     for transfer in transfers {
-        let pending_id = u128_of(transfer.pending_id);
+        let pending_id = transfer.pending_id;
         table.push(vec![
-            u128_of(transfer.id).to_string(),
-            u128_of(transfer.debit_account_id).to_string(),
-            u128_of(transfer.credit_account_id).to_string(),
-            u128_of(transfer.amount).to_string(),
+            transfer.id.to_string(),
+            transfer.debit_account_id.to_string(),
+            transfer.credit_account_id.to_string(),
+            transfer.amount.to_string(),
             transfer.ledger.to_string(),
             transfer.code.to_string(),
-            flags_text(TRANSFER_FLAGS, transfer.flags),
+            flags_text(transfer_flag_names(transfer.flags)),
             if pending_id == 0 {
                 "-".to_string()
             } else {
@@ -181,7 +209,7 @@ pub fn transfers_table(transfers: &[v1::Transfer]) -> String {
     table.render()
 }
 
-pub fn balance_json(balance: &v1::AccountBalance) -> Value {
+pub fn balance_json(balance: &Balance) -> Value {
     let balances = Balances::of_history(balance);
     json!({
         "timestamp": balance.timestamp,
@@ -192,7 +220,7 @@ pub fn balance_json(balance: &v1::AccountBalance) -> Value {
     })
 }
 
-pub fn balances_table(history: &[v1::AccountBalance]) -> String {
+pub fn balances_table(history: &[Balance]) -> String {
     let mut table = Table::new(&[
         "timestamp",
         "debits_pending",
@@ -228,13 +256,16 @@ mod tests {
 
     #[test]
     fn json_carries_u128_as_decimal_strings() {
-        let mut account = AccountBuilder::new(u128::MAX, 840, 10).flags(8).build();
-        account.credits_posted = Some((1u128 << 64).into());
+        let mut account = AccountBuilder::new(u128::MAX, 840, 10)
+            .flags(AccountFlags::HISTORY)
+            .build();
+        account.credits_posted = 1u128 << 64;
         let value = account_json(&account);
         assert_eq!(value["id"], "340282366920938463463374607431768211455");
         assert_eq!(value["credits_posted"], "18446744073709551616");
         assert_eq!(value["debits_posted"], "0");
         assert_eq!(value["ledger"], 840);
+        assert_eq!(value["flags"], 8);
         assert_eq!(value["flag_names"], json!(["history"]));
 
         let transfer = TransferBuilder::post(5, 4, None).build();
@@ -245,9 +276,18 @@ mod tests {
     }
 
     #[test]
+    fn reserved_flag_bits_are_named_by_number() {
+        let flags = TransferFlags(TransferFlags::LINKED.bits() | 64);
+        assert_eq!(transfer_flag_names(flags), ["linked", "bit_64"]);
+        assert_eq!(flags_text(account_flag_names(AccountFlags::empty())), "-");
+        assert_eq!(state_name(None), "single");
+        assert_eq!(state_name(Some(PendingStatus::Expired)), "expired");
+    }
+
+    #[test]
     fn account_table_shows_balances_and_flags() {
         let mut account = AccountBuilder::new(1, 840, 10).build();
-        account.debits_posted = Some(250u128.into());
+        account.debits_posted = 250;
         let text = accounts_table(&[account]);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
-use tally_client::v1;
+use tally_client::Record;
 
 use crate::cli::RecordCommand;
 use crate::output::Table;
@@ -23,20 +23,16 @@ const AUDIT_NAMESPACE: &str = "audit";
 /// Records read per page of a scan.
 const SCAN_PAGE: u32 = 500;
 
-fn value_of(record: &v1::Record) -> Value {
+fn value_of(record: &Record) -> Value {
     serde_json::from_slice(&record.value)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&record.value).into_owned()))
 }
 
-fn key_of(record: &v1::Record) -> String {
-    record
-        .key
-        .as_ref()
-        .map(|k| String::from_utf8_lossy(&k.key).into_owned())
-        .unwrap_or_default()
+fn key_of(record: &Record) -> String {
+    String::from_utf8_lossy(&record.key.key).into_owned()
 }
 
-fn record_json(record: &v1::Record) -> Value {
+fn record_json(record: &Record) -> Value {
     json!({
         "key": key_of(record),
         "version": record.version,
@@ -97,8 +93,8 @@ async fn scan(
     namespace: &str,
     prefix: &str,
     limit: u32,
-) -> anyhow::Result<Vec<v1::Record>> {
-    let mut records: Vec<v1::Record> = Vec::new();
+) -> anyhow::Result<Vec<Record>> {
+    let mut records: Vec<Record> = Vec::new();
     let mut after = Vec::new();
     while (records.len() as u32) < limit {
         let page = context
@@ -111,7 +107,7 @@ async fn scan(
             )
             .await?;
         let Some(last) = page.last() else { break };
-        after = last.key.as_ref().map(|k| k.key.clone()).unwrap_or_default();
+        after = last.key.key.clone();
         records.extend(page);
     }
     Ok(records)
@@ -174,7 +170,7 @@ pub async fn audit(
             .scan_records(AUDIT_NAMESPACE, b"aud_", &cursor, SCAN_PAGE)
             .await?;
         let Some(last) = page.last() else { break };
-        cursor = last.key.as_ref().map(|k| k.key.clone()).unwrap_or_default();
+        cursor = last.key.key.clone();
         let wanted = page.iter().map(value_of).filter(|entry| {
             action.is_none_or(|prefix| text_of(&entry["action"]).starts_with(prefix))
         });
@@ -242,7 +238,7 @@ pub async fn recon(context: &Context, date: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(if ok { 0 } else { 1 }))
 }
 
-fn print_recon(date: &str, summary: &Value, items: &[v1::Record]) {
+fn print_recon(date: &str, summary: &Value, items: &[Record]) {
     outln!("Reconciliation of {date}");
     let mut counts = Table::new(&[
         "lines",

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use serde_json::json;
-use tally_client::{v1, Client};
-use tally_proto::u128_of;
+use tally_client::Client;
+use tally_proto::{u128_of, v1};
 use tokio::time::Instant;
 
 use crate::cluster::{authoritative, discover, POLL_INTERVAL};

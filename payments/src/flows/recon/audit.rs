@@ -3,7 +3,7 @@
 //! records say is in flight.
 
 use futures::{StreamExt, TryStreamExt};
-use tally_client::{v1, Balances};
+use tally_client::{AccountFilter, Balances};
 
 use super::matching::Objects;
 use crate::domain::chart::{self, code};
@@ -110,7 +110,7 @@ impl Pay {
                 .map(|id| {
                     accounts
                         .iter()
-                        .find(|a| tally_proto::u128_of(a.id) == *id)
+                        .find(|a| a.id == *id)
                         .map(Balances::of_account)
                         .unwrap_or_default()
                 })
@@ -129,13 +129,12 @@ impl Pay {
             let page = self
                 .store
                 .client()
-                .account_transfers(v1::AccountFilter {
-                    account_id: Some((*id).into()),
+                .account_transfers(AccountFilter {
+                    account_id: *id,
                     timestamp_min: 0,
                     timestamp_max: 0,
                     limit: 1,
                     reversed: true,
-                    stale_ok: false,
                 })
                 .await?;
             latest.push(page.first().map_or(0, |t| t.timestamp));
@@ -237,8 +236,8 @@ impl Pay {
                 if !is_posted(t.flags) {
                     return;
                 }
-                let amount = tally_proto::u128_of(t.amount);
-                if tally_proto::u128_of(t.credit_account_id) == account_id {
+                let amount = t.amount;
+                if t.credit_account_id == account_id {
                     credits = credits.saturating_add(amount);
                 } else {
                     debits = debits.saturating_add(amount);

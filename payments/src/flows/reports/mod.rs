@@ -11,8 +11,7 @@ mod queries;
 mod time;
 
 use serde::{Deserialize, Serialize};
-use tally_client::codes::transfer_flags;
-use tally_client::{v1, Balances};
+use tally_client::{Balances, Transfer, TransferFlags};
 use utoipa::ToSchema;
 
 pub use time::{day_of, parse_time, time_of, Period};
@@ -63,10 +62,10 @@ pub enum EntryStatus {
 }
 
 impl EntryStatus {
-    pub fn of(flags: u32) -> EntryStatus {
-        if flags & transfer_flags::PENDING != 0 {
+    pub fn of(flags: TransferFlags) -> EntryStatus {
+        if flags.contains(TransferFlags::PENDING) {
             EntryStatus::Held
-        } else if flags & transfer_flags::VOID_PENDING_TRANSFER != 0 {
+        } else if flags.contains(TransferFlags::VOID_PENDING_TRANSFER) {
             EntryStatus::Voided
         } else {
             EntryStatus::Posted
@@ -76,8 +75,8 @@ impl EntryStatus {
 
 /// True when a stored transfer moved posted balances: neither a pending transfer nor the void
 /// of one (a stored post carries the amount it captured and the pending's accounts).
-pub fn is_posted(flags: u32) -> bool {
-    flags & (transfer_flags::PENDING | transfer_flags::VOID_PENDING_TRANSFER) == 0
+pub fn is_posted(flags: TransferFlags) -> bool {
+    !flags.contains(TransferFlags::PENDING) && !flags.contains(TransferFlags::VOID_PENDING_TRANSFER)
 }
 
 /// One ledger entry of an account.
@@ -103,22 +102,22 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    fn of(transfer: &v1::Transfer, account_id: u128) -> Transaction {
-        let debit = tally_proto::u128_of(transfer.debit_account_id);
-        let credit = tally_proto::u128_of(transfer.credit_account_id);
+    fn of(transfer: &Transfer, account_id: u128) -> Transaction {
+        let debit = transfer.debit_account_id;
+        let credit = transfer.credit_account_id;
         let (direction, counterparty) = if credit == account_id {
             (Direction::Credit, debit)
         } else {
             (Direction::Debit, credit)
         };
-        let pending_id = tally_proto::u128_of(transfer.pending_id);
+        let pending_id = transfer.pending_id;
         Transaction {
-            id: format!("{:032x}", tally_proto::u128_of(transfer.id)),
+            id: format!("{:032x}", transfer.id),
             timestamp: transfer.timestamp,
             time: time_of(transfer.timestamp),
-            kind: kind_name(transfer.code),
+            kind: kind_name(u32::from(transfer.code)),
             direction,
-            amount: tally_proto::u128_of(transfer.amount),
+            amount: transfer.amount,
             status: EntryStatus::of(transfer.flags),
             counterparty: account_name(counterparty),
             pending_id: (pending_id != 0).then(|| format!("{pending_id:032x}")),
@@ -222,12 +221,12 @@ pub struct Statement {
 
 impl Statement {
     /// Adds one posted movement of the wallet `account_id`, before or within the period.
-    fn add(&mut self, transfer: &v1::Transfer, account_id: u128, from_ns: u64) {
+    fn add(&mut self, transfer: &Transfer, account_id: u128, from_ns: u64) {
         if !is_posted(transfer.flags) {
             return;
         }
-        let amount = i128::try_from(tally_proto::u128_of(transfer.amount)).unwrap_or(i128::MAX);
-        let signed = if tally_proto::u128_of(transfer.credit_account_id) == account_id {
+        let amount = i128::try_from(transfer.amount).unwrap_or(i128::MAX);
+        let signed = if transfer.credit_account_id == account_id {
             amount
         } else {
             -amount
@@ -238,12 +237,12 @@ impl Statement {
             return;
         }
         self.movements += 1;
-        let line = match u16::try_from(transfer.code) {
-            Ok(transfer_code::PAYIN) => &mut self.pay_ins,
-            Ok(transfer_code::FEE) => &mut self.fees,
-            Ok(transfer_code::REFUND) => &mut self.refunds,
-            Ok(transfer_code::REFUND_FEE_RETURN) => &mut self.fee_returns,
-            Ok(transfer_code::PAYOUT) => &mut self.payouts,
+        let line = match transfer.code {
+            transfer_code::PAYIN => &mut self.pay_ins,
+            transfer_code::FEE => &mut self.fees,
+            transfer_code::REFUND => &mut self.refunds,
+            transfer_code::REFUND_FEE_RETURN => &mut self.fee_returns,
+            transfer_code::PAYOUT => &mut self.payouts,
             _ => &mut self.other,
         };
         *line = line.saturating_add(signed);
@@ -286,16 +285,16 @@ pub struct RevenueDay {
 }
 
 impl RevenueDay {
-    fn add(&mut self, transfer: &v1::Transfer, revenue_account: u128) {
+    fn add(&mut self, transfer: &Transfer, revenue_account: u128) {
         if !is_posted(transfer.flags) {
             return;
         }
-        let amount = i128::try_from(tally_proto::u128_of(transfer.amount)).unwrap_or(i128::MAX);
-        let credit = tally_proto::u128_of(transfer.credit_account_id) == revenue_account;
+        let amount = i128::try_from(transfer.amount).unwrap_or(i128::MAX);
+        let credit = transfer.credit_account_id == revenue_account;
         let signed = if credit { amount } else { -amount };
-        match u16::try_from(transfer.code) {
-            Ok(transfer_code::FEE) => self.fees = self.fees.saturating_add(signed),
-            Ok(transfer_code::REFUND_FEE_RETURN) => {
+        match transfer.code {
+            transfer_code::FEE => self.fees = self.fees.saturating_add(signed),
+            transfer_code::REFUND_FEE_RETURN => {
                 self.fee_returns = self.fee_returns.saturating_sub(signed);
             }
             _ => self.other = self.other.saturating_add(signed),
@@ -374,7 +373,13 @@ mod tests {
     const WALLET: u128 = 77;
     const OTHER: u128 = 5;
 
-    fn transfer(timestamp: u64, code: u16, credit: bool, amount: u128, flags: u32) -> v1::Transfer {
+    fn transfer(
+        timestamp: u64,
+        code: u16,
+        credit: bool,
+        amount: u128,
+        flags: TransferFlags,
+    ) -> Transfer {
         let (debit_account, credit_account) = if credit {
             (OTHER, WALLET)
         } else {
@@ -389,17 +394,23 @@ mod tests {
     #[test]
     fn statement_sorts_posted_movements_and_adds_up() {
         let mut s = Statement::default();
-        let held = transfer_flags::PENDING;
-        let post = transfer_flags::POST_PENDING_TRANSFER;
-        let void = transfer_flags::VOID_PENDING_TRANSFER;
+        let held = TransferFlags::PENDING;
+        let post = TransferFlags::POST_PENDING_TRANSFER;
+        let void = TransferFlags::VOID_PENDING_TRANSFER;
         let movements = [
             transfer(5, transfer_code::PAYIN, true, 1000, post), // before the period
-            transfer(6, transfer_code::FEE, false, 55, 0),       // before the period
+            transfer(6, transfer_code::FEE, false, 55, TransferFlags::empty()), // before the period
             transfer(10, transfer_code::PAYIN, true, 5000, held),
             transfer(11, transfer_code::PAYIN, true, 5000, post),
-            transfer(12, transfer_code::FEE, false, 155, 0),
+            transfer(12, transfer_code::FEE, false, 155, TransferFlags::empty()),
             transfer(13, transfer_code::REFUND, false, 2000, held),
-            transfer(14, transfer_code::REFUND_FEE_RETURN, true, 62, 0),
+            transfer(
+                14,
+                transfer_code::REFUND_FEE_RETURN,
+                true,
+                62,
+                TransferFlags::empty(),
+            ),
             transfer(15, transfer_code::REFUND, false, 2000, post),
             transfer(16, transfer_code::PAYOUT, false, 1000, held),
             transfer(17, transfer_code::PAYOUT, false, 1000, void),
@@ -436,31 +447,48 @@ mod tests {
         // From the revenue account's side: fees are credits, fee returns debits, a failed
         // refund's fee reversal a credit again.
         let revenue = WALLET;
-        day.add(&transfer(1, transfer_code::FEE, true, 320, 0), revenue);
         day.add(
-            &transfer(2, transfer_code::REFUND_FEE_RETURN, false, 100, 0),
+            &transfer(1, transfer_code::FEE, true, 320, TransferFlags::empty()),
             revenue,
         );
         day.add(
-            &transfer(3, transfer_code::REFUND_FEE_RETURN, true, 40, 0),
+            &transfer(
+                2,
+                transfer_code::REFUND_FEE_RETURN,
+                false,
+                100,
+                TransferFlags::empty(),
+            ),
+            revenue,
+        );
+        day.add(
+            &transfer(
+                3,
+                transfer_code::REFUND_FEE_RETURN,
+                true,
+                40,
+                TransferFlags::empty(),
+            ),
             revenue,
         );
         assert_eq!((day.fees, day.fee_returns, day.net), (320, 60, 260));
     }
     #[test]
     fn entry_status_and_posting_follow_the_flags() {
-        assert_eq!(EntryStatus::of(transfer_flags::PENDING), EntryStatus::Held);
+        assert_eq!(EntryStatus::of(TransferFlags::PENDING), EntryStatus::Held);
         assert_eq!(
-            EntryStatus::of(transfer_flags::VOID_PENDING_TRANSFER),
+            EntryStatus::of(TransferFlags::VOID_PENDING_TRANSFER),
             EntryStatus::Voided
         );
         assert_eq!(
-            EntryStatus::of(transfer_flags::POST_PENDING_TRANSFER),
+            EntryStatus::of(TransferFlags::POST_PENDING_TRANSFER),
             EntryStatus::Posted
         );
-        assert!(is_posted(0) && is_posted(transfer_flags::POST_PENDING_TRANSFER));
-        assert!(!is_posted(transfer_flags::PENDING));
-        assert!(!is_posted(transfer_flags::VOID_PENDING_TRANSFER));
+        assert!(
+            is_posted(TransferFlags::empty()) && is_posted(TransferFlags::POST_PENDING_TRANSFER)
+        );
+        assert!(!is_posted(TransferFlags::PENDING));
+        assert!(!is_posted(TransferFlags::VOID_PENDING_TRANSFER));
     }
     #[test]
     fn csv_has_a_header_and_decimal_amounts() {

@@ -1,6 +1,6 @@
 //! The reports themselves, each over one consistent cut.
 
-use tally_client::{v1, Balances};
+use tally_client::{AccountFilter, Balances, Transfer};
 
 use super::{
     Holder, Period, RevenueDay, RevenueReport, Statement, Transaction, TransactionPage,
@@ -46,7 +46,7 @@ impl Pay {
         &self,
         account_id: u128,
         (first, last): (u64, u64),
-        mut visit: impl FnMut(&v1::Transfer),
+        mut visit: impl FnMut(&Transfer),
     ) -> Result<u64, PayError> {
         let mut count = 0u64;
         if last == 0 {
@@ -58,13 +58,12 @@ impl Pay {
             let page = self
                 .store
                 .client()
-                .account_transfers(v1::AccountFilter {
-                    account_id: Some(account_id.into()),
+                .account_transfers(AccountFilter {
+                    account_id,
                     timestamp_min,
                     timestamp_max: last,
                     limit: ACCOUNT_TRANSFERS_PAGE_MAX as u32,
                     reversed: false,
-                    stale_ok: false,
                 })
                 .await?;
             for transfer in &page {
@@ -95,13 +94,12 @@ impl Pay {
         let points = self
             .store
             .client()
-            .account_balances(v1::AccountFilter {
-                account_id: Some(account_id.into()),
+            .account_balances(AccountFilter {
+                account_id,
                 timestamp_min: 0,
                 timestamp_max: at,
                 limit: 1,
                 reversed: true,
-                stale_ok: false,
             })
             .await?;
         Ok(points.first().map_or((Balances::default(), 0), |point| {
@@ -155,13 +153,12 @@ impl Pay {
             let page = self
                 .store
                 .client()
-                .account_transfers(v1::AccountFilter {
-                    account_id: Some(account_id.into()),
+                .account_transfers(AccountFilter {
+                    account_id,
                     timestamp_min: first,
                     timestamp_max: last,
                     limit,
                     reversed: false,
-                    stale_ok: false,
                 })
                 .await?;
             data = page
