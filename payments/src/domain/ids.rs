@@ -159,6 +159,18 @@ macro_rules! id_type {
             }
         }
 
+        /// Unit-test fixtures only: any text, even a name like `ord_ok` that is not a
+        /// well-formed id, with a number derived from it (so still never 0).
+        #[cfg(test)]
+        impl From<&str> for $name {
+            fn from(text: &str) -> Self {
+                text.parse().unwrap_or_else(|_| $name {
+                    text: text.to_string(),
+                    number: derived_number($prefix, text),
+                })
+            }
+        }
+
         impl TryFrom<String> for $name {
             type Error = BadId;
 
@@ -185,8 +197,10 @@ macro_rules! id_type {
             }
         }
 
-        impl std::borrow::Borrow<str> for $name {
-            fn borrow(&self) -> &str {
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
                 &self.text
             }
         }
@@ -290,6 +304,18 @@ impl From<ChargeId> for String {
     }
 }
 
+/// Unit-test fixtures only (see the id types' `From<&str>`): an order id unless it starts `dep_`.
+#[cfg(test)]
+impl From<&str> for ChargeId {
+    fn from(text: &str) -> Self {
+        if text.starts_with("dep_") {
+            ChargeId::Deposit(text.into())
+        } else {
+            ChargeId::Order(text.into())
+        }
+    }
+}
+
 impl From<OrderId> for ChargeId {
     fn from(id: OrderId) -> ChargeId {
         ChargeId::Order(id)
@@ -305,6 +331,14 @@ impl From<DepositId> for ChargeId {
 impl std::fmt::Display for ChargeId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl std::ops::Deref for ChargeId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
     }
 }
 
