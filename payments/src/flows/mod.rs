@@ -405,15 +405,3 @@ pub(crate) fn parse_id<T: crate::domain::ids::Id>(
         )
     })
 }
-
-/// Checks an id's shape before it is used as a record key.
-pub(crate) fn check_id(field: &'static str, prefix: &str, id: &str) -> Result<(), PayError> {
-    if crate::domain::ids::is_valid(prefix, id) {
-        Ok(())
-    } else {
-        Err(PayError::invalid(
-            "invalid_id",
-            format!("`{field}` must be an id like {prefix}_0123456789abcdef"),
-        ))
-    }
-}
