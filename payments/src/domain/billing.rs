@@ -7,6 +7,10 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::ids::{
+    CardId, CustomerId, InvoiceId, PaymentId, PlanId, SellerId, SubscriptionId,
+};
+
 use crate::domain::model::Failure;
 
 /// Milliseconds per day.
@@ -37,8 +41,10 @@ impl Interval {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Plan {
-    pub id: String,
-    pub seller_id: String,
+    #[schema(value_type = String)]
+    pub id: PlanId,
+    #[schema(value_type = String)]
+    pub seller_id: SellerId,
     pub name: String,
     pub currency: String,
     pub amount: u64,
@@ -70,10 +76,14 @@ impl SubscriptionStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Subscription {
-    pub id: String,
-    pub customer_id: String,
-    pub card_id: String,
-    pub plan_id: String,
+    #[schema(value_type = String)]
+    pub id: SubscriptionId,
+    #[schema(value_type = String)]
+    pub customer_id: CustomerId,
+    #[schema(value_type = String)]
+    pub card_id: CardId,
+    #[schema(value_type = String)]
+    pub plan_id: PlanId,
     pub status: SubscriptionStatus,
     /// 0 for the first period (the trial, if the plan has one).
     pub period_index: u32,
@@ -83,7 +93,8 @@ pub struct Subscription {
     /// Proration credit (minor units) applied to the next invoices.
     pub credit: u64,
     /// The invoice being collected, if any.
-    pub open_invoice: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub open_invoice: Option<InvoiceId>,
     /// Invoices issued so far (also the next invoice's sequence number).
     pub invoice_count: u32,
     pub canceled_at: Option<i64>,
@@ -112,7 +123,8 @@ pub enum InvoiceKind {
 /// One charge attempt of an invoice: the payment made for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct InvoiceAttempt {
-    pub payment_id: String,
+    #[schema(value_type = String)]
+    pub payment_id: PaymentId,
     pub at: i64,
     /// Set when the payment could not even be created (e.g. refused by risk checks).
     pub failure: Option<Failure>,
@@ -120,8 +132,10 @@ pub struct InvoiceAttempt {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Invoice {
-    pub id: String,
-    pub subscription_id: String,
+    #[schema(value_type = String)]
+    pub id: InvoiceId,
+    #[schema(value_type = String)]
+    pub subscription_id: SubscriptionId,
     pub kind: InvoiceKind,
     pub period_index: u32,
     pub period_start: i64,
@@ -136,7 +150,8 @@ pub struct Invoice {
     pub attempts: Vec<InvoiceAttempt>,
     pub first_failed_at: Option<i64>,
     pub next_retry_at: Option<i64>,
-    pub paid_by: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub paid_by: Option<PaymentId>,
     pub created_at: i64,
 }
 

@@ -4,6 +4,10 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::ids::{
+    BankAccountId, CardId, ChargeId, CustomerId, OrderId, PaymentId, PayoutId, RefundId, SellerId,
+};
+
 /// Record namespaces. Every payment object is one record; `INFLIGHT` indexes the objects a
 /// worker must drive to a terminal state (written and deleted in the same `Txn` as the object).
 pub mod ns {
@@ -54,7 +58,8 @@ pub mod ns {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Customer {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: CustomerId,
     pub name: String,
     pub email: String,
     /// Unix milliseconds.
@@ -73,12 +78,14 @@ pub enum PayoutSchedule {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Seller {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: SellerId,
     pub name: String,
     pub email: String,
     pub payout_schedule: PayoutSchedule,
     /// The bank account payouts go to unless a payout names another linked one.
-    pub default_bank_account: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub default_bank_account: Option<BankAccountId>,
     pub created_at: i64,
 }
 
@@ -92,8 +99,8 @@ pub enum BankAccountKind {
 /// A seller's bank account. The full account number (or IBAN) is only stored encrypted.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BankAccountRecord {
-    pub id: String,
-    pub seller_id: String,
+    pub id: BankAccountId,
+    pub seller_id: SellerId,
     pub holder_name: String,
     pub country: String,
     pub kind: BankAccountKind,
@@ -118,8 +125,10 @@ impl std::fmt::Debug for BankAccountRecord {
 /// What the API shows of a bank account: never the number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BankAccount {
-    pub id: String,
-    pub seller_id: String,
+    #[schema(value_type = String)]
+    pub id: BankAccountId,
+    #[schema(value_type = String)]
+    pub seller_id: SellerId,
     pub holder_name: String,
     pub country: String,
     pub kind: BankAccountKind,
@@ -146,8 +155,10 @@ impl From<&BankAccountRecord> for BankAccount {
 /// A customer's card, as the PSP tokenized it. No card number, no CVV.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Card {
-    pub id: String,
-    pub customer_id: String,
+    #[schema(value_type = String)]
+    pub id: CardId,
+    #[schema(value_type = String)]
+    pub customer_id: CustomerId,
     pub token: String,
     pub brand: String,
     pub last4: String,
@@ -192,14 +203,19 @@ impl ChargeStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Order {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: ChargeId,
     pub kind: ChargeKind,
     /// The payment event this order belongs to (orders only).
-    pub payment_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub payment_id: Option<PaymentId>,
     /// The seller paid (orders only).
-    pub seller_id: Option<String>,
-    pub customer_id: String,
-    pub card_id: String,
+    #[schema(value_type = Option<String>)]
+    pub seller_id: Option<SellerId>,
+    #[schema(value_type = String)]
+    pub customer_id: CustomerId,
+    #[schema(value_type = String)]
+    pub card_id: CardId,
     pub amount: u64,
     pub currency: String,
     /// The platform fee taken from the seller on success (0 for deposits).
@@ -256,22 +272,25 @@ impl PaymentStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentRecord {
-    pub id: String,
-    pub customer_id: String,
-    pub card_id: String,
+    pub id: PaymentId,
+    pub customer_id: CustomerId,
+    pub card_id: CardId,
     pub currency: String,
     pub amount: u64,
-    pub order_ids: Vec<String>,
+    pub order_ids: Vec<OrderId>,
     pub created_at: i64,
 }
 
 /// A payment event as the API shows it: the record plus its orders and derived status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Payment {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: PaymentId,
     pub status: PaymentStatus,
-    pub customer_id: String,
-    pub card_id: String,
+    #[schema(value_type = String)]
+    pub customer_id: CustomerId,
+    #[schema(value_type = String)]
+    pub card_id: CardId,
     pub currency: String,
     pub amount: u64,
     pub orders: Vec<Order>,
@@ -295,9 +314,12 @@ impl RefundStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Refund {
-    pub id: String,
-    pub order_id: String,
-    pub seller_id: String,
+    #[schema(value_type = String)]
+    pub id: RefundId,
+    #[schema(value_type = String)]
+    pub order_id: OrderId,
+    #[schema(value_type = String)]
+    pub seller_id: SellerId,
     pub amount: u64,
     pub currency: String,
     /// Platform fee returned to the seller with this refund (per the refund fee policy).
@@ -339,9 +361,12 @@ pub enum PayoutTrigger {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Payout {
-    pub id: String,
-    pub seller_id: String,
-    pub bank_account_id: String,
+    #[schema(value_type = String)]
+    pub id: PayoutId,
+    #[schema(value_type = String)]
+    pub seller_id: SellerId,
+    #[schema(value_type = String)]
+    pub bank_account_id: BankAccountId,
     pub amount: u64,
     pub currency: String,
     pub trigger: PayoutTrigger,

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{check_id, check_text, describe_commit, failure, now_ms, Pay};
-use crate::domain::ids;
+use super::{check_text, describe_commit, failure, now_ms, parse_id, Pay};
+use crate::domain::ids::{CardId, ChargeId, CustomerId, Id, OrderId, PaymentId, SellerId};
 use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Customer, Failure, InflightKind, Order, Payment, PaymentRecord,
     PaymentStatus,
@@ -47,6 +47,15 @@ pub struct NewOrder {
     pub amount: AmountInput,
 }
 
+/// What a checkout's records are made of, once its ids are parsed and its parties loaded.
+struct NewRecords<'a> {
+    payment_id: &'a PaymentId,
+    customer_id: &'a CustomerId,
+    card_id: &'a CardId,
+    sellers: &'a [SellerId],
+    amounts: &'a [u64],
+}
+
 impl Pay {
     /// Risk check, then the payment and its orders (with their holds) in one Txn, then the first
     /// PSP attempt of every order. Returns the payment as it stands after those attempts.
@@ -56,7 +65,7 @@ impl Pay {
         idempotency_key: &str,
     ) -> Result<Payment, PayError> {
         let currency = self.currency(&request.currency)?;
-        check_id("customer_id", ids::CUSTOMER, &request.customer_id)?;
+        let customer_id: CustomerId = parse_id("customer_id", &request.customer_id)?;
         if let Some(description) = &request.description {
             check_text("description", description)?;
         }
@@ -67,8 +76,9 @@ impl Pay {
             ));
         }
         let mut amounts = Vec::with_capacity(request.orders.len());
+        let mut sellers: Vec<SellerId> = Vec::with_capacity(request.orders.len());
         for (index, order) in request.orders.iter().enumerate() {
-            check_id("orders[].seller_id", ids::SELLER, &order.seller_id)?;
+            sellers.push(parse_id("orders[].seller_id", &order.seller_id)?);
             if request.orders[..index]
                 .iter()
                 .any(|o| o.seller_id == order.seller_id)
@@ -86,10 +96,10 @@ impl Pay {
             })?;
             amounts.push(amount);
         }
-        let customer: Customer = self.customer(&request.customer_id).await?;
-        self.card(&customer.id, &request.card_id).await?;
-        for order in &request.orders {
-            self.seller(&order.seller_id).await.map_err(|e| match e {
+        let customer: Customer = self.customer(&customer_id).await?;
+        let card = self.card(&customer.id, &request.card_id).await?;
+        for seller_id in &sellers {
+            self.seller(seller_id).await.map_err(|e| match e {
                 PayError::NotFound { what } => {
                     PayError::unprocessable("seller_not_found", what.to_string())
                 }
@@ -97,7 +107,7 @@ impl Pay {
             })?;
         }
 
-        let payment_id = ids::derived(ids::PAYMENT, idempotency_key);
+        let payment_id = PaymentId::derived(idempotency_key);
         // A retried request finds the payment its first attempt created and carries on with it.
         if self
             .store
@@ -116,8 +126,14 @@ impl Pay {
                     code: r.code,
                     message: format!("payment refused by risk checks: {}", r.message),
                 })?;
-            self.commit_new_payment(&request, currency, &amounts, &payment_id)
-                .await?;
+            let new = NewRecords {
+                payment_id: &payment_id,
+                customer_id: &customer.id,
+                card_id: &card.id,
+                sellers: &sellers,
+                amounts: &amounts,
+            };
+            self.commit_new_payment(new, currency).await?;
             self.metrics.inc("tally_pay_payments_created_total");
         }
         let record: PaymentRecord = self.load(ns::PAYMENT, &payment_id, "payment").await?.value;
@@ -136,11 +152,16 @@ impl Pay {
 
     async fn commit_new_payment(
         &self,
-        request: &NewPayment,
+        new: NewRecords<'_>,
         currency: Currency,
-        amounts: &[u64],
-        payment_id: &str,
     ) -> Result<(), PayError> {
+        let NewRecords {
+            payment_id,
+            customer_id,
+            card_id,
+            sellers,
+            amounts,
+        } = new;
         let now = now_ms();
         let mut order_ids = Vec::new();
         let mut txn = audit::stamp(Txn::new(), "payment.create", payment_id).expect(
@@ -148,19 +169,19 @@ impl Pay {
             payment_id,
             0,
         );
-        for (index, (order, amount)) in request.orders.iter().zip(amounts).enumerate() {
-            let order_id = ids::derived(ids::ORDER, &format!("{payment_id}/{index}"));
-            let owner = ids::number(ids::SELLER, &order.seller_id).expect("checked");
+        for (index, (seller_id, amount)) in sellers.iter().zip(amounts).enumerate() {
+            let order_id = OrderId::derived(&format!("{payment_id}/{index}"));
+            let owner = seller_id.number();
             let wallet = postings::charge_wallet(ChargeKind::Order, currency, owner);
             let hold =
                 postings::charge_opened(&order_id, ChargeKind::Order, currency, owner, *amount);
             let record = Order {
-                id: order_id.clone(),
+                id: ChargeId::from(order_id.clone()),
                 kind: ChargeKind::Order,
-                payment_id: Some(payment_id.to_string()),
-                seller_id: Some(order.seller_id.clone()),
-                customer_id: request.customer_id.clone(),
-                card_id: request.card_id.clone(),
+                payment_id: Some(payment_id.clone()),
+                seller_id: Some(seller_id.clone()),
+                customer_id: customer_id.clone(),
+                card_id: card_id.clone(),
                 amount: *amount,
                 currency: currency.code.to_string(),
                 fee: self.fee.fee(*amount),
@@ -193,9 +214,9 @@ impl Pay {
             order_ids.push(order_id);
         }
         let record = PaymentRecord {
-            id: payment_id.to_string(),
-            customer_id: request.customer_id.clone(),
-            card_id: request.card_id.clone(),
+            id: payment_id.clone(),
+            customer_id: customer_id.clone(),
+            card_id: card_id.clone(),
             currency: currency.code.to_string(),
             amount: amounts.iter().sum(),
             order_ids,
@@ -213,18 +234,18 @@ impl Pay {
     }
 
     pub async fn order(&self, id: &str) -> Result<Order, PayError> {
-        if !(ids::is_valid(ids::ORDER, id) || ids::is_valid(ids::DEPOSIT, id)) {
-            return Err(PayError::invalid(
+        let id: ChargeId = id.parse().map_err(|_| {
+            PayError::invalid(
                 "invalid_id",
                 "the id is not a payment order (ord_...) or deposit (dep_...) id",
-            ));
-        }
-        Ok(self.load(ns::ORDER, id, "payment order").await?.value)
+            )
+        })?;
+        Ok(self.load(ns::ORDER, &id, "payment order").await?.value)
     }
 
     pub async fn payment(&self, id: &str) -> Result<Payment, PayError> {
-        check_id("payment_id", ids::PAYMENT, id)?;
-        let record: PaymentRecord = self.load(ns::PAYMENT, id, "payment").await?.value;
+        let id: PaymentId = parse_id("payment_id", id)?;
+        let record: PaymentRecord = self.load(ns::PAYMENT, &id, "payment").await?.value;
         let mut orders = Vec::with_capacity(record.order_ids.len());
         for order_id in &record.order_ids {
             orders.push(
@@ -261,7 +282,7 @@ impl Pay {
         }
         let card = self.card(&order.customer_id, &order.card_id).await?;
         let request = ChargeRequest {
-            reference: order.id.clone(),
+            reference: order.id.to_string(),
             card_token: card.token,
             amount: order.amount,
             currency: order.currency.clone(),
@@ -341,7 +362,7 @@ impl Pay {
                         next.failure = None;
                         let seller_fee = match (order.kind, &order.seller_id) {
                             (ChargeKind::Order, Some(seller)) if order.fee > 0 => {
-                                Some((ids::number(ids::SELLER, seller)?, order.fee))
+                                Some((seller.number(), order.fee))
                             }
                             _ => None,
                         };

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{describe_commit, now_ms, Pay};
-use crate::domain::ids;
+use crate::domain::ids::{ChargeId, DepositId, Id};
 use crate::domain::model::{ns, ChargeKind, ChargeStatus, InflightKind, Order};
 use crate::domain::money::{parse_amount, AmountInput};
 use crate::domain::postings;
@@ -40,8 +40,8 @@ impl Pay {
         let amount = parse_amount(&request.amount, currency)
             .map_err(|e| PayError::invalid("invalid_amount", e.to_string()))?;
         let customer = self.customer(&request.customer_id).await?;
-        self.card(&customer.id, &request.card_id).await?;
-        let id = ids::derived(ids::DEPOSIT, idempotency_key);
+        let card = self.card(&customer.id, &request.card_id).await?;
+        let id = DepositId::derived(idempotency_key);
         if self.store.get::<Order>(ns::ORDER, &id).await?.is_none() {
             self.risk
                 .check(&RiskContext {
@@ -54,17 +54,17 @@ impl Pay {
                     code: r.code,
                     message: format!("deposit refused by risk checks: {}", r.message),
                 })?;
-            let owner = ids::number(ids::CUSTOMER, &customer.id).expect("checked");
+            let owner = customer.id.number();
             let wallet = postings::charge_wallet(ChargeKind::Deposit, currency, owner);
             let hold = postings::charge_opened(&id, ChargeKind::Deposit, currency, owner, amount);
             let now = now_ms();
             let record = Order {
-                id: id.clone(),
+                id: ChargeId::from(id.clone()),
                 kind: ChargeKind::Deposit,
                 payment_id: None,
                 seller_id: None,
                 customer_id: customer.id.clone(),
-                card_id: request.card_id.clone(),
+                card_id: card.id,
                 amount,
                 currency: currency.code.to_string(),
                 fee: 0,

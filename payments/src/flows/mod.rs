@@ -386,14 +386,19 @@ pub(crate) fn echo_safe(what: &str, key: &str) -> String {
     }
 }
 
-/// Checks an id's shape before it is used as a record key.
-pub(crate) fn check_id(field: &'static str, prefix: &str, id: &str) -> Result<(), PayError> {
-    if crate::domain::ids::is_valid(prefix, id) {
-        Ok(())
-    } else {
-        Err(PayError::invalid(
+/// Parses an id from a request (a path or a body field) into its type; a malformed one is
+/// refused as `invalid_id`, naming the field.
+pub(crate) fn parse_id<T: crate::domain::ids::Id>(
+    field: &'static str,
+    id: &str,
+) -> Result<T, PayError> {
+    id.parse().map_err(|_| {
+        PayError::invalid(
             "invalid_id",
-            format!("`{field}` must be an id like {prefix}_0123456789abcdef"),
-        ))
-    }
+            format!(
+                "`{field}` must be an id like {}_0123456789abcdef",
+                T::PREFIX
+            ),
+        )
+    })
 }

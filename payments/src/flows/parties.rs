@@ -3,10 +3,10 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{check_id, check_text, now_ms, Pay};
+use super::{check_text, now_ms, parse_id, Pay};
 use crate::domain::bank;
 use crate::domain::chart::{self, code};
-use crate::domain::ids;
+use crate::domain::ids::{BankAccountId, CardId, CustomerId, Id, SellerId};
 use crate::domain::model::{
     ns, BankAccount, BankAccountKind, BankAccountRecord, Card, Customer, PayoutSchedule, Seller,
 };
@@ -87,8 +87,8 @@ impl Pay {
     ) -> Result<Customer, PayError> {
         check_text("name", &request.name)?;
         check_email(&request.email)?;
-        let id = ids::for_request(ids::CUSTOMER, idempotency_key);
-        let owner = ids::number(ids::CUSTOMER, &id).expect("fresh ids are well formed");
+        let id = CustomerId::for_request(idempotency_key);
+        let owner = id.number();
         let customer = Customer {
             id: id.clone(),
             name: request.name,
@@ -112,8 +112,8 @@ impl Pay {
     ) -> Result<Seller, PayError> {
         check_text("name", &request.name)?;
         check_email(&request.email)?;
-        let id = ids::for_request(ids::SELLER, idempotency_key);
-        let owner = ids::number(ids::SELLER, &id).expect("fresh ids are well formed");
+        let id = SellerId::for_request(idempotency_key);
+        let owner = id.number();
         let seller = Seller {
             id: id.clone(),
             name: request.name,
@@ -149,13 +149,13 @@ impl Pay {
     }
 
     pub async fn customer(&self, id: &str) -> Result<Customer, PayError> {
-        check_id("customer_id", ids::CUSTOMER, id)?;
-        Ok(self.load(ns::CUSTOMER, id, "customer").await?.value)
+        let id: CustomerId = parse_id("customer_id", id)?;
+        Ok(self.load(ns::CUSTOMER, &id, "customer").await?.value)
     }
 
     pub async fn seller(&self, id: &str) -> Result<Seller, PayError> {
-        check_id("seller_id", ids::SELLER, id)?;
-        Ok(self.load(ns::SELLER, id, "seller").await?.value)
+        let id: SellerId = parse_id("seller_id", id)?;
+        Ok(self.load(ns::SELLER, &id, "seller").await?.value)
     }
 
     /// Links a bank account to a seller: validated, stored masked, the number encrypted.
@@ -195,8 +195,8 @@ impl Pay {
             _ => return Err(bad(bank::BankError::Shape)),
         };
         let id = match idempotency_key {
-            Some(key) => ids::derived(ids::BANK_ACCOUNT, &format!("{seller_id}/{key}")),
-            None => ids::random(ids::BANK_ACCOUNT),
+            Some(key) => BankAccountId::derived(&format!("{seller_id}/{key}")),
+            None => BankAccountId::random(),
         };
         let record = BankAccountRecord {
             id: id.clone(),
@@ -248,12 +248,12 @@ impl Pay {
         seller_id: &str,
         id: &str,
     ) -> Result<Option<BankAccountRecord>, PayError> {
-        if !ids::is_valid(ids::BANK_ACCOUNT, id) {
+        let Ok(id) = id.parse::<BankAccountId>() else {
             return Ok(None);
-        }
+        };
         Ok(self
             .store
-            .get::<BankAccountRecord>(ns::BANK_ACCOUNT, &bank_key(seller_id, id))
+            .get::<BankAccountRecord>(ns::BANK_ACCOUNT, &bank_key(seller_id, &id))
             .await?
             .map(|v| v.value))
     }
@@ -265,7 +265,7 @@ impl Pay {
         request: NewCard,
         idempotency_key: Option<&str>,
     ) -> Result<Card, PayError> {
-        self.customer(customer_id).await?;
+        let customer = self.customer(customer_id).await?;
         if request.token.is_empty()
             || request.token.len() > 128
             || !request
@@ -291,12 +291,12 @@ impl Pay {
             other => PayError::PspUnavailable(format!("{other}")),
         })?;
         let id = match idempotency_key {
-            Some(key) => ids::derived(ids::CARD, &format!("{customer_id}/{key}")),
-            None => ids::random(ids::CARD),
+            Some(key) => CardId::derived(&format!("{customer_id}/{key}")),
+            None => CardId::random(),
         };
         let card = Card {
             id: id.clone(),
-            customer_id: customer_id.to_string(),
+            customer_id: customer.id,
             token: details.token,
             brand: details.brand,
             last4: details.last4,
@@ -324,9 +324,9 @@ impl Pay {
     }
 
     pub(crate) async fn card(&self, customer_id: &str, card_id: &str) -> Result<Card, PayError> {
-        check_id("card_id", ids::CARD, card_id)?;
+        let card_id: CardId = parse_id("card_id", card_id)?;
         self.store
-            .get::<Card>(ns::CARD, &card_key(customer_id, card_id))
+            .get::<Card>(ns::CARD, &card_key(customer_id, &card_id))
             .await?
             .map(|v| v.value)
             .ok_or_else(|| {
@@ -339,14 +339,13 @@ impl Pay {
 
     /// Wallet balances of a seller or customer, one per enabled currency.
     pub async fn balances(&self, owner_id: &str) -> Result<Vec<Balance>, PayError> {
-        let (wallet_code, prefix) = if owner_id.starts_with("sel_") {
-            self.seller(owner_id).await?;
-            (code::SELLER_WALLET, ids::SELLER)
+        let (wallet_code, owner) = if owner_id.starts_with("sel_") {
+            let seller = self.seller(owner_id).await?;
+            (code::SELLER_WALLET, seller.id.number())
         } else {
-            self.customer(owner_id).await?;
-            (code::CUSTOMER_WALLET, ids::CUSTOMER)
+            let customer = self.customer(owner_id).await?;
+            (code::CUSTOMER_WALLET, customer.id.number())
         };
-        let owner = ids::number(prefix, owner_id).expect("checked above");
         let wanted: Vec<u128> = self
             .currencies
             .iter()

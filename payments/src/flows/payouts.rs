@@ -10,8 +10,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{check_id, describe_commit, failure, now_ms, Pay};
-use crate::domain::ids;
+use super::{describe_commit, failure, now_ms, parse_id, Pay};
+use crate::domain::ids::{Id, PayoutId};
 use crate::domain::model::{
     ns, Failure, InflightKind, Payout, PayoutSchedule, PayoutStatus, PayoutTrigger, Seller,
 };
@@ -57,7 +57,7 @@ impl Pay {
         let amount = parse_amount(&request.amount, currency)
             .map_err(|e| PayError::invalid("invalid_amount", e.to_string()))?;
         let seller = self.seller(&request.seller_id).await?;
-        let id = ids::derived(ids::PAYOUT, idempotency_key);
+        let id = PayoutId::derived(idempotency_key);
         self.open_payout(
             &seller,
             currency,
@@ -78,7 +78,7 @@ impl Pay {
         currency: Currency,
         amount: u64,
         bank_account_id: Option<&str>,
-        id: &str,
+        id: &PayoutId,
         trigger: PayoutTrigger,
     ) -> Result<bool, PayError> {
         if self.store.get::<Payout>(ns::PAYOUT, id).await?.is_some() {
@@ -94,7 +94,7 @@ impl Pay {
             )
         };
         let bank_id = match bank_account_id.or(seller.default_bank_account.as_deref()) {
-            Some(bank_id) => bank_id.to_string(),
+            Some(bank_id) => bank_id,
             None => {
                 return Err(not_linked(format!(
                     "seller {} has no bank account",
@@ -102,22 +102,18 @@ impl Pay {
                 )))
             }
         };
-        if self
-            .bank_account_record(&seller.id, &bank_id)
-            .await?
-            .is_none()
-        {
+        let Some(bank) = self.bank_account_record(&seller.id, bank_id).await? else {
             return Err(not_linked(format!(
                 "bank account {bank_id} is not linked to seller {}",
                 seller.id
             )));
-        }
-        let owner = ids::number(ids::SELLER, &seller.id).expect("loaded sellers have valid ids");
+        };
+        let owner = seller.id.number();
         let now = now_ms();
         let payout = Payout {
-            id: id.to_string(),
+            id: id.clone(),
             seller_id: seller.id.clone(),
-            bank_account_id: bank_id,
+            bank_account_id: bank.id,
             amount,
             currency: currency.code.to_string(),
             trigger,
@@ -179,8 +175,8 @@ impl Pay {
     }
 
     pub async fn payout(&self, id: &str) -> Result<Payout, PayError> {
-        check_id("payout_id", ids::PAYOUT, id)?;
-        Ok(self.load(ns::PAYOUT, id, "payout").await?.value)
+        let id: PayoutId = parse_id("payout_id", id)?;
+        Ok(self.load(ns::PAYOUT, &id, "payout").await?.value)
     }
 
     pub(crate) async fn step_payout(&self, id: &str, first: bool) -> Result<(), PayError> {
@@ -261,7 +257,7 @@ impl Pay {
             crate::domain::model::BankAccountKind::UsAch => (None, Some(number)),
         };
         Ok(PayoutRequest {
-            reference: payout.id.clone(),
+            reference: payout.id.to_string(),
             amount: payout.amount,
             currency: payout.currency.clone(),
             destination: BankDestination {
@@ -374,10 +370,7 @@ impl Pay {
                 continue;
             }
             let currency = self.currency(&balance.currency)?;
-            let id = ids::derived(
-                ids::PAYOUT,
-                &format!("daily/{}/{date}/{}", seller.id, currency.code),
-            );
+            let id = PayoutId::derived(&format!("daily/{}/{date}/{}", seller.id, currency.code));
             match self
                 .open_payout(
                     &seller,

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::{check_text, describe_commit, failure, now_ms, Pay, UPDATE_ATTEMPTS_MAX};
 use crate::config::RefundFeePolicy;
-use crate::domain::ids;
+use crate::domain::ids::{Id, OrderId, RefundId, SellerId};
 use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Failure, InflightKind, Order, Refund, RefundStatus,
 };
@@ -36,15 +36,15 @@ pub struct NewRefund {
     pub reason: Option<String>,
 }
 
-/// What a refund's postings need from its order: the currency and the seller's number.
+/// What a refund's postings need from its order: the currency and the seller.
 struct RefundLegs {
-    seller: u64,
+    seller: SellerId,
     currency: Currency,
 }
 
 fn legs(order: &Order) -> Option<RefundLegs> {
     let currency = Currency::by_code(&order.currency)?;
-    let seller = ids::number(ids::SELLER, order.seller_id.as_deref()?)?;
+    let seller = order.seller_id.clone()?;
     Some(RefundLegs { seller, currency })
 }
 
@@ -57,7 +57,7 @@ impl Pay {
         if let Some(reason) = &request.reason {
             check_text("reason", reason)?;
         }
-        let id = ids::derived(ids::REFUND, idempotency_key);
+        let id = RefundId::derived(idempotency_key);
         if self.store.get::<Refund>(ns::REFUND, &id).await?.is_none() {
             self.commit_new_refund(&request, &id).await?;
             self.metrics.inc("tally_pay_refunds_created_total");
@@ -66,19 +66,19 @@ impl Pay {
         self.refund(&id).await
     }
 
-    async fn commit_new_refund(&self, request: &NewRefund, id: &str) -> Result<(), PayError> {
-        if !ids::is_valid(ids::ORDER, &request.order_id) {
-            return Err(PayError::invalid(
+    async fn commit_new_refund(&self, request: &NewRefund, id: &RefundId) -> Result<(), PayError> {
+        let order_id: OrderId = request.order_id.parse().map_err(|_| {
+            PayError::invalid(
                 "invalid_id",
                 format!(
                     "`order_id` must be a payment order id (ord_...), got {:?}",
                     request.order_id
                 ),
-            ));
-        }
+            )
+        })?;
         for _ in 0..UPDATE_ATTEMPTS_MAX {
             let current = self
-                .load::<Order>(ns::ORDER, &request.order_id, "payment order")
+                .load::<Order>(ns::ORDER, &order_id, "payment order")
                 .await?;
             let order = current.value;
             if order.kind != ChargeKind::Order || order.status != ChargeStatus::Succeeded {
@@ -136,9 +136,9 @@ impl Pay {
                 .ok_or_else(|| PayError::Internal(format!("order {} has no seller", order.id)))?;
             let now = now_ms();
             let refund = Refund {
-                id: id.to_string(),
-                order_id: order.id.clone(),
-                seller_id: order.seller_id.clone().unwrap_or_default(),
+                id: id.clone(),
+                order_id: order_id.clone(),
+                seller_id: legs.seller.clone(),
                 amount,
                 currency: order.currency.clone(),
                 fee_returned: fee_back,
@@ -172,7 +172,7 @@ impl Pay {
             .postings(postings::refund_opened(
                 id,
                 legs.currency,
-                legs.seller,
+                legs.seller.number(),
                 amount,
                 fee_back,
             ));
@@ -214,8 +214,8 @@ impl Pay {
     }
 
     pub async fn refund(&self, id: &str) -> Result<Refund, PayError> {
-        super::check_id("refund_id", ids::REFUND, id)?;
-        Ok(self.load(ns::REFUND, id, "refund").await?.value)
+        let id: RefundId = super::parse_id("refund_id", id)?;
+        Ok(self.load(ns::REFUND, &id, "refund").await?.value)
     }
 
     pub(crate) async fn step_refund(&self, id: &str, first: bool) -> Result<(), PayError> {
@@ -227,8 +227,8 @@ impl Pay {
             return Ok(());
         }
         let request = RefundRequest {
-            reference: refund.id.clone(),
-            charge_reference: refund.order_id.clone(),
+            reference: refund.id.to_string(),
+            charge_reference: refund.order_id.to_string(),
             amount: refund.amount,
             currency: refund.currency.clone(),
         };
@@ -314,7 +314,7 @@ impl Pay {
                     txn = txn.postings(postings::refund_failed(
                         id,
                         legs.currency,
-                        legs.seller,
+                        legs.seller.number(),
                         refund.fee_returned,
                     ));
                 }

@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use crate::crypto::Sealer;
+use crate::domain::ids::BankAccountId;
 use crate::domain::model::{ns, BankAccountRecord};
 use crate::edges::store::{Commit, Store, Txn};
 use crate::error::PayError;
@@ -21,7 +22,7 @@ pub struct RekeyReport {
     /// Changed by someone else while being rewritten: run again to finish them.
     pub raced: u64,
     /// Sealed with a key the sealer does not have: their ids, for an operator.
-    pub unreadable: Vec<String>,
+    pub unreadable: Vec<BankAccountId>,
 }
 
 /// Re-encrypts every bank account number not sealed with `sealer`'s current key, `page` records

@@ -7,7 +7,7 @@ use crate::edges::store::{Commit, Txn};
 use crate::error::PayError;
 use std::sync::Arc;
 
-use crate::domain::ids;
+use crate::domain::ids::{Id, InvoiceId};
 use crate::flows::{audit, Pay, UPDATE_ATTEMPTS_MAX};
 
 impl Pay {
@@ -17,11 +17,12 @@ impl Pay {
         request: UpdateSubscription,
     ) -> Result<Subscription, PayError> {
         let subscription = self.subscription(id).await?;
-        self.card(&subscription.customer_id, &request.card_id)
+        let card = self
+            .card(&subscription.customer_id, &request.card_id)
             .await?;
         self.update::<Subscription, _>(ns::SUBSCRIPTION, id, |s| {
             let mut next = s.clone();
-            next.card_id = request.card_id.clone();
+            next.card_id = card.id.clone();
             Some((next, audit::stamp(Txn::new(), "subscription.update", id)))
         })
         .await
@@ -67,7 +68,7 @@ impl Pay {
                 .await?;
             let subscription = current.value;
             // A retried request (same key) finds the change it made.
-            let marker = ids::derived(ids::INVOICE, &format!("{id}/change/{key}"));
+            let marker = InvoiceId::derived(&format!("{id}/change/{key}"));
             if subscription.plan_id == new_plan.id {
                 let invoice = self
                     .store

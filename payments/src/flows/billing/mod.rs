@@ -24,8 +24,8 @@ use utoipa::ToSchema;
 pub use crate::domain::billing::*;
 pub use clock::BillingClock;
 
-use super::{check_id, check_text, now_ms, Pay};
-use crate::domain::ids;
+use super::{check_text, now_ms, parse_id, Pay};
+use crate::domain::ids::{Id, InvoiceId, PlanId, SubscriptionId};
 use crate::domain::model::ns;
 use crate::domain::money::{parse_amount, AmountInput};
 use crate::edges::store::{Commit, Txn, RECORD_SCAN_PAGE_MAX};
@@ -122,11 +122,11 @@ impl Pay {
                 format!("`trial_days` must be at most {TRIAL_DAYS_MAX}"),
             ));
         }
-        self.seller(&request.seller_id).await?;
-        let id = ids::for_request(ids::PLAN, key);
+        let seller = self.seller(&request.seller_id).await?;
+        let id = PlanId::for_request(key);
         let plan = Plan {
             id: id.clone(),
-            seller_id: request.seller_id,
+            seller_id: seller.id,
             name: request.name,
             currency: currency.code.to_string(),
             amount,
@@ -144,25 +144,28 @@ impl Pay {
     }
 
     pub async fn plan(&self, id: &str) -> Result<Plan, PayError> {
-        check_id("plan_id", ids::PLAN, id)?;
-        Ok(self.load(ns::PLAN, id, "plan").await?.value)
+        let id: PlanId = parse_id("plan_id", id)?;
+        Ok(self.load(ns::PLAN, &id, "plan").await?.value)
     }
 
     pub async fn subscription(&self, id: &str) -> Result<Subscription, PayError> {
-        check_id("subscription_id", ids::SUBSCRIPTION, id)?;
-        Ok(self.load(ns::SUBSCRIPTION, id, "subscription").await?.value)
+        let id: SubscriptionId = parse_id("subscription_id", id)?;
+        Ok(self
+            .load(ns::SUBSCRIPTION, &id, "subscription")
+            .await?
+            .value)
     }
 
     pub async fn invoice(&self, id: &str) -> Result<Invoice, PayError> {
-        check_id("invoice_id", ids::INVOICE, id)?;
-        Ok(self.load(ns::INVOICE, id, "invoice").await?.value)
+        let id: InvoiceId = parse_id("invoice_id", id)?;
+        Ok(self.load(ns::INVOICE, &id, "invoice").await?.value)
     }
 
     pub async fn invoices(&self, subscription_id: &str) -> Result<Vec<Invoice>, PayError> {
         self.subscription(subscription_id).await?;
         let index = self
             .store
-            .scan_all::<String>(ns::SUBSCRIPTION_INVOICE, &format!("{subscription_id}/"))
+            .scan_all::<InvoiceId>(ns::SUBSCRIPTION_INVOICE, &format!("{subscription_id}/"))
             .await?;
         let mut invoices = Vec::with_capacity(index.len());
         for (_, id) in index {
@@ -179,10 +182,10 @@ impl Pay {
         key: &str,
     ) -> Result<Subscription, PayError> {
         let customer = self.customer(&request.customer_id).await?;
-        self.card(&customer.id, &request.card_id).await?;
+        let card = self.card(&customer.id, &request.card_id).await?;
         let plan = self.plan(&request.plan_id).await?;
         self.currency(&plan.currency)?;
-        let id = ids::derived(ids::SUBSCRIPTION, key);
+        let id = SubscriptionId::derived(key);
         if self
             .store
             .get::<Subscription>(ns::SUBSCRIPTION, &id)
@@ -201,7 +204,7 @@ impl Pay {
             let mut subscription = Subscription {
                 id: id.clone(),
                 customer_id: customer.id.clone(),
-                card_id: request.card_id.clone(),
+                card_id: card.id,
                 plan_id: plan.id.clone(),
                 status: if trial {
                     SubscriptionStatus::Trialing
@@ -264,7 +267,7 @@ impl Pay {
         subscription.credit -= credit_applied;
         let sequence = subscription.invoice_count;
         subscription.invoice_count += 1;
-        let id = ids::derived(ids::INVOICE, &format!("{}/{sequence}", subscription.id));
+        let id = InvoiceId::derived(&format!("{}/{sequence}", subscription.id));
         subscription.open_invoice = Some(id.clone());
         Invoice {
             id,

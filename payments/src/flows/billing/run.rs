@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{BillingRun, BILLING_CONCURRENCY_MAX, BILLING_PAGE_MAX, PERIODS_PER_RUN_MAX};
 use crate::config::ExhaustedPolicy;
 use crate::domain::billing::*;
-use crate::domain::ids;
+use crate::domain::ids::{Id, PaymentId};
 use crate::domain::model::{ns, Failure, PaymentStatus};
 use crate::domain::money::AmountInput;
 use crate::edges::store::{Commit, Txn};
@@ -223,7 +223,7 @@ impl Pay {
             let attempt_number = invoice.attempts.len();
             let payment_key = format!("{invoice_id}/attempt/{attempt_number}");
             let attempt = InvoiceAttempt {
-                payment_id: ids::derived(ids::PAYMENT, &payment_key),
+                payment_id: PaymentId::derived(&payment_key),
                 at: now,
                 failure: None,
             };
@@ -256,11 +256,11 @@ impl Pay {
         let plan = self.plan(&subscription.plan_id).await?;
         let key = format!("{}/attempt/{attempt_number}", invoice.id);
         let request = NewPayment {
-            customer_id: subscription.customer_id.clone(),
-            card_id: subscription.card_id.clone(),
+            customer_id: subscription.customer_id.to_string(),
+            card_id: subscription.card_id.to_string(),
             currency: invoice.currency.clone(),
             orders: vec![NewOrder {
-                seller_id: plan.seller_id.clone(),
+                seller_id: plan.seller_id.to_string(),
                 amount: AmountInput {
                     amount: Some(invoice.amount_due.into()),
                     amount_decimal: None,

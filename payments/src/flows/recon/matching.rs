@@ -68,7 +68,7 @@ impl TallyObject {
         TallyObject {
             view: TallyView {
                 object: object.into(),
-                id: order.id.clone(),
+                id: order.id.to_string(),
                 status: status_name(order.status),
                 amount: order.amount,
                 currency: order.currency.clone(),
@@ -84,7 +84,7 @@ impl TallyObject {
         TallyObject {
             view: TallyView {
                 object: "refund".into(),
-                id: refund.id.clone(),
+                id: refund.id.to_string(),
                 status: status_name(refund.status),
                 amount: refund.amount,
                 currency: refund.currency.clone(),
@@ -100,7 +100,7 @@ impl TallyObject {
         TallyObject {
             view: TallyView {
                 object: "payout".into(),
-                id: payout.id.clone(),
+                id: payout.id.to_string(),
                 status: status_name(payout.status),
                 amount: payout.amount,
                 currency: payout.currency.clone(),

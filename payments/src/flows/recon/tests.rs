@@ -71,7 +71,7 @@ fn order(id: &str, amount: u64, psp_fee: u64, status: ChargeStatus) -> Order {
 fn refund(id: &str, amount: u64, status: RefundStatus) -> Refund {
     Refund {
         id: id.into(),
-        order_id: "ord_1".into(),
+        order_id: "ord_0000000000000001".into(),
         seller_id: "sel_00000000000000ff".into(),
         amount,
         currency: "USD".into(),
@@ -116,19 +116,19 @@ fn objects() -> Objects {
         order("ord_voided", 700, 0, ChargeStatus::Failed),
         order("ord_dropped", 900, 56, ChargeStatus::Succeeded),
     ] {
-        o.orders.insert(order.id.clone(), order);
+        o.orders.insert(order.id.to_string(), order);
     }
     for refund in [
         refund("re_ok", 300, RefundStatus::Succeeded),
         refund("re_pending", 200, RefundStatus::Pending),
     ] {
-        o.refunds.insert(refund.id.clone(), refund);
+        o.refunds.insert(refund.id.to_string(), refund);
     }
     for payout in [
         payout("po_transit", 400, PayoutStatus::InTransit),
         payout("po_paid", 100, PayoutStatus::Paid),
     ] {
-        o.payouts.insert(payout.id.clone(), payout);
+        o.payouts.insert(payout.id.to_string(), payout);
     }
     o
 }
@@ -497,20 +497,23 @@ mod day_index {
         let store = CountingStore::default();
         for d in 0..days {
             let on = day().checked_add_days(Days::new(d)).unwrap();
+            // Ids number the day from 1: an id's number is never 0 (`ord_0000000000000000`
+            // would not read back).
+            let n = d + 1;
             for i in 0..PER_KIND_PER_DAY {
                 let at = noon(on) + i64::try_from(i).unwrap();
                 let mut o = order(
-                    &format!("ord_{d:08x}{i:08x}"),
+                    &format!("ord_{n:08x}{i:08x}"),
                     1000,
                     30,
                     ChargeStatus::Succeeded,
                 );
                 o.created_at = at;
                 store.create(IndexKind::Order, &o.id, at, &o);
-                let mut r = refund(&format!("re_{d:08x}{i:08x}"), 300, RefundStatus::Succeeded);
+                let mut r = refund(&format!("re_{n:08x}{i:08x}"), 300, RefundStatus::Succeeded);
                 r.created_at = at;
                 store.create(IndexKind::Refund, &r.id, at, &r);
-                let mut p = payout(&format!("po_{d:08x}{i:08x}"), 100, PayoutStatus::Paid);
+                let mut p = payout(&format!("po_{n:08x}{i:08x}"), 100, PayoutStatus::Paid);
                 p.created_at = at;
                 store.create(IndexKind::Payout, &p.id, at, &p);
             }
@@ -524,14 +527,14 @@ mod day_index {
         let lines = vec![
             line(
                 SettlementKind::Charge,
-                "ord_0000000300000000",
+                "ord_0000000400000000",
                 1000,
                 30,
                 "succeeded",
             ),
             line(
                 SettlementKind::Charge,
-                "ord_0000000100000002",
+                "ord_0000000200000002",
                 1000,
                 30,
                 "succeeded",
@@ -555,7 +558,7 @@ mod day_index {
         assert_eq!(on_day.len() as u64, 3 * PER_KIND_PER_DAY);
         // The earlier day's charge a line settles, found by its id; the unknown refund stays
         // unknown.
-        assert!(objects.orders.contains_key("ord_0000000100000002"));
+        assert!(objects.orders.contains_key("ord_0000000200000002"));
         assert!(!objects.refunds.contains_key("re_unknown"));
         assert_eq!(
             objects.orders.len() + objects.refunds.len() + objects.payouts.len(),

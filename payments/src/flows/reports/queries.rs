@@ -10,12 +10,12 @@ use chrono::NaiveDate;
 
 use super::{day_of, net_posted, time_of};
 use crate::domain::chart::{self, account_name, code};
-use crate::domain::ids;
+use crate::domain::ids::SellerId;
 use crate::domain::model::ns;
 use crate::domain::money::Currency;
 use crate::edges::store::{Commit, Txn};
 use crate::error::PayError;
-use crate::flows::{check_id, describe_commit, now_ms, Pay};
+use crate::flows::{describe_commit, now_ms, parse_id, Pay};
 
 impl Pay {
     /// Takes a consistent cut: writes the cut record and returns that write's cluster
@@ -111,13 +111,11 @@ impl Pay {
     async fn holder_account(&self, holder: &Holder, currency: Currency) -> Result<u128, PayError> {
         Ok(match holder {
             Holder::Seller(id) => {
-                self.seller(id).await?;
-                let owner = ids::number(ids::SELLER, id).expect("checked by seller()");
+                let owner = self.seller(id).await?.id.number();
                 chart::account_id(code::SELLER_WALLET, currency, owner)
             }
             Holder::Customer(id) => {
-                self.customer(id).await?;
-                let owner = ids::number(ids::CUSTOMER, id).expect("checked by customer()");
+                let owner = self.customer(id).await?.id.number();
                 chart::account_id(code::CUSTOMER_WALLET, currency, owner)
             }
             Holder::System(system_code) => chart::system_account(*system_code, currency),
@@ -185,7 +183,7 @@ impl Pay {
         period: Period,
     ) -> Result<Statement, PayError> {
         let currency = self.currency(currency)?;
-        check_id("seller_id", ids::SELLER, seller_id)?;
+        let seller_id: SellerId = parse_id("seller_id", seller_id)?;
         let account_id = self
             .holder_account(&Holder::Seller(seller_id.to_string()), currency)
             .await?;
