@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{check_id, check_text, describe_commit, failure, now_ms, Pay};
+use super::{check_id, check_text, describe_commit, failure, Pay};
 use crate::domain::ids;
 use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Customer, Failure, InflightKind, Order, Payment, PaymentRecord,
@@ -141,7 +141,7 @@ impl Pay {
         amounts: &[u64],
         payment_id: &str,
     ) -> Result<(), PayError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut order_ids = Vec::new();
         let mut txn = audit::stamp(Txn::new(), "payment.create", payment_id).expect(
             ns::PAYMENT,
@@ -256,7 +256,7 @@ impl Pay {
         if order.status != ChargeStatus::Processing {
             return Ok(());
         }
-        if !first && order.next_attempt_at > now_ms() {
+        if !first && order.next_attempt_at > self.clock.now_ms() {
             return Ok(());
         }
         let card = self.card(&order.customer_id, &order.card_id).await?;
@@ -331,7 +331,7 @@ impl Pay {
                 }
                 let currency = Currency::by_code(&order.currency)?;
                 let mut next = order.clone();
-                next.updated_at = now_ms();
+                next.updated_at = self.clock.now_ms();
                 let mut txn = Self::untrack(Txn::new(), id);
                 match &outcome {
                     Ok((psp_id, psp_fee)) => {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{check_id, describe_commit, failure, now_ms, Pay};
+use super::{check_id, describe_commit, failure, Pay};
 use crate::domain::ids;
 use crate::domain::model::{
     ns, Failure, InflightKind, Payout, PayoutSchedule, PayoutStatus, PayoutTrigger, Seller,
@@ -113,7 +113,7 @@ impl Pay {
             )));
         }
         let owner = ids::number(ids::SELLER, &seller.id).expect("loaded sellers have valid ids");
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let payout = Payout {
             id: id.to_string(),
             seller_id: seller.id.clone(),
@@ -191,7 +191,7 @@ impl Pay {
         if !matches!(
             payout.status,
             PayoutStatus::Pending | PayoutStatus::InTransit
-        ) || (!first && payout.next_attempt_at > now_ms())
+        ) || (!first && payout.next_attempt_at > self.clock.now_ms())
         {
             return Ok(());
         }
@@ -285,8 +285,8 @@ impl Pay {
             next.status = PayoutStatus::InTransit;
             next.psp_id = Some(psp_id.to_string());
             next.attempts = next.attempts.max(1);
-            next.next_attempt_at = now_ms() + poll_ms;
-            next.updated_at = now_ms();
+            next.next_attempt_at = self.clock.now_ms() + poll_ms;
+            next.updated_at = self.clock.now_ms();
             Some((next, Txn::new()))
         })
         .await?;
@@ -307,7 +307,7 @@ impl Pay {
                 }
                 let currency = Currency::by_code(&payout.currency)?;
                 let mut next = payout.clone();
-                next.updated_at = now_ms();
+                next.updated_at = self.clock.now_ms();
                 let mut txn = Self::untrack(Txn::new(), id);
                 match &outcome {
                     Ok(psp_id) => {
