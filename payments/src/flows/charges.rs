@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{check_text, describe_commit, failure, now_ms, parse_id, Pay};
+use super::{check_text, describe_commit, failure, parse_id, Pay};
 use crate::domain::ids::{CardId, ChargeId, CustomerId, Id, OrderId, PaymentId, SellerId};
 use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Customer, Failure, InflightKind, Order, Payment, PaymentRecord,
@@ -162,7 +162,7 @@ impl Pay {
             sellers,
             amounts,
         } = new;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut order_ids = Vec::new();
         let mut txn = audit::stamp(Txn::new(), "payment.create", payment_id).expect(
             ns::PAYMENT,
@@ -277,7 +277,7 @@ impl Pay {
         if order.status != ChargeStatus::Processing {
             return Ok(());
         }
-        if !first && order.next_attempt_at > now_ms() {
+        if !first && order.next_attempt_at > self.clock.now_ms() {
             return Ok(());
         }
         let card = self.card(&order.customer_id, &order.card_id).await?;
@@ -352,7 +352,7 @@ impl Pay {
                 }
                 let currency = Currency::by_code(&order.currency)?;
                 let mut next = order.clone();
-                next.updated_at = now_ms();
+                next.updated_at = self.clock.now_ms();
                 let mut txn = Self::untrack(Txn::new(), id);
                 match &outcome {
                     Ok((psp_id, psp_fee)) => {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{describe_commit, now_ms, Pay};
+use super::{describe_commit, Pay};
 use crate::domain::ids::{ChargeId, DepositId, Id};
 use crate::domain::model::{ns, ChargeKind, ChargeStatus, InflightKind, Order};
 use crate::domain::money::{parse_amount, AmountInput};
@@ -57,7 +57,7 @@ impl Pay {
             let owner = customer.id.number();
             let wallet = postings::charge_wallet(ChargeKind::Deposit, currency, owner);
             let hold = postings::charge_opened(&id, ChargeKind::Deposit, currency, owner, amount);
-            let now = now_ms();
+            let now = self.clock.now_ms();
             let record = Order {
                 id: ChargeId::from(id.clone()),
                 kind: ChargeKind::Deposit,

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod billing;
 mod charges;
+pub mod clock;
 mod deposits;
 mod parties;
 mod payouts;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::config::{BillingClockMode, ExhaustedPolicy, PayConfig, RefundFeePolicy};
+use crate::config::{ExhaustedPolicy, PayConfig, RefundFeePolicy};
 use crate::crypto::Sealer;
 use crate::domain::model::{
     ns, DeadLetter, Failure, Inflight, InflightKind, Order, Payout, Refund,
@@ -31,6 +32,7 @@ use crate::domain::money::{Currency, FeeRule};
 use crate::edges::psp::Gateway;
 use crate::edges::store::{Commit, Store, Txn, Versioned, RECORD_SCAN_PAGE_MAX};
 use crate::error::PayError;
+use crate::flows::clock::Clock;
 use crate::flows::risk::RiskCheck;
 use crate::metrics::Metrics;
 
@@ -55,17 +57,20 @@ pub struct Pay {
     pub currencies: Vec<Currency>,
     pub fee: FeeRule,
     pub refund_fee_policy: RefundFeePolicy,
-    /// `billing.clock` and `billing.exhausted`, parsed when the configuration was validated.
-    pub billing_clock: BillingClockMode,
+    /// Where the flows read the time; `billing.clock` chose it when the configuration was
+    /// validated.
+    pub clock: Clock,
+    /// `billing.exhausted`, parsed when the configuration was validated.
     pub billing_exhausted: ExhaustedPolicy,
     pub sealer: Sealer,
     pub risk: Arc<dyn RiskCheck>,
     pub metrics: Arc<Metrics>,
 }
 
-/// Wall-clock time in Unix milliseconds (object timestamps and retry schedules).
+/// Wall-clock time in Unix milliseconds, for what has no [`Pay`] at hand (the edges, records'
+/// own methods); the flows read `Pay::clock`.
 pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    Clock::System.now_ms()
 }
 
 impl Pay {
@@ -108,7 +113,7 @@ impl Pay {
             currencies: config.currencies(),
             fee: config.fee_rule(),
             refund_fee_policy: config.refund_fee_policy(),
-            billing_clock: config.billing_clock_mode(),
+            clock: Clock::new(config.billing_clock_mode()),
             billing_exhausted: config.billing_exhausted(),
             sealer: Sealer::with_keys(&keyring),
             risk: Arc::new(crate::flows::risk::RuleRisk::new(config.risk.clone())),
@@ -155,7 +160,9 @@ impl Pay {
     /// When a worker should first look at an object the API is driving right now: after the
     /// API's own PSP call has had its full timeout.
     fn first_check_at(&self) -> i64 {
-        now_ms() + i64::try_from(self.config.psp.timeout_ms).unwrap_or(i64::MAX / 4) + 2000
+        self.clock.now_ms()
+            + i64::try_from(self.config.psp.timeout_ms).unwrap_or(i64::MAX / 4)
+            + 2000
     }
 
     /// Exponential backoff with full jitter for attempt `attempts` (1-based), in milliseconds.
@@ -327,7 +334,7 @@ impl Pay {
         } else {
             Retry::At {
                 attempts,
-                at_ms: now_ms() + self.backoff_ms(attempts),
+                at_ms: self.clock.now_ms() + self.backoff_ms(attempts),
             }
         }
     }

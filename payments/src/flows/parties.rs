@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{check_text, now_ms, parse_id, Pay};
+use super::{check_text, parse_id, Pay};
 use crate::domain::bank;
 use crate::domain::chart::{self, code};
 use crate::domain::ids::{BankAccountId, CardId, CustomerId, Id, SellerId};
@@ -93,7 +93,7 @@ impl Pay {
             id: id.clone(),
             name: request.name,
             email: request.email,
-            created_at: now_ms(),
+            created_at: self.clock.now_ms(),
         };
         let mut txn = Txn::new()
             .expect(ns::CUSTOMER, &id, 0)
@@ -120,7 +120,7 @@ impl Pay {
             email: request.email,
             payout_schedule: request.payout_schedule,
             default_bank_account: None,
-            created_at: now_ms(),
+            created_at: self.clock.now_ms(),
         };
         let mut txn = Txn::new()
             .expect(ns::SELLER, &id, 0)
@@ -207,7 +207,7 @@ impl Pay {
             masked: bank::mask(&number),
             routing_number: routing,
             encrypted_number: self.sealer.seal(&number),
-            created_at: now_ms(),
+            created_at: self.clock.now_ms(),
         };
         let view = BankAccount::from(&record);
         let make_default = request.default;
@@ -303,7 +303,7 @@ impl Pay {
             exp_month: details.exp_month,
             exp_year: details.exp_year,
             funding: details.funding,
-            created_at: now_ms(),
+            created_at: self.clock.now_ms(),
         };
         let key = card_key(customer_id, &id);
         let txn = Txn::new()

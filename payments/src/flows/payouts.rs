@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{describe_commit, failure, now_ms, parse_id, Pay};
+use super::{describe_commit, failure, parse_id, Pay};
 use crate::domain::ids::{Id, PayoutId};
 use crate::domain::model::{
     ns, Failure, InflightKind, Payout, PayoutSchedule, PayoutStatus, PayoutTrigger, Seller,
@@ -109,7 +109,7 @@ impl Pay {
             )));
         };
         let owner = seller.id.number();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let payout = Payout {
             id: id.clone(),
             seller_id: seller.id.clone(),
@@ -187,7 +187,7 @@ impl Pay {
         if !matches!(
             payout.status,
             PayoutStatus::Pending | PayoutStatus::InTransit
-        ) || (!first && payout.next_attempt_at > now_ms())
+        ) || (!first && payout.next_attempt_at > self.clock.now_ms())
         {
             return Ok(());
         }
@@ -281,8 +281,8 @@ impl Pay {
             next.status = PayoutStatus::InTransit;
             next.psp_id = Some(psp_id.to_string());
             next.attempts = next.attempts.max(1);
-            next.next_attempt_at = now_ms() + poll_ms;
-            next.updated_at = now_ms();
+            next.next_attempt_at = self.clock.now_ms() + poll_ms;
+            next.updated_at = self.clock.now_ms();
             Some((next, Txn::new()))
         })
         .await?;
@@ -303,7 +303,7 @@ impl Pay {
                 }
                 let currency = Currency::by_code(&payout.currency)?;
                 let mut next = payout.clone();
-                next.updated_at = now_ms();
+                next.updated_at = self.clock.now_ms();
                 let mut txn = Self::untrack(Txn::new(), id);
                 match &outcome {
                     Ok(psp_id) => {

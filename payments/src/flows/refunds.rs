@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{check_text, describe_commit, failure, now_ms, Pay, UPDATE_ATTEMPTS_MAX};
+use super::{check_text, describe_commit, failure, Pay, UPDATE_ATTEMPTS_MAX};
 use crate::config::RefundFeePolicy;
 use crate::domain::ids::{Id, OrderId, RefundId, SellerId};
 use crate::domain::model::{
@@ -134,7 +134,7 @@ impl Pay {
             };
             let legs = legs(&order)
                 .ok_or_else(|| PayError::Internal(format!("order {} has no seller", order.id)))?;
-            let now = now_ms();
+            let now = self.clock.now_ms();
             let refund = Refund {
                 id: id.clone(),
                 order_id: order_id.clone(),
@@ -223,7 +223,9 @@ impl Pay {
             return Ok(());
         };
         let refund = current.value;
-        if refund.status != RefundStatus::Pending || (!first && refund.next_attempt_at > now_ms()) {
+        if refund.status != RefundStatus::Pending
+            || (!first && refund.next_attempt_at > self.clock.now_ms())
+        {
             return Ok(());
         }
         let request = RefundRequest {
@@ -286,7 +288,7 @@ impl Pay {
             let legs = legs(&order)
                 .ok_or_else(|| PayError::Internal(format!("order {} has no seller", order.id)))?;
             let mut next = refund.clone();
-            next.updated_at = now_ms();
+            next.updated_at = self.clock.now_ms();
             order.updated_at = next.updated_at;
             order.refund_pending = order.refund_pending.saturating_sub(refund.amount);
             order.fee_refund_pending = order.fee_refund_pending.saturating_sub(refund.fee_returned);

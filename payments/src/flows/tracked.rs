@@ -47,7 +47,7 @@ impl Pay {
                 return None;
             }
             let mut next = object.clone();
-            next.touch(now_ms());
+            next.touch(self.clock.now_ms());
             match self.next_retry(object.attempts()) {
                 Retry::At { attempts, at_ms } => {
                     next.schedule(attempts, at_ms);
@@ -62,7 +62,7 @@ impl Pay {
                         currency: next.currency().to_string(),
                         attempts,
                         reason: next.failure(),
-                        updated_at: now_ms(),
+                        updated_at: self.clock.now_ms(),
                     };
                     Some((next, Self::dead_letter(Txn::new(), &entry)))
                 }
@@ -80,7 +80,7 @@ impl Pay {
             }
             let mut next = object.clone();
             next.revive();
-            next.touch(now_ms());
+            next.touch(self.clock.now_ms());
             let txn = audit::stamp(Txn::new(), "dead_letter.retry", id).delete(ns::DEAD_LETTER, id);
             let txn = Self::track(txn, T::KIND, id);
             Some((next, txn))

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{failure, now_ms, Pay};
+use super::{failure, Pay};
 use crate::domain::model::ns;
 use crate::edges::psp::{self, PspObject, WebhookError, WebhookEvent};
 use crate::edges::store::{Commit, Txn};
@@ -38,7 +38,7 @@ impl Pay {
         let tolerance = Duration::from_secs(self.config.psp.webhook_tolerance_s);
         let event = self
             .psp
-            .verify_webhook(headers, body, now_ms() / 1000, tolerance)
+            .verify_webhook(headers, body, self.clock.now_ms() / 1000, tolerance)
             .map_err(|e| {
                 self.metrics.inc("tally_pay_webhooks_rejected_total");
                 match e {
@@ -79,7 +79,7 @@ impl Pay {
             &event.id,
             &SeenEvent {
                 kind: event.kind.clone(),
-                received_at: now_ms(),
+                received_at: self.clock.now_ms(),
             },
         );
         let duplicate = matches!(

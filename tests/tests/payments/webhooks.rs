@@ -2,7 +2,11 @@
 //! and a late contradicting event does not change a settled order.
 
 use serde_json::json;
-use tally_payments::edges::psp::{self, webhook, Charge, PspObject, WebhookEvent};
+use tally_payments::edges::psp::webhook;
+// The events are forged as the sandbox PSP sends them, in its own wire types.
+use tally_psp_sandbox::wire::{
+    Charge, ChargeStatus, Event as WebhookEvent, EventObject as PspObject,
+};
 
 use crate::env::{PayEnv, CARD_OK, WEBHOOK_SECRET};
 
@@ -71,7 +75,7 @@ async fn webhooks_are_verified_deduplicated_and_applied_once() {
         reference: order_id.clone(),
         amount: 2000,
         currency: "USD".into(),
-        status: psp::ChargeStatus::Succeeded,
+        status: ChargeStatus::Succeeded,
         fee: 0,
         created: now(),
     };
@@ -138,7 +142,7 @@ async fn webhooks_are_verified_deduplicated_and_applied_once() {
         kind: "charge.failed".into(),
         created: now() - 30,
         data: PspObject::Charge(Charge {
-            status: psp::ChargeStatus::Failed {
+            status: ChargeStatus::Failed {
                 code: "card_declined".into(),
                 message: "late".into(),
             },
@@ -172,7 +176,7 @@ async fn webhooks_are_verified_deduplicated_and_applied_once() {
             psp_id: "ch_unknown".into(),
             amount: 1,
             currency: "USD".into(),
-            status: psp::ChargeStatus::Succeeded,
+            status: ChargeStatus::Succeeded,
             fee: 0,
             created: now(),
         }),

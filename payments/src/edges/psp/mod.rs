@@ -5,6 +5,10 @@
 //! does the IO (timeouts, connection errors), and [`Gateway`] puts the two together. A real PSP
 //! plugs in as another `Connector`; the built-in one speaks to the sandbox PSP (`sandbox/`).
 //!
+//! These types are the gateway's, not any PSP's: they have no serde form. Each connector reads
+//! and writes its PSP's wire format with structs of its own and converts them
+//! (`sandbox_connector/wire.rs`).
+//!
 //! Amounts are integer minor units of the ISO 4217 currency (`"USD"`, 1250 = 12.50 USD).
 
 mod executor;
@@ -13,8 +17,6 @@ pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 pub use executor::{http_client, HttpExecutor};
 pub use sandbox_connector::SandboxConnector;
@@ -74,7 +76,7 @@ impl PspError {
 
 /// What the PSP tells us about a tokenized card. The card number and CVV never reach tally-pay:
 /// the buyer's device sends them to the PSP, which returns the token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardDetails {
     pub token: String,
     /// `visa`, `mastercard`, `amex`, ...
@@ -87,7 +89,7 @@ pub struct CardDetails {
 }
 
 /// Charge a tokenized card (authorize and capture in one step).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChargeRequest {
     /// Our id for this charge (the payment order or deposit id); also the idempotency key.
     pub reference: String,
@@ -97,8 +99,7 @@ pub struct ChargeRequest {
     pub description: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChargeStatus {
     /// Authorized, capture pending (only after `authorize`).
     Authorized,
@@ -109,14 +110,13 @@ pub enum ChargeStatus {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Charge {
     /// The PSP's id (`ch_...`).
     pub psp_id: String,
     pub reference: String,
     pub amount: u64,
     pub currency: String,
-    #[serde(flatten)]
     pub status: ChargeStatus,
     /// The PSP's processing fee in minor units (what it keeps at settlement).
     pub fee: u64,
@@ -125,7 +125,7 @@ pub struct Charge {
 }
 
 /// Refund (part of) a charge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRequest {
     /// Our refund id; also the idempotency key.
     pub reference: String,
@@ -135,28 +135,26 @@ pub struct RefundRequest {
     pub currency: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefundStatus {
     Pending,
     Succeeded,
     Failed { code: String, message: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refund {
     pub psp_id: String,
     pub reference: String,
     pub charge_reference: String,
     pub amount: u64,
     pub currency: String,
-    #[serde(flatten)]
     pub status: RefundStatus,
     pub created: i64,
 }
 
 /// Where a payout goes. Exactly one of `iban` or (`account_number`, `routing_number`) is set.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct BankDestination {
     pub holder_name: String,
     pub country: String,
@@ -179,7 +177,7 @@ impl std::fmt::Debug for BankDestination {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayoutRequest {
     /// Our payout id; also the idempotency key.
     pub reference: String,
@@ -188,8 +186,7 @@ pub struct PayoutRequest {
     pub destination: BankDestination,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PayoutStatus {
     /// Accepted, money on its way (payouts complete asynchronously).
     Pending,
@@ -200,20 +197,18 @@ pub enum PayoutStatus {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payout {
     pub psp_id: String,
     pub reference: String,
     pub amount: u64,
     pub currency: String,
-    #[serde(flatten)]
     pub status: PayoutStatus,
     pub created: i64,
 }
 
 /// The object a webhook is about, in its state when the event was sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "object", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PspObject {
     Charge(Charge),
     Refund(Refund),
@@ -221,13 +216,12 @@ pub enum PspObject {
 }
 
 /// A verified webhook event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookEvent {
     /// The PSP's event id (`evt_...`): the same event delivered twice has the same id.
     pub id: String,
     /// `charge.succeeded`, `charge.failed`, `refund.succeeded`, `refund.failed`, `payout.paid`,
     /// `payout.failed`.
-    #[serde(rename = "type")]
     pub kind: String,
     /// Unix seconds when the event was created.
     pub created: i64,
@@ -249,8 +243,9 @@ pub enum WebhookError {
     Malformed(String),
 }
 
-/// What a line of the PSP's daily settlement report is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a line of the PSP's daily settlement report is about. It serializes as its word
+/// (`"charge"`), which is how tests print it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SettlementKind {
     Charge,
@@ -259,7 +254,7 @@ pub enum SettlementKind {
 }
 
 /// One line of the PSP's settlement report for a day.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettlementLine {
     pub date: chrono::NaiveDate,
     pub kind: SettlementKind,
@@ -275,7 +270,8 @@ pub struct SettlementLine {
 
 /// A settlement line's status, as the PSP words it. A word Tally does not know is kept as given
 /// (`Other`), so it still reaches reconciliation (as a mismatch) and the stored items unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// It serializes as that word.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(from = "String", into = "String")]
 pub enum SettlementStatus {
     Authorized,

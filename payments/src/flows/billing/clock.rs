@@ -1,5 +1,6 @@
 //! The billing clock: the wall clock, or (config `billing.clock = "manual"`) a clock kept in the
-//! cluster that tests and demos move forward.
+//! cluster that tests and demos move forward. `Pay::clock` (`flows/clock.rs`) reads it; this
+//! file shows and moves it.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,9 +10,8 @@ use crate::config::BillingClockMode;
 use crate::domain::model::ns;
 use crate::edges::store::{Commit, Txn};
 use crate::error::PayError;
-use crate::flows::{audit, now_ms, Pay, UPDATE_ATTEMPTS_MAX};
-
-const CLOCK_KEY: &str = "billing";
+use crate::flows::clock::BILLING_CLOCK_KEY as CLOCK_KEY;
+use crate::flows::{audit, Pay, UPDATE_ATTEMPTS_MAX};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BillingClock {
@@ -32,19 +32,12 @@ pub(super) fn rfc3339(ms: i64) -> String {
 
 impl Pay {
     fn manual_clock(&self) -> bool {
-        self.billing_clock == BillingClockMode::Manual
+        self.clock.billing_mode() == BillingClockMode::Manual
     }
 
     /// The billing clock, in unix milliseconds.
     pub async fn billing_now(&self) -> Result<i64, PayError> {
-        if !self.manual_clock() {
-            return Ok(now_ms());
-        }
-        Ok(self
-            .store
-            .get::<i64>(ns::CLOCK, CLOCK_KEY)
-            .await?
-            .map_or_else(now_ms, |v| v.value))
+        self.clock.billing_now_ms(&self.store).await
     }
 
     pub async fn billing_clock(&self) -> Result<BillingClock, PayError> {
@@ -52,7 +45,7 @@ impl Pay {
         Ok(BillingClock {
             now,
             time: rfc3339(now),
-            mode: self.billing_clock,
+            mode: self.clock.billing_mode(),
         })
     }
 

@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 pub use crate::domain::billing::*;
 pub use clock::BillingClock;
 
-use super::{check_text, now_ms, parse_id, Pay};
+use super::{check_text, parse_id, Pay};
 use crate::domain::ids::{Id, InvoiceId, PlanId, SubscriptionId};
 use crate::domain::model::ns;
 use crate::domain::money::{parse_amount, AmountInput};
@@ -132,7 +132,7 @@ impl Pay {
             amount,
             interval: request.interval,
             trial_days: request.trial_days,
-            created_at: now_ms(),
+            created_at: self.clock.now_ms(),
         };
         let txn = audit::stamp(Txn::new(), "plan.create", &id)
             .expect(ns::PLAN, &id, 0)

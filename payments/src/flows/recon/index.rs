@@ -29,7 +29,7 @@ use crate::domain::recon::{index_key, parse_index_key, IndexKind};
 use crate::edges::psp::{SettlementKind, SettlementLine};
 use crate::edges::store::{Commit, RecordReads, Txn, RECORD_SCAN_PAGE_MAX};
 use crate::error::PayError;
-use crate::flows::{describe_commit, now_ms, Pay};
+use crate::flows::{describe_commit, Pay};
 
 /// Index entries (or objects, when backfilling) read per scan page.
 pub const RECON_INDEX_PAGE_MAX: u32 = 500;
@@ -179,7 +179,7 @@ impl Pay {
         }
         let txn = Txn::new()
             .expect(ns::RECON_INDEX_BACKFILL, BACKFILL_KEY, 0)
-            .put(ns::RECON_INDEX_BACKFILL, BACKFILL_KEY, &now_ms());
+            .put(ns::RECON_INDEX_BACKFILL, BACKFILL_KEY, &self.clock.now_ms());
         match self.store.commit(txn).await? {
             Commit::Committed | Commit::ConditionFailed { .. } => Ok(()),
             other => Err(PayError::Internal(format!(

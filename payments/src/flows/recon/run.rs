@@ -15,7 +15,7 @@ use crate::domain::recon::{
 };
 use crate::edges::store::{Commit, Txn, Versioned};
 use crate::error::PayError;
-use crate::flows::{audit, describe_commit, failure, now_ms, Pay};
+use crate::flows::{audit, describe_commit, failure, Pay};
 
 /// Conditions plus record operations of one `Txn` (the node's `TXN_OPERATIONS_MAX`).
 const TXN_OPERATIONS_MAX: usize = 1024;
@@ -35,7 +35,7 @@ impl Pay {
     /// Reconciles the PSP's settlement report of `day` (UTC) and checks the ledger.
     pub async fn reconcile(self: &Arc<Self>, day: NaiveDate) -> Result<ReconReport, PayError> {
         let date = day.to_string();
-        let run_at = now_ms();
+        let run_at = self.clock.now_ms();
         let lines = self.psp.settlement(day).await.map_err(|e| {
             PayError::PspUnavailable(format!("the settlement report of {date}: {e}"))
         })?;

@@ -15,13 +15,13 @@ use crate::domain::model::ns;
 use crate::domain::money::Currency;
 use crate::edges::store::{Commit, Txn};
 use crate::error::PayError;
-use crate::flows::{describe_commit, now_ms, parse_id, Pay};
+use crate::flows::{describe_commit, parse_id, Pay};
 
 impl Pay {
     /// Takes a consistent cut: writes the cut record and returns that write's cluster
     /// timestamp. Every transfer with a smaller timestamp committed before it.
     pub async fn report_cut(&self) -> Result<u64, PayError> {
-        let txn = Txn::new().put(ns::REPORT_CUT, CUT_KEY, &now_ms());
+        let txn = Txn::new().put(ns::REPORT_CUT, CUT_KEY, &self.clock.now_ms());
         match self.store.commit(txn).await? {
             Commit::Committed => {}
             other => {

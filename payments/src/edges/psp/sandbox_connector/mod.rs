@@ -6,13 +6,21 @@
 //! `{"error":{"type","code","message"}}` and map to [`PspError`] as follows: an error of type
 //! `retryable` (whatever the status), 409 and 429 are `Retryable`; 402 is `Declined`; 404 is
 //! `NotFound`; any other 4xx is `Invalid`; 5xx, 3xx and unreadable success bodies are `Unknown`.
+//! A success body is read into this connector's own wire structs (`wire.rs`) and converted into
+//! the gateway's types; a status word it does not know makes the body unreadable (`Unknown`).
+
+mod wire;
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use self::wire::{
+    CaptureBody, CardWire, ChargeBody, ChargeWire, ErrorEnvelope, ErrorKind, EventWire, PayoutBody,
+    PayoutWire, RefundBody, RefundWire, SettlementLineWire,
+};
 use super::webhook;
 use super::{
     CardDetails, Charge, ChargeRequest, ChargeStatus, Connector, HttpMethod, HttpRequest,
@@ -40,48 +48,6 @@ impl SandboxConnector {
     }
 }
 
-/// The body of `POST /v1/charges`.
-#[derive(Serialize)]
-struct ChargeBody<'a> {
-    #[serde(flatten)]
-    request: &'a ChargeRequest,
-    /// `false` only authorizes; `POST /v1/charges/{reference}/capture` completes it.
-    capture: bool,
-}
-
-/// The body of `POST /v1/charges/{reference}/capture`.
-#[derive(Serialize)]
-struct CaptureBody {
-    amount: u64,
-}
-
-/// The sandbox's error envelope. Every field is optional so that a half-formed error body still
-/// yields the status-based mapping.
-#[derive(Deserialize)]
-struct ErrorEnvelope {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct ErrorDetail {
-    #[serde(rename = "type")]
-    kind: ErrorKind,
-    code: String,
-    message: String,
-}
-
-/// The error's `type`: only `retryable` changes the mapping; any other (or none) leaves it to
-/// the HTTP status.
-#[derive(Deserialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-enum ErrorKind {
-    Retryable,
-    #[default]
-    #[serde(other)]
-    Other,
-}
-
 impl Connector for SandboxConnector {
     fn name(&self) -> &'static str {
         "sandbox"
@@ -92,19 +58,16 @@ impl Connector for SandboxConnector {
     }
 
     fn card_response(&self, response: &HttpResponse) -> Result<CardDetails, PspError> {
-        parse_object(response, "card")
+        parse_object::<CardWire, _>(response, "card")
     }
 
     fn charge_request(&self, request: &ChargeRequest) -> HttpRequest {
-        let body = ChargeBody {
-            request,
-            capture: true,
-        };
+        let body = ChargeBody::new(request, true);
         post("/v1/charges".to_owned(), &request.reference, &body)
     }
 
     fn charge_response(&self, response: &HttpResponse) -> Result<Charge, PspError> {
-        let charge: Charge = parse_object(response, "charge")?;
+        let charge: Charge = parse_object::<ChargeWire, _>(response, "charge")?;
         match charge.status {
             ChargeStatus::Failed { code, message } => Err(PspError::Declined { code, message }),
             ChargeStatus::Authorized | ChargeStatus::Succeeded => Ok(charge),
@@ -112,10 +75,7 @@ impl Connector for SandboxConnector {
     }
 
     fn authorize_request(&self, request: &ChargeRequest) -> HttpRequest {
-        let body = ChargeBody {
-            request,
-            capture: false,
-        };
+        let body = ChargeBody::new(request, false);
         post("/v1/charges".to_owned(), &request.reference, &body)
     }
 
@@ -133,13 +93,14 @@ impl Connector for SandboxConnector {
     }
 
     fn refund_request(&self, request: &RefundRequest) -> HttpRequest {
-        post("/v1/refunds".to_owned(), &request.reference, request)
+        let body = RefundBody::from(request);
+        post("/v1/refunds".to_owned(), &request.reference, &body)
     }
 
     /// A refund comes back with whatever status it has; the sandbox refuses impossible refunds
     /// up front (400, so `Invalid`) rather than creating failed ones.
     fn refund_response(&self, response: &HttpResponse) -> Result<Refund, PspError> {
-        parse_object(response, "refund")
+        parse_object::<RefundWire, _>(response, "refund")
     }
 
     fn refund_status_request(&self, reference: &str) -> HttpRequest {
@@ -147,13 +108,14 @@ impl Connector for SandboxConnector {
     }
 
     fn payout_request(&self, request: &PayoutRequest) -> HttpRequest {
-        post("/v1/payouts".to_owned(), &request.reference, request)
+        let body = PayoutBody::from(request);
+        post("/v1/payouts".to_owned(), &request.reference, &body)
     }
 
     /// A payout comes back `pending` and turns `paid` or `failed` later; a failed one is
     /// returned as `Ok` with its status, since the caller learns of it asynchronously anyway.
     fn payout_response(&self, response: &HttpResponse) -> Result<Payout, PspError> {
-        parse_object(response, "payout")
+        parse_object::<PayoutWire, _>(response, "payout")
     }
 
     fn payout_status_request(&self, reference: &str) -> HttpRequest {
@@ -171,12 +133,16 @@ impl Connector for SandboxConnector {
         if !is_success(response.status) {
             return Err(error_from_response(response));
         }
+        let unreadable = |error: &dyn fmt::Display| PspError::Unknown {
+            reason: format!("unreadable settlement report: {error}"),
+        };
         csv::Reader::from_reader(response.body.as_slice())
-            .deserialize::<SettlementLine>()
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| PspError::Unknown {
-                reason: format!("unreadable settlement report: {error}"),
+            .deserialize::<SettlementLineWire>()
+            .map(|row| {
+                let row = row.map_err(|error| unreadable(&error))?;
+                SettlementLine::try_from(row).map_err(|error| unreadable(&error))
             })
+            .collect()
     }
 
     fn verify_webhook(
@@ -192,7 +158,9 @@ impl Connector for SandboxConnector {
             .map(|(_, value)| value.as_str())
             .ok_or(WebhookError::MissingSignature)?;
         webhook::verify(&self.webhook_secret, signature, body, now_unix, tolerance)?;
-        serde_json::from_slice(body).map_err(|error| WebhookError::Malformed(error.to_string()))
+        let event: EventWire = serde_json::from_slice(body)
+            .map_err(|error| WebhookError::Malformed(error.to_string()))?;
+        WebhookEvent::try_from(event).map_err(|error| WebhookError::Malformed(error.to_string()))
     }
 }
 
@@ -222,18 +190,26 @@ fn is_success(status: u16) -> bool {
     (200..300).contains(&status)
 }
 
-/// A 2xx body parsed as `T`, or the error the response stands for. A 2xx that cannot be read
-/// is `Unknown`: the PSP did something, we cannot tell what.
-fn parse_object<T: DeserializeOwned>(response: &HttpResponse, what: &str) -> Result<T, PspError> {
+/// A 2xx body parsed as the wire struct `W` and converted into `T`, or the error the response
+/// stands for. A 2xx that cannot be read or converted (say, a status word tally-pay does not
+/// know) is `Unknown`: the PSP did something, we cannot tell what.
+fn parse_object<W, T>(response: &HttpResponse, what: &str) -> Result<T, PspError>
+where
+    W: DeserializeOwned,
+    T: TryFrom<W>,
+    T::Error: fmt::Display,
+{
     if !is_success(response.status) {
         return Err(error_from_response(response));
     }
-    serde_json::from_slice(&response.body).map_err(|error| PspError::Unknown {
+    let unreadable = |error: &dyn fmt::Display| PspError::Unknown {
         reason: format!(
             "unreadable {what} in a {} response: {error}",
             response.status
         ),
-    })
+    };
+    let wire: W = serde_json::from_slice(&response.body).map_err(|error| unreadable(&error))?;
+    T::try_from(wire).map_err(|error| unreadable(&error))
 }
 
 fn error_from_response(response: &HttpResponse) -> PspError {
@@ -418,6 +394,41 @@ mod tests {
         assert_eq!(
             connector().charge_response(&response(200, body)),
             Err(declined)
+        );
+    }
+
+    #[test]
+    fn unknown_status_word_is_an_unknown_outcome() {
+        let body = r#"{"psp_id":"ch_1","reference":"ord_1","amount":1250,"currency":"USD",
+            "status":"disputed","fee":66,"created":1700000000}"#;
+        assert_eq!(
+            connector().charge_response(&response(200, body)),
+            Err(PspError::Unknown {
+                reason: r#"unreadable charge in a 200 response: unknown charge status "disputed""#
+                    .to_owned()
+            })
+        );
+        let event = br#"{"id":"evt_1","type":"payout.paid","created":1700000000,"data":{
+            "object":"payout","psp_id":"po_1","reference":"pay_1","amount":900,
+            "currency":"EUR","status":"bounced","created":1700000000}}"#;
+        let headers = vec![(
+            "psp-signature".to_owned(),
+            webhook::sign(b"whsec_test", 1_700_000_000, event),
+        )];
+        assert_eq!(
+            connector().verify_webhook(&headers, event, 1_700_000_000, Duration::from_secs(300)),
+            Err(WebhookError::Malformed(
+                r#"unknown payout status "bounced""#.to_owned()
+            ))
+        );
+        let csv = "date,kind,psp_id,reference,amount,currency,fee,status\n\
+                   2025-03-07,dispute,dp_1,ord_1,1250,USD,0,succeeded\n";
+        assert_eq!(
+            connector().settlement_response(&response(200, csv)),
+            Err(PspError::Unknown {
+                reason: r#"unreadable settlement report: unknown settlement line kind "dispute""#
+                    .to_owned()
+            })
         );
     }
 
