@@ -21,9 +21,9 @@ use super::{
     LedgerRaft, NodeId, Request, RequestKind, Response, Runtime, SnapshotData, TypeConfig,
 };
 use crate::clock::Clock;
-use crate::ledger::{Command, CommandResult};
 #[cfg(feature = "planted-bugs")]
 use crate::ledger::LedgerFaults;
+use crate::ledger::{Command, CommandResult};
 use crate::limits::{
     LOG_ENTRIES_BETWEEN_SNAPSHOTS, LOG_ENTRIES_KEPT_BEHIND_SNAPSHOT, SNAPSHOT_CHUNK_BYTES,
 };
