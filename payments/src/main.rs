@@ -31,8 +31,9 @@ enum Command {
     /// Serve the payment API (HTTP JSON; the OpenAPI document is at /openapi.json).
     ///
     /// Settings come from --config FILE (TOML sections [pay], [psp], [fees], [risk], [worker],
-    /// [billing]), then TALLY_PAY__SECTION__KEY environment variables, then these flags.
-    /// `--help` lists every setting with its default.
+    /// [billing], [api]), then TALLY_PAY__SECTION__KEY environment variables, then these flags,
+    /// each overriding the one before; all are checked before the port is bound. `--help` lists
+    /// every setting with its default.
     #[command(after_long_help = concat!(
         "Every setting, with its default (this is config/tally-pay.example.toml):\n\n",
         include_str!("../../config/tally-pay.example.toml")
