@@ -120,9 +120,10 @@ pub async fn begin(
             created_at: now,
             state: KeyState::Running { claimed_at: now },
         };
-        let txn = Txn::new()
-            .expect(ns::IDEMPOTENCY, key, 0)
-            .put(ns::IDEMPOTENCY, key, &claim);
+        let txn =
+            Txn::new()
+                .require_version(ns::IDEMPOTENCY, key, 0)
+                .put(ns::IDEMPOTENCY, key, &claim);
         if store.commit(txn).await? == Commit::Committed {
             return Ok(Begin::Run { version: 1 });
         }
@@ -154,7 +155,7 @@ pub async fn begin(
                 let mut takeover = existing.value.clone();
                 takeover.state = KeyState::Running { claimed_at: now };
                 let txn = Txn::new()
-                    .expect(ns::IDEMPOTENCY, key, existing.version)
+                    .require_version(ns::IDEMPOTENCY, key, existing.version)
                     .put(ns::IDEMPOTENCY, key, &takeover);
                 if store.commit(txn).await? == Commit::Committed {
                     return Ok(Begin::Run {
@@ -178,7 +179,7 @@ pub async fn finish(
     status: u16,
     body: &serde_json::Value,
 ) -> Result<(), PayError> {
-    let txn = Txn::new().expect(ns::IDEMPOTENCY, key, version);
+    let txn = Txn::new().require_version(ns::IDEMPOTENCY, key, version);
     let txn = if status >= 500 {
         txn.delete(ns::IDEMPOTENCY, key)
     } else {
@@ -225,7 +226,7 @@ pub async fn sweep(store: &Store) -> Result<usize, PayError> {
                 && matches!(record.value.state, KeyState::Done { .. })
             {
                 let txn = Txn::new()
-                    .expect(ns::IDEMPOTENCY, &key, record.version)
+                    .require_version(ns::IDEMPOTENCY, &key, record.version)
                     .delete(ns::IDEMPOTENCY, &key);
                 if store.commit(txn).await? == Commit::Committed {
                     swept += 1;

@@ -159,7 +159,7 @@ impl Txn {
     }
 
     /// Requires the record to be at `version` (0: absent) when the Txn applies.
-    pub fn expect(mut self, namespace: &str, key: &str, version: u64) -> Txn {
+    pub fn require_version(mut self, namespace: &str, key: &str, version: u64) -> Txn {
         self.labels.conditions.push(Label::record(namespace, key));
         let key = key_of(namespace, key);
         let condition = if version == 0 {
@@ -394,8 +394,8 @@ mod tests {
     fn a_failed_txn_is_read_by_label() {
         let usd = Currency::by_code("USD").unwrap();
         let txn = Txn::new()
-            .expect("pay.order", "ord_1", 3)
-            .expect("pay.refund", "re_1", 0)
+            .require_version("pay.order", "ord_1", 3)
+            .require_version("pay.refund", "re_1", 0)
             .put("pay.refund", "re_1", &1)
             .account(postings::charge_wallet(
                 crate::domain::model::ChargeKind::Order,
@@ -454,8 +454,8 @@ mod tests {
     #[test]
     fn the_txn_carries_conditions_and_puts_in_order() {
         let txn = Txn::new()
-            .expect("pay.order", "ord_1", 3)
-            .expect("pay.refund", "re_1", 0)
+            .require_version("pay.order", "ord_1", 3)
+            .require_version("pay.refund", "re_1", 0)
             .put("pay.refund", "re_1", &1);
         assert_eq!(
             txn.request.conditions,

@@ -164,7 +164,7 @@ impl Pay {
         } = new;
         let now = self.clock.now_ms();
         let mut order_ids = Vec::new();
-        let mut txn = audit::stamp(Txn::new(), "payment.create", payment_id).expect(
+        let mut txn = audit::stamp(Txn::new(), "payment.create", payment_id).require_version(
             ns::PAYMENT,
             payment_id,
             0,
@@ -200,7 +200,7 @@ impl Pay {
             };
             txn = Self::track(
                 recon::indexed(
-                    txn.expect(ns::ORDER, &order_id, 0)
+                    txn.require_version(ns::ORDER, &order_id, 0)
                         .put(ns::ORDER, &order_id, &record),
                     IndexKind::Order,
                     &order_id,

@@ -84,7 +84,7 @@ impl Pay {
             let txn = Self::track(
                 recon::indexed(
                     audit::stamp(Txn::new(), "deposit.create", &id)
-                        .expect(ns::ORDER, &id, 0)
+                        .require_version(ns::ORDER, &id, 0)
                         .put(ns::ORDER, &id, &record),
                     IndexKind::Order,
                     &id,

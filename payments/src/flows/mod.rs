@@ -203,7 +203,7 @@ impl Pay {
                 return Ok(current.value);
             };
             let txn = txn
-                .expect(namespace, key, current.version)
+                .require_version(namespace, key, current.version)
                 .put(namespace, key, &next);
             match self.store.commit(txn).await? {
                 Commit::Committed => return Ok(next),

@@ -95,9 +95,10 @@ impl Pay {
             email: request.email,
             created_at: self.clock.now_ms(),
         };
-        let mut txn = Txn::new()
-            .expect(ns::CUSTOMER, &id, 0)
-            .put(ns::CUSTOMER, &id, &customer);
+        let mut txn =
+            Txn::new()
+                .require_version(ns::CUSTOMER, &id, 0)
+                .put(ns::CUSTOMER, &id, &customer);
         for currency in &self.currencies {
             txn = txn.account(chart::wallet(code::CUSTOMER_WALLET, *currency, owner));
         }
@@ -123,7 +124,7 @@ impl Pay {
             created_at: self.clock.now_ms(),
         };
         let mut txn = Txn::new()
-            .expect(ns::SELLER, &id, 0)
+            .require_version(ns::SELLER, &id, 0)
             .put(ns::SELLER, &id, &seller);
         for currency in &self.currencies {
             txn = txn.account(chart::wallet(code::SELLER_WALLET, *currency, owner));
@@ -224,7 +225,7 @@ impl Pay {
                 action = "bank_account.link_as_default";
             }
             let txn = audit::stamp(Txn::new(), action, &id)
-                .expect(ns::BANK_ACCOUNT, &key, 0)
+                .require_version(ns::BANK_ACCOUNT, &key, 0)
                 .put(ns::BANK_ACCOUNT, &key, &record);
             Some((next, txn))
         })
@@ -307,7 +308,7 @@ impl Pay {
         };
         let key = card_key(customer_id, &id);
         let txn = Txn::new()
-            .expect(ns::CARD, &key, 0)
+            .require_version(ns::CARD, &key, 0)
             .put(ns::CARD, &key, &card);
         self.open(txn, ns::CARD, &key, card).await
     }

@@ -128,7 +128,7 @@ impl Pay {
         let txn = Self::track(
             recon::indexed(
                 audit::stamp(Txn::new(), "payout.create", id)
-                    .expect(ns::PAYOUT, id, 0)
+                    .require_version(ns::PAYOUT, id, 0)
                     .put(ns::PAYOUT, id, &payout),
                 IndexKind::Payout,
                 id,

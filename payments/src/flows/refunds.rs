@@ -158,8 +158,8 @@ impl Pay {
             let txn = Self::track(
                 recon::indexed(
                     audit::stamp(Txn::new(), "refund.create", id)
-                        .expect(ns::ORDER, &order.id, current.version)
-                        .expect(ns::REFUND, id, 0)
+                        .require_version(ns::ORDER, &order.id, current.version)
+                        .require_version(ns::REFUND, id, 0)
                         .put(ns::ORDER, &order.id, &next)
                         .put(ns::REFUND, id, &refund),
                     IndexKind::Refund,
@@ -293,11 +293,9 @@ impl Pay {
             order.refund_pending = order.refund_pending.saturating_sub(refund.amount);
             order.fee_refund_pending = order.fee_refund_pending.saturating_sub(refund.fee_returned);
             let mut txn = Self::untrack(
-                Txn::new().expect(ns::REFUND, id, current.version).expect(
-                    ns::ORDER,
-                    &order.id,
-                    order_v.version,
-                ),
+                Txn::new()
+                    .require_version(ns::REFUND, id, current.version)
+                    .require_version(ns::ORDER, &order.id, order_v.version),
                 id,
             );
             match &outcome {

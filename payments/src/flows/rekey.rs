@@ -56,7 +56,7 @@ pub async fn rekey_bank_accounts(
             let mut next = record.value.clone();
             next.encrypted_number = sealer.seal(&number);
             let txn = crate::flows::audit::stamp(Txn::new(), "bank_account.reencrypt", &next.id)
-                .expect(ns::BANK_ACCOUNT, &key, record.version)
+                .require_version(ns::BANK_ACCOUNT, &key, record.version)
                 .put(ns::BANK_ACCOUNT, &key, &next);
             match store.commit(txn).await? {
                 Commit::Committed => report.reencrypted += 1,

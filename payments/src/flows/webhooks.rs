@@ -74,7 +74,7 @@ impl Pay {
         let applied = self.apply_event(&event).await?;
         // Remember the event after applying it: a crash in between means the PSP redelivers and
         // the second application is a no-op anyway.
-        let txn = Txn::new().expect(ns::WEBHOOK, &event.id, 0).put(
+        let txn = Txn::new().require_version(ns::WEBHOOK, &event.id, 0).put(
             ns::WEBHOOK,
             &event.id,
             &SeenEvent {

@@ -276,9 +276,11 @@ pub async fn create(
     }
     let now = now_ms();
     let (record, secret) = mint(&request.name, request.kind, scopes, now);
-    let txn = Txn::new()
-        .expect(ns::API_KEY, &record.id, 0)
-        .put(ns::API_KEY, &record.id, &record);
+    let txn = Txn::new().require_version(ns::API_KEY, &record.id, 0).put(
+        ns::API_KEY,
+        &record.id,
+        &record,
+    );
     let txn = audit::stamp_as(txn, actor, "api_key.create", &record.id);
     match store.commit(txn).await? {
         Commit::Committed => Ok(CreatedKey {
@@ -337,7 +339,7 @@ pub async fn revoke(store: &Store, id: &str, actor: &Actor) -> Result<ApiKey, Pa
     let mut next = current.value.clone();
     next.revoked_at = Some(now);
     let txn = Txn::new()
-        .expect(ns::API_KEY, id, current.version)
+        .require_version(ns::API_KEY, id, current.version)
         .put(ns::API_KEY, id, &next);
     let txn = audit::stamp_as(txn, actor, "api_key.revoke", id);
     commit_change(store, txn, id).await?;
@@ -373,8 +375,8 @@ pub async fn rotate(
     retired.expires_at = Some(now + grace_ms);
     retired.rotated_to = Some(fresh.id.clone());
     let txn = Txn::new()
-        .expect(ns::API_KEY, id, current.version)
-        .expect(ns::API_KEY, &fresh.id, 0)
+        .require_version(ns::API_KEY, id, current.version)
+        .require_version(ns::API_KEY, &fresh.id, 0)
         .put(ns::API_KEY, id, &retired)
         .put(ns::API_KEY, &fresh.id, &fresh);
     let txn = audit::stamp_as(txn, actor, "api_key.rotate", id);

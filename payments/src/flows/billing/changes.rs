@@ -139,9 +139,9 @@ impl Pay {
             } else {
                 next.credit += credit - charge;
             }
-            let txn =
-                txn.expect(ns::SUBSCRIPTION, id, current.version)
-                    .put(ns::SUBSCRIPTION, id, &next);
+            let txn = txn
+                .require_version(ns::SUBSCRIPTION, id, current.version)
+                .put(ns::SUBSCRIPTION, id, &next);
             match self.store.commit(txn).await? {
                 Commit::Committed => {
                     self.bill_subscription(id).await?;

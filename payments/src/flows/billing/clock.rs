@@ -73,7 +73,7 @@ impl Pay {
                 ));
             }
             let txn = audit::stamp(Txn::new(), "billing_clock.set", CLOCK_KEY)
-                .expect(ns::CLOCK, CLOCK_KEY, version)
+                .require_version(ns::CLOCK, CLOCK_KEY, version)
                 .put(ns::CLOCK, CLOCK_KEY, &target);
             if self.store.commit(txn).await? == Commit::Committed {
                 return self.billing_clock().await;

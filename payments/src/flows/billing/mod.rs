@@ -135,7 +135,7 @@ impl Pay {
             created_at: self.clock.now_ms(),
         };
         let txn = audit::stamp(Txn::new(), "plan.create", &id)
-            .expect(ns::PLAN, &id, 0)
+            .require_version(ns::PLAN, &id, 0)
             .put(ns::PLAN, &id, &plan);
         match self.store.commit(txn).await? {
             Commit::Committed => Ok(plan),
@@ -221,7 +221,7 @@ impl Pay {
                 canceled_at: None,
                 created_at: now,
             };
-            let mut txn = audit::stamp(Txn::new(), "subscription.create", &id).expect(
+            let mut txn = audit::stamp(Txn::new(), "subscription.create", &id).require_version(
                 ns::SUBSCRIPTION,
                 &id,
                 0,
@@ -293,7 +293,7 @@ impl Pay {
     pub(super) fn issue(txn: Txn, subscription: &Subscription, invoice: &Invoice) -> Txn {
         let index_key = format!("{}/{:010}", subscription.id, subscription.invoice_count - 1);
         audit::stamp(txn, "invoice.issue", &invoice.id)
-            .expect(ns::INVOICE, &invoice.id, 0)
+            .require_version(ns::INVOICE, &invoice.id, 0)
             .put(ns::INVOICE, &invoice.id, invoice)
             .put(ns::SUBSCRIPTION_INVOICE, &index_key, &invoice.id)
     }

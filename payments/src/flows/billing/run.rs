@@ -117,7 +117,7 @@ impl Pay {
                 now,
             );
             let txn = Self::issue(Txn::new(), &next, &invoice)
-                .expect(ns::SUBSCRIPTION, id, current.version)
+                .require_version(ns::SUBSCRIPTION, id, current.version)
                 .put(ns::SUBSCRIPTION, id, &next);
             match self.store.commit(txn).await? {
                 Commit::Committed | Commit::ConditionFailed { .. } => continue,
@@ -318,7 +318,7 @@ impl Pay {
         let mut next = current.value;
         change(&mut next);
         let txn = audit::stamp(Txn::new(), "invoice.update", id)
-            .expect(ns::INVOICE, id, version)
+            .require_version(ns::INVOICE, id, version)
             .put(ns::INVOICE, id, &next);
         Ok(self.store.commit(txn).await? == Commit::Committed)
     }

@@ -178,7 +178,7 @@ impl Pay {
             }
         }
         let txn = Txn::new()
-            .expect(ns::RECON_INDEX_BACKFILL, BACKFILL_KEY, 0)
+            .require_version(ns::RECON_INDEX_BACKFILL, BACKFILL_KEY, 0)
             .put(ns::RECON_INDEX_BACKFILL, BACKFILL_KEY, &self.clock.now_ms());
         match self.store.commit(txn).await? {
             Commit::Committed | Commit::ConditionFailed { .. } => Ok(()),

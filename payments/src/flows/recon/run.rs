@@ -293,7 +293,7 @@ impl Pay {
             summary: summary.clone(),
         };
         let txn = audit::stamp(Txn::new(), "reconciliation.run", date)
-            .expect(ns::RECON_RUN, date, stored.map_or(0, |s| s.version))
+            .require_version(ns::RECON_RUN, date, stored.map_or(0, |s| s.version))
             .put(ns::RECON_RUN, date, &run);
         match self.store.commit(txn).await? {
             // A concurrent run stored its own summary of the same report.
@@ -305,11 +305,13 @@ impl Pay {
 
 fn item_ops(txn: Txn, write: &ItemWrite) -> Txn {
     let key = &write.item.key;
-    let txn = txn
-        .expect(ns::RECON_ITEM, key, write.version)
-        .put(ns::RECON_ITEM, key, &write.item);
+    let txn = txn.require_version(ns::RECON_ITEM, key, write.version).put(
+        ns::RECON_ITEM,
+        key,
+        &write.item,
+    );
     if write.item.resolution == Resolution::Review {
-        txn.expect(ns::REVIEW, key, 0)
+        txn.require_version(ns::REVIEW, key, 0)
             .put(ns::REVIEW, key, &write.item)
     } else {
         txn
