@@ -33,10 +33,11 @@ struct Cli {
 enum Command {
     /// Run one node of a cluster.
     ///
-    /// `--help` lists every setting ([node] and [raft]) with its default.
+    /// `--help` lists every setting ([node], [raft], [tls], [auth]) with its default.
     #[command(
         after_help = "Settings come from the config file, then TALLY__SECTION__KEY environment \
-variables (e.g. TALLY__NODE__ID=2, TALLY__TLS__CA=/etc/tally/ca.pem), then these flags. \
+variables (e.g. TALLY__NODE__ID=2, TALLY__TLS__CA=/etc/tally/ca.pem), then these flags, each \
+overriding the one before; all are checked before any port is bound. \
 The config's [auth.roles] gives client identities their roles (docs/SECURITY.md); \
 certificates come from `tallyctl certs`.\n\n\
 Example: tally-node serve --id 1 --listen 127.0.0.1:7100 --data /var/lib/tally/1 \\\n  \
@@ -44,8 +45,9 @@ Example: tally-node serve --id 1 --listen 127.0.0.1:7100 --data /var/lib/tally/1
 Then form the cluster once: tallyctl cluster init --nodes 1=127.0.0.1:7100,2=127.0.0.1:7101,3=127.0.0.1:7102",
         after_long_help = concat!(
             "Settings come from the config file, then TALLY__SECTION__KEY environment variables, \
-then these flags. The config's [auth.roles] gives client identities their roles \
-(docs/SECURITY.md); certificates come from `tallyctl certs`.\n\n\
+then these flags, each overriding the one before; all are checked before any port is bound. \
+The config's [auth.roles] gives client identities their roles (docs/SECURITY.md); \
+certificates come from `tallyctl certs`.\n\n\
 Example: tally-node serve --id 1 --listen 127.0.0.1:7100 --data /var/lib/tally/1 \\\n  \
 --ca certs/ca.pem --cert certs/node-1.pem --key certs/node-1.key --config node.toml\n\
 Then form the cluster once: tallyctl cluster init --nodes 1=127.0.0.1:7100,2=127.0.0.1:7101,3=127.0.0.1:7102\n\n\
@@ -69,7 +71,7 @@ Exit code 1, naming the file, when any file of the backup fails its checksum."
 
 #[derive(Args)]
 struct ServeArgs {
-    /// TOML config file with [node] and [raft] sections.
+    /// TOML config file with [node], [raft], [tls] and [auth] sections.
     #[arg(long)]
     config: Option<PathBuf>,
     /// This node's id (1 or more).
