@@ -142,7 +142,10 @@ async fn a_read_only_identity_cannot_write() {
         .client_with(&cluster.certs.credentials("tally-pay"), deadline)
         .await;
     let account = tally_client::AccountBuilder::new(7, 1, 1).build();
-    assert_eq!(pay.create_accounts(vec![account]).await.unwrap(), vec![0]);
+    assert_eq!(
+        pay.create_accounts(vec![account]).await.unwrap(),
+        vec![tally_client::CreateAccountResult::Ok]
+    );
     let refused = pay.checkpoint().await.unwrap_err();
     assert!(refused.to_string().contains("admin"), "{refused}");
 }
@@ -232,7 +235,7 @@ async fn certificates_from_another_ca_are_refused_for_clients_and_nodes() {
     let account = tally_client::AccountBuilder::new(9, 1, 1).build();
     assert_eq!(
         cluster.client.create_accounts(vec![account]).await.unwrap(),
-        vec![0]
+        vec![tally_client::CreateAccountResult::Ok]
     );
 }
 

@@ -618,11 +618,11 @@ impl PayEnv {
             let Some(last) = page.last() else {
                 return all;
             };
-            after = last.key.as_ref().map(|k| k.key.clone()).unwrap_or_default();
-            all.extend(page.iter().map(|r| {
-                let key = r.key.as_ref().map(|k| k.key.clone()).unwrap_or_default();
-                (String::from_utf8_lossy(&key).into_owned(), r.version)
-            }));
+            after = last.key.key.clone();
+            all.extend(
+                page.iter()
+                    .map(|r| (String::from_utf8_lossy(&r.key.key).into_owned(), r.version)),
+            );
         }
     }
 
