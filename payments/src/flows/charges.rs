@@ -56,6 +56,41 @@ struct NewRecords<'a> {
     amounts: &'a [u64],
 }
 
+/// A checkout's orders as sellers and amounts, in order: one order per seller, 1 to
+/// `ORDERS_PER_PAYMENT_MAX` of them.
+fn parse_orders(
+    orders: &[NewOrder],
+    currency: Currency,
+) -> Result<(Vec<SellerId>, Vec<u64>), PayError> {
+    if orders.is_empty() || orders.len() > ORDERS_PER_PAYMENT_MAX {
+        return Err(PayError::invalid(
+            "invalid_orders",
+            format!("`orders` must hold 1 to {ORDERS_PER_PAYMENT_MAX} orders"),
+        ));
+    }
+    let mut amounts = Vec::with_capacity(orders.len());
+    let mut sellers: Vec<SellerId> = Vec::with_capacity(orders.len());
+    for (index, order) in orders.iter().enumerate() {
+        sellers.push(parse_id("orders[].seller_id", &order.seller_id)?);
+        if orders[..index]
+            .iter()
+            .any(|o| o.seller_id == order.seller_id)
+        {
+            return Err(PayError::invalid(
+                "duplicate_seller",
+                format!(
+                    "seller {} appears in two orders; one order per seller",
+                    order.seller_id
+                ),
+            ));
+        }
+        let amount = parse_amount(&order.amount, currency)
+            .map_err(|e| PayError::invalid("invalid_amount", format!("orders[{index}]: {e}")))?;
+        amounts.push(amount);
+    }
+    Ok((sellers, amounts))
+}
+
 impl Pay {
     /// Risk check, then the payment and its orders (with their holds) in one Txn, then the first
     /// PSP attempt of every order. Returns the payment as it stands after those attempts.
@@ -69,44 +104,10 @@ impl Pay {
         if let Some(description) = &request.description {
             check_text("description", description)?;
         }
-        if request.orders.is_empty() || request.orders.len() > ORDERS_PER_PAYMENT_MAX {
-            return Err(PayError::invalid(
-                "invalid_orders",
-                format!("`orders` must hold 1 to {ORDERS_PER_PAYMENT_MAX} orders"),
-            ));
-        }
-        let mut amounts = Vec::with_capacity(request.orders.len());
-        let mut sellers: Vec<SellerId> = Vec::with_capacity(request.orders.len());
-        for (index, order) in request.orders.iter().enumerate() {
-            sellers.push(parse_id("orders[].seller_id", &order.seller_id)?);
-            if request.orders[..index]
-                .iter()
-                .any(|o| o.seller_id == order.seller_id)
-            {
-                return Err(PayError::invalid(
-                    "duplicate_seller",
-                    format!(
-                        "seller {} appears in two orders; one order per seller",
-                        order.seller_id
-                    ),
-                ));
-            }
-            let amount = parse_amount(&order.amount, currency).map_err(|e| {
-                PayError::invalid("invalid_amount", format!("orders[{index}]: {e}"))
-            })?;
-            amounts.push(amount);
-        }
+        let (sellers, amounts) = parse_orders(&request.orders, currency)?;
         let customer: Customer = self.customer(&customer_id).await?;
         let card = self.card(&customer.id, &request.card_id).await?;
-        for seller_id in &sellers {
-            self.seller(seller_id).await.map_err(|e| match e {
-                PayError::NotFound { what } => {
-                    PayError::unprocessable("seller_not_found", what.to_string())
-                }
-                other => other,
-            })?;
-        }
-
+        self.check_sellers_exist(&sellers).await?;
         let payment_id = PaymentId::derived(idempotency_key);
         // A retried request finds the payment its first attempt created and carries on with it.
         if self
@@ -115,17 +116,7 @@ impl Pay {
             .await?
             .is_none()
         {
-            self.risk
-                .check(&RiskContext {
-                    customer_id: &customer.id,
-                    customer_email: &customer.email,
-                    currency: currency.code,
-                    order_amounts: &amounts,
-                })
-                .map_err(|r| PayError::Risk {
-                    code: r.code,
-                    message: format!("payment refused by risk checks: {}", r.message),
-                })?;
+            self.check_risk(&customer, currency, &amounts)?;
             let new = NewRecords {
                 payment_id: &payment_id,
                 customer_id: &customer.id,
@@ -137,6 +128,44 @@ impl Pay {
             self.metrics.inc("tally_pay_payments_created_total");
         }
         let record: PaymentRecord = self.load(ns::PAYMENT, &payment_id, "payment").await?.value;
+        self.first_attempts(&record, &payment_id).await;
+        self.payment(&payment_id).await
+    }
+
+    /// Every seller of a checkout must exist; one that does not is the request's fault.
+    async fn check_sellers_exist(&self, sellers: &[SellerId]) -> Result<(), PayError> {
+        for seller_id in sellers {
+            self.seller(seller_id).await.map_err(|e| match e {
+                PayError::NotFound { what } => {
+                    PayError::unprocessable("seller_not_found", what.to_string())
+                }
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn check_risk(
+        &self,
+        customer: &Customer,
+        currency: Currency,
+        amounts: &[u64],
+    ) -> Result<(), PayError> {
+        self.risk
+            .check(&RiskContext {
+                customer_id: &customer.id,
+                customer_email: &customer.email,
+                currency: currency.code,
+                order_amounts: amounts,
+            })
+            .map_err(|r| PayError::Risk {
+                code: r.code,
+                message: format!("payment refused by risk checks: {}", r.message),
+            })
+    }
+
+    /// Charges each order of a new payment at once, side by side; what fails is retried later.
+    async fn first_attempts(self: &Arc<Self>, record: &PaymentRecord, payment_id: &PaymentId) {
         let mut tasks = tokio::task::JoinSet::new();
         for order_id in record.order_ids.clone() {
             let pay = Arc::clone(self);
@@ -147,7 +176,6 @@ impl Pay {
                 tracing::warn!(payment = %payment_id, %error, "first attempt of an order failed");
             }
         }
-        self.payment(&payment_id).await
     }
 
     async fn commit_new_payment(
@@ -171,46 +199,8 @@ impl Pay {
         );
         for (index, (seller_id, amount)) in sellers.iter().zip(amounts).enumerate() {
             let order_id = OrderId::derived(&format!("{payment_id}/{index}"));
-            let owner = seller_id.number();
-            let wallet = postings::charge_wallet(ChargeKind::Order, currency, owner);
-            let hold =
-                postings::charge_opened(&order_id, ChargeKind::Order, currency, owner, *amount);
-            let record = Order {
-                id: ChargeId::from(order_id.clone()),
-                kind: ChargeKind::Order,
-                payment_id: Some(payment_id.clone()),
-                seller_id: Some(seller_id.clone()),
-                customer_id: customer_id.clone(),
-                card_id: card_id.clone(),
-                amount: *amount,
-                currency: currency.code.to_string(),
-                fee: self.fee.fee(*amount),
-                psp_fee: 0,
-                status: ChargeStatus::Processing,
-                failure: None,
-                psp_id: None,
-                refunded: 0,
-                refund_pending: 0,
-                fee_refunded: 0,
-                fee_refund_pending: 0,
-                attempts: 0,
-                next_attempt_at: self.first_check_at(),
-                created_at: now,
-                updated_at: now,
-            };
-            txn = Self::track(
-                recon::indexed(
-                    txn.require_version(ns::ORDER, &order_id, 0)
-                        .put(ns::ORDER, &order_id, &record),
-                    IndexKind::Order,
-                    &order_id,
-                    now,
-                ),
-                InflightKind::Order,
-                &order_id,
-            )
-            .account(wallet)
-            .postings([hold]);
+            let record = self.new_order(&new, &order_id, seller_id, *amount, currency, now);
+            txn = Self::add_order(txn, &record, seller_id, currency, now);
             order_ids.push(order_id);
         }
         let record = PaymentRecord {
@@ -231,6 +221,69 @@ impl Pay {
                 describe_commit(&other)
             ))),
         }
+    }
+
+    fn new_order(
+        &self,
+        new: &NewRecords<'_>,
+        order_id: &OrderId,
+        seller_id: &SellerId,
+        amount: u64,
+        currency: Currency,
+        now: i64,
+    ) -> Order {
+        Order {
+            id: ChargeId::from(order_id.clone()),
+            kind: ChargeKind::Order,
+            payment_id: Some(new.payment_id.clone()),
+            seller_id: Some(seller_id.clone()),
+            customer_id: new.customer_id.clone(),
+            card_id: new.card_id.clone(),
+            amount,
+            currency: currency.code.to_string(),
+            fee: self.fee.fee(amount),
+            psp_fee: 0,
+            status: ChargeStatus::Processing,
+            failure: None,
+            psp_id: None,
+            refunded: 0,
+            refund_pending: 0,
+            fee_refunded: 0,
+            fee_refund_pending: 0,
+            attempts: 0,
+            next_attempt_at: self.first_check_at(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Adds a new order to its payment's Txn: stored, indexed and tracked, with the seller's
+    /// wallet and the order's hold.
+    fn add_order(
+        txn: Txn,
+        record: &Order,
+        seller_id: &SellerId,
+        currency: Currency,
+        now: i64,
+    ) -> Txn {
+        let order_id = &record.id;
+        let owner = seller_id.number();
+        let wallet = postings::charge_wallet(ChargeKind::Order, currency, owner);
+        let hold =
+            postings::charge_opened(order_id, ChargeKind::Order, currency, owner, record.amount);
+        Self::track(
+            recon::indexed(
+                txn.require_version(ns::ORDER, order_id, 0)
+                    .put(ns::ORDER, order_id, record),
+                IndexKind::Order,
+                order_id,
+                now,
+            ),
+            InflightKind::Order,
+            order_id,
+        )
+        .account(wallet)
+        .postings([hold])
     }
 
     pub async fn order(&self, id: &str) -> Result<Order, PayError> {

@@ -8,9 +8,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{describe_commit, Pay};
-use crate::domain::ids::{ChargeId, DepositId, Id};
-use crate::domain::model::{ns, ChargeKind, ChargeStatus, InflightKind, Order};
-use crate::domain::money::{parse_amount, AmountInput};
+use crate::domain::ids::{CardId, ChargeId, DepositId, Id};
+use crate::domain::model::{ns, ChargeKind, ChargeStatus, Customer, InflightKind, Order};
+use crate::domain::money::{parse_amount, AmountInput, Currency};
 use crate::domain::postings;
 use crate::domain::recon::IndexKind;
 use crate::edges::store::{Commit, Txn};
@@ -43,69 +43,94 @@ impl Pay {
         let card = self.card(&customer.id, &request.card_id).await?;
         let id = DepositId::derived(idempotency_key);
         if self.store.get::<Order>(ns::ORDER, &id).await?.is_none() {
-            self.risk
-                .check(&RiskContext {
-                    customer_id: &customer.id,
-                    customer_email: &customer.email,
-                    currency: currency.code,
-                    order_amounts: &[amount],
-                })
-                .map_err(|r| PayError::Risk {
-                    code: r.code,
-                    message: format!("deposit refused by risk checks: {}", r.message),
-                })?;
-            let owner = customer.id.number();
-            let wallet = postings::charge_wallet(ChargeKind::Deposit, currency, owner);
-            let hold = postings::charge_opened(&id, ChargeKind::Deposit, currency, owner, amount);
-            let now = self.clock.now_ms();
-            let record = Order {
-                id: ChargeId::from(id.clone()),
-                kind: ChargeKind::Deposit,
-                payment_id: None,
-                seller_id: None,
-                customer_id: customer.id.clone(),
-                card_id: card.id,
-                amount,
-                currency: currency.code.to_string(),
-                fee: 0,
-                psp_fee: 0,
-                status: ChargeStatus::Processing,
-                failure: None,
-                psp_id: None,
-                refunded: 0,
-                refund_pending: 0,
-                fee_refunded: 0,
-                fee_refund_pending: 0,
-                attempts: 0,
-                next_attempt_at: self.first_check_at(),
-                created_at: now,
-                updated_at: now,
-            };
-            let txn = Self::track(
-                recon::indexed(
-                    audit::stamp(Txn::new(), "deposit.create", &id)
-                        .require_version(ns::ORDER, &id, 0)
-                        .put(ns::ORDER, &id, &record),
-                    IndexKind::Order,
-                    &id,
-                    now,
-                ),
-                InflightKind::Order,
-                &id,
-            )
-            .account(wallet)
-            .postings([hold]);
-            match self.store.commit(txn).await? {
-                Commit::Committed | Commit::ConditionFailed { .. } => {}
-                other => {
-                    return Err(PayError::Internal(format!(
-                        "creating deposit {id}: {}",
-                        describe_commit(&other)
-                    )))
-                }
-            }
+            self.check_deposit_risk(&customer, currency, amount)?;
+            let record = self.new_deposit(&id, &customer, card.id, amount, currency);
+            self.commit_new_deposit(&record, currency).await?;
         }
         self.step_order(&id, true).await?;
         self.order(&id).await
+    }
+
+    fn check_deposit_risk(
+        &self,
+        customer: &Customer,
+        currency: Currency,
+        amount: u64,
+    ) -> Result<(), PayError> {
+        self.risk
+            .check(&RiskContext {
+                customer_id: &customer.id,
+                customer_email: &customer.email,
+                currency: currency.code,
+                order_amounts: &[amount],
+            })
+            .map_err(|r| PayError::Risk {
+                code: r.code,
+                message: format!("deposit refused by risk checks: {}", r.message),
+            })
+    }
+
+    fn new_deposit(
+        &self,
+        id: &DepositId,
+        customer: &Customer,
+        card_id: CardId,
+        amount: u64,
+        currency: Currency,
+    ) -> Order {
+        let now = self.clock.now_ms();
+        Order {
+            id: ChargeId::from(id.clone()),
+            kind: ChargeKind::Deposit,
+            payment_id: None,
+            seller_id: None,
+            customer_id: customer.id.clone(),
+            card_id,
+            amount,
+            currency: currency.code.to_string(),
+            fee: 0,
+            psp_fee: 0,
+            status: ChargeStatus::Processing,
+            failure: None,
+            psp_id: None,
+            refunded: 0,
+            refund_pending: 0,
+            fee_refunded: 0,
+            fee_refund_pending: 0,
+            attempts: 0,
+            next_attempt_at: self.first_check_at(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// One Txn: the deposit stored, indexed and tracked, with the customer's wallet and the
+    /// deposit's hold. A concurrent attempt with the same key that committed first is fine.
+    async fn commit_new_deposit(&self, record: &Order, currency: Currency) -> Result<(), PayError> {
+        let id = &record.id;
+        let owner = record.customer_id.number();
+        let wallet = postings::charge_wallet(ChargeKind::Deposit, currency, owner);
+        let hold = postings::charge_opened(id, ChargeKind::Deposit, currency, owner, record.amount);
+        let txn = Self::track(
+            recon::indexed(
+                audit::stamp(Txn::new(), "deposit.create", id)
+                    .require_version(ns::ORDER, id, 0)
+                    .put(ns::ORDER, id, record),
+                IndexKind::Order,
+                id,
+                record.created_at,
+            ),
+            InflightKind::Order,
+            id,
+        )
+        .account(wallet)
+        .postings([hold]);
+        match self.store.commit(txn).await? {
+            Commit::Committed | Commit::ConditionFailed { .. } => Ok(()),
+            other => Err(PayError::Internal(format!(
+                "creating deposit {id}: {}",
+                describe_commit(&other)
+            ))),
+        }
     }
 }

@@ -78,6 +78,51 @@ fn check_email(email: &str) -> Result<(), PayError> {
     }
 }
 
+/// A new bank account's details once checked: an IBAN, or a US account and routing number.
+struct CheckedBank {
+    kind: BankAccountKind,
+    country: String,
+    number: String,
+    routing: Option<String>,
+}
+
+fn check_bank_account(request: &NewBankAccount) -> Result<CheckedBank, PayError> {
+    check_text("holder_name", &request.holder_name).map_err(|_| {
+        PayError::invalid(
+            "invalid_holder_name",
+            bank::BankError::HolderName.to_string(),
+        )
+    })?;
+    let bad = |e: bank::BankError| PayError::invalid("invalid_bank_account", e.to_string());
+    let checked = match (
+        &request.iban,
+        &request.account_number,
+        &request.routing_number,
+    ) {
+        (Some(iban), None, None) => {
+            let (iban, country) = bank::validate_iban(iban).map_err(bad)?;
+            CheckedBank {
+                kind: BankAccountKind::Iban,
+                country,
+                number: iban,
+                routing: None,
+            }
+        }
+        (None, Some(account), Some(routing)) => {
+            bank::validate_account_number(account).map_err(bad)?;
+            bank::validate_routing(routing).map_err(bad)?;
+            CheckedBank {
+                kind: BankAccountKind::UsAch,
+                country: "US".to_string(),
+                number: account.clone(),
+                routing: Some(routing.clone()),
+            }
+        }
+        _ => return Err(bad(bank::BankError::Shape)),
+    };
+    Ok(checked)
+}
+
 impl Pay {
     /// Opens a customer: the record and a wallet per enabled currency, in one Txn.
     pub async fn create_customer(
@@ -167,34 +212,12 @@ impl Pay {
         idempotency_key: Option<&str>,
     ) -> Result<BankAccount, PayError> {
         let seller = self.seller(seller_id).await?;
-        check_text("holder_name", &request.holder_name).map_err(|_| {
-            PayError::invalid(
-                "invalid_holder_name",
-                bank::BankError::HolderName.to_string(),
-            )
-        })?;
-        let bad = |e: bank::BankError| PayError::invalid("invalid_bank_account", e.to_string());
-        let (kind, country, number, routing) = match (
-            &request.iban,
-            &request.account_number,
-            &request.routing_number,
-        ) {
-            (Some(iban), None, None) => {
-                let (iban, country) = bank::validate_iban(iban).map_err(bad)?;
-                (BankAccountKind::Iban, country, iban, None)
-            }
-            (None, Some(account), Some(routing)) => {
-                bank::validate_account_number(account).map_err(bad)?;
-                bank::validate_routing(routing).map_err(bad)?;
-                (
-                    BankAccountKind::UsAch,
-                    "US".to_string(),
-                    account.clone(),
-                    Some(routing.clone()),
-                )
-            }
-            _ => return Err(bad(bank::BankError::Shape)),
-        };
+        let CheckedBank {
+            kind,
+            country,
+            number,
+            routing,
+        } = check_bank_account(&request)?;
         let id = match idempotency_key {
             Some(key) => BankAccountId::derived(&format!("{seller_id}/{key}")),
             None => BankAccountId::random(),

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{describe_commit, failure, parse_id, Pay};
-use crate::domain::ids::{Id, PayoutId};
+use crate::domain::ids::{BankAccountId, Id, PayoutId};
 use crate::domain::model::{
     ns, Failure, InflightKind, Payout, PayoutSchedule, PayoutStatus, PayoutTrigger, Seller,
 };
@@ -84,6 +84,50 @@ impl Pay {
         if self.store.get::<Payout>(ns::PAYOUT, id).await?.is_some() {
             return Ok(false);
         }
+        let bank_account_id = self.payout_bank_account(seller, bank_account_id).await?;
+        let now = self.clock.now_ms();
+        let payout = Payout {
+            id: id.clone(),
+            seller_id: seller.id.clone(),
+            bank_account_id,
+            amount,
+            currency: currency.code.to_string(),
+            trigger,
+            status: PayoutStatus::Pending,
+            failure: None,
+            psp_id: None,
+            attempts: 0,
+            next_attempt_at: self.first_check_at(),
+            created_at: now,
+            updated_at: now,
+        };
+        let txn = Self::payout_create_txn(&payout, currency, now);
+        match self.store.commit(txn).await? {
+            Commit::Committed => {
+                self.metrics.inc("tally_pay_payouts_created_total");
+                Ok(true)
+            }
+            Commit::ConditionFailed { .. } => Ok(false),
+            Commit::TransferFailed {
+                label,
+                result: result @ tally_client::CreateTransferResult::ExceedsCredits,
+            } if label == Label::transfer(id, Leg::Hold) => Err(self
+                .insufficient_funds(seller, currency, amount, result)
+                .await),
+            other => Err(PayError::Internal(format!(
+                "creating payout {id}: {}",
+                describe_commit(&other)
+            ))),
+        }
+    }
+
+    /// The bank account a payout goes to: the one asked for, or the seller's default; either
+    /// must be linked to the seller.
+    async fn payout_bank_account(
+        &self,
+        seller: &Seller,
+        bank_account_id: Option<&str>,
+    ) -> Result<BankAccountId, PayError> {
         let not_linked = |what: String| {
             PayError::unprocessable(
                 "bank_account_not_linked",
@@ -108,28 +152,18 @@ impl Pay {
                 seller.id
             )));
         };
-        let owner = seller.id.number();
-        let now = self.clock.now_ms();
-        let payout = Payout {
-            id: id.clone(),
-            seller_id: seller.id.clone(),
-            bank_account_id: bank.id,
-            amount,
-            currency: currency.code.to_string(),
-            trigger,
-            status: PayoutStatus::Pending,
-            failure: None,
-            psp_id: None,
-            attempts: 0,
-            next_attempt_at: self.first_check_at(),
-            created_at: now,
-            updated_at: now,
-        };
-        let txn = Self::track(
+        Ok(bank.id)
+    }
+
+    /// The Txn that opens a payout: the payout stored, indexed and tracked, and the amount held
+    /// on the seller's wallet.
+    fn payout_create_txn(payout: &Payout, currency: Currency, now: i64) -> Txn {
+        let id = &payout.id;
+        Self::track(
             recon::indexed(
                 audit::stamp(Txn::new(), "payout.create", id)
                     .require_version(ns::PAYOUT, id, 0)
-                    .put(ns::PAYOUT, id, &payout),
+                    .put(ns::PAYOUT, id, payout),
                 IndexKind::Payout,
                 id,
                 now,
@@ -137,41 +171,40 @@ impl Pay {
             InflightKind::Payout,
             id,
         )
-        .postings([postings::payout_opened(id, currency, owner, amount)]);
-        match self.store.commit(txn).await? {
-            Commit::Committed => {
-                self.metrics.inc("tally_pay_payouts_created_total");
-                Ok(true)
-            }
-            Commit::ConditionFailed { .. } => Ok(false),
-            Commit::TransferFailed {
-                label,
-                result: result @ tally_client::CreateTransferResult::ExceedsCredits,
-            } if label == Label::transfer(id, Leg::Hold) => {
-                let available = self
-                    .balances(&seller.id)
-                    .await
-                    .ok()
-                    .and_then(|b| b.into_iter().find(|b| b.currency == currency.code))
-                    .map_or(0, |b| b.available);
-                Err(PayError::unprocessable(
-                    "insufficient_funds",
-                    format!(
-                        "the wallet of seller {} holds {} {} available, less than the payout of {} {} ({})",
-                        seller.id,
-                        currency.format(available),
-                        currency.code,
-                        currency.format(amount),
-                        currency.code,
-                        result
-                    ),
-                ))
-            }
-            other => Err(PayError::Internal(format!(
-                "creating payout {id}: {}",
-                describe_commit(&other)
-            ))),
-        }
+        .postings([postings::payout_opened(
+            id,
+            currency,
+            payout.seller_id.number(),
+            payout.amount,
+        )])
+    }
+
+    /// The error for a payout larger than the seller's wallet holds, naming what it holds.
+    async fn insufficient_funds(
+        &self,
+        seller: &Seller,
+        currency: Currency,
+        amount: u64,
+        result: tally_client::CreateTransferResult,
+    ) -> PayError {
+        let available = self
+            .balances(&seller.id)
+            .await
+            .ok()
+            .and_then(|b| b.into_iter().find(|b| b.currency == currency.code))
+            .map_or(0, |b| b.available);
+        PayError::unprocessable(
+            "insufficient_funds",
+            format!(
+                "the wallet of seller {} holds {} {} available, less than the payout of {} {} ({})",
+                seller.id,
+                currency.format(available),
+                currency.code,
+                currency.format(amount),
+                currency.code,
+                result
+            ),
+        )
     }
 
     pub async fn payout(&self, id: &str) -> Result<Payout, PayError> {

@@ -21,7 +21,7 @@ use crate::domain::money::{parse_amount, pro_rata, AmountInput, Currency};
 use crate::domain::postings::{self, Leg};
 use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, PspError, RefundRequest};
-use crate::edges::store::{Commit, Label, Txn};
+use crate::edges::store::{Commit, Label, Txn, Versioned};
 use crate::error::PayError;
 use crate::flows::{audit, recon};
 
@@ -48,6 +48,64 @@ fn legs(order: &Order) -> Option<RefundLegs> {
     Some(RefundLegs { seller, currency })
 }
 
+/// What a new refund takes from its order: the amount, the fee share returned to the seller, and
+/// the currency and seller its postings need.
+struct RefundTerms {
+    amount: u64,
+    fee_back: u64,
+    legs: RefundLegs,
+}
+
+fn parse_order_id(request: &NewRefund) -> Result<OrderId, PayError> {
+    request.order_id.parse().map_err(|_| {
+        PayError::invalid(
+            "invalid_id",
+            format!(
+                "`order_id` must be a payment order id (ord_...), got {:?}",
+                request.order_id
+            ),
+        )
+    })
+}
+
+fn refund_exceeds_captured(order: &Order, currency: Currency, amount: u64) -> PayError {
+    PayError::unprocessable(
+        "refund_exceeds_captured",
+        format!(
+            "a refund of {} {} exceeds what is left to refund on order {}: captured {}, \
+             refunded {}, pending {}",
+            currency.format(amount),
+            currency.code,
+            order.id,
+            currency.format(order.amount),
+            currency.format(order.refunded),
+            currency.format(order.refund_pending)
+        ),
+    )
+}
+
+/// The error for a refund's creating Txn that neither committed nor lost a version race.
+fn refund_create_failed(refund: &Refund, terms: &RefundTerms, commit: Commit) -> PayError {
+    let id = &refund.id;
+    match commit {
+        Commit::TransferFailed {
+            label,
+            result: result @ tally_client::CreateTransferResult::ExceedsCredits,
+        } if label == Label::transfer(id, Leg::Hold) => PayError::unprocessable(
+            "seller_balance_insufficient",
+            format!(
+                "seller {}'s wallet cannot cover a refund of {} {} ({}); the seller \
+                 was probably paid out already",
+                refund.seller_id,
+                terms.legs.currency.format(terms.amount),
+                terms.legs.currency.code,
+                result
+            ),
+        ),
+        other => PayError::Internal(format!("creating refund {id}: {}", describe_commit(&other))),
+    }
+}
+
 impl Pay {
     pub async fn create_refund(
         self: &Arc<Self>,
@@ -67,115 +125,16 @@ impl Pay {
     }
 
     async fn commit_new_refund(&self, request: &NewRefund, id: &RefundId) -> Result<(), PayError> {
-        let order_id: OrderId = request.order_id.parse().map_err(|_| {
-            PayError::invalid(
-                "invalid_id",
-                format!(
-                    "`order_id` must be a payment order id (ord_...), got {:?}",
-                    request.order_id
-                ),
-            )
-        })?;
+        let order_id = parse_order_id(request)?;
         for _ in 0..UPDATE_ATTEMPTS_MAX {
             let current = self
                 .load::<Order>(ns::ORDER, &order_id, "payment order")
                 .await?;
             let order = current.value;
-            if order.kind != ChargeKind::Order || order.status != ChargeStatus::Succeeded {
-                return Err(PayError::unprocessable(
-                    "order_not_refundable",
-                    format!(
-                        "order {} is {:?}; only succeeded payment orders can be refunded",
-                        order.id, order.status
-                    ),
-                ));
-            }
-            let currency = Currency::by_code(&order.currency).ok_or_else(|| {
-                PayError::Internal(format!(
-                    "order {} has currency {}",
-                    order.id, order.currency
-                ))
-            })?;
-            let remaining = order
-                .amount
-                .saturating_sub(order.refunded)
-                .saturating_sub(order.refund_pending);
-            let amount = if request.amount == AmountInput::default() {
-                remaining
-            } else {
-                parse_amount(&request.amount, currency)
-                    .map_err(|e| PayError::invalid("invalid_amount", e.to_string()))?
-            };
-            if amount == 0 || amount > remaining {
-                return Err(PayError::unprocessable(
-                    "refund_exceeds_captured",
-                    format!(
-                        "a refund of {} {} exceeds what is left to refund on order {}: captured {}, \
-                         refunded {}, pending {}",
-                        currency.format(amount),
-                        currency.code,
-                        order.id,
-                        currency.format(order.amount),
-                        currency.format(order.refunded),
-                        currency.format(order.refund_pending)
-                    ),
-                ));
-            }
-            let fee_left = order
-                .fee
-                .saturating_sub(order.fee_refunded)
-                .saturating_sub(order.fee_refund_pending);
-            let fee_back = match self.refund_fee_policy {
-                RefundFeePolicy::None => 0,
-                RefundFeePolicy::Proportional if amount == remaining => fee_left,
-                RefundFeePolicy::Proportional => {
-                    pro_rata(order.fee, amount, order.amount).min(fee_left)
-                }
-            };
-            let legs = legs(&order)
-                .ok_or_else(|| PayError::Internal(format!("order {} has no seller", order.id)))?;
+            let terms = self.refund_terms(request, &order)?;
             let now = self.clock.now_ms();
-            let refund = Refund {
-                id: id.clone(),
-                order_id: order_id.clone(),
-                seller_id: legs.seller.clone(),
-                amount,
-                currency: order.currency.clone(),
-                fee_returned: fee_back,
-                reason: request.reason.clone(),
-                status: RefundStatus::Pending,
-                failure: None,
-                psp_id: None,
-                attempts: 0,
-                next_attempt_at: self.first_check_at(),
-                created_at: now,
-                updated_at: now,
-            };
-            let mut next = order.clone();
-            next.refund_pending += amount;
-            next.fee_refund_pending += fee_back;
-            next.updated_at = now;
-            let txn = Self::track(
-                recon::indexed(
-                    audit::stamp(Txn::new(), "refund.create", id)
-                        .require_version(ns::ORDER, &order.id, current.version)
-                        .require_version(ns::REFUND, id, 0)
-                        .put(ns::ORDER, &order.id, &next)
-                        .put(ns::REFUND, id, &refund),
-                    IndexKind::Refund,
-                    id,
-                    now,
-                ),
-                InflightKind::Refund,
-                id,
-            )
-            .postings(postings::refund_opened(
-                id,
-                legs.currency,
-                legs.seller.number(),
-                amount,
-                fee_back,
-            ));
+            let refund = self.new_refund_record(request, id, &order_id, &order, &terms, now);
+            let txn = Self::refund_create_txn(&order, current.version, &refund, &terms, now);
             match self.store.commit(txn).await? {
                 Commit::Committed => return Ok(()),
                 // The refund exists already (a concurrent attempt with the same key).
@@ -183,34 +142,133 @@ impl Pay {
                     return Ok(())
                 }
                 Commit::ConditionFailed { .. } => continue,
-                Commit::TransferFailed {
-                    label,
-                    result: result @ tally_client::CreateTransferResult::ExceedsCredits,
-                } if label == Label::transfer(id, Leg::Hold) => {
-                    return Err(PayError::unprocessable(
-                        "seller_balance_insufficient",
-                        format!(
-                            "seller {}'s wallet cannot cover a refund of {} {} ({}); the seller \
-                             was probably paid out already",
-                            refund.seller_id,
-                            legs.currency.format(amount),
-                            legs.currency.code,
-                            result
-                        ),
-                    ))
-                }
-                other => {
-                    return Err(PayError::Internal(format!(
-                        "creating refund {id}: {}",
-                        describe_commit(&other)
-                    )))
-                }
+                other => return Err(refund_create_failed(&refund, &terms, other)),
             }
         }
         Err(PayError::Conflict {
             code: "contention",
             message: format!("order {} kept changing; try again", request.order_id),
         })
+    }
+
+    /// Checks that the order can be refunded by the requested amount, and works out the fee
+    /// share going back to the seller under the configured policy.
+    fn refund_terms(&self, request: &NewRefund, order: &Order) -> Result<RefundTerms, PayError> {
+        if order.kind != ChargeKind::Order || order.status != ChargeStatus::Succeeded {
+            return Err(PayError::unprocessable(
+                "order_not_refundable",
+                format!(
+                    "order {} is {:?}; only succeeded payment orders can be refunded",
+                    order.id, order.status
+                ),
+            ));
+        }
+        let currency = Currency::by_code(&order.currency).ok_or_else(|| {
+            PayError::Internal(format!(
+                "order {} has currency {}",
+                order.id, order.currency
+            ))
+        })?;
+        let remaining = order
+            .amount
+            .saturating_sub(order.refunded)
+            .saturating_sub(order.refund_pending);
+        let amount = if request.amount == AmountInput::default() {
+            remaining
+        } else {
+            parse_amount(&request.amount, currency)
+                .map_err(|e| PayError::invalid("invalid_amount", e.to_string()))?
+        };
+        if amount == 0 || amount > remaining {
+            return Err(refund_exceeds_captured(order, currency, amount));
+        }
+        let fee_back = self.fee_back(order, amount, remaining);
+        let legs = legs(order)
+            .ok_or_else(|| PayError::Internal(format!("order {} has no seller", order.id)))?;
+        Ok(RefundTerms {
+            amount,
+            fee_back,
+            legs,
+        })
+    }
+
+    /// The share of the order's fee a refund of `amount` returns to the seller.
+    fn fee_back(&self, order: &Order, amount: u64, remaining: u64) -> u64 {
+        let fee_left = order
+            .fee
+            .saturating_sub(order.fee_refunded)
+            .saturating_sub(order.fee_refund_pending);
+        match self.refund_fee_policy {
+            RefundFeePolicy::None => 0,
+            RefundFeePolicy::Proportional if amount == remaining => fee_left,
+            RefundFeePolicy::Proportional => {
+                pro_rata(order.fee, amount, order.amount).min(fee_left)
+            }
+        }
+    }
+
+    fn new_refund_record(
+        &self,
+        request: &NewRefund,
+        id: &RefundId,
+        order_id: &OrderId,
+        order: &Order,
+        terms: &RefundTerms,
+        now: i64,
+    ) -> Refund {
+        Refund {
+            id: id.clone(),
+            order_id: order_id.clone(),
+            seller_id: terms.legs.seller.clone(),
+            amount: terms.amount,
+            currency: order.currency.clone(),
+            fee_returned: terms.fee_back,
+            reason: request.reason.clone(),
+            status: RefundStatus::Pending,
+            failure: None,
+            psp_id: None,
+            attempts: 0,
+            next_attempt_at: self.first_check_at(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The Txn that opens a refund: the order's pending refund grows, the refund is stored,
+    /// indexed and tracked, and its postings hold the amount and return the fee share.
+    fn refund_create_txn(
+        order: &Order,
+        order_version: u64,
+        refund: &Refund,
+        terms: &RefundTerms,
+        now: i64,
+    ) -> Txn {
+        let id = &refund.id;
+        let mut next = order.clone();
+        next.refund_pending += terms.amount;
+        next.fee_refund_pending += terms.fee_back;
+        next.updated_at = now;
+        Self::track(
+            recon::indexed(
+                audit::stamp(Txn::new(), "refund.create", id)
+                    .require_version(ns::ORDER, &order.id, order_version)
+                    .require_version(ns::REFUND, id, 0)
+                    .put(ns::ORDER, &order.id, &next)
+                    .put(ns::REFUND, id, refund),
+                IndexKind::Refund,
+                id,
+                now,
+            ),
+            InflightKind::Refund,
+            id,
+        )
+        .postings(postings::refund_opened(
+            id,
+            terms.legs.currency,
+            terms.legs.seller.number(),
+            terms.amount,
+            terms.fee_back,
+        ))
     }
 
     pub async fn refund(&self, id: &str) -> Result<Refund, PayError> {
@@ -284,44 +342,8 @@ impl Pay {
             let order_v = self
                 .load::<Order>(ns::ORDER, &refund.order_id, "payment order")
                 .await?;
-            let mut order = order_v.value.clone();
-            let legs = legs(&order)
-                .ok_or_else(|| PayError::Internal(format!("order {} has no seller", order.id)))?;
-            let mut next = refund.clone();
-            next.updated_at = self.clock.now_ms();
-            order.updated_at = next.updated_at;
-            order.refund_pending = order.refund_pending.saturating_sub(refund.amount);
-            order.fee_refund_pending = order.fee_refund_pending.saturating_sub(refund.fee_returned);
-            let mut txn = Self::untrack(
-                Txn::new()
-                    .require_version(ns::REFUND, id, current.version)
-                    .require_version(ns::ORDER, &order.id, order_v.version),
-                id,
-            );
-            match &outcome {
-                Ok(psp_id) => {
-                    next.status = RefundStatus::Succeeded;
-                    next.psp_id = Some(psp_id.clone());
-                    next.failure = None;
-                    order.refunded += refund.amount;
-                    order.fee_refunded += refund.fee_returned;
-                    txn =
-                        txn.postings(postings::refund_succeeded(id, legs.currency, refund.amount));
-                }
-                Err(reason) => {
-                    next.status = RefundStatus::Failed;
-                    next.failure = Some(reason.clone());
-                    txn = txn.postings(postings::refund_failed(
-                        id,
-                        legs.currency,
-                        legs.seller.number(),
-                        refund.fee_returned,
-                    ));
-                }
-            }
-            let txn = txn
-                .put(ns::REFUND, id, &next)
-                .put(ns::ORDER, &order.id, &order);
+            let (next, txn) =
+                self.refund_settle_txn(&refund, current.version, order_v, &outcome)?;
             match self.store.commit(txn).await? {
                 Commit::Committed => return Ok(next),
                 Commit::ConditionFailed { .. } => continue,
@@ -337,5 +359,56 @@ impl Pay {
             code: "contention",
             message: format!("refund {id} kept changing"),
         })
+    }
+
+    /// The settled refund and the Txn that stores it: the order's pending totals shrink, and on
+    /// success its refunded totals grow and the hold is posted, on failure the hold is voided and
+    /// the fee share taken back.
+    fn refund_settle_txn(
+        &self,
+        refund: &Refund,
+        refund_version: u64,
+        order_v: Versioned<Order>,
+        outcome: &Result<String, Failure>,
+    ) -> Result<(Refund, Txn), PayError> {
+        let id = &refund.id;
+        let mut order = order_v.value.clone();
+        let legs = legs(&order)
+            .ok_or_else(|| PayError::Internal(format!("order {} has no seller", order.id)))?;
+        let mut next = refund.clone();
+        next.updated_at = self.clock.now_ms();
+        order.updated_at = next.updated_at;
+        order.refund_pending = order.refund_pending.saturating_sub(refund.amount);
+        order.fee_refund_pending = order.fee_refund_pending.saturating_sub(refund.fee_returned);
+        let mut txn = Self::untrack(
+            Txn::new()
+                .require_version(ns::REFUND, id, refund_version)
+                .require_version(ns::ORDER, &order.id, order_v.version),
+            id,
+        );
+        match outcome {
+            Ok(psp_id) => {
+                next.status = RefundStatus::Succeeded;
+                next.psp_id = Some(psp_id.clone());
+                next.failure = None;
+                order.refunded += refund.amount;
+                order.fee_refunded += refund.fee_returned;
+                txn = txn.postings(postings::refund_succeeded(id, legs.currency, refund.amount));
+            }
+            Err(reason) => {
+                next.status = RefundStatus::Failed;
+                next.failure = Some(reason.clone());
+                txn = txn.postings(postings::refund_failed(
+                    id,
+                    legs.currency,
+                    legs.seller.number(),
+                    refund.fee_returned,
+                ));
+            }
+        }
+        let txn = txn
+            .put(ns::REFUND, id, &next)
+            .put(ns::ORDER, &order.id, &order);
+        Ok((next, txn))
     }
 }

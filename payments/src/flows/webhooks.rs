@@ -35,6 +35,43 @@ impl Pay {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<WebhookReceipt, PayError> {
+        let event = self.verified_event(headers, body)?;
+        if self
+            .store
+            .get::<SeenEvent>(ns::WEBHOOK, &event.id)
+            .await?
+            .is_some()
+        {
+            self.metrics.inc("tally_pay_webhooks_duplicate_total");
+            return Ok(WebhookReceipt {
+                event_id: event.id,
+                result: "duplicate".into(),
+            });
+        }
+        let applied = self.apply_event(&event).await?;
+        // Remember the event after applying it: a crash in between means the PSP redelivers and
+        // the second application is a no-op anyway.
+        let duplicate = self.remember_event(&event).await?;
+        self.metrics.inc("tally_pay_webhooks_applied_total");
+        Ok(WebhookReceipt {
+            event_id: event.id,
+            result: if duplicate {
+                "duplicate"
+            } else if applied {
+                "applied"
+            } else {
+                "ignored"
+            }
+            .into(),
+        })
+    }
+
+    /// The event, once its signature and timestamp check out and its id is well formed.
+    fn verified_event(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<WebhookEvent, PayError> {
         let tolerance = Duration::from_secs(self.config.psp.webhook_tolerance_s);
         let event = self
             .psp
@@ -59,21 +96,11 @@ impl Pay {
                 "event id must be 1 to 255 bytes",
             ));
         }
-        if self
-            .store
-            .get::<SeenEvent>(ns::WEBHOOK, &event.id)
-            .await?
-            .is_some()
-        {
-            self.metrics.inc("tally_pay_webhooks_duplicate_total");
-            return Ok(WebhookReceipt {
-                event_id: event.id,
-                result: "duplicate".into(),
-            });
-        }
-        let applied = self.apply_event(&event).await?;
-        // Remember the event after applying it: a crash in between means the PSP redelivers and
-        // the second application is a no-op anyway.
+        Ok(event)
+    }
+
+    /// Records the event as seen; true if a concurrent delivery recorded it first.
+    async fn remember_event(&self, event: &WebhookEvent) -> Result<bool, PayError> {
         let txn = Txn::new().require_version(ns::WEBHOOK, &event.id, 0).put(
             ns::WEBHOOK,
             &event.id,
@@ -82,22 +109,10 @@ impl Pay {
                 received_at: self.clock.now_ms(),
             },
         );
-        let duplicate = matches!(
+        Ok(matches!(
             self.store.commit(txn).await?,
             Commit::ConditionFailed { .. }
-        );
-        self.metrics.inc("tally_pay_webhooks_applied_total");
-        Ok(WebhookReceipt {
-            event_id: event.id,
-            result: if duplicate {
-                "duplicate"
-            } else if applied {
-                "applied"
-            } else {
-                "ignored"
-            }
-            .into(),
-        })
+        ))
     }
 
     /// Applies a verified event; false when there was nothing to act on.
