@@ -25,7 +25,7 @@ pub use crate::domain::billing::*;
 pub use clock::BillingClock;
 
 use super::{check_text, parse_id, Pay};
-use crate::domain::ids::{Id, InvoiceId, PlanId, SubscriptionId};
+use crate::domain::ids::{CardId, CustomerId, Id, InvoiceId, PlanId, SubscriptionId};
 use crate::domain::model::ns;
 use crate::domain::money::{parse_amount, AmountInput};
 use crate::edges::store::{Commit, Txn, RECORD_SCAN_PAGE_MAX};
@@ -192,64 +192,50 @@ impl Pay {
             .await?
             .is_none()
         {
-            let now = self.billing_now().await?;
-            let trial = plan.trial_days > 0;
-            let end = if trial {
-                now + i64::from(plan.trial_days) * DAY_MS
-            } else {
-                plan.interval
-                    .after(now)
-                    .ok_or_else(|| PayError::invalid("invalid_time", "period end out of range"))?
-            };
-            let mut subscription = Subscription {
-                id: id.clone(),
-                customer_id: customer.id.clone(),
-                card_id: card.id,
-                plan_id: plan.id.clone(),
-                status: if trial {
-                    SubscriptionStatus::Trialing
-                } else {
-                    SubscriptionStatus::Active
-                },
-                period_index: 0,
-                current_period_start: now,
-                current_period_end: end,
-                cancel_at_period_end: false,
-                credit: 0,
-                open_invoice: None,
-                invoice_count: 0,
-                canceled_at: None,
-                created_at: now,
-            };
-            let mut txn = audit::stamp(Txn::new(), "subscription.create", &id).require_version(
-                ns::SUBSCRIPTION,
-                &id,
-                0,
-            );
-            if !trial {
-                let invoice = self.new_invoice(
-                    &mut subscription,
-                    InvoiceKind::Period,
-                    &plan,
-                    plan.amount,
-                    (now, end),
-                    now,
-                );
-                txn = Self::issue(txn, &subscription, &invoice);
-            }
-            let txn = txn.put(ns::SUBSCRIPTION, &id, &subscription);
-            match self.store.commit(txn).await? {
-                Commit::Committed | Commit::ConditionFailed { .. } => {}
-                other => {
-                    return Err(PayError::Internal(format!(
-                        "creating subscription {id}: {}",
-                        crate::flows::describe_commit(&other)
-                    )))
-                }
-            }
+            self.commit_new_subscription(&id, &customer.id, card.id, &plan)
+                .await?;
         }
         self.bill_subscription(&id).await?;
         self.subscription(&id).await
+    }
+
+    /// Writes a new subscription starting now, with its first period's invoice unless the plan
+    /// has a trial. Someone else creating it first is not an error.
+    async fn commit_new_subscription(
+        &self,
+        id: &SubscriptionId,
+        customer_id: &CustomerId,
+        card_id: CardId,
+        plan: &Plan,
+    ) -> Result<(), PayError> {
+        let now = self.billing_now().await?;
+        let trial = plan.trial_days > 0;
+        let mut subscription = first_period(id, customer_id, card_id, plan, now)?;
+        let mut txn = audit::stamp(Txn::new(), "subscription.create", id).require_version(
+            ns::SUBSCRIPTION,
+            id,
+            0,
+        );
+        if !trial {
+            let end = subscription.current_period_end;
+            let invoice = self.new_invoice(
+                &mut subscription,
+                InvoiceKind::Period,
+                plan,
+                plan.amount,
+                (now, end),
+                now,
+            );
+            txn = Self::issue(txn, &subscription, &invoice);
+        }
+        let txn = txn.put(ns::SUBSCRIPTION, id, &subscription);
+        match self.store.commit(txn).await? {
+            Commit::Committed | Commit::ConditionFailed { .. } => Ok(()),
+            other => Err(PayError::Internal(format!(
+                "creating subscription {id}: {}",
+                crate::flows::describe_commit(&other)
+            ))),
+        }
     }
 
     /// A new invoice for `subscription` (not stored): applies its credit and makes it the open
@@ -297,4 +283,43 @@ impl Pay {
             .put(ns::INVOICE, &invoice.id, invoice)
             .put(ns::SUBSCRIPTION_INVOICE, &index_key, &invoice.id)
     }
+}
+
+/// A subscription in its first period from `now`: the trial when the plan has one, else a
+/// whole billing interval.
+fn first_period(
+    id: &SubscriptionId,
+    customer_id: &CustomerId,
+    card_id: CardId,
+    plan: &Plan,
+    now: i64,
+) -> Result<Subscription, PayError> {
+    let trial = plan.trial_days > 0;
+    let end = if trial {
+        now + i64::from(plan.trial_days) * DAY_MS
+    } else {
+        plan.interval
+            .after(now)
+            .ok_or_else(|| PayError::invalid("invalid_time", "period end out of range"))?
+    };
+    Ok(Subscription {
+        id: id.clone(),
+        customer_id: customer_id.clone(),
+        card_id,
+        plan_id: plan.id.clone(),
+        status: if trial {
+            SubscriptionStatus::Trialing
+        } else {
+            SubscriptionStatus::Active
+        },
+        period_index: 0,
+        current_period_start: now,
+        current_period_end: end,
+        cancel_at_period_end: false,
+        credit: 0,
+        open_invoice: None,
+        invoice_count: 0,
+        canceled_at: None,
+        created_at: now,
+    })
 }

@@ -19,6 +19,27 @@ enum Collection {
     Waiting,
 }
 
+/// What an open invoice's last attempt says.
+enum LastAttempt {
+    /// No attempt yet.
+    None,
+    /// The last attempt failed at this time.
+    FailedAt(i64),
+    /// The invoice or its payment was just changed: look again.
+    Changed,
+    /// The payment may still succeed.
+    Pending,
+}
+
+/// Where the dunning schedule stands after a failed attempt.
+enum Dunning {
+    /// A new attempt is due now.
+    Due,
+    /// The retry time was (re)recorded: look again.
+    Rescheduled,
+    Done(Collection),
+}
+
 impl Pay {
     /// Bills every subscription that is due at the billing clock's time.
     pub async fn run_billing(self: &Arc<Self>) -> Result<BillingRun, PayError> {
@@ -70,19 +91,11 @@ impl Pay {
                 return Ok(());
             }
             if let Some(invoice_id) = &subscription.open_invoice {
-                match self.collect(&subscription, invoice_id, now).await? {
-                    Collection::Waiting => return Ok(()),
-                    Collection::Paid => {
-                        self.close_invoice(id, invoice_id, None).await?;
-                    }
-                    Collection::Exhausted => {
-                        let end = match self.billing_exhausted {
-                            ExhaustedPolicy::Unpaid => SubscriptionStatus::Unpaid,
-                            ExhaustedPolicy::Canceled => SubscriptionStatus::Canceled,
-                        };
-                        self.close_invoice(id, invoice_id, Some((end, now))).await?;
-                        return Ok(());
-                    }
+                if self
+                    .settle_open_invoice(&subscription, invoice_id, now)
+                    .await?
+                {
+                    return Ok(());
                 }
                 continue;
             }
@@ -94,45 +107,81 @@ impl Pay {
                     .await?;
                 return Ok(());
             }
-            // The next period has started: advance and invoice it, in one Txn.
-            let plan = self.plan(&subscription.plan_id).await?;
-            let start = subscription.current_period_end;
-            let end = plan
-                .interval
-                .after(start)
-                .ok_or_else(|| PayError::Internal(format!("{id}: period end out of range")))?;
-            let mut next = subscription.clone();
-            next.period_index += 1;
-            next.current_period_start = start;
-            next.current_period_end = end;
-            if next.status == SubscriptionStatus::Trialing {
-                next.status = SubscriptionStatus::Active;
-            }
-            let invoice = self.new_invoice(
-                &mut next,
-                InvoiceKind::Period,
-                &plan,
-                plan.amount,
-                (start, end),
-                now,
-            );
-            let txn = Self::issue(Txn::new(), &next, &invoice)
-                .require_version(ns::SUBSCRIPTION, id, current.version)
-                .put(ns::SUBSCRIPTION, id, &next);
-            match self.store.commit(txn).await? {
-                Commit::Committed | Commit::ConditionFailed { .. } => continue,
-                other => {
-                    return Err(PayError::Internal(format!(
-                        "invoicing {id}: {}",
-                        crate::flows::describe_commit(&other)
-                    )))
-                }
-            }
+            self.invoice_next_period(&subscription, current.version, now)
+                .await?;
         }
         Err(PayError::Conflict {
             code: "contention",
             message: format!("subscription {id} needed too many billing steps; run billing again"),
         })
+    }
+
+    /// Collects the subscription's open invoice one step and closes it when paid or exhausted
+    /// (ending the subscription by the configured policy). True when billing stops here.
+    async fn settle_open_invoice(
+        self: &Arc<Self>,
+        subscription: &Subscription,
+        invoice_id: &str,
+        now: i64,
+    ) -> Result<bool, PayError> {
+        let id = &subscription.id;
+        match self.collect(subscription, invoice_id, now).await? {
+            Collection::Waiting => Ok(true),
+            Collection::Paid => {
+                self.close_invoice(id, invoice_id, None).await?;
+                Ok(false)
+            }
+            Collection::Exhausted => {
+                let end = match self.billing_exhausted {
+                    ExhaustedPolicy::Unpaid => SubscriptionStatus::Unpaid,
+                    ExhaustedPolicy::Canceled => SubscriptionStatus::Canceled,
+                };
+                self.close_invoice(id, invoice_id, Some((end, now))).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// The next period has started: advances the subscription (at `version`) and invoices the
+    /// period, in one Txn. A lost race is not an error; the caller looks again.
+    async fn invoice_next_period(
+        &self,
+        subscription: &Subscription,
+        version: u64,
+        now: i64,
+    ) -> Result<(), PayError> {
+        let id = &subscription.id;
+        let plan = self.plan(&subscription.plan_id).await?;
+        let start = subscription.current_period_end;
+        let end = plan
+            .interval
+            .after(start)
+            .ok_or_else(|| PayError::Internal(format!("{id}: period end out of range")))?;
+        let mut next = subscription.clone();
+        next.period_index += 1;
+        next.current_period_start = start;
+        next.current_period_end = end;
+        if next.status == SubscriptionStatus::Trialing {
+            next.status = SubscriptionStatus::Active;
+        }
+        let invoice = self.new_invoice(
+            &mut next,
+            InvoiceKind::Period,
+            &plan,
+            plan.amount,
+            (start, end),
+            now,
+        );
+        let txn = Self::issue(Txn::new(), &next, &invoice)
+            .require_version(ns::SUBSCRIPTION, id, version)
+            .put(ns::SUBSCRIPTION, id, &next);
+        match self.store.commit(txn).await? {
+            Commit::Committed | Commit::ConditionFailed { .. } => Ok(()),
+            other => Err(PayError::Internal(format!(
+                "invoicing {id}: {}",
+                crate::flows::describe_commit(&other)
+            ))),
+        }
     }
 
     /// Drives an open invoice one step: looks at its last attempt, and makes the next one when
@@ -147,7 +196,7 @@ impl Pay {
             let current = self
                 .load::<Invoice>(ns::INVOICE, invoice_id, "invoice")
                 .await?;
-            let invoice = current.value;
+            let (invoice, version) = (current.value, current.version);
             match invoice.status {
                 InvoiceStatus::Paid => return Ok(Collection::Paid),
                 InvoiceStatus::Uncollectible => return Ok(Collection::Exhausted),
@@ -155,94 +204,146 @@ impl Pay {
                 InvoiceStatus::Open => {}
             }
             if invoice.amount_due == 0 {
-                self.mark_invoice(invoice_id, current.version, |i| {
+                self.mark_invoice(invoice_id, version, |i| {
                     i.status = InvoiceStatus::Paid;
                 })
                 .await?;
                 continue;
             }
-            let last = invoice.attempts.last().cloned();
-            let failed_at = match &last {
-                None => None,
-                Some(attempt) if attempt.failure.is_some() => Some(attempt.at),
-                Some(attempt) => match self.payment(&attempt.payment_id).await {
-                    Err(PayError::NotFound { .. }) => {
-                        // Recorded, but the process died before the payment was made: make it
-                        // now, under the same derived id.
-                        let attempt_number = invoice.attempts.len() - 1;
-                        self.charge_invoice(subscription, &invoice, attempt_number)
-                            .await?;
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                    Ok(payment) => match payment.status {
-                        PaymentStatus::Succeeded => {
-                            self.mark_invoice(invoice_id, current.version, |i| {
-                                i.status = InvoiceStatus::Paid;
-                                i.paid_by = Some(payment.id.clone());
-                                i.next_retry_at = None;
-                            })
-                            .await?;
-                            continue;
-                        }
-                        PaymentStatus::Failed => Some(now.max(attempt.at)),
-                        // Processing, or dead-lettered with an unknown outcome: it may still
-                        // succeed, so no new attempt.
-                        _ => return Ok(Collection::Waiting),
-                    },
-                },
+            let failed_at = match self
+                .last_attempt(subscription, &invoice, version, now)
+                .await?
+            {
+                LastAttempt::None => None,
+                LastAttempt::FailedAt(at) => Some(at),
+                LastAttempt::Changed => continue,
+                LastAttempt::Pending => return Ok(Collection::Waiting),
             };
             if let Some(failed_at) = failed_at {
-                let failures = invoice.attempts.len();
-                let first_failed = invoice.first_failed_at.unwrap_or(failed_at);
-                let retry_days = &self.config.billing.retry_days;
-                if failures > retry_days.len() {
-                    self.mark_invoice(invoice_id, current.version, |i| {
-                        i.status = InvoiceStatus::Uncollectible;
-                        i.next_retry_at = None;
-                    })
-                    .await?;
-                    return Ok(Collection::Exhausted);
-                }
-                let retry_at = first_failed + i64::from(retry_days[failures - 1]) * DAY_MS;
-                if invoice.next_retry_at != Some(retry_at) || invoice.first_failed_at.is_none() {
-                    self.mark_invoice(invoice_id, current.version, |i| {
-                        i.first_failed_at = Some(first_failed);
-                        i.next_retry_at = Some(retry_at);
-                    })
-                    .await?;
-                    self.set_subscription_status(&subscription.id, SubscriptionStatus::PastDue)
-                        .await?;
-                    continue;
-                }
-                if now < retry_at {
-                    return Ok(Collection::Waiting);
+                match self
+                    .dunning(subscription, &invoice, version, failed_at, now)
+                    .await?
+                {
+                    Dunning::Due => {}
+                    Dunning::Rescheduled => continue,
+                    Dunning::Done(collection) => return Ok(collection),
                 }
             }
-            // Record the attempt first (so a crash cannot lose it), then make its payment.
-            let attempt_number = invoice.attempts.len();
-            let payment_key = format!("{invoice_id}/attempt/{attempt_number}");
-            let attempt = InvoiceAttempt {
-                payment_id: PaymentId::derived(&payment_key),
-                at: now,
-                failure: None,
-            };
-            let recorded = self
-                .mark_invoice(invoice_id, current.version, |i| {
-                    i.attempts.push(attempt.clone())
-                })
+            self.make_attempt(subscription, &invoice, version, now)
                 .await?;
-            if recorded {
-                let mut invoice = invoice.clone();
-                invoice.attempts.push(attempt);
-                self.charge_invoice(subscription, &invoice, attempt_number)
-                    .await?;
-            }
         }
         Err(PayError::Conflict {
             code: "contention",
             message: format!("invoice {invoice_id} kept changing"),
         })
+    }
+
+    /// Looks at the invoice's last attempt and its payment. A recorded attempt whose payment was
+    /// never made gets it made now; a payment that succeeded marks the invoice paid.
+    async fn last_attempt(
+        self: &Arc<Self>,
+        subscription: &Subscription,
+        invoice: &Invoice,
+        version: u64,
+        now: i64,
+    ) -> Result<LastAttempt, PayError> {
+        let Some(attempt) = invoice.attempts.last() else {
+            return Ok(LastAttempt::None);
+        };
+        if attempt.failure.is_some() {
+            return Ok(LastAttempt::FailedAt(attempt.at));
+        }
+        match self.payment(&attempt.payment_id).await {
+            Err(PayError::NotFound { .. }) => {
+                // Recorded, but the process died before the payment was made: make it
+                // now, under the same derived id.
+                let attempt_number = invoice.attempts.len() - 1;
+                self.charge_invoice(subscription, invoice, attempt_number)
+                    .await?;
+                Ok(LastAttempt::Changed)
+            }
+            Err(e) => Err(e),
+            Ok(payment) => match payment.status {
+                PaymentStatus::Succeeded => {
+                    self.mark_invoice(&invoice.id, version, |i| {
+                        i.status = InvoiceStatus::Paid;
+                        i.paid_by = Some(payment.id.clone());
+                        i.next_retry_at = None;
+                    })
+                    .await?;
+                    Ok(LastAttempt::Changed)
+                }
+                PaymentStatus::Failed => Ok(LastAttempt::FailedAt(now.max(attempt.at))),
+                // Processing, or dead-lettered with an unknown outcome: it may still
+                // succeed, so no new attempt.
+                _ => Ok(LastAttempt::Pending),
+            },
+        }
+    }
+
+    /// Applies the dunning schedule after a failure at `failed_at`: gives up when the retries
+    /// are used up, records the next retry time (and past-due) when it changed, or waits for it.
+    async fn dunning(
+        &self,
+        subscription: &Subscription,
+        invoice: &Invoice,
+        version: u64,
+        failed_at: i64,
+        now: i64,
+    ) -> Result<Dunning, PayError> {
+        let failures = invoice.attempts.len();
+        let first_failed = invoice.first_failed_at.unwrap_or(failed_at);
+        let retry_days = &self.config.billing.retry_days;
+        if failures > retry_days.len() {
+            self.mark_invoice(&invoice.id, version, |i| {
+                i.status = InvoiceStatus::Uncollectible;
+                i.next_retry_at = None;
+            })
+            .await?;
+            return Ok(Dunning::Done(Collection::Exhausted));
+        }
+        let retry_at = first_failed + i64::from(retry_days[failures - 1]) * DAY_MS;
+        if invoice.next_retry_at != Some(retry_at) || invoice.first_failed_at.is_none() {
+            self.mark_invoice(&invoice.id, version, |i| {
+                i.first_failed_at = Some(first_failed);
+                i.next_retry_at = Some(retry_at);
+            })
+            .await?;
+            self.set_subscription_status(&subscription.id, SubscriptionStatus::PastDue)
+                .await?;
+            return Ok(Dunning::Rescheduled);
+        }
+        if now < retry_at {
+            return Ok(Dunning::Done(Collection::Waiting));
+        }
+        Ok(Dunning::Due)
+    }
+
+    /// Records the next attempt first (so a crash cannot lose it), then makes its payment.
+    async fn make_attempt(
+        self: &Arc<Self>,
+        subscription: &Subscription,
+        invoice: &Invoice,
+        version: u64,
+        now: i64,
+    ) -> Result<(), PayError> {
+        let attempt_number = invoice.attempts.len();
+        let payment_key = format!("{}/attempt/{attempt_number}", invoice.id);
+        let attempt = InvoiceAttempt {
+            payment_id: PaymentId::derived(&payment_key),
+            at: now,
+            failure: None,
+        };
+        let recorded = self
+            .mark_invoice(&invoice.id, version, |i| i.attempts.push(attempt.clone()))
+            .await?;
+        if recorded {
+            let mut invoice = invoice.clone();
+            invoice.attempts.push(attempt);
+            self.charge_invoice(subscription, &invoice, attempt_number)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Creates the payment of attempt `attempt_number` (already recorded in the invoice) through

@@ -72,6 +72,35 @@ pub(super) async fn day_objects<R: RecordReads + Sync>(
     day: NaiveDate,
     lines: &[SettlementLine],
 ) -> Result<Objects, PayError> {
+    let mut wanted = indexed_on(records, day).await?;
+    for line in lines.iter().filter(|l| !l.reference.is_empty()) {
+        wanted.insert((kind_of(line.kind), line.reference.clone()));
+    }
+    let loaded: Vec<Option<(String, Loaded)>> = futures::stream::iter(wanted)
+        .map(|(kind, id)| load_object(records, kind, id))
+        .buffer_unordered(OBJECT_READS_CONCURRENCY_MAX)
+        .try_collect()
+        .await?;
+    let mut objects = Objects {
+        orders: BTreeMap::new(),
+        refunds: BTreeMap::new(),
+        payouts: BTreeMap::new(),
+    };
+    for (id, object) in loaded.into_iter().flatten() {
+        match object {
+            Loaded::Order(o) => objects.orders.insert(id, o).map(drop),
+            Loaded::Refund(r) => objects.refunds.insert(id, r).map(drop),
+            Loaded::Payout(p) => objects.payouts.insert(id, p).map(drop),
+        };
+    }
+    Ok(objects)
+}
+
+/// The objects the index lists under `day`, by kind and id.
+async fn indexed_on<R: RecordReads + Sync>(
+    records: &R,
+    day: NaiveDate,
+) -> Result<BTreeSet<(IndexKind, String)>, PayError> {
     let mut wanted = BTreeSet::new();
     let prefix = format!("{day}/");
     let mut after = String::new();
@@ -93,44 +122,31 @@ pub(super) async fn day_objects<R: RecordReads + Sync>(
             wanted.insert((kind, id.to_string()));
         }
     }
-    for line in lines.iter().filter(|l| !l.reference.is_empty()) {
-        wanted.insert((kind_of(line.kind), line.reference.clone()));
-    }
-    let loaded: Vec<Option<(String, Loaded)>> = futures::stream::iter(wanted)
-        .map(|(kind, id)| async move {
-            let namespace = kind.namespace();
-            let object = match kind {
-                IndexKind::Order => records
-                    .get::<Order>(namespace, &id)
-                    .await?
-                    .map(|v| Loaded::Order(v.value)),
-                IndexKind::Refund => records
-                    .get::<Refund>(namespace, &id)
-                    .await?
-                    .map(|v| Loaded::Refund(v.value)),
-                IndexKind::Payout => records
-                    .get::<Payout>(namespace, &id)
-                    .await?
-                    .map(|v| Loaded::Payout(v.value)),
-            };
-            Ok::<_, PayError>(object.map(|o| (id, o)))
-        })
-        .buffer_unordered(OBJECT_READS_CONCURRENCY_MAX)
-        .try_collect()
-        .await?;
-    let mut objects = Objects {
-        orders: BTreeMap::new(),
-        refunds: BTreeMap::new(),
-        payouts: BTreeMap::new(),
+    Ok(wanted)
+}
+
+/// One object of `kind` by id, with its id; `None` when there is none.
+async fn load_object<R: RecordReads + Sync>(
+    records: &R,
+    kind: IndexKind,
+    id: String,
+) -> Result<Option<(String, Loaded)>, PayError> {
+    let namespace = kind.namespace();
+    let object = match kind {
+        IndexKind::Order => records
+            .get::<Order>(namespace, &id)
+            .await?
+            .map(|v| Loaded::Order(v.value)),
+        IndexKind::Refund => records
+            .get::<Refund>(namespace, &id)
+            .await?
+            .map(|v| Loaded::Refund(v.value)),
+        IndexKind::Payout => records
+            .get::<Payout>(namespace, &id)
+            .await?
+            .map(|v| Loaded::Payout(v.value)),
     };
-    for (id, object) in loaded.into_iter().flatten() {
-        match object {
-            Loaded::Order(o) => objects.orders.insert(id, o).map(drop),
-            Loaded::Refund(r) => objects.refunds.insert(id, r).map(drop),
-            Loaded::Payout(p) => objects.payouts.insert(id, p).map(drop),
-        };
-    }
-    Ok(objects)
+    Ok(object.map(|o| (id, o)))
 }
 
 /// What the backfill needs of any object.

@@ -13,6 +13,7 @@ use crate::domain::model::{ns, Order, Payout, Refund};
 use crate::domain::recon::{
     PspLine, ReconClass, ReconItem, ReconReport, ReconRun, ReconSummary, Resolution,
 };
+use crate::edges::psp::SettlementLine;
 use crate::edges::store::{Commit, Txn, Versioned};
 use crate::error::PayError;
 use crate::flows::{audit, describe_commit, failure, Pay};
@@ -36,6 +37,33 @@ impl Pay {
     pub async fn reconcile(self: &Arc<Self>, day: NaiveDate) -> Result<ReconReport, PayError> {
         let date = day.to_string();
         let run_at = self.clock.now_ms();
+        let lines = self.settlement_lines(day, &date).await?;
+        let stored = self.stored_items(&date).await?;
+        // Only the day's objects and those the lines name (`index.rs`), not every object.
+        self.ensure_recon_index().await?;
+        let objects = index::day_objects(&self.store, day, &lines).await?;
+        let (recorded, new_items) = self
+            .record_findings(day, &date, &lines, &objects, &stored, run_at)
+            .await?;
+        let items = merge_items(stored, recorded);
+        let ledger = self.check_ledger().await?;
+        let summary = ReconSummary::of(&items, new_items, ledger);
+        self.store_run(&date, run_at, &summary).await?;
+        metrics_of(self, &summary);
+        Ok(ReconReport {
+            date,
+            run_at,
+            summary,
+            items,
+        })
+    }
+
+    /// The PSP's settlement report of `day` (`date`), refused when longer than one run takes.
+    async fn settlement_lines(
+        &self,
+        day: NaiveDate,
+        date: &str,
+    ) -> Result<Vec<SettlementLine>, PayError> {
         let lines = self.psp.settlement(day).await.map_err(|e| {
             PayError::PspUnavailable(format!("the settlement report of {date}: {e}"))
         })?;
@@ -49,14 +77,24 @@ impl Pay {
                 ),
             ));
         }
-        let stored = self.stored_items(&date).await?;
-        // Only the day's objects and those the lines name (`index.rs`), not every object.
-        self.ensure_recon_index().await?;
-        let objects = index::day_objects(&self.store, day, &lines).await?;
+        Ok(lines)
+    }
+
+    /// Resolves and writes the findings that are new or worth revisiting; returns the items
+    /// written and how many of them are new.
+    async fn record_findings(
+        self: &Arc<Self>,
+        day: NaiveDate,
+        date: &str,
+        lines: &[SettlementLine],
+        objects: &Objects,
+        stored: &BTreeMap<String, Versioned<ReconItem>>,
+        run_at: i64,
+    ) -> Result<(Vec<ReconItem>, u64), PayError> {
         let mut pending = Vec::new();
         let mut recorded = Vec::new();
         let mut new_items = 0;
-        for candidate in candidates(day, &lines, &objects) {
+        for candidate in candidates(day, lines, objects) {
             let version = match stored.get(&candidate.key) {
                 None => 0,
                 Some(stored) if revisit(&stored.value, &candidate.finding) => stored.version,
@@ -64,7 +102,7 @@ impl Pay {
             };
             let settles = candidate.finding.action.is_some();
             let write = ItemWrite {
-                item: self.resolve(&date, candidate, run_at).await?,
+                item: self.resolve(date, candidate, run_at).await?,
                 version,
             };
             if settles {
@@ -80,24 +118,7 @@ impl Pay {
         let (items, count) = self.write_items(pending).await?;
         recorded.extend(items);
         new_items += count;
-        let mut items: BTreeMap<String, ReconItem> = stored
-            .into_iter()
-            .map(|(key, item)| (key, item.value))
-            .collect();
-        for item in recorded {
-            items.insert(item.key.clone(), item);
-        }
-        let items: Vec<ReconItem> = items.into_values().collect();
-        let ledger = self.check_ledger().await?;
-        let summary = ReconSummary::of(&items, new_items, ledger);
-        self.store_run(&date, run_at, &summary).await?;
-        metrics_of(self, &summary);
-        Ok(ReconReport {
-            date,
-            run_at,
-            summary,
-            items,
-        })
+        Ok((recorded, new_items))
     }
 
     /// The stored reconciliation of a day.
@@ -333,4 +354,19 @@ fn metrics_of(pay: &Pay, summary: &ReconSummary) {
         pay.metrics
             .inc("tally_pay_recon_ledger_check_failures_total");
     }
+}
+
+/// The day's items after the run: those stored before, replaced by those it wrote, by key.
+fn merge_items(
+    stored: BTreeMap<String, Versioned<ReconItem>>,
+    recorded: Vec<ReconItem>,
+) -> Vec<ReconItem> {
+    let mut items: BTreeMap<String, ReconItem> = stored
+        .into_iter()
+        .map(|(key, item)| (key, item.value))
+        .collect();
+    for item in recorded {
+        items.insert(item.key.clone(), item);
+    }
+    items.into_values().collect()
 }
