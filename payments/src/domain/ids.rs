@@ -111,6 +111,61 @@ pub trait Id: Sized + Clone + Eq + std::fmt::Display + std::str::FromStr<Err = B
     }
 }
 
+/// An id of type `T` as a caller sent it in a request body, not yet checked. The body stays
+/// deserializable whatever the text is, so a malformed id gets the flow's `invalid_id` answer
+/// naming the field (not a generic body error); the flow's first step turns it into a `T` with
+/// [`Unchecked::parse`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Unchecked<T> {
+    text: String,
+    #[serde(skip)]
+    id: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Unchecked<T> {
+    /// Text from a caller (a URL path segment), to be checked as an id of type `T`.
+    pub fn new(text: String) -> Self {
+        Unchecked {
+            text,
+            id: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: Id> Unchecked<T> {
+    /// The id, if the text is a well-formed id of type `T`.
+    pub fn parse(&self) -> Result<T, BadId> {
+        self.text.parse()
+    }
+
+    /// The text as sent.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// A checked id, as a request body made inside the service (billing's charges) carries it.
+impl<T: Id> From<T> for Unchecked<T> {
+    fn from(id: T) -> Self {
+        Unchecked::new(id.to_string())
+    }
+}
+
+impl<T> std::fmt::Display for Unchecked<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl<T> std::ops::Deref for Unchecked<T> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident = $prefix:expr) => {
         $(#[$doc])*

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{check_text, describe_commit, failure, parse_id, Pay};
-use crate::domain::ids::{CardId, ChargeId, CustomerId, Id, OrderId, PaymentId, SellerId};
+use super::{check_text, checked, describe_commit, failure, parse_id, Pay};
+use crate::domain::ids::{CardId, ChargeId, CustomerId, Id, OrderId, PaymentId, SellerId, Unchecked};
 use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Customer, Failure, InflightKind, Order, Payment, PaymentRecord,
     PaymentStatus,
@@ -31,8 +31,10 @@ use crate::flows::{audit, recon};
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPayment {
-    pub customer_id: String,
-    pub card_id: String,
+    #[schema(value_type = String)]
+    pub customer_id: Unchecked<CustomerId>,
+    #[schema(value_type = String)]
+    pub card_id: Unchecked<CardId>,
     /// ISO 4217 code, e.g. `USD`.
     pub currency: String,
     pub orders: Vec<NewOrder>,
@@ -42,7 +44,8 @@ pub struct NewPayment {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
-    pub seller_id: String,
+    #[schema(value_type = String)]
+    pub seller_id: Unchecked<SellerId>,
     #[serde(flatten)]
     pub amount: AmountInput,
 }
@@ -71,7 +74,7 @@ fn parse_orders(
     let mut amounts = Vec::with_capacity(orders.len());
     let mut sellers: Vec<SellerId> = Vec::with_capacity(orders.len());
     for (index, order) in orders.iter().enumerate() {
-        sellers.push(parse_id("orders[].seller_id", &order.seller_id)?);
+        sellers.push(checked("orders[].seller_id", &order.seller_id)?);
         if orders[..index]
             .iter()
             .any(|o| o.seller_id == order.seller_id)
@@ -100,7 +103,7 @@ impl Pay {
         idempotency_key: &str,
     ) -> Result<Payment, PayError> {
         let currency = self.currency(&request.currency)?;
-        let customer_id: CustomerId = parse_id("customer_id", &request.customer_id)?;
+        let customer_id = checked("customer_id", &request.customer_id)?;
         if let Some(description) = &request.description {
             check_text("description", description)?;
         }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{describe_commit, Pay};
-use crate::domain::ids::{CardId, ChargeId, DepositId, Id};
+use crate::domain::ids::{CardId, ChargeId, CustomerId, DepositId, Id, Unchecked};
 use crate::domain::model::{ns, ChargeKind, ChargeStatus, Customer, InflightKind, Order};
 use crate::domain::money::{parse_amount, AmountInput, Currency};
 use crate::domain::postings;
@@ -22,8 +22,10 @@ use crate::flows::{audit, recon};
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDeposit {
-    pub customer_id: String,
-    pub card_id: String,
+    #[schema(value_type = String)]
+    pub customer_id: Unchecked<CustomerId>,
+    #[schema(value_type = String)]
+    pub card_id: Unchecked<CardId>,
     pub currency: String,
     #[serde(flatten)]
     pub amount: AmountInput,

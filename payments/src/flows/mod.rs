@@ -409,3 +409,12 @@ pub(crate) fn parse_id<T: crate::domain::ids::Id>(
         )
     })
 }
+
+/// The id a request body names in `field`, checked: `invalid_id` naming the field when the text is
+/// not an id of type `T`.
+pub(crate) fn checked<T: crate::domain::ids::Id>(
+    field: &'static str,
+    id: &crate::domain::ids::Unchecked<T>,
+) -> Result<T, PayError> {
+    parse_id(field, id.as_str())
+}

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{describe_commit, failure, parse_id, Pay};
-use crate::domain::ids::{BankAccountId, Id, PayoutId};
+use crate::domain::ids::{BankAccountId, Id, PayoutId, SellerId, Unchecked};
 use crate::domain::model::{
     ns, Failure, InflightKind, Payout, PayoutSchedule, PayoutStatus, PayoutTrigger, Seller,
 };
@@ -26,12 +26,14 @@ use crate::flows::{audit, recon};
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPayout {
-    pub seller_id: String,
+    #[schema(value_type = String)]
+    pub seller_id: Unchecked<SellerId>,
     pub currency: String,
     #[serde(flatten)]
     pub amount: AmountInput,
     /// A bank account linked to the seller; defaults to the seller's default account.
-    pub bank_account_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub bank_account_id: Option<Unchecked<BankAccountId>>,
 }
 
 /// What one run of automatic daily payouts did.

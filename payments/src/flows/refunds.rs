@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::{check_text, describe_commit, failure, Pay, UPDATE_ATTEMPTS_MAX};
 use crate::config::RefundFeePolicy;
-use crate::domain::ids::{Id, OrderId, RefundId, SellerId};
+use crate::domain::ids::{Id, OrderId, RefundId, SellerId, Unchecked};
 use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Failure, InflightKind, Order, Refund, RefundStatus,
 };
@@ -29,7 +29,8 @@ use crate::flows::{audit, recon};
 #[serde(deny_unknown_fields)]
 pub struct NewRefund {
     /// The payment order to refund (`ord_...`).
-    pub order_id: String,
+    #[schema(value_type = String)]
+    pub order_id: Unchecked<OrderId>,
     /// Omit both amount fields to refund everything not yet refunded.
     #[serde(flatten)]
     pub amount: AmountInput,

@@ -6,6 +6,7 @@ mod backup;
 mod bad_input;
 mod bench;
 mod coalesce;
+mod config;
 mod corruption;
 mod deploy;
 mod disk;

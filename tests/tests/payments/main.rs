@@ -5,6 +5,7 @@ mod bad_input;
 mod bench;
 mod billing;
 mod checkout;
+mod config;
 mod env;
 mod faults;
 #[allow(dead_code)]

@@ -17,6 +17,7 @@ use super::handlers::List;
 use super::{respond, Key, Keyed, Reply};
 use crate::domain::chart::system_code;
 use crate::domain::money::Currency;
+use crate::domain::ids::Unchecked;
 use crate::edges::auth::{Access, Scope};
 use crate::error::{ErrorBody, PayError};
 use crate::flows::recon::{ReconItem, ReconReport};
@@ -252,7 +253,7 @@ pub async fn seller_transactions(
     Path(id): Path<String>,
     query: RawQuery,
 ) -> Response {
-    transactions(&pay, Holder::Seller(id), query).await
+    transactions(&pay, Holder::Seller(Unchecked::new(id)), query).await
 }
 
 #[utoipa::path(get, path = "/v1/customers/{id}/transactions",
@@ -270,7 +271,7 @@ pub async fn customer_transactions(
     Path(id): Path<String>,
     query: RawQuery,
 ) -> Response {
-    transactions(&pay, Holder::Customer(id), query).await
+    transactions(&pay, Holder::Customer(Unchecked::new(id)), query).await
 }
 
 #[utoipa::path(get, path = "/v1/system_accounts/{name}/transactions",

@@ -25,7 +25,7 @@ pub use crate::domain::billing::*;
 pub use clock::BillingClock;
 
 use super::{check_text, parse_id, Pay};
-use crate::domain::ids::{CardId, CustomerId, Id, InvoiceId, PlanId, SubscriptionId};
+use crate::domain::ids::{CardId, CustomerId, Id, InvoiceId, PlanId, SellerId, SubscriptionId, Unchecked};
 use crate::domain::model::ns;
 use crate::domain::money::{parse_amount, AmountInput};
 use crate::edges::store::{Commit, Txn, RECORD_SCAN_PAGE_MAX};
@@ -49,7 +49,8 @@ const _: () = assert!(BILLING_PAGE_MAX <= RECORD_SCAN_PAGE_MAX);
 #[serde(deny_unknown_fields)]
 pub struct NewPlan {
     /// The seller the subscription revenue goes to.
-    pub seller_id: String,
+    #[schema(value_type = String)]
+    pub seller_id: Unchecked<SellerId>,
     pub name: String,
     pub currency: String,
     #[serde(flatten)]
@@ -63,22 +64,27 @@ pub struct NewPlan {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSubscription {
-    pub customer_id: String,
-    pub card_id: String,
-    pub plan_id: String,
+    #[schema(value_type = String)]
+    pub customer_id: Unchecked<CustomerId>,
+    #[schema(value_type = String)]
+    pub card_id: Unchecked<CardId>,
+    #[schema(value_type = String)]
+    pub plan_id: Unchecked<PlanId>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSubscription {
     /// Another of the customer's cards, used from the next charge attempt on.
-    pub card_id: String,
+    #[schema(value_type = String)]
+    pub card_id: Unchecked<CardId>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePlan {
-    pub plan_id: String,
+    #[schema(value_type = String)]
+    pub plan_id: Unchecked<PlanId>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -357,11 +357,11 @@ impl Pay {
         let plan = self.plan(&subscription.plan_id).await?;
         let key = format!("{}/attempt/{attempt_number}", invoice.id);
         let request = NewPayment {
-            customer_id: subscription.customer_id.to_string(),
-            card_id: subscription.card_id.to_string(),
+            customer_id: subscription.customer_id.clone().into(),
+            card_id: subscription.card_id.clone().into(),
             currency: invoice.currency.clone(),
             orders: vec![NewOrder {
-                seller_id: plan.seller_id.to_string(),
+                seller_id: plan.seller_id.clone().into(),
                 amount: AmountInput {
                     amount: Some(invoice.amount_due.into()),
                     amount_decimal: None,

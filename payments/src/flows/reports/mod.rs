@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 pub use time::{day_of, parse_time, time_of, Period};
 
+use crate::domain::ids::{CustomerId, SellerId, Unchecked};
 use crate::domain::chart::{account_name, kind_name, transfer_code};
 use crate::domain::money::{format_signed, Currency};
 use crate::error::PayError;
@@ -39,8 +40,8 @@ const CUT_KEY: &str = "cut";
 /// Whose transactions: a seller's or customer's wallet, or a system account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Holder {
-    Seller(String),
-    Customer(String),
+    Seller(Unchecked<SellerId>),
+    Customer(Unchecked<CustomerId>),
     System(u16),
 }
 
@@ -193,6 +194,7 @@ impl TransactionPage {
 /// positive; fees, refunds and payouts negative), and the checks that they add up.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Statement {
+    /// The seller (`sel_…`), as text: the statement is a report, read by people and tools.
     pub seller_id: String,
     pub currency: String,
     /// Start of the period (RFC 3339, inclusive).

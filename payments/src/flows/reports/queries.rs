@@ -185,7 +185,7 @@ impl Pay {
         let currency = self.currency(currency)?;
         let seller_id: SellerId = parse_id("seller_id", seller_id)?;
         let account_id = self
-            .holder_account(&Holder::Seller(seller_id.to_string()), currency)
+            .holder_account(&Holder::Seller(seller_id.clone().into()), currency)
             .await?;
         period.check_bounded()?;
         let cut = self.report_cut().await?;
