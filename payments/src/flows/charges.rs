@@ -13,7 +13,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{check_text, checked, describe_commit, failure, parse_id, Pay};
-use crate::domain::ids::{CardId, ChargeId, CustomerId, Id, OrderId, PaymentId, SellerId, Unchecked};
+use crate::domain::ids::{
+    CardId, ChargeId, CustomerId, Id, OrderId, PaymentId, SellerId, Unchecked,
+};
 use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Customer, Failure, InflightKind, Order, Payment, PaymentRecord,
     PaymentStatus,

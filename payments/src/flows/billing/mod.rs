@@ -25,7 +25,9 @@ pub use crate::domain::billing::*;
 pub use clock::BillingClock;
 
 use super::{check_text, parse_id, Pay};
-use crate::domain::ids::{CardId, CustomerId, Id, InvoiceId, PlanId, SellerId, SubscriptionId, Unchecked};
+use crate::domain::ids::{
+    CardId, CustomerId, Id, InvoiceId, PlanId, SellerId, SubscriptionId, Unchecked,
+};
 use crate::domain::model::ns;
 use crate::domain::money::{parse_amount, AmountInput};
 use crate::edges::store::{Commit, Txn, RECORD_SCAN_PAGE_MAX};

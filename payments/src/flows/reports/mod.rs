@@ -16,8 +16,8 @@ use utoipa::ToSchema;
 
 pub use time::{day_of, parse_time, time_of, Period};
 
-use crate::domain::ids::{CustomerId, SellerId, Unchecked};
 use crate::domain::chart::{account_name, kind_name, transfer_code};
+use crate::domain::ids::{CustomerId, SellerId, Unchecked};
 use crate::domain::money::{format_signed, Currency};
 use crate::error::PayError;
 
