@@ -192,10 +192,10 @@ impl TransactionPage {
 
 /// A seller's statement for a period: signed effects on the wallet's posted balance (credits
 /// positive; fees, refunds and payouts negative), and the checks that they add up.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Statement {
-    /// The seller (`sel_…`), as text: the statement is a report, read by people and tools.
-    pub seller_id: String,
+    #[schema(value_type = String)]
+    pub seller_id: SellerId,
     pub currency: String,
     /// Start of the period (RFC 3339, inclusive).
     pub from: String,
@@ -222,6 +222,30 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// An empty statement of `seller_id`'s wallet in `currency` for the period `from`..`to`,
+    /// read at `cut`: every figure 0 until movements are added.
+    pub fn new(seller_id: SellerId, currency: &str, from: String, to: String, cut: u64) -> Self {
+        Statement {
+            seller_id,
+            currency: currency.to_string(),
+            from,
+            to,
+            cut,
+            opening_balance: 0,
+            pay_ins: 0,
+            fees: 0,
+            refunds: 0,
+            fee_returns: 0,
+            payouts: 0,
+            other: 0,
+            closing_balance: 0,
+            movements: 0,
+            ledger_opening_balance: 0,
+            ledger_closing_balance: 0,
+            adds_up: false,
+        }
+    }
+
     /// Adds one posted movement of the wallet `account_id`, before or within the period.
     fn add(&mut self, transfer: &Transfer, account_id: u128, from_ns: u64) {
         if !is_posted(transfer.flags) {
@@ -395,7 +419,13 @@ mod tests {
     }
     #[test]
     fn statement_sorts_posted_movements_and_adds_up() {
-        let mut s = Statement::default();
+        let mut s = Statement::new(
+            SellerId::from("sel_1"),
+            "USD",
+            String::new(),
+            String::new(),
+            0,
+        );
         let held = TransferFlags::PENDING;
         let post = TransferFlags::POST_PENDING_TRANSFER;
         let void = TransferFlags::VOID_PENDING_TRANSFER;

@@ -190,14 +190,13 @@ impl Pay {
         period.check_bounded()?;
         let cut = self.report_cut().await?;
         let last = period.bounds(cut).map_or(cut, |(_, last)| last);
-        let mut statement = Statement {
-            seller_id: seller_id.to_string(),
-            currency: currency.code.to_string(),
-            from: time_of(period.from_ns),
-            to: time_of(last.saturating_add(1)),
+        let mut statement = Statement::new(
+            seller_id,
+            currency.code,
+            time_of(period.from_ns),
+            time_of(last.saturating_add(1)),
             cut,
-            ..Statement::default()
-        };
+        );
         let from_ns = period.from_ns;
         self.visit_transfers(account_id, (0, last), |t| {
             statement.add(t, account_id, from_ns)
