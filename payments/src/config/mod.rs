@@ -21,7 +21,8 @@ pub use secrets::{
     DataKey, DATA_KEY_BYTES, DEV_ENCRYPTION_KEY, DEV_PSP_API_KEY, DEV_WEBHOOK_SECRET,
 };
 pub use sections::{
-    ApiSection, BillingSection, FeesSection, PaySection, PspSection, RiskSection, WorkerSection,
+    ApiSection, BillingSection, FeesSection, PaySection, PspSection, RiskSection, WebhooksSection,
+    WorkerSection,
 };
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
@@ -34,6 +35,7 @@ pub struct PayConfig {
     pub worker: WorkerSection,
     pub billing: BillingSection,
     pub api: ApiSection,
+    pub webhooks: WebhooksSection,
 }
 
 /// Whether a refund gives back part of the platform fee.

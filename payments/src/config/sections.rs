@@ -1,5 +1,5 @@
 //! The sections of `tally-pay.toml` (`[pay]`, `[psp]`, `[fees]`, `[risk]`, `[worker]`,
-//! `[billing]`, `[api]`), each with its defaults; `Debug` masks the secrets.
+//! `[billing]`, `[api]`, `[webhooks]`), each with its defaults; `Debug` masks the secrets.
 
 use serde::{Deserialize, Serialize};
 
@@ -233,5 +233,34 @@ impl std::fmt::Debug for PspSection {
             .field("webhook_tolerance_s", &self.webhook_tolerance_s)
             .field("ca", &self.ca)
             .finish()
+    }
+}
+
+/// Webhooks to the merchant's own servers (`/v1/webhook_endpoints`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksSection {
+    /// Wait before the second attempt of a delivery; each later wait doubles.
+    pub retry_initial_ms: u64,
+    /// The longest wait between two attempts.
+    pub retry_max_ms: u64,
+    /// A delivery still failing this long after its event was created is given up (`failed`);
+    /// it can be resent by hand.
+    pub retry_for_s: u64,
+    /// Time allowed for the merchant's server to answer one attempt.
+    pub timeout_ms: u64,
+    /// Accept `http://` endpoint URLs (not only `https://`). On in dev mode whatever this says.
+    pub allow_http: bool,
+}
+
+impl Default for WebhooksSection {
+    fn default() -> Self {
+        WebhooksSection {
+            retry_initial_ms: 30_000,
+            retry_max_ms: 3_600_000,
+            retry_for_s: 3 * 24 * 3600,
+            timeout_ms: 10_000,
+            allow_http: false,
+        }
     }
 }

@@ -101,6 +101,17 @@ impl PayConfig {
             problems
                 .push("risk.max_order_amount and risk.max_payment_amount must be positive".into());
         }
+        let h = &self.webhooks;
+        if h.retry_initial_ms == 0 || h.timeout_ms == 0 || h.retry_for_s == 0 {
+            problems.push(
+                "webhooks.retry_initial_ms, webhooks.timeout_ms and webhooks.retry_for_s must be positive"
+                    .into(),
+            );
+        }
+        if h.retry_max_ms < h.retry_initial_ms {
+            problems
+                .push("webhooks.retry_max_ms must be at least webhooks.retry_initial_ms".into());
+        }
         let w = &self.worker;
         if w.interval_ms == 0 || w.max_attempts == 0 || w.backoff_initial_ms == 0 {
             problems.push(

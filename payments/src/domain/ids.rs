@@ -19,6 +19,7 @@ pub const PAYOUT: &str = "po";
 pub const PLAN: &str = "plan";
 pub const SUBSCRIPTION: &str = "sub";
 pub const INVOICE: &str = "inv";
+pub const WEBHOOK_ENDPOINT: &str = "we";
 
 /// A fresh random id.
 pub fn random(prefix: &str) -> String {
@@ -309,6 +310,10 @@ id_type!(
 id_type!(
     /// `inv_...`: an invoice.
     InvoiceId = INVOICE
+);
+id_type!(
+    /// `we_...`: a webhook endpoint of the merchant's.
+    WebhookEndpointId = WEBHOOK_ENDPOINT
 );
 
 /// The id of a charge record (`pay.order`): a payment order or a deposit.

@@ -7,6 +7,7 @@
 pub mod bank;
 pub mod billing;
 pub mod chart;
+pub mod events;
 pub mod ids;
 pub mod model;
 pub mod money;

@@ -54,6 +54,23 @@ pub mod ns {
     pub const SUBSCRIPTION_INVOICE: &str = "pay.subscription_invoice";
     /// The manual billing clock (key `billing`, value: unix milliseconds).
     pub const CLOCK: &str = "pay.clock";
+    /// Events, keyed by event id, newest first (value: `events::Event`), written in the `Txn` of
+    /// the change they tell of.
+    pub const EVENT: &str = "pay.event";
+    /// Events not yet handed to the webhook endpoints, keyed `<created ms>/<event id>`, oldest
+    /// first (value: the event id); written with the event, deleted when its deliveries exist.
+    pub const EVENT_OUTBOX: &str = "pay.event_outbox";
+    /// The merchant's webhook endpoints, keyed by id (value: `events::WebhookEndpoint`).
+    pub const WEBHOOK_ENDPOINT: &str = "pay.webhook_endpoint";
+    /// One event's delivery to one endpoint, keyed `<event id>/<endpoint id>` (value:
+    /// `events::Delivery`, with every attempt).
+    pub const DELIVERY: &str = "pay.delivery";
+    /// An endpoint's deliveries still to make, keyed `<endpoint id>/<created ms>/<event id>`,
+    /// oldest first (value: the delivery key); deleted when the delivery succeeds or is given up.
+    pub const DELIVERY_QUEUE: &str = "pay.delivery_queue";
+    /// Which tally-pay process delivers an endpoint's queue, keyed by endpoint id (value:
+    /// `events::DeliveryLease`): one at a time, so no event is sent twice at once.
+    pub const DELIVERY_LEASE: &str = "pay.delivery_lease";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -10,6 +10,8 @@ use tally_client::{
     RecordKey, RecordOp, TxnOutcome, TxnResult,
 };
 
+use crate::domain::events;
+use crate::domain::model::ns;
 use crate::domain::postings::{Leg, Posting};
 
 /// A record's value and the version it was read at (for the next write's condition).
@@ -176,6 +178,21 @@ impl Txn {
         let key = key_of(namespace, key);
         self.request.record_ops.push(RecordOp::Put { key, value });
         self
+    }
+
+    /// Adds the event of writing `after` over `before` (`None`: a new object) in `namespace`,
+    /// with its outbox entry, when that write is a creation or a status change of an object that
+    /// has events (`domain::events`): the event commits with the change or not at all.
+    pub fn event<T: Serialize>(self, namespace: &str, before: Option<&T>, after: &T) -> Txn {
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        match events::changed(namespace, before, after, at_ms) {
+            Some(event) => self
+                .put(ns::EVENT_OUTBOX, &events::outbox_key(&event), &event.id)
+                .put(ns::EVENT, &event.id, &event),
+            None => self,
+        }
     }
 
     pub fn delete(mut self, namespace: &str, key: &str) -> Txn {

@@ -217,7 +217,9 @@ impl Pay {
             order_ids,
             created_at: now,
         };
-        let txn = txn.put(ns::PAYMENT, payment_id, &record);
+        let txn = txn
+            .put(ns::PAYMENT, payment_id, &record)
+            .event(ns::PAYMENT, None, &record);
         match self.store.commit(txn).await? {
             // Condition failed: a concurrent attempt with the same key committed it first.
             Commit::Committed | Commit::ConditionFailed { .. } => Ok(()),
@@ -279,7 +281,8 @@ impl Pay {
         Self::track(
             recon::indexed(
                 txn.require_version(ns::ORDER, order_id, 0)
-                    .put(ns::ORDER, order_id, record),
+                    .put(ns::ORDER, order_id, record)
+                    .event(ns::ORDER, None, record),
                 IndexKind::Order,
                 order_id,
                 now,

@@ -117,7 +117,8 @@ impl Pay {
             recon::indexed(
                 audit::stamp(Txn::new(), "deposit.create", id)
                     .require_version(ns::ORDER, id, 0)
-                    .put(ns::ORDER, id, record),
+                    .put(ns::ORDER, id, record)
+                    .event(ns::ORDER, None, record),
                 IndexKind::Order,
                 id,
                 record.created_at,

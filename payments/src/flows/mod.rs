@@ -6,7 +6,9 @@ pub mod audit;
 pub mod billing;
 mod charges;
 pub mod clock;
+mod delivery;
 mod deposits;
+pub mod events;
 mod parties;
 mod payouts;
 pub mod recon;
@@ -203,6 +205,7 @@ impl Pay {
                 return Ok(current.value);
             };
             let txn = txn
+                .event(namespace, Some(&current.value), &next)
                 .require_version(namespace, key, current.version)
                 .put(namespace, key, &next);
             match self.store.commit(txn).await? {

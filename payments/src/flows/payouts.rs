@@ -165,7 +165,8 @@ impl Pay {
             recon::indexed(
                 audit::stamp(Txn::new(), "payout.create", id)
                     .require_version(ns::PAYOUT, id, 0)
-                    .put(ns::PAYOUT, id, payout),
+                    .put(ns::PAYOUT, id, payout)
+                    .event(ns::PAYOUT, None, payout),
                 IndexKind::Payout,
                 id,
                 now,

@@ -255,7 +255,8 @@ impl Pay {
                     .require_version(ns::ORDER, &order.id, order_version)
                     .require_version(ns::REFUND, id, 0)
                     .put(ns::ORDER, &order.id, &next)
-                    .put(ns::REFUND, id, refund),
+                    .put(ns::REFUND, id, refund)
+                    .event(ns::REFUND, None, refund),
                 IndexKind::Refund,
                 id,
                 now,
@@ -409,6 +410,7 @@ impl Pay {
         }
         let txn = txn
             .put(ns::REFUND, id, &next)
+            .event(ns::REFUND, Some(refund), &next)
             .put(ns::ORDER, &order.id, &order);
         Ok((next, txn))
     }

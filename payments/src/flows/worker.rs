@@ -1,5 +1,6 @@
 //! The background worker: drives in-flight objects (status queries, retries, dead letters),
-//! sweeps expired idempotency keys, runs automatic daily payouts and recurring billing. Every step is safe to run
+//! sweeps expired idempotency keys, runs automatic daily payouts and recurring billing, and
+//! delivers events to the merchant's webhook endpoints. Every step is safe to run
 //! in several tally-pay processes at once: PSP calls carry idempotency keys and every state change
 //! is a versioned `Txn`.
 
@@ -19,6 +20,9 @@ const DAILY_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// Runs until the process ends.
 pub async fn run(pay: Arc<Pay>) {
+    // Webhook deliveries wait on the merchant's servers: a loop of their own, so a slow endpoint
+    // does not hold up payments.
+    tokio::spawn(deliver_events(Arc::clone(&pay)));
     let mut tick = tokio::time::interval(Duration::from_millis(pay.config.worker.interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sweep = tokio::time::Instant::now();
@@ -64,6 +68,18 @@ pub async fn run(pay: Arc<Pay>) {
                     Err(error) => tracing::warn!(%error, "daily payouts failed"),
                 }
             }
+        }
+    }
+}
+
+/// Hands out and delivers events to the webhook endpoints, every `worker.interval_ms`.
+async fn deliver_events(pay: Arc<Pay>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(pay.config.worker.interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(error) = pay.deliver_events_once().await {
+            tracing::warn!(%error, "webhook delivery pass failed");
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod access;
 mod admin;
 mod billing;
+mod events;
 mod finance;
 mod handlers;
 mod keyed;
@@ -134,6 +135,7 @@ pub fn routes() -> Routes {
         .merge(finance::routes())
         .merge(billing::routes())
         .merge(admin::routes())
+        .merge(events::routes())
 }
 
 pub fn router(pay: Arc<Pay>) -> Router {

@@ -73,10 +73,16 @@ pub enum Scope {
     KeysAdmin,
     #[serde(rename = "audit:read")]
     AuditRead,
+    /// Events (`GET /v1/events`) and their deliveries.
+    #[serde(rename = "events:read")]
+    EventsRead,
+    /// Webhook endpoints: creating (its secret shown once), listing, disabling; resending.
+    #[serde(rename = "webhooks:admin")]
+    WebhooksAdmin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 19] = [
+    pub const ALL: [Scope; 21] = [
         Scope::CustomersRead,
         Scope::CustomersWrite,
         Scope::SellersRead,
@@ -96,6 +102,8 @@ impl Scope {
         Scope::DeadLettersAdmin,
         Scope::KeysAdmin,
         Scope::AuditRead,
+        Scope::EventsRead,
+        Scope::WebhooksAdmin,
     ];
 
     pub fn name(self) -> &'static str {
@@ -119,6 +127,8 @@ impl Scope {
             Scope::DeadLettersAdmin => "dead_letters:admin",
             Scope::KeysAdmin => "keys:admin",
             Scope::AuditRead => "audit:read",
+            Scope::EventsRead => "events:read",
+            Scope::WebhooksAdmin => "webhooks:admin",
         }
     }
 

@@ -79,7 +79,8 @@ impl Pay {
                 self.plan_change_txn(id, &subscription, &new_plan, (credit, charge), &marker, now);
             let txn = txn
                 .require_version(ns::SUBSCRIPTION, id, current.version)
-                .put(ns::SUBSCRIPTION, id, &next);
+                .put(ns::SUBSCRIPTION, id, &next)
+                .event(ns::SUBSCRIPTION, Some(&subscription), &next);
             match self.store.commit(txn).await? {
                 Commit::Committed => {
                     return self.finish_plan_change(id, credit, charge, invoice).await;

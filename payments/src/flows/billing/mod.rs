@@ -236,7 +236,11 @@ impl Pay {
             );
             txn = Self::issue(txn, &subscription, &invoice);
         }
-        let txn = txn.put(ns::SUBSCRIPTION, id, &subscription);
+        let txn = txn.put(ns::SUBSCRIPTION, id, &subscription).event(
+            ns::SUBSCRIPTION,
+            None,
+            &subscription,
+        );
         match self.store.commit(txn).await? {
             Commit::Committed | Commit::ConditionFailed { .. } => Ok(()),
             other => Err(PayError::Internal(format!(
@@ -289,6 +293,7 @@ impl Pay {
         audit::stamp(txn, "invoice.issue", &invoice.id)
             .require_version(ns::INVOICE, &invoice.id, 0)
             .put(ns::INVOICE, &invoice.id, invoice)
+            .event(ns::INVOICE, None, invoice)
             .put(ns::SUBSCRIPTION_INVOICE, &index_key, &invoice.id)
     }
 }

@@ -174,7 +174,8 @@ impl Pay {
         );
         let txn = Self::issue(Txn::new(), &next, &invoice)
             .require_version(ns::SUBSCRIPTION, id, version)
-            .put(ns::SUBSCRIPTION, id, &next);
+            .put(ns::SUBSCRIPTION, id, &next)
+            .event(ns::SUBSCRIPTION, Some(subscription), &next);
         match self.store.commit(txn).await? {
             Commit::Committed | Commit::ConditionFailed { .. } => Ok(()),
             other => Err(PayError::Internal(format!(
@@ -416,11 +417,12 @@ impl Pay {
         if current.version != version {
             return Ok(false);
         }
-        let mut next = current.value;
+        let mut next = current.value.clone();
         change(&mut next);
         let txn = audit::stamp(Txn::new(), "invoice.update", id)
             .require_version(ns::INVOICE, id, version)
-            .put(ns::INVOICE, id, &next);
+            .put(ns::INVOICE, id, &next)
+            .event(ns::INVOICE, Some(&current.value), &next);
         Ok(self.store.commit(txn).await? == Commit::Committed)
     }
 
