@@ -71,6 +71,8 @@ pub struct PayEnv {
     pay_addr: String,
     psp_addr: String,
     pay: Proc,
+    /// More tally-pay processes on the same cluster ([`PayEnv::start_another_pay`]).
+    more_pay: Vec<Proc>,
     psp: Proc,
     logs: tempfile::TempDir,
     pay_starts: u32,
@@ -122,6 +124,7 @@ impl PayEnv {
             pay_addr,
             psp_addr,
             pay: Proc { child: None },
+            more_pay: Vec::new(),
             psp: Proc { child: None },
             logs,
             pay_starts: 0,
@@ -206,11 +209,41 @@ impl PayEnv {
     fn start_pay(&mut self) {
         self.pay_starts += 1;
         let log = self.log(&format!("pay-{}.log", self.pay_starts));
-        let child = Command::new(binary("tally-pay"))
+        let child = self.pay_command(&self.pay_addr.clone(), log);
+        self.pay.child = Some(child);
+    }
+
+    /// Starts one more tally-pay process on the same cluster and PSP, on an address of its own,
+    /// waits until it answers, and returns its URL. It runs until the environment is dropped.
+    pub async fn start_another_pay(&mut self) -> String {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = self.log(&format!("pay-more-{}.log", self.more_pay.len() + 1));
+        let child = self.pay_command(&addr, log);
+        self.more_pay.push(Proc { child: Some(child) });
+        let url = format!("http://{addr}");
+        eventually(
+            CONVERGE_TIMEOUT,
+            "the other tally-pay to answer",
+            || async {
+                let response = self
+                    .anonymous
+                    .get(format!("{url}/healthz"))
+                    .send()
+                    .await
+                    .ok()?;
+                response.status().is_success().then_some(())
+            },
+        )
+        .await;
+        url
+    }
+
+    fn pay_command(&self, addr: &str, log: std::fs::File) -> std::process::Child {
+        Command::new(binary("tally-pay"))
             .args([
                 "serve",
                 "--listen",
-                &self.pay_addr,
+                addr,
                 "--cluster",
                 &self.cluster.cluster_arg(),
                 "--psp",
@@ -235,8 +268,7 @@ impl PayEnv {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("start tally-pay");
-        self.pay.child = Some(child);
+            .expect("start tally-pay")
     }
 
     async fn wait_healthy(&self) {

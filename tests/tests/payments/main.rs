@@ -12,6 +12,7 @@ mod faults;
 #[path = "../cluster/harness.rs"]
 mod harness;
 mod idempotency;
+mod merchant_webhooks;
 mod operations;
 mod recon;
 mod reports;
