@@ -7,6 +7,7 @@ pub mod billing;
 mod charges;
 pub mod clock;
 mod deposits;
+pub mod escrow;
 mod parties;
 mod payouts;
 pub mod recon;

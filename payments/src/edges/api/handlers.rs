@@ -196,6 +196,27 @@ pub async fn get_order(State(pay): PayState, Path(id): Path<String>) -> Response
     respond(pay.order(&id).await.map(|o| (StatusCode::OK, o)))
 }
 
+/// The body of `POST /v1/payment_orders/{id}/release`: no fields (empty, or `{}`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {}
+
+#[utoipa::path(post, path = "/v1/payment_orders/{id}/release", request_body = ReleaseRequest,
+    description = "Releases a captured order's seller share from the seller's pending balance to \
+                   the available one (the platform confirms delivery), before its hold period is \
+                   over. An order already released, or never held, is returned unchanged.",
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = Order), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`order_not_captured`: the order has not succeeded")))]
+pub async fn release_order(
+    pay: Arc<Pay>,
+    Path(id): Path<String>,
+    _request: ReleaseRequest,
+    _key: Option<Key>,
+) -> Reply<Order> {
+    Ok((StatusCode::OK, pay.release_order(&id).await?))
+}
+
 #[utoipa::path(post, path = "/v1/deposits", request_body = NewDeposit,
     params(("Idempotency-Key" = String, Header, description = "Required")),
     responses((status = 201, body = Order), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]

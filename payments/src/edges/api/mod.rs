@@ -98,6 +98,11 @@ pub fn routes() -> Routes {
         .get("/v1/payments/{id}", scope(PaymentsRead), h::get_payment)
         .get("/v1/payment_orders/{id}", scope(PaymentsRead), h::get_order)
         .post_keyed(
+            "/v1/payment_orders/{id}/release",
+            scope(PaymentsWrite),
+            Keyed::optional(h::release_order),
+        )
+        .post_keyed(
             "/v1/deposits",
             scope(PaymentsWrite),
             Keyed::required(h::create_deposit),

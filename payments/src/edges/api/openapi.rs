@@ -35,6 +35,7 @@ use super::handlers;
         handlers::create_payment,
         handlers::get_payment,
         handlers::get_order,
+        handlers::release_order,
         handlers::create_deposit,
         handlers::get_deposit,
         handlers::create_refund,
