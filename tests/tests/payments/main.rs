@@ -6,6 +6,7 @@ mod bench;
 mod billing;
 mod checkout;
 mod env;
+mod escrow;
 mod faults;
 #[allow(dead_code)]
 #[path = "../cluster/harness.rs"]
