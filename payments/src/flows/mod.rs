@@ -39,7 +39,7 @@ use crate::metrics::Metrics;
 
 pub use charges::{NewOrder, NewPayment};
 pub use deposits::NewDeposit;
-pub use parties::{Balance, NewBankAccount, NewCard, NewCustomer, NewSeller};
+pub use parties::{Balance, NewBankAccount, NewCard, NewCustomer, NewSeller, UpdateSeller};
 pub use payouts::{DailyPayoutRun, NewPayout};
 pub use refunds::NewRefund;
 pub use webhooks::WebhookReceipt;

@@ -36,6 +36,36 @@ pub struct NewSeller {
     pub hold_period_s: Option<u64>,
 }
 
+/// A change to a seller: for now its hold period. It applies to the orders made after it; an
+/// order keeps the hold period it was made with.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSeller {
+    /// Seconds (0 to 15552000); `null`: back to the service's `escrow.hold_period_s`; absent:
+    /// unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    pub hold_period_s: Option<Option<u64>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`, the default).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
+}
+
+fn check_hold_period(hold_period_s: Option<u64>) -> Result<(), PayError> {
+    if hold_period_s.is_some_and(|s| s > escrow::HOLD_PERIOD_S_MAX) {
+        return Err(PayError::invalid(
+            "invalid_hold_period",
+            format!(
+                "`hold_period_s` must be 0 to {} seconds (180 days)",
+                escrow::HOLD_PERIOD_S_MAX
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A bank account to link: an `iban`, or a US `account_number` with its `routing_number`.
 #[derive(Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -170,18 +200,7 @@ impl Pay {
     ) -> Result<Seller, PayError> {
         check_text("name", &request.name)?;
         check_email(&request.email)?;
-        if request
-            .hold_period_s
-            .is_some_and(|s| s > escrow::HOLD_PERIOD_S_MAX)
-        {
-            return Err(PayError::invalid(
-                "invalid_hold_period",
-                format!(
-                    "`hold_period_s` must be 0 to {} seconds (180 days)",
-                    escrow::HOLD_PERIOD_S_MAX
-                ),
-            ));
-        }
+        check_hold_period(request.hold_period_s)?;
         let id = SellerId::for_request(idempotency_key);
         let owner = id.number();
         let seller = Seller {
@@ -224,6 +243,24 @@ impl Pay {
     pub async fn customer(&self, id: &str) -> Result<Customer, PayError> {
         let id: CustomerId = parse_id("customer_id", id)?;
         Ok(self.load(ns::CUSTOMER, &id, "customer").await?.value)
+    }
+
+    /// Changes a seller's hold period (audited, in the seller's own `Txn`).
+    pub async fn update_seller(&self, id: &str, request: UpdateSeller) -> Result<Seller, PayError> {
+        let seller = self.seller(id).await?;
+        let Some(hold_period_s) = request.hold_period_s else {
+            return Ok(seller);
+        };
+        check_hold_period(hold_period_s)?;
+        self.update::<Seller, _>(ns::SELLER, &seller.id, |current| {
+            if current.hold_period_s == hold_period_s {
+                return None;
+            }
+            let mut next = current.clone();
+            next.hold_period_s = hold_period_s;
+            Some((next, audit::stamp(Txn::new(), "seller.update", &current.id)))
+        })
+        .await
     }
 
     pub async fn seller(&self, id: &str) -> Result<Seller, PayError> {
@@ -455,4 +492,28 @@ pub(crate) fn bank_key(seller_id: &str, id: &str) -> String {
 /// Cards are keyed under their customer.
 pub(crate) fn card_key(customer_id: &str, id: &str) -> String {
     format!("{customer_id}/{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seller_update_tells_null_from_absent() {
+        let parse = |json: &str| serde_json::from_str::<UpdateSeller>(json).unwrap();
+        assert_eq!(parse("{}").hold_period_s, None, "absent: unchanged");
+        assert_eq!(
+            parse(r#"{"hold_period_s": null}"#).hold_period_s,
+            Some(None),
+            "null: the service's default"
+        );
+        assert_eq!(
+            parse(r#"{"hold_period_s": 60}"#).hold_period_s,
+            Some(Some(60))
+        );
+        assert!(serde_json::from_str::<UpdateSeller>(r#"{"name": "x"}"#).is_err());
+        assert!(check_hold_period(Some(escrow::HOLD_PERIOD_S_MAX)).is_ok());
+        assert!(check_hold_period(Some(escrow::HOLD_PERIOD_S_MAX + 1)).is_err());
+        assert!(check_hold_period(None).is_ok());
+    }
 }

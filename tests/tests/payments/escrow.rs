@@ -236,6 +236,22 @@ async fn the_hold_period_releases_by_itself_once() {
     // Beta's own hold period is 10 s; Gamma has the service's day.
     let beta = seller(&env, "Beta", Some(10)).await;
     let gamma = seller(&env, "Gamma", None).await;
+    // A seller's hold period can be changed, and reset to the service's with `null`.
+    let path = format!("/v1/sellers/{gamma}");
+    let changed = env
+        .post(&path, None, &json!({"hold_period_s": 3600}))
+        .await
+        .expect(200);
+    assert_eq!(changed["hold_period_s"], 3600, "{changed}");
+    let too_long = env
+        .post(&path, None, &json!({"hold_period_s": 200 * 24 * 3600}))
+        .await;
+    assert_eq!(too_long.code(), "invalid_hold_period", "{}", too_long.body);
+    let reset = env
+        .post(&path, None, &json!({"hold_period_s": null}))
+        .await
+        .expect(200);
+    assert!(reset["hold_period_s"].is_null(), "{reset}");
     let payment = pay(
         &env,
         "escrow-hold",
@@ -250,6 +266,11 @@ async fn the_hold_period_releases_by_itself_once() {
     assert_eq!(
         beta_order["release_at"].as_i64().unwrap() - beta_order["updated_at"].as_i64().unwrap(),
         10_000
+    );
+    let gamma_order = &payment["orders"][1];
+    assert_eq!(
+        gamma_order["hold_period_s"], 86_400,
+        "the service's: {gamma_order}"
     );
     let beta_share = 4_000 - fee(4_000);
     let gamma_share = 6_000 - fee(6_000);

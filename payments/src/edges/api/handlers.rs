@@ -17,7 +17,7 @@ use crate::domain::model::{
 use crate::error::{ErrorBody, PayError};
 use crate::flows::{
     Balance, DailyPayoutRun, NewBankAccount, NewCard, NewCustomer, NewDeposit, NewPayment,
-    NewPayout, NewRefund, NewSeller, Pay,
+    NewPayout, NewRefund, NewSeller, Pay, UpdateSeller,
 };
 
 type PayState = State<Arc<Pay>>;
@@ -136,6 +136,19 @@ pub async fn create_seller(pay: Arc<Pay>, request: NewSeller, key: Option<Key>) 
     responses((status = 200, body = Seller), (status = 404, body = ErrorBody)))]
 pub async fn get_seller(State(pay): PayState, Path(id): Path<String>) -> Response {
     respond(pay.seller(&id).await.map(|s| (StatusCode::OK, s)))
+}
+
+#[utoipa::path(post, path = "/v1/sellers/{id}", request_body = UpdateSeller,
+    description = "Changes a seller's escrow hold period, for the orders made from now on.",
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = Seller), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_seller(
+    pay: Arc<Pay>,
+    Path(id): Path<String>,
+    request: UpdateSeller,
+    _key: Option<Key>,
+) -> Reply<Seller> {
+    Ok((StatusCode::OK, pay.update_seller(&id, request).await?))
 }
 
 #[utoipa::path(post, path = "/v1/sellers/{id}/bank_accounts", request_body = NewBankAccount,

@@ -74,6 +74,11 @@ pub fn routes() -> Routes {
             Keyed::optional(h::create_seller),
         )
         .get("/v1/sellers/{id}", scope(SellersRead), h::get_seller)
+        .post_keyed(
+            "/v1/sellers/{id}",
+            scope(SellersWrite),
+            Keyed::optional(h::update_seller),
+        )
         // Bank account numbers may pass a Luhn check: only card field names are screened there.
         .post_keyed(
             "/v1/sellers/{id}/bank_accounts",

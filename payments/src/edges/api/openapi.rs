@@ -29,6 +29,7 @@ use super::handlers;
         handlers::customer_balance,
         handlers::create_seller,
         handlers::get_seller,
+        handlers::update_seller,
         handlers::add_bank_account,
         handlers::list_bank_accounts,
         handlers::seller_balance,
