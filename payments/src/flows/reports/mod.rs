@@ -89,7 +89,7 @@ pub struct Transaction {
     /// The same instant as RFC 3339.
     pub time: String,
     /// `payin`, `fee`, `refund`, `refund_fee_return`, `payout`, `deposit`, `refund_settle`,
-    /// `payout_settle`.
+    /// `payout_settle`, `release` (escrow: pending to the wallet).
     pub kind: String,
     pub direction: Direction,
     /// Minor units.
