@@ -470,3 +470,50 @@ impl Pay {
         Ok((next, txn))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn captured(escrow: Escrow) -> Order {
+        let mut order: Order = serde_json::from_value(serde_json::json!({
+            "id": "ord_00000000000000ff", "kind": "order", "payment_id": null,
+            "seller_id": "sel_00000000000000ff", "customer_id": "cus_00000000000000ff",
+            "card_id": "card_00000000000000ff", "amount": 10_000, "currency": "USD",
+            "fee": 280, "status": "succeeded", "failure": null, "psp_id": null,
+            "refunded": 0, "refund_pending": 0, "fee_refunded": 0, "fee_refund_pending": 0,
+            "attempts": 1, "next_attempt_at": 0, "created_at": 0, "updated_at": 0
+        }))
+        .unwrap();
+        order.escrow = escrow;
+        order
+    }
+
+    #[test]
+    fn a_refund_draws_on_pending_while_the_order_is_held_and_its_share_covers_it() {
+        let pending = RefundFrom::Pending {
+            order_released: false,
+        };
+        let held = captured(Escrow::Held);
+        assert_eq!(refund_source(&held, 4_000, 112), (pending, None));
+        // The whole order with the whole fee back: the share (9720) covers 10000 - 280.
+        assert_eq!(refund_source(&held, 10_000, 280), (pending, None));
+        // The fee kept (policy `none`): 10000 does not fit in 9720, so release, then the wallet.
+        assert_eq!(
+            refund_source(&held, 10_000, 0),
+            (RefundFrom::Wallet, Some(9_720))
+        );
+        let mut partly = held.clone();
+        partly.refunded = 5_000;
+        assert_eq!(
+            refund_source(&partly, 5_000, 0),
+            (RefundFrom::Wallet, Some(4_720))
+        );
+        for escrow in [Escrow::Released, Escrow::NotHeld] {
+            assert_eq!(
+                refund_source(&captured(escrow), 4_000, 112),
+                (RefundFrom::Wallet, None)
+            );
+        }
+    }
+}
