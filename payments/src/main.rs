@@ -30,8 +30,8 @@ struct Cli {
 enum Command {
     /// Serve the payment API (HTTP JSON; the OpenAPI document is at /openapi.json).
     ///
-    /// Settings come from --config FILE (TOML sections [pay], [psp], [fees], [risk], [worker],
-    /// [billing], [api]), then TALLY_PAY__SECTION__KEY environment variables, then these flags,
+    /// Settings come from --config FILE (TOML sections [pay], [psp], [fees], [escrow], [risk],
+    /// [worker], [billing], [api]), then TALLY_PAY__SECTION__KEY environment variables, then these flags,
     /// each overriding the one before; all are checked before the port is bound. `--help` lists
     /// every setting with its default.
     #[command(after_long_help = concat!(

@@ -21,8 +21,8 @@ pub use secrets::{
     DataKey, DATA_KEY_BYTES, DEV_ENCRYPTION_KEY, DEV_PSP_API_KEY, DEV_WEBHOOK_SECRET,
 };
 pub use sections::{
-    ApiSection, BillingSection, FeesSection, PaySection, PspSection, RiskSection, WebhooksSection,
-    WorkerSection,
+    ApiSection, BillingSection, EscrowSection, FeesSection, PaySection, PspSection, RiskSection,
+    WebhooksSection, WorkerSection,
 };
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
@@ -31,6 +31,7 @@ pub struct PayConfig {
     pub pay: PaySection,
     pub psp: PspSection,
     pub fees: FeesSection,
+    pub escrow: EscrowSection,
     pub risk: RiskSection,
     pub worker: WorkerSection,
     pub billing: BillingSection,

@@ -1,5 +1,5 @@
 //! The sections of `tally-pay.toml` (`[pay]`, `[psp]`, `[fees]`, `[risk]`, `[worker]`,
-//! `[billing]`, `[api]`, `[webhooks]`), each with its defaults; `Debug` masks the secrets.
+//! `[escrow]`, `[billing]`, `[api]`, `[webhooks]`), each with its defaults; `Debug` masks the secrets.
 
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +81,24 @@ pub struct FeesSection {
     /// `proportional`: a refund gives back the same share of the platform fee; `none`: the
     /// platform keeps its fee.
     pub refund_policy: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EscrowSection {
+    /// Seconds a captured payment order's money stays in the seller's pending balance before
+    /// it is released automatically, unless the platform releases it earlier (`POST
+    /// /v1/payment_orders/{id}/release`) or the seller has its own `hold_period_s`. 0: no
+    /// escrow, available at capture. At most 180 days.
+    pub hold_period_s: u64,
+}
+
+impl Default for EscrowSection {
+    fn default() -> Self {
+        EscrowSection {
+            hold_period_s: crate::domain::escrow::HOLD_PERIOD_S_DEFAULT,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -97,6 +97,12 @@ impl PayConfig {
                 self.fees.refund_policy
             ));
         }
+        if self.escrow.hold_period_s > crate::domain::escrow::HOLD_PERIOD_S_MAX {
+            problems.push(format!(
+                "escrow.hold_period_s must be at most {} (180 days)",
+                crate::domain::escrow::HOLD_PERIOD_S_MAX
+            ));
+        }
         if self.risk.max_order_amount == 0 || self.risk.max_payment_amount == 0 {
             problems
                 .push("risk.max_order_amount and risk.max_payment_amount must be positive".into());

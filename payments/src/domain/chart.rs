@@ -22,6 +22,9 @@ pub mod code {
     pub const SELLER_WALLET: u16 = 10;
     /// A customer's deposits; cannot go below zero.
     pub const CUSTOMER_WALLET: u16 = 11;
+    /// A seller's captured money held in escrow until its order is released (delivery confirmed
+    /// or hold period over); cannot go below zero, and payouts never draw on it.
+    pub const SELLER_PENDING: u16 = 12;
     /// Platform fees earned.
     pub const PLATFORM_REVENUE: u16 = 20;
     /// Payouts sent to the PSP, not yet confirmed paid.
@@ -40,6 +43,8 @@ pub mod transfer_code {
     pub const DEPOSIT: u16 = 6;
     pub const REFUND_SETTLE: u16 = 7;
     pub const PAYOUT_SETTLE: u16 = 8;
+    /// An escrowed order's seller share moved from pending to the wallet (available).
+    pub const RELEASE: u16 = 9;
 }
 
 /// The platform's own accounts, one of each per currency.
@@ -103,6 +108,7 @@ pub fn kind_name(transfer_code: u32) -> String {
         Ok(transfer_code::DEPOSIT) => "deposit",
         Ok(transfer_code::REFUND_SETTLE) => "refund_settle",
         Ok(transfer_code::PAYOUT_SETTLE) => "payout_settle",
+        Ok(transfer_code::RELEASE) => "release",
         _ => return format!("code_{transfer_code}"),
     };
     name.to_string()
@@ -119,7 +125,8 @@ pub const SYSTEM_ACCOUNT_NAMES: [(u16, &str); 5] = [
 
 const _: () = assert!(SYSTEM_ACCOUNT_NAMES.len() == SYSTEM_CODES.len());
 
-/// The name of one of tally-pay's accounts: a system account's role, or the wallet's owner id.
+/// The name of one of tally-pay's accounts: a system account's role, the wallet's owner id, or
+/// `<seller id>/pending` for a seller's escrow.
 pub fn account_name(account_id: u128) -> String {
     let account_code = u16::try_from(account_id >> 96).unwrap_or(0);
     let owner = account_id as u64;
@@ -132,6 +139,7 @@ pub fn account_name(account_id: u128) -> String {
     match account_code {
         code::SELLER_WALLET => format!("{}_{owner:016x}", ids::SELLER),
         code::CUSTOMER_WALLET => format!("{}_{owner:016x}", ids::CUSTOMER),
+        code::SELLER_PENDING => format!("{}_{owner:016x}/pending", ids::SELLER),
         _ => format!("{account_id:032x}"),
     }
 }
@@ -157,6 +165,7 @@ mod tests {
             account_id(code::SELLER_WALLET, eur, 7),
             account_id(code::CUSTOMER_WALLET, usd, 7),
             account_id(code::SELLER_WALLET, usd, 8),
+            account_id(code::SELLER_PENDING, usd, 7),
             system_account(code::PSP_CLEARING, usd),
         ];
         for (i, a) in ids.iter().enumerate() {
@@ -185,6 +194,11 @@ mod tests {
             account_name(account_id(code::SELLER_WALLET, usd, 255)),
             "sel_00000000000000ff"
         );
+        assert_eq!(
+            account_name(account_id(code::SELLER_PENDING, usd, 255)),
+            "sel_00000000000000ff/pending"
+        );
+        assert_eq!(kind_name(u32::from(transfer_code::RELEASE)), "release");
         assert_eq!(system_code("psp_clearing"), Some(code::PSP_CLEARING));
         assert_eq!(system_code("sel_00000000000000ff"), None);
         assert_eq!(

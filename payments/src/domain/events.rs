@@ -4,7 +4,8 @@
 //! change that happened, nor exist for one that did not.
 //!
 //! An event's type is `<object>.<what>`: `<what>` is `created` for a new object, else the
-//! object's new status word (`payment_order.succeeded`, `payout.in_transit`, `invoice.paid`).
+//! object's new status word (`payment_order.succeeded`, `payout.in_transit`, `invoice.paid`), or
+//! for a payment order whose status stays, its new escrow word (`payment_order.released`).
 //! The event holds the object as it was right after the change.
 //!
 //! Pure: the flows decide when to call [`changed`], and pass the time.
@@ -76,11 +77,11 @@ pub fn changed<T: Serialize>(
         None => "created".to_string(),
         Some(before) => {
             let before = serde_json::to_value(before).ok()?;
-            let status = data.get("status")?.as_str()?;
-            if before.get("status").and_then(Value::as_str) == Some(status) {
-                return None;
-            }
-            status.to_string()
+            let word = |field: &str| {
+                let now = data.get(field)?.as_str()?;
+                (before.get(field).and_then(Value::as_str) != Some(now)).then_some(now)
+            };
+            word("status").or_else(|| word("escrow"))?.to_string()
         }
     };
     let object_id = data.get("id")?.as_str()?.to_string();
@@ -280,6 +281,11 @@ mod tests {
         assert_eq!(event.kind, "payment_order.succeeded");
         assert_eq!(event.data, done);
         assert!(changed(ns::ORDER, Some(&done), &done, 7).is_none());
+        let released =
+            json!({"id": "ord_1", "kind": "order", "status": "succeeded", "escrow": "released"});
+        let held = json!({"id": "ord_1", "kind": "order", "status": "succeeded", "escrow": "held"});
+        let event = changed(ns::ORDER, Some(&held), &released, 8).unwrap();
+        assert_eq!(event.kind, "payment_order.released");
     }
 
     #[test]

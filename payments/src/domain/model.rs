@@ -23,6 +23,10 @@ pub mod ns {
     pub const IDEMPOTENCY: &str = "pay.idempotency";
     pub const WEBHOOK: &str = "pay.webhook";
     pub const INFLIGHT: &str = "pay.inflight";
+    /// Captured orders held in escrow, keyed `<release_at, 20 digits>/<order id>` (value: the
+    /// order id), so the worker reads only those due (`escrow::release_key`); written when the
+    /// order is captured, deleted in the `Txn` that releases it.
+    pub const ESCROW: &str = "pay.escrow";
     /// Objects whose retries are exhausted, for an operator (value: `DeadLetter`).
     pub const DEAD_LETTER: &str = "pay.dead_letter";
     /// The stored summary of a day's reconciliation, keyed `YYYY-MM-DD` (value: `ReconRun`).
@@ -103,6 +107,10 @@ pub struct Seller {
     /// The bank account payouts go to unless a payout names another linked one.
     #[schema(value_type = Option<String>)]
     pub default_bank_account: Option<BankAccountId>,
+    /// Seconds a captured order's money stays pending before it is released automatically;
+    /// absent: the service's `escrow.hold_period_s`. 0: available at capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_period_s: Option<u64>,
     pub created_at: i64,
 }
 
@@ -218,6 +226,21 @@ impl ChargeStatus {
     }
 }
 
+/// Where a payment order's seller share is, as far as escrow goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Escrow {
+    /// Paid into the seller's wallet at capture, available at once: deposits, orders made with
+    /// a hold period of 0, and every order stored before escrow existed (the serde default).
+    #[default]
+    NotHeld,
+    /// Captured into the seller's pending balance; released by `POST
+    /// /v1/payment_orders/{id}/release` or at `release_at`, whichever comes first.
+    Held,
+    /// Moved from pending to the seller's wallet at `released_at`.
+    Released,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Order {
     #[schema(value_type = String)]
@@ -251,11 +274,40 @@ pub struct Order {
     /// Fee returned to the seller so far, and by pending refunds.
     pub fee_refunded: u64,
     pub fee_refund_pending: u64,
+    #[serde(default)]
+    pub escrow: Escrow,
+    /// The seller's hold period when the order was made (seconds; escrow `held` only).
+    #[serde(default)]
+    pub hold_period_s: u64,
+    /// Unix milliseconds at which the worker releases it: capture time plus the hold period.
+    #[serde(default)]
+    pub release_at: Option<i64>,
+    /// Unix milliseconds at which it was released.
+    #[serde(default)]
+    pub released_at: Option<i64>,
     pub attempts: u32,
     /// Unix milliseconds at which a worker should next look at it.
     pub next_attempt_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl Order {
+    /// The part of the seller's pending balance that is this order's while it is held: the
+    /// amount less the fee, less every refund not failed (pending ones too), plus the fee they
+    /// gave back. Refunds before release keep it at or above zero (`refunds.rs` releases first
+    /// when one would not fit), so the pending account holds the sum of its orders' shares.
+    pub fn pending_share(&self) -> u64 {
+        let credits = self
+            .amount
+            .saturating_add(self.fee_refunded)
+            .saturating_add(self.fee_refund_pending);
+        let debits = self
+            .fee
+            .saturating_add(self.refunded)
+            .saturating_add(self.refund_pending);
+        credits.saturating_sub(debits)
+    }
 }
 
 /// The payment event's status, derived from its orders.
@@ -341,6 +393,10 @@ pub struct Refund {
     pub currency: String,
     /// Platform fee returned to the seller with this refund (per the refund fee policy).
     pub fee_returned: u64,
+    /// Drawn on the seller's pending balance (the order was still held in escrow), not on the
+    /// wallet; refunds stored before escrow existed drew on the wallet.
+    #[serde(default)]
+    pub from_pending: bool,
     pub reason: Option<String>,
     pub status: RefundStatus,
     pub failure: Option<Failure>,

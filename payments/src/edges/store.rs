@@ -416,10 +416,17 @@ mod tests {
             .put("pay.refund", "re_1", &1)
             .account(postings::charge_wallet(
                 crate::domain::model::ChargeKind::Order,
+                crate::domain::model::Escrow::NotHeld,
                 usd,
                 7,
             ))
-            .postings(postings::refund_opened("re_1", usd, 7, 100, 3));
+            .postings(postings::refund_opened(
+                "re_1",
+                usd,
+                (7, postings::RefundFrom::Wallet),
+                100,
+                3,
+            ));
         let read = |outcome| txn.labels.read(&failed(outcome)).unwrap();
         assert_eq!(
             read(TxnOutcome::ConditionFailed {

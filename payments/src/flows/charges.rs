@@ -4,7 +4,8 @@
 //! An order is created `processing` together with a pending transfer
 //! `psp_clearing -> wallet` (one Txn). The PSP is then charged with the order id as its
 //! idempotency key. Success posts the transfer and the platform fee and marks the order
-//! `succeeded` (one Txn); a definite decline voids it and marks it `failed`; anything else leaves
+//! `succeeded` (one Txn; an order held in escrow is captured into the seller's pending balance
+//! and filed in the escrow index for its release, `escrow.rs`); a definite decline voids it and marks it `failed`; anything else leaves
 //! it `processing` for the worker (status query with backoff) or the webhook, whichever is first.
 
 use std::sync::Arc;
@@ -13,12 +14,13 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{check_text, checked, describe_commit, failure, parse_id, Pay};
+use crate::domain::escrow;
 use crate::domain::ids::{
     CardId, ChargeId, CustomerId, Id, OrderId, PaymentId, SellerId, Unchecked,
 };
 use crate::domain::model::{
-    ns, ChargeKind, ChargeStatus, Customer, Failure, InflightKind, Order, Payment, PaymentRecord,
-    PaymentStatus,
+    ns, ChargeKind, ChargeStatus, Customer, Escrow, Failure, InflightKind, Order, Payment,
+    PaymentRecord, PaymentStatus,
 };
 use crate::domain::money::{parse_amount, AmountInput, Currency, ORDERS_PER_PAYMENT_MAX};
 use crate::domain::postings;
@@ -59,6 +61,8 @@ struct NewRecords<'a> {
     card_id: &'a CardId,
     sellers: &'a [SellerId],
     amounts: &'a [u64],
+    /// Each seller's hold period (seconds; 0: no escrow).
+    hold_periods: &'a [u64],
 }
 
 /// A checkout's orders as sellers and amounts, in order: one order per seller, 1 to
@@ -112,7 +116,7 @@ impl Pay {
         let (sellers, amounts) = parse_orders(&request.orders, currency)?;
         let customer: Customer = self.customer(&customer_id).await?;
         let card = self.card(&customer.id, &request.card_id).await?;
-        self.check_sellers_exist(&sellers).await?;
+        let hold_periods = self.check_sellers_exist(&sellers).await?;
         let payment_id = PaymentId::derived(idempotency_key);
         // A retried request finds the payment its first attempt created and carries on with it.
         if self
@@ -128,6 +132,7 @@ impl Pay {
                 card_id: &card.id,
                 sellers: &sellers,
                 amounts: &amounts,
+                hold_periods: &hold_periods,
             };
             self.commit_new_payment(new, currency).await?;
             self.metrics.inc("tally_pay_payments_created_total");
@@ -138,16 +143,19 @@ impl Pay {
     }
 
     /// Every seller of a checkout must exist; one that does not is the request's fault.
-    async fn check_sellers_exist(&self, sellers: &[SellerId]) -> Result<(), PayError> {
+    /// Returns each seller's hold period.
+    async fn check_sellers_exist(&self, sellers: &[SellerId]) -> Result<Vec<u64>, PayError> {
+        let mut hold_periods = Vec::with_capacity(sellers.len());
         for seller_id in sellers {
-            self.seller(seller_id).await.map_err(|e| match e {
+            let seller = self.seller(seller_id).await.map_err(|e| match e {
                 PayError::NotFound { what } => {
                     PayError::unprocessable("seller_not_found", what.to_string())
                 }
                 other => other,
             })?;
+            hold_periods.push(self.hold_period_s(&seller));
         }
-        Ok(())
+        Ok(hold_periods)
     }
 
     fn check_risk(
@@ -194,6 +202,7 @@ impl Pay {
             card_id,
             sellers,
             amounts,
+            hold_periods,
         } = new;
         let now = self.clock.now_ms();
         let mut order_ids = Vec::new();
@@ -204,7 +213,11 @@ impl Pay {
         );
         for (index, (seller_id, amount)) in sellers.iter().zip(amounts).enumerate() {
             let order_id = OrderId::derived(&format!("{payment_id}/{index}"));
-            let record = self.new_order(&new, &order_id, seller_id, *amount, currency, now);
+            let mut record = self.new_order(&new, &order_id, seller_id, *amount, currency, now);
+            record.hold_period_s = hold_periods[index];
+            if record.hold_period_s > 0 {
+                record.escrow = Escrow::Held;
+            }
             txn = Self::add_order(txn, &record, seller_id, currency, now);
             order_ids.push(order_id);
         }
@@ -257,6 +270,10 @@ impl Pay {
             refund_pending: 0,
             fee_refunded: 0,
             fee_refund_pending: 0,
+            escrow: Escrow::NotHeld,
+            hold_period_s: 0,
+            release_at: None,
+            released_at: None,
             attempts: 0,
             next_attempt_at: self.first_check_at(),
             created_at: now,
@@ -265,7 +282,7 @@ impl Pay {
     }
 
     /// Adds a new order to its payment's Txn: stored, indexed and tracked, with the seller's
-    /// wallet and the order's hold.
+    /// wallet (or pending balance, held in escrow) and the order's hold.
     fn add_order(
         txn: Txn,
         record: &Order,
@@ -275,9 +292,9 @@ impl Pay {
     ) -> Txn {
         let order_id = &record.id;
         let owner = seller_id.number();
-        let wallet = postings::charge_wallet(ChargeKind::Order, currency, owner);
-        let hold =
-            postings::charge_opened(order_id, ChargeKind::Order, currency, owner, record.amount);
+        let kind = (ChargeKind::Order, record.escrow);
+        let wallet = postings::charge_wallet(kind.0, kind.1, currency, owner);
+        let hold = postings::charge_opened(order_id, kind, currency, owner, record.amount);
         Self::track(
             recon::indexed(
                 txn.require_version(ns::ORDER, order_id, 0)
@@ -427,7 +444,17 @@ impl Pay {
                             }
                             _ => None,
                         };
-                        txn = txn.postings(postings::charge_succeeded(id, currency, seller_fee));
+                        txn = txn.postings(postings::charge_succeeded(
+                            id,
+                            currency,
+                            seller_fee,
+                            order.escrow,
+                        ));
+                        if order.escrow == Escrow::Held {
+                            let at = escrow::release_at(next.updated_at, order.hold_period_s);
+                            next.release_at = Some(at);
+                            txn = txn.put(ns::ESCROW, &escrow::release_key(at, id), &order.id);
+                        }
                     }
                     Err(reason) => {
                         next.status = ChargeStatus::Failed;

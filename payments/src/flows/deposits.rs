@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::{describe_commit, Pay};
 use crate::domain::ids::{CardId, ChargeId, CustomerId, DepositId, Id, Unchecked};
-use crate::domain::model::{ns, ChargeKind, ChargeStatus, Customer, InflightKind, Order};
+use crate::domain::model::{ns, ChargeKind, ChargeStatus, Customer, Escrow, InflightKind, Order};
 use crate::domain::money::{parse_amount, AmountInput, Currency};
 use crate::domain::postings;
 use crate::domain::recon::IndexKind;
@@ -99,6 +99,10 @@ impl Pay {
             refund_pending: 0,
             fee_refunded: 0,
             fee_refund_pending: 0,
+            escrow: Escrow::NotHeld,
+            hold_period_s: 0,
+            release_at: None,
+            released_at: None,
             attempts: 0,
             next_attempt_at: self.first_check_at(),
             created_at: now,
@@ -111,8 +115,14 @@ impl Pay {
     async fn commit_new_deposit(&self, record: &Order, currency: Currency) -> Result<(), PayError> {
         let id = &record.id;
         let owner = record.customer_id.number();
-        let wallet = postings::charge_wallet(ChargeKind::Deposit, currency, owner);
-        let hold = postings::charge_opened(id, ChargeKind::Deposit, currency, owner, record.amount);
+        let wallet = postings::charge_wallet(ChargeKind::Deposit, Escrow::NotHeld, currency, owner);
+        let hold = postings::charge_opened(
+            id,
+            (ChargeKind::Deposit, Escrow::NotHeld),
+            currency,
+            owner,
+            record.amount,
+        );
         let txn = Self::track(
             recon::indexed(
                 audit::stamp(Txn::new(), "deposit.create", id)

@@ -8,6 +8,7 @@ mod charges;
 pub mod clock;
 mod delivery;
 mod deposits;
+pub mod escrow;
 pub mod events;
 mod parties;
 mod payouts;
@@ -40,7 +41,7 @@ use crate::metrics::Metrics;
 
 pub use charges::{NewOrder, NewPayment};
 pub use deposits::NewDeposit;
-pub use parties::{Balance, NewBankAccount, NewCard, NewCustomer, NewSeller};
+pub use parties::{Balance, NewBankAccount, NewCard, NewCustomer, NewSeller, UpdateSeller};
 pub use payouts::{DailyPayoutRun, NewPayout};
 pub use refunds::NewRefund;
 pub use webhooks::WebhookReceipt;

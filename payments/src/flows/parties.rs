@@ -1,4 +1,5 @@
-//! Customers, sellers, their bank accounts and cards, and wallet balances.
+//! Customers, sellers, their bank accounts and cards, and wallet balances (a seller's pending,
+//! escrowed, balance beside the wallet's available one).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -6,6 +7,7 @@ use utoipa::ToSchema;
 use super::{check_text, parse_id, Pay};
 use crate::domain::bank;
 use crate::domain::chart::{self, code};
+use crate::domain::escrow;
 use crate::domain::ids::{BankAccountId, CardId, CustomerId, Id, SellerId};
 use crate::domain::model::{
     ns, BankAccount, BankAccountKind, BankAccountRecord, Card, Customer, PayoutSchedule, Seller,
@@ -28,6 +30,40 @@ pub struct NewSeller {
     pub email: String,
     #[serde(default)]
     pub payout_schedule: PayoutSchedule,
+    /// Seconds this seller's captured orders stay pending before they are released
+    /// automatically (0: available at capture; at most 15552000, 180 days). Absent: the
+    /// service's `escrow.hold_period_s`.
+    pub hold_period_s: Option<u64>,
+}
+
+/// A change to a seller: for now its hold period. It applies to the orders made after it; an
+/// order keeps the hold period it was made with.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSeller {
+    /// Seconds (0 to 15552000); `null`: back to the service's `escrow.hold_period_s`; absent:
+    /// unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    pub hold_period_s: Option<Option<u64>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`, the default).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
+}
+
+fn check_hold_period(hold_period_s: Option<u64>) -> Result<(), PayError> {
+    if hold_period_s.is_some_and(|s| s > escrow::HOLD_PERIOD_S_MAX) {
+        return Err(PayError::invalid(
+            "invalid_hold_period",
+            format!(
+                "`hold_period_s` must be 0 to {} seconds (180 days)",
+                escrow::HOLD_PERIOD_S_MAX
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A bank account to link: an `iban`, or a US `account_number` with its `routing_number`.
@@ -55,8 +91,12 @@ pub struct NewCard {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Balance {
     pub currency: String,
-    /// What can be paid out or refunded now: posted credits minus posted and held debits.
+    /// What can be paid out or refunded now: posted credits minus posted and held debits of
+    /// the wallet.
     pub available: u64,
+    /// A seller's captured money held in escrow until its orders are released (less refunds
+    /// drawn on it); payouts cannot use it. Always 0 for a customer.
+    pub pending: u64,
     /// Incoming money not yet captured (payments in processing).
     pub incoming: u64,
     /// Outgoing money held for pending payouts and refunds.
@@ -150,7 +190,9 @@ impl Pay {
         self.open(txn, ns::CUSTOMER, &id, customer).await
     }
 
-    /// Opens a seller: the record and a wallet per enabled currency, in one Txn.
+    /// Opens a seller: the record, a wallet and a pending (escrow) balance per enabled currency,
+    /// in one Txn. (A seller from before escrow gets its pending balance with its first held
+    /// order.)
     pub async fn create_seller(
         &self,
         request: NewSeller,
@@ -158,6 +200,7 @@ impl Pay {
     ) -> Result<Seller, PayError> {
         check_text("name", &request.name)?;
         check_email(&request.email)?;
+        check_hold_period(request.hold_period_s)?;
         let id = SellerId::for_request(idempotency_key);
         let owner = id.number();
         let seller = Seller {
@@ -166,13 +209,16 @@ impl Pay {
             email: request.email,
             payout_schedule: request.payout_schedule,
             default_bank_account: None,
+            hold_period_s: request.hold_period_s,
             created_at: self.clock.now_ms(),
         };
         let mut txn = Txn::new()
             .require_version(ns::SELLER, &id, 0)
             .put(ns::SELLER, &id, &seller);
         for currency in &self.currencies {
-            txn = txn.account(chart::wallet(code::SELLER_WALLET, *currency, owner));
+            txn = txn
+                .account(chart::wallet(code::SELLER_WALLET, *currency, owner))
+                .account(chart::wallet(code::SELLER_PENDING, *currency, owner));
         }
         self.open(txn, ns::SELLER, &id, seller).await
     }
@@ -197,6 +243,24 @@ impl Pay {
     pub async fn customer(&self, id: &str) -> Result<Customer, PayError> {
         let id: CustomerId = parse_id("customer_id", id)?;
         Ok(self.load(ns::CUSTOMER, &id, "customer").await?.value)
+    }
+
+    /// Changes a seller's hold period (audited, in the seller's own `Txn`).
+    pub async fn update_seller(&self, id: &str, request: UpdateSeller) -> Result<Seller, PayError> {
+        let seller = self.seller(id).await?;
+        let Some(hold_period_s) = request.hold_period_s else {
+            return Ok(seller);
+        };
+        check_hold_period(hold_period_s)?;
+        self.update::<Seller, _>(ns::SELLER, &seller.id, |current| {
+            if current.hold_period_s == hold_period_s {
+                return None;
+            }
+            let mut next = current.clone();
+            next.hold_period_s = hold_period_s;
+            Some((next, audit::stamp(Txn::new(), "seller.update", &current.id)))
+        })
+        .await
     }
 
     pub async fn seller(&self, id: &str) -> Result<Seller, PayError> {
@@ -361,7 +425,8 @@ impl Pay {
             })
     }
 
-    /// Wallet balances of a seller or customer, one per enabled currency.
+    /// Wallet balances of a seller or customer, one per enabled currency; a seller's with its
+    /// pending (escrow) balance.
     pub async fn balances(&self, owner_id: &str) -> Result<Vec<Balance>, PayError> {
         let (wallet_code, owner) = if owner_id.starts_with("sel_") {
             let seller = self.seller(owner_id).await?;
@@ -370,32 +435,53 @@ impl Pay {
             let customer = self.customer(owner_id).await?;
             (code::CUSTOMER_WALLET, customer.id.number())
         };
+        let pending_code = (wallet_code == code::SELLER_WALLET).then_some(code::SELLER_PENDING);
         let wanted: Vec<u128> = self
             .currencies
             .iter()
-            .map(|c| chart::account_id(wallet_code, *c, owner))
+            .flat_map(|c| {
+                let pending = pending_code.map(|p| chart::account_id(p, *c, owner));
+                [Some(chart::account_id(wallet_code, *c, owner)), pending]
+            })
+            .flatten()
             .collect();
         let accounts = self.store.client().lookup_accounts(&wanted).await?;
+        let of = |id: u128| {
+            accounts
+                .iter()
+                .find(|a| a.id == id)
+                .map(tally_client::Balances::of_account)
+        };
         let mut balances = Vec::new();
         for currency in &self.currencies {
-            let id = chart::account_id(wallet_code, *currency, owner);
-            let Some(account) = accounts.iter().find(|a| a.id == id) else {
+            let Some(wallet) = of(chart::account_id(wallet_code, *currency, owner)) else {
                 continue;
             };
-            let b = tally_client::Balances::of_account(account);
-            let available = b
-                .credits_posted
-                .saturating_sub(b.debits_posted)
-                .saturating_sub(b.debits_pending);
+            let pending = pending_code
+                .and_then(|p| of(chart::account_id(p, *currency, owner)))
+                .unwrap_or_default();
+            let to_u64 = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
             balances.push(Balance {
                 currency: currency.code.to_string(),
-                available: u64::try_from(available).unwrap_or(u64::MAX),
-                incoming: u64::try_from(b.credits_pending).unwrap_or(u64::MAX),
-                held: u64::try_from(b.debits_pending).unwrap_or(u64::MAX),
+                available: to_u64(spendable(&wallet)),
+                pending: to_u64(spendable(&pending)),
+                incoming: to_u64(
+                    wallet
+                        .credits_pending
+                        .saturating_add(pending.credits_pending),
+                ),
+                held: to_u64(wallet.debits_pending.saturating_add(pending.debits_pending)),
             });
         }
         Ok(balances)
     }
+}
+
+/// Posted credits minus posted and held debits: what an account can still give.
+fn spendable(b: &tally_client::Balances) -> u128 {
+    b.credits_posted
+        .saturating_sub(b.debits_posted)
+        .saturating_sub(b.debits_pending)
 }
 
 /// Bank accounts are keyed under their seller so that a seller's accounts scan by prefix.
@@ -406,4 +492,28 @@ pub(crate) fn bank_key(seller_id: &str, id: &str) -> String {
 /// Cards are keyed under their customer.
 pub(crate) fn card_key(customer_id: &str, id: &str) -> String {
     format!("{customer_id}/{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seller_update_tells_null_from_absent() {
+        let parse = |json: &str| serde_json::from_str::<UpdateSeller>(json).unwrap();
+        assert_eq!(parse("{}").hold_period_s, None, "absent: unchanged");
+        assert_eq!(
+            parse(r#"{"hold_period_s": null}"#).hold_period_s,
+            Some(None),
+            "null: the service's default"
+        );
+        assert_eq!(
+            parse(r#"{"hold_period_s": 60}"#).hold_period_s,
+            Some(Some(60))
+        );
+        assert!(serde_json::from_str::<UpdateSeller>(r#"{"name": "x"}"#).is_err());
+        assert!(check_hold_period(Some(escrow::HOLD_PERIOD_S_MAX)).is_ok());
+        assert!(check_hold_period(Some(escrow::HOLD_PERIOD_S_MAX + 1)).is_err());
+        assert!(check_hold_period(None).is_ok());
+    }
 }

@@ -182,7 +182,8 @@ impl Pay {
         )])
     }
 
-    /// The error for a payout larger than the seller's wallet holds, naming what it holds.
+    /// The error for a payout larger than the seller's wallet holds, naming what it holds and
+    /// what is still pending in escrow (which payouts cannot use).
     async fn insufficient_funds(
         &self,
         seller: &Seller,
@@ -190,22 +191,25 @@ impl Pay {
         amount: u64,
         result: tally_client::CreateTransferResult,
     ) -> PayError {
-        let available = self
+        let (available, pending) = self
             .balances(&seller.id)
             .await
             .ok()
             .and_then(|b| b.into_iter().find(|b| b.currency == currency.code))
-            .map_or(0, |b| b.available);
+            .map_or((0, 0), |b| (b.available, b.pending));
         PayError::unprocessable(
             "insufficient_funds",
             format!(
-                "the wallet of seller {} holds {} {} available, less than the payout of {} {} ({})",
+                "the wallet of seller {} holds {} {} available, less than the payout of {} {} \
+                 ({}; {} {} pending in escrow, not yet released)",
                 seller.id,
                 currency.format(available),
                 currency.code,
                 currency.format(amount),
                 currency.code,
-                result
+                result,
+                currency.format(pending),
+                currency.code,
             ),
         )
     }

@@ -5,6 +5,12 @@
 //! fee share goes back to the seller (posted), and the refund amount is held on the seller's
 //! wallet (`seller_wallet -> refunds_in_transit`, pending). PSP success posts the hold and moves
 //! the money on to `psp_clearing`; failure voids the hold and takes the fee share back.
+//!
+//! Escrow: a refund of an order still held draws on the seller's pending balance instead of the
+//! wallet, as long as the order's share of pending covers it (`Order::pending_share`); one that
+//! would not (a fee kept by the `none` policy) releases the order in the same Txn and draws on
+//! the wallet. A refund drawn on pending that fails after its order was released moves what it
+//! put back in pending on to the wallet (`postings::refund_failed`).
 
 use std::sync::Arc;
 
@@ -13,12 +19,13 @@ use utoipa::ToSchema;
 
 use super::{check_text, describe_commit, failure, Pay, UPDATE_ATTEMPTS_MAX};
 use crate::config::RefundFeePolicy;
+use crate::domain::escrow;
 use crate::domain::ids::{Id, OrderId, RefundId, SellerId, Unchecked};
 use crate::domain::model::{
-    ns, ChargeKind, ChargeStatus, Failure, InflightKind, Order, Refund, RefundStatus,
+    ns, ChargeKind, ChargeStatus, Escrow, Failure, InflightKind, Order, Refund, RefundStatus,
 };
 use crate::domain::money::{parse_amount, pro_rata, AmountInput, Currency};
-use crate::domain::postings::{self, Leg};
+use crate::domain::postings::{self, Leg, RefundFrom};
 use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, PspError, RefundRequest};
 use crate::edges::store::{Commit, Label, Txn, Versioned};
@@ -55,6 +62,30 @@ struct RefundTerms {
     amount: u64,
     fee_back: u64,
     legs: RefundLegs,
+    /// The seller balance it draws on.
+    from: RefundFrom,
+    /// The order's pending share, released in the refund's Txn first: the order is held and
+    /// its share does not cover the refund.
+    release_first: Option<u64>,
+}
+
+/// Where a refund of `amount` giving back `fee_back` draws on: pending while the order is held
+/// and its share covers it; else, for a held order, release it first and use the wallet.
+fn refund_source(order: &Order, amount: u64, fee_back: u64) -> (RefundFrom, Option<u64>) {
+    if order.escrow != Escrow::Held {
+        return (RefundFrom::Wallet, None);
+    }
+    let share = order.pending_share();
+    if amount.saturating_sub(fee_back) <= share {
+        (
+            RefundFrom::Pending {
+                order_released: false,
+            },
+            None,
+        )
+    } else {
+        (RefundFrom::Wallet, Some(share))
+    }
 }
 
 fn parse_order_id(request: &NewRefund) -> Result<OrderId, PayError> {
@@ -186,10 +217,13 @@ impl Pay {
         let fee_back = self.fee_back(order, amount, remaining);
         let legs = legs(order)
             .ok_or_else(|| PayError::Internal(format!("order {} has no seller", order.id)))?;
+        let (from, release_first) = refund_source(order, amount, fee_back);
         Ok(RefundTerms {
             amount,
             fee_back,
             legs,
+            from,
+            release_first,
         })
     }
 
@@ -224,6 +258,7 @@ impl Pay {
             amount: terms.amount,
             currency: order.currency.clone(),
             fee_returned: terms.fee_back,
+            from_pending: matches!(terms.from, RefundFrom::Pending { .. }),
             reason: request.reason.clone(),
             status: RefundStatus::Pending,
             failure: None,
@@ -249,12 +284,28 @@ impl Pay {
         next.refund_pending += terms.amount;
         next.fee_refund_pending += terms.fee_back;
         next.updated_at = now;
+        let seller = terms.legs.seller.number();
+        let mut txn = Txn::new();
+        if let Some(share) = terms.release_first {
+            next.escrow = Escrow::Released;
+            next.released_at = Some(now);
+            if let Some(at) = order.release_at {
+                txn = txn.delete(ns::ESCROW, &escrow::release_key(at, &order.id));
+            }
+            txn = txn.postings(postings::order_released(
+                &order.id,
+                terms.legs.currency,
+                seller,
+                share,
+            ));
+        }
         Self::track(
             recon::indexed(
-                audit::stamp(Txn::new(), "refund.create", id)
+                audit::stamp(txn, "refund.create", id)
                     .require_version(ns::ORDER, &order.id, order_version)
                     .require_version(ns::REFUND, id, 0)
                     .put(ns::ORDER, &order.id, &next)
+                    .event(ns::ORDER, Some(order), &next)
                     .put(ns::REFUND, id, refund)
                     .event(ns::REFUND, None, refund),
                 IndexKind::Refund,
@@ -267,7 +318,7 @@ impl Pay {
         .postings(postings::refund_opened(
             id,
             terms.legs.currency,
-            terms.legs.seller.number(),
+            (seller, terms.from),
             terms.amount,
             terms.fee_back,
         ))
@@ -400,10 +451,18 @@ impl Pay {
             Err(reason) => {
                 next.status = RefundStatus::Failed;
                 next.failure = Some(reason.clone());
+                let from = if refund.from_pending {
+                    RefundFrom::Pending {
+                        order_released: order.escrow == Escrow::Released,
+                    }
+                } else {
+                    RefundFrom::Wallet
+                };
                 txn = txn.postings(postings::refund_failed(
                     id,
                     legs.currency,
-                    legs.seller.number(),
+                    (legs.seller.number(), from),
+                    refund.amount,
                     refund.fee_returned,
                 ));
             }
@@ -411,7 +470,55 @@ impl Pay {
         let txn = txn
             .put(ns::REFUND, id, &next)
             .event(ns::REFUND, Some(refund), &next)
-            .put(ns::ORDER, &order.id, &order);
+            .put(ns::ORDER, &order.id, &order)
+            .event(ns::ORDER, Some(&order_v.value), &order);
         Ok((next, txn))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn captured(escrow: Escrow) -> Order {
+        let mut order: Order = serde_json::from_value(serde_json::json!({
+            "id": "ord_00000000000000ff", "kind": "order", "payment_id": null,
+            "seller_id": "sel_00000000000000ff", "customer_id": "cus_00000000000000ff",
+            "card_id": "card_00000000000000ff", "amount": 10_000, "currency": "USD",
+            "fee": 280, "status": "succeeded", "failure": null, "psp_id": null,
+            "refunded": 0, "refund_pending": 0, "fee_refunded": 0, "fee_refund_pending": 0,
+            "attempts": 1, "next_attempt_at": 0, "created_at": 0, "updated_at": 0
+        }))
+        .unwrap();
+        order.escrow = escrow;
+        order
+    }
+
+    #[test]
+    fn a_refund_draws_on_pending_while_the_order_is_held_and_its_share_covers_it() {
+        let pending = RefundFrom::Pending {
+            order_released: false,
+        };
+        let held = captured(Escrow::Held);
+        assert_eq!(refund_source(&held, 4_000, 112), (pending, None));
+        // The whole order with the whole fee back: the share (9720) covers 10000 - 280.
+        assert_eq!(refund_source(&held, 10_000, 280), (pending, None));
+        // The fee kept (policy `none`): 10000 does not fit in 9720, so release, then the wallet.
+        assert_eq!(
+            refund_source(&held, 10_000, 0),
+            (RefundFrom::Wallet, Some(9_720))
+        );
+        let mut partly = held.clone();
+        partly.refunded = 5_000;
+        assert_eq!(
+            refund_source(&partly, 5_000, 0),
+            (RefundFrom::Wallet, Some(4_720))
+        );
+        for escrow in [Escrow::Released, Escrow::NotHeld] {
+            assert_eq!(
+                refund_source(&captured(escrow), 4_000, 112),
+                (RefundFrom::Wallet, None)
+            );
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! The background worker: drives in-flight objects (status queries, retries, dead letters),
-//! sweeps expired idempotency keys, runs automatic daily payouts and recurring billing, and
-//! delivers events to the merchant's webhook endpoints. Every step is safe to run
-//! in several tally-pay processes at once: PSP calls carry idempotency keys and every state change
-//! is a versioned `Txn`.
+//! releases escrowed orders whose hold period is over, sweeps expired idempotency keys, runs
+//! automatic daily payouts and recurring billing, and delivers events to the merchant's webhook
+//! endpoints. Every step is safe to run in several tally-pay processes at once: PSP calls carry
+//! idempotency keys and every state change is a versioned `Txn`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +34,11 @@ pub async fn run(pay: Arc<Pay>) {
         tick.tick().await;
         if let Err(error) = pay.work_once().await {
             tracing::warn!(%error, "worker pass failed");
+        }
+        match pay.release_due().await {
+            Ok(released) if released > 0 => tracing::info!(released, "escrow released"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "escrow release pass failed"),
         }
         if last_sweep.elapsed() >= SWEEP_EVERY {
             last_sweep = tokio::time::Instant::now();

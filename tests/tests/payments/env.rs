@@ -256,6 +256,9 @@ impl PayEnv {
             .env("TALLY_PAY__WORKER__BACKOFF_INITIAL_MS", "100")
             .env("TALLY_PAY__WORKER__BACKOFF_MAX_MS", "1000")
             .env("TALLY_PAY__RISK__VELOCITY_MAX", "100000")
+            // Captured money available at once, as the tests written before escrow expect; the
+            // escrow tests set their own hold period (a later setting wins).
+            .env("TALLY_PAY__ESCROW__HOLD_PERIOD_S", "0")
             .env("TALLY_PAY__PAY__LOG", "info")
             .envs(self.cluster.certs.env("tally-pay"))
             .env("TALLY_PAY__PAY__ENCRYPTION_KEY", DATA_KEY)

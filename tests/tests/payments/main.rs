@@ -7,6 +7,7 @@ mod billing;
 mod checkout;
 mod config;
 mod env;
+mod escrow;
 mod faults;
 #[allow(dead_code)]
 #[path = "../cluster/harness.rs"]

@@ -17,7 +17,7 @@ use crate::domain::model::{
 use crate::error::{ErrorBody, PayError};
 use crate::flows::{
     Balance, DailyPayoutRun, NewBankAccount, NewCard, NewCustomer, NewDeposit, NewPayment,
-    NewPayout, NewRefund, NewSeller, Pay,
+    NewPayout, NewRefund, NewSeller, Pay, UpdateSeller,
 };
 
 type PayState = State<Arc<Pay>>;
@@ -138,6 +138,19 @@ pub async fn get_seller(State(pay): PayState, Path(id): Path<String>) -> Respons
     respond(pay.seller(&id).await.map(|s| (StatusCode::OK, s)))
 }
 
+#[utoipa::path(post, path = "/v1/sellers/{id}", request_body = UpdateSeller,
+    description = "Changes a seller's escrow hold period, for the orders made from now on.",
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = Seller), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_seller(
+    pay: Arc<Pay>,
+    Path(id): Path<String>,
+    request: UpdateSeller,
+    _key: Option<Key>,
+) -> Reply<Seller> {
+    Ok((StatusCode::OK, pay.update_seller(&id, request).await?))
+}
+
 #[utoipa::path(post, path = "/v1/sellers/{id}/bank_accounts", request_body = NewBankAccount,
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = BankAccount), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -194,6 +207,27 @@ pub async fn get_payment(State(pay): PayState, Path(id): Path<String>) -> Respon
     responses((status = 200, body = Order), (status = 404, body = ErrorBody)))]
 pub async fn get_order(State(pay): PayState, Path(id): Path<String>) -> Response {
     respond(pay.order(&id).await.map(|o| (StatusCode::OK, o)))
+}
+
+/// The body of `POST /v1/payment_orders/{id}/release`: no fields (empty, or `{}`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {}
+
+#[utoipa::path(post, path = "/v1/payment_orders/{id}/release", request_body = ReleaseRequest,
+    description = "Releases a captured order's seller share from the seller's pending balance to \
+                   the available one (the platform confirms delivery), before its hold period is \
+                   over. An order already released, or never held, is returned unchanged.",
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = Order), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`order_not_captured`: the order has not succeeded")))]
+pub async fn release_order(
+    pay: Arc<Pay>,
+    Path(id): Path<String>,
+    _request: ReleaseRequest,
+    _key: Option<Key>,
+) -> Reply<Order> {
+    Ok((StatusCode::OK, pay.release_order(&id).await?))
 }
 
 #[utoipa::path(post, path = "/v1/deposits", request_body = NewDeposit,

@@ -75,6 +75,11 @@ pub fn routes() -> Routes {
             Keyed::optional(h::create_seller),
         )
         .get("/v1/sellers/{id}", scope(SellersRead), h::get_seller)
+        .post_keyed(
+            "/v1/sellers/{id}",
+            scope(SellersWrite),
+            Keyed::optional(h::update_seller),
+        )
         // Bank account numbers may pass a Luhn check: only card field names are screened there.
         .post_keyed(
             "/v1/sellers/{id}/bank_accounts",
@@ -98,6 +103,11 @@ pub fn routes() -> Routes {
         )
         .get("/v1/payments/{id}", scope(PaymentsRead), h::get_payment)
         .get("/v1/payment_orders/{id}", scope(PaymentsRead), h::get_order)
+        .post_keyed(
+            "/v1/payment_orders/{id}/release",
+            scope(PaymentsWrite),
+            Keyed::optional(h::release_order),
+        )
         .post_keyed(
             "/v1/deposits",
             scope(PaymentsWrite),

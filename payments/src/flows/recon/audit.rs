@@ -1,5 +1,5 @@
 //! The ledger audit of a run: debits equal credits over tally-pay's accounts, every wallet's
-//! balance equals the sum of its movements, and the PSP clearing account holds exactly what the
+//! balance (a seller's pending balance too) equals the sum of its movements, and the PSP clearing account holds exactly what the
 //! records say is in flight.
 
 use futures::{StreamExt, TryStreamExt};
@@ -67,11 +67,13 @@ impl Pay {
         Ok(checks)
     }
 
-    /// Wallet code and owner number of every seller and customer.
+    /// Wallet code and owner number of every seller's wallet and pending (escrow) balance and
+    /// every customer's wallet: the accounts tally-pay opens per owner.
     async fn wallet_owners(&self) -> Result<Vec<(u16, u64)>, PayError> {
         let mut owners = Vec::new();
         for (namespace, prefix, wallet_code) in [
             (ns::SELLER, ids::SELLER, code::SELLER_WALLET),
+            (ns::SELLER, ids::SELLER, code::SELLER_PENDING),
             (ns::CUSTOMER, ids::CUSTOMER, code::CUSTOMER_WALLET),
         ] {
             for (key, _) in self

@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use super::matching::*;
 use super::render::{ledger_rows, table};
 use crate::domain::model::{
-    ChargeKind, ChargeStatus, Order, Payout, PayoutStatus, Refund, RefundStatus,
+    ChargeKind, ChargeStatus, Escrow, Order, Payout, PayoutStatus, Refund, RefundStatus,
 };
 use crate::domain::recon::*;
 use crate::edges::psp::{SettlementKind, SettlementLine};
@@ -61,6 +61,10 @@ fn order(id: &str, amount: u64, psp_fee: u64, status: ChargeStatus) -> Order {
         refund_pending: 0,
         fee_refunded: 0,
         fee_refund_pending: 0,
+        escrow: Escrow::NotHeld,
+        hold_period_s: 0,
+        release_at: None,
+        released_at: None,
         attempts: 0,
         next_attempt_at: 0,
         created_at: created(),
@@ -76,6 +80,7 @@ fn refund(id: &str, amount: u64, status: RefundStatus) -> Refund {
         amount,
         currency: "USD".into(),
         fee_returned: 0,
+        from_pending: false,
         reason: None,
         status,
         failure: None,

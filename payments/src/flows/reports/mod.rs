@@ -90,7 +90,7 @@ pub struct Transaction {
     /// The same instant as RFC 3339.
     pub time: String,
     /// `payin`, `fee`, `refund`, `refund_fee_return`, `payout`, `deposit`, `refund_settle`,
-    /// `payout_settle`.
+    /// `payout_settle`, `release` (escrow: pending to the wallet).
     pub kind: String,
     pub direction: Direction,
     /// Minor units.
@@ -209,6 +209,10 @@ pub struct Statement {
     /// Platform fees given back with refunds (less any taken back when a refund failed).
     pub fee_returns: i128,
     pub payouts: i128,
+    /// Escrowed orders released into the wallet: their pay-in less its fee and the refunds made
+    /// before release. An order held in escrow shows here, not in `pay_ins` and `fees` (those
+    /// moved the seller's pending balance), so nothing is counted twice.
+    pub releases: i128,
     /// Posted movements of any other kind.
     pub other: i128,
     pub closing_balance: i128,
@@ -236,6 +240,7 @@ impl Statement {
             fees: 0,
             refunds: 0,
             fee_returns: 0,
+            releases: 0,
             payouts: 0,
             other: 0,
             closing_balance: 0,
@@ -269,6 +274,7 @@ impl Statement {
             transfer_code::REFUND => &mut self.refunds,
             transfer_code::REFUND_FEE_RETURN => &mut self.fee_returns,
             transfer_code::PAYOUT => &mut self.payouts,
+            transfer_code::RELEASE => &mut self.releases,
             _ => &mut self.other,
         };
         *line = line.saturating_add(signed);
@@ -282,6 +288,7 @@ impl Statement {
             self.refunds,
             self.fee_returns,
             self.payouts,
+            self.releases,
             self.other,
         ]
         .iter()
@@ -447,6 +454,13 @@ mod tests {
             transfer(16, transfer_code::PAYOUT, false, 1000, held),
             transfer(17, transfer_code::PAYOUT, false, 1000, void),
             transfer(18, transfer_code::PAYOUT, false, 700, post),
+            transfer(
+                19,
+                transfer_code::RELEASE,
+                true,
+                300,
+                TransferFlags::empty(),
+            ),
         ];
         for t in &movements {
             s.add(t, WALLET, 10);
@@ -459,12 +473,13 @@ mod tests {
                 s.refunds,
                 s.fee_returns,
                 s.payouts,
+                s.releases,
                 s.other
             ),
-            (5000, -155, -2000, 62, -700, 0)
+            (5000, -155, -2000, 62, -700, 300, 0)
         );
-        assert_eq!(s.movements, 5, "holds and voids are not movements");
-        assert_eq!(s.closing_balance, 945 + 5000 - 155 - 2000 + 62 - 700);
+        assert_eq!(s.movements, 6, "holds and voids are not movements");
+        assert_eq!(s.closing_balance, 945 + 5000 - 155 - 2000 + 62 - 700 + 300);
         s.ledger_opening_balance = 945;
         s.ledger_closing_balance = s.closing_balance;
         s.check();
