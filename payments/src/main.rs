@@ -13,6 +13,7 @@ use tally_payments::flows::Pay;
 
 mod bench_cli;
 mod keys_cli;
+mod webhooks_cli;
 
 #[derive(Parser)]
 #[command(
@@ -31,7 +32,7 @@ enum Command {
     /// Serve the payment API (HTTP JSON; the OpenAPI document is at /openapi.json).
     ///
     /// Settings come from --config FILE (TOML sections [pay], [psp], [fees], [escrow], [risk],
-    /// [worker], [billing], [api]), then TALLY_PAY__SECTION__KEY environment variables, then these flags,
+    /// [worker], [billing], [api], [webhooks]), then TALLY_PAY__SECTION__KEY environment variables, then these flags,
     /// each overriding the one before; all are checked before the port is bound. `--help` lists
     /// every setting with its default.
     #[command(after_long_help = concat!(
@@ -63,6 +64,9 @@ enum Command {
     },
     /// API keys, straight in the cluster (bootstrap): create, list, rotate, revoke.
     Keys(keys_cli::KeysArgs),
+    /// Webhooks to the merchant, for development: `listen` stands in for the merchant's server.
+    #[command(subcommand)]
+    Webhooks(webhooks_cli::WebhooksCommand),
     /// Checkouts per second through tally-pay, the ledger and the PSP (defaults: `make run`).
     Bench(bench_cli::BenchArgs),
     /// Run the sandbox PSP: a Stripe-like HTTP API with test cards, idempotency keys, signed
@@ -156,6 +160,7 @@ fn main() -> anyhow::Result<()> {
             init_stderr_logs();
             keys_cli::run(&runtime, args)
         }
+        Command::Webhooks(command) => runtime.block_on(webhooks_cli::run(command)),
         Command::Bench(args) => {
             init_stderr_logs();
             bench_cli::run(&runtime, args)

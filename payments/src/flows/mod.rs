@@ -40,6 +40,7 @@ use crate::flows::risk::RiskCheck;
 use crate::metrics::Metrics;
 
 pub use charges::{NewOrder, NewPayment};
+pub use delivery::SIGNATURE_HEADER;
 pub use deposits::NewDeposit;
 pub use parties::{Balance, NewBankAccount, NewCard, NewCustomer, NewSeller, UpdateSeller};
 pub use payouts::{DailyPayoutRun, NewPayout};
