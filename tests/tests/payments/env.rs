@@ -510,6 +510,15 @@ impl PayEnv {
         .await
     }
 
+    /// Waits until the payout is `paid`.
+    pub async fn wait_payout_paid(&self, payout_id: &str) {
+        eventually(Duration::from_secs(60), "the payout to be paid", || async {
+            let p = self.get(&format!("/v1/payouts/{payout_id}")).await.body;
+            (p["status"] == "paid").then_some(())
+        })
+        .await;
+    }
+
     /// Checks that every ledger balances (debits = credits) on every replica: `tallyctl verify`.
     pub fn verify_ledger(&self) {
         let output = Command::new(binary("tallyctl"))

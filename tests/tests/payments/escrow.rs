@@ -96,14 +96,6 @@ async fn ledger_balances(env: &PayEnv, seller: &str) -> (i128, i128) {
     (wallet.net_credit(), pending.net_credit())
 }
 
-async fn wait_payout_paid(env: &PayEnv, payout_id: &str) {
-    eventually(Duration::from_secs(60), "the payout to be paid", || async {
-        let p = env.get(&format!("/v1/payouts/{payout_id}")).await.body;
-        (p["status"] == "paid").then_some(())
-    })
-    .await;
-}
-
 /// Every audit entry of this (fresh) installation.
 async fn audit_entries(env: &PayEnv) -> Vec<Value> {
     let page = env.get("/v1/audit?limit=500").await.expect(200);
@@ -185,7 +177,7 @@ async fn payouts_wait_for_the_release_by_delivery() {
         )
         .await
         .expect(201);
-    wait_payout_paid(&env, payout["id"].as_str().unwrap()).await;
+    env.wait_payout_paid(payout["id"].as_str().unwrap()).await;
     assert_eq!(api_balance(&env, &alpha).await, (0, 0));
     assert_eq!(ledger_balances(&env, &alpha).await, (0, 0));
     assert_eq!(
@@ -348,7 +340,7 @@ async fn the_hold_period_releases_by_itself_once() {
         )
         .await
         .expect(201);
-    wait_payout_paid(&env, payout["id"].as_str().unwrap()).await;
+    env.wait_payout_paid(payout["id"].as_str().unwrap()).await;
     let refused = env
         .post(
             "/v1/payouts",

@@ -191,11 +191,7 @@ async fn events_reach_the_merchant_signed_in_order_once_from_two_processes() {
         .await
         .expect(201);
     let payout_id = payout["id"].as_str().unwrap().to_string();
-    eventually(DELIVERY_TIMEOUT, "the payout to be paid", || async {
-        let p = env.get(&format!("/v1/payouts/{payout_id}")).await.body;
-        (p["status"] == "paid").then_some(())
-    })
-    .await;
+    env.wait_payout_paid(&payout_id).await;
 
     // Every change has its event, in the order it happened.
     assert_eq!(
