@@ -358,4 +358,36 @@ async fn endpoints_refuse_bad_urls_and_types_and_disabled_ones_get_nothing() {
     assert!(!listed.to_string().contains("whsec_"));
     let missing = env.get("/v1/events/evt_00000000000000000000x").await;
     assert_eq!((missing.status, missing.code()), (400, "invalid_id"));
+
+    // Billing's objects have their events too: a subscription whose first invoice is paid.
+    let seller = env.seller("Streamer").await;
+    let (customer, card) = env.customer_with_card(CARD_OK).await;
+    let plan = env
+        .post(
+            "/v1/plans",
+            None,
+            &json!({"seller_id": seller, "name": "Box", "currency": "USD", "amount": 1500, "interval": "month"}),
+        )
+        .await
+        .expect(201);
+    let subscription = env
+        .post(
+            "/v1/subscriptions",
+            Some("events-sub"),
+            &json!({"customer_id": customer, "card_id": card, "plan_id": plan["id"]}),
+        )
+        .await
+        .expect(201);
+    let sub_id = subscription["id"].as_str().unwrap();
+    assert_eq!(types_of(&env, sub_id).await, ["subscription.created"]);
+    let invoices = env
+        .get(&format!("/v1/subscriptions/{sub_id}/invoices"))
+        .await
+        .expect(200);
+    let invoice = invoices["data"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(invoices["data"][0]["status"], "paid", "{invoices}");
+    assert_eq!(
+        types_of(&env, &invoice).await,
+        ["invoice.created", "invoice.paid"]
+    );
 }
