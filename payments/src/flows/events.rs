@@ -21,8 +21,10 @@ pub const EVENTS_PAGE_DEFAULT: u32 = 10;
 /// Events one `GET /v1/events` request reads at most while filtering; when they run out before
 /// `limit` matched, the page says `has_more` and where to go on from.
 pub const EVENTS_SCAN_MAX: u32 = 1000;
-/// Endpoints one merchant may have.
+/// Endpoints that may be enabled at once.
 pub const ENDPOINTS_MAX: u32 = 16;
+/// Endpoints that may exist, enabled or disabled (disabled ones are kept for their deliveries).
+pub const ENDPOINTS_STORED_MAX: u32 = 128;
 /// Event types one endpoint may name.
 pub const ENDPOINT_EVENT_TYPES_MAX: usize = 64;
 /// Bytes of an endpoint URL.
@@ -134,7 +136,7 @@ impl Pay {
         self.event(id).await?;
         let rows = self
             .store
-            .scan::<Delivery>(ns::DELIVERY, &format!("{id}/"), "", ENDPOINTS_MAX)
+            .scan::<Delivery>(ns::DELIVERY, &format!("{id}/"), "", ENDPOINTS_STORED_MAX)
             .await?;
         Ok(rows.into_iter().map(|(_, v)| v.value).collect())
     }
@@ -143,10 +145,15 @@ impl Pay {
     pub async fn create_endpoint(&self, request: NewEndpoint) -> Result<CreatedEndpoint, PayError> {
         self.check_endpoint(&request)?;
         let existing = self.endpoints().await?;
-        if existing.iter().filter(|e| !e.disabled).count() >= ENDPOINTS_MAX as usize {
+        if existing.iter().filter(|e| !e.disabled).count() >= ENDPOINTS_MAX as usize
+            || existing.len() >= ENDPOINTS_STORED_MAX as usize
+        {
             return Err(PayError::unprocessable(
                 "too_many_endpoints",
-                format!("at most {ENDPOINTS_MAX} webhook endpoints may be enabled"),
+                format!(
+                    "at most {ENDPOINTS_MAX} webhook endpoints may be enabled, and \
+                     {ENDPOINTS_STORED_MAX} exist"
+                ),
             ));
         }
         let secret = format!("whsec_{}", hex::encode(rand::random::<[u8; 24]>()));
@@ -178,7 +185,7 @@ impl Pay {
     pub async fn endpoints(&self) -> Result<Vec<WebhookEndpoint>, PayError> {
         let rows = self
             .store
-            .scan::<WebhookEndpoint>(ns::WEBHOOK_ENDPOINT, "", "", ENDPOINTS_MAX * 8)
+            .scan::<WebhookEndpoint>(ns::WEBHOOK_ENDPOINT, "", "", ENDPOINTS_STORED_MAX)
             .await?;
         Ok(rows.into_iter().map(|(_, v)| v.value).collect())
     }
