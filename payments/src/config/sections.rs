@@ -269,6 +269,9 @@ pub struct WebhooksSection {
     pub timeout_ms: u64,
     /// Accept `http://` endpoint URLs (not only `https://`). On in dev mode whatever this says.
     pub allow_http: bool,
+    /// Accept endpoint URLs whose host is `localhost` or a loopback, private or link-local IP
+    /// address (the service's own network). On in dev mode whatever this says.
+    pub allow_private: bool,
 }
 
 impl Default for WebhooksSection {
@@ -279,6 +282,7 @@ impl Default for WebhooksSection {
             retry_for_s: 3 * 24 * 3600,
             timeout_ms: 10_000,
             allow_http: false,
+            allow_private: false,
         }
     }
 }

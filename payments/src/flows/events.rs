@@ -216,25 +216,7 @@ impl Pay {
     }
 
     fn check_endpoint(&self, request: &NewEndpoint) -> Result<(), PayError> {
-        let url = &request.url;
-        let allow_http = self.config.webhooks.allow_http || self.config.pay.dev;
-        let scheme_ok = url.starts_with("https://") || (allow_http && url.starts_with("http://"));
-        if url.len() > ENDPOINT_URL_BYTES_MAX
-            || !scheme_ok
-            || reqwest::Url::parse(url).map_or(true, |u| u.host_str().is_none())
-        {
-            let schemes = if allow_http {
-                "http:// or https://"
-            } else {
-                "https://"
-            };
-            return Err(PayError::invalid(
-                "invalid_url",
-                format!(
-                    "`url` must be an absolute {schemes} URL of at most {ENDPOINT_URL_BYTES_MAX} bytes"
-                ),
-            ));
-        }
+        self.check_url(&request.url)?;
         let types = &request.event_types;
         if types.is_empty()
             || types.len() > ENDPOINT_EVENT_TYPES_MAX
@@ -253,6 +235,64 @@ impl Pay {
             check_text("description", description)?;
         }
         Ok(())
+    }
+}
+
+impl Pay {
+    /// An endpoint URL: absolute, `https://` (or `http://` when allowed), and not on the
+    /// service's own network unless allowed.
+    fn check_url(&self, url: &str) -> Result<(), PayError> {
+        let dev = self.config.pay.dev;
+        let allow_http = self.config.webhooks.allow_http || dev;
+        let scheme_ok = url.starts_with("https://") || (allow_http && url.starts_with("http://"));
+        let parsed = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string));
+        if url.len() > ENDPOINT_URL_BYTES_MAX || !scheme_ok || parsed.is_none() {
+            let schemes = if allow_http {
+                "http:// or https://"
+            } else {
+                "https://"
+            };
+            return Err(PayError::invalid(
+                "invalid_url",
+                format!(
+                    "`url` must be an absolute {schemes} URL of at most {ENDPOINT_URL_BYTES_MAX} bytes"
+                ),
+            ));
+        }
+        let private = parsed.as_deref().is_some_and(is_private);
+        if private && !(self.config.webhooks.allow_private || dev) {
+            return Err(PayError::invalid(
+                "private_url",
+                "`url` must not be on localhost or a private network (see webhooks.allow_private)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// True for `localhost` and loopback, private, link-local and unspecified IP addresses (`host`
+/// as a URL shows it: IPv6 in brackets).
+fn is_private(host: &str) -> bool {
+    use std::net::IpAddr;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Err(_) => {
+            let name = bare.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        Ok(IpAddr::V4(v4)) => {
+            v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified()
+        }
+        Ok(IpAddr::V6(v6)) => {
+            let unique_local = (v6.segments()[0] & 0xfe00) == 0xfc00;
+            let link_local = (v6.segments()[0] & 0xffc0) == 0xfe80;
+            let mapped = v6
+                .to_ipv4_mapped()
+                .is_some_and(|v4| v4.is_loopback() || v4.is_private() || v4.is_link_local());
+            v6.is_loopback() || v6.is_unspecified() || unique_local || link_local || mapped
+        }
     }
 }
 
@@ -303,4 +343,31 @@ fn check_event_query(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_private;
+
+    #[test]
+    fn private_hosts_are_recognized() {
+        for host in [
+            "localhost",
+            "a.localhost",
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.9",
+            "169.254.1.1",
+            "[::1]",
+            "[fd00::1]",
+            "[fe80::1]",
+            "[::ffff:127.0.0.1]",
+            "0.0.0.0",
+        ] {
+            assert!(is_private(host), "{host}");
+        }
+        for host in ["example.com", "93.184.216.34", "[2606:2800:220:1::]"] {
+            assert!(!is_private(host), "{host}");
+        }
+    }
 }

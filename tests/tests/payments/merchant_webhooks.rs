@@ -124,6 +124,7 @@ async fn events_reach_the_merchant_signed_in_order_once_from_two_processes() {
         "",
         &[
             ("TALLY_PAY__WEBHOOKS__ALLOW_HTTP", "true"),
+            ("TALLY_PAY__WEBHOOKS__ALLOW_PRIVATE", "true"),
             ("TALLY_PAY__WEBHOOKS__RETRY_INITIAL_MS", "100"),
             ("TALLY_PAY__WEBHOOKS__RETRY_MAX_MS", "400"),
         ],
@@ -326,6 +327,20 @@ async fn endpoints_refuse_bad_urls_and_types_and_disabled_ones_get_nothing() {
         (400, "invalid_url"),
         "{}",
         http.body
+    );
+    let private = env
+        .post(
+            "/v1/webhook_endpoints",
+            None,
+            &json!({"url": "https://127.0.0.1:8443/hooks", "event_types": ["*"]}),
+        )
+        .await;
+    // Nor the service's own network.
+    assert_eq!(
+        (private.status, private.code()),
+        (400, "private_url"),
+        "{}",
+        private.body
     );
     let types = env
         .post(
