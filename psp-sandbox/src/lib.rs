@@ -23,6 +23,7 @@ mod config;
 mod constants;
 mod error;
 mod faults;
+mod fx;
 mod idempotency;
 mod model;
 mod sandbox;

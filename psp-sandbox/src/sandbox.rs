@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use crate::config::SandboxConfig;
 use crate::constants;
 use crate::faults::Faults;
+use crate::fx::FxTable;
 use crate::model::{self, Effect, FeeSchedule, Model};
 use crate::webhooks::{Delivery, WebhookSender};
 use crate::wire::Event;
@@ -25,6 +26,8 @@ pub(crate) struct Sandbox {
     pub(crate) state_path: Option<PathBuf>,
     /// Held while the state file is written, so that saves land in order.
     saving: Mutex<()>,
+    /// The FX rates it quotes (market data: not saved).
+    fx: Mutex<FxTable>,
 }
 
 impl Sandbox {
@@ -41,7 +44,13 @@ impl Sandbox {
             webhooks: WebhookSender::new(config.webhook_url, &config.webhook_secret, webhook_ca)?,
             state_path: config.state_path,
             saving: Mutex::new(()),
+            fx: Mutex::new(FxTable::default()),
         })
+    }
+
+    /// The FX rate table (never held across an `.await`).
+    pub(crate) fn fx(&self) -> MutexGuard<'_, FxTable> {
+        self.fx.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Reads the saved books, if the file exists, and completes the payouts that were pending.

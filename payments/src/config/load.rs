@@ -114,7 +114,11 @@ fn env_value(key: &str, text: &str) -> toml::Value {
     }
     if matches!(
         key,
-        "currencies" | "blocked_customers" | "blocked_emails" | "previous_encryption_keys"
+        "currencies"
+            | "blocked_customers"
+            | "blocked_emails"
+            | "previous_encryption_keys"
+            | "rates"
     ) {
         return toml::Value::Array(
             text.split(',')

@@ -21,8 +21,8 @@ pub use secrets::{
     DataKey, DATA_KEY_BYTES, DEV_ENCRYPTION_KEY, DEV_PSP_API_KEY, DEV_WEBHOOK_SECRET,
 };
 pub use sections::{
-    ApiSection, BillingSection, EscrowSection, FeesSection, PaySection, PspSection, RiskSection,
-    WebhooksSection, WorkerSection,
+    ApiSection, BillingSection, EscrowSection, FeesSection, FxSection, PaySection, PspSection,
+    RiskSection, WebhooksSection, WorkerSection,
 };
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
@@ -37,6 +37,7 @@ pub struct PayConfig {
     pub billing: BillingSection,
     pub api: ApiSection,
     pub webhooks: WebhooksSection,
+    pub fx: FxSection,
 }
 
 /// Whether a refund gives back part of the platform fee.

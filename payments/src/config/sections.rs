@@ -1,5 +1,5 @@
 //! The sections of `tally-pay.toml` (`[pay]`, `[psp]`, `[fees]`, `[risk]`, `[worker]`,
-//! `[escrow]`, `[billing]`, `[api]`, `[webhooks]`), each with its defaults; `Debug` masks the secrets.
+//! `[escrow]`, `[billing]`, `[api]`, `[webhooks]`, `[fx]`), each with its defaults; `Debug` masks the secrets.
 
 use serde::{Deserialize, Serialize};
 
@@ -283,6 +283,26 @@ impl Default for WebhooksSection {
             timeout_ms: 10_000,
             allow_http: false,
             allow_private: false,
+        }
+    }
+}
+
+/// Foreign exchange: where rates come from.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FxSection {
+    /// `psp`: the rates the PSP publishes, read at each conversion. `table`: `rates` below.
+    pub source: String,
+    /// With `source = "table"`: `BASE/QUOTE=RATE` entries, e.g. `"EUR/GBP=0.856"` (units of
+    /// QUOTE per unit of BASE).
+    pub rates: Vec<String>,
+}
+
+impl Default for FxSection {
+    fn default() -> Self {
+        FxSection {
+            source: "psp".into(),
+            rates: Vec::new(),
         }
     }
 }

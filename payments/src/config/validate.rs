@@ -107,6 +107,15 @@ impl PayConfig {
             problems
                 .push("risk.max_order_amount and risk.max_payment_amount must be positive".into());
         }
+        match self.fx.source.as_str() {
+            "psp" => {}
+            "table" => {
+                if let Err(mut bad) = crate::flows::fx::TableRates::parse(&self.fx.rates) {
+                    problems.append(&mut bad);
+                }
+            }
+            _ => problems.push("fx.source must be `psp` or `table`".into()),
+        }
         let h = &self.webhooks;
         if h.retry_initial_ms == 0 || h.timeout_ms == 0 || h.retry_for_s == 0 {
             problems.push(

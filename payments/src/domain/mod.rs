@@ -9,6 +9,7 @@ pub mod billing;
 pub mod chart;
 pub mod escrow;
 pub mod events;
+pub mod fx;
 pub mod ids;
 pub mod model;
 pub mod money;

@@ -10,6 +10,7 @@ mod delivery;
 mod deposits;
 pub mod escrow;
 pub mod events;
+pub mod fx;
 mod parties;
 mod payouts;
 pub mod recon;
@@ -68,6 +69,8 @@ pub struct Pay {
     pub billing_exhausted: ExhaustedPolicy,
     pub sealer: Sealer,
     pub risk: Arc<dyn RiskCheck>,
+    /// Where FX rates come from (`fx.source`).
+    pub rates: Arc<dyn fx::RateSource>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -111,9 +114,15 @@ impl Pay {
         let connector = crate::edges::psp::SandboxConnector::new(
             config.psp.webhook_secret.clone().into_bytes(),
         );
+        let psp = Gateway::new(Arc::new(connector), executor);
+        let rates: Arc<dyn fx::RateSource> = match config.fx.source.as_str() {
+            "table" => Arc::new(fx::TableRates::parse(&config.fx.rates).map_err(|p| p.join("; "))?),
+            _ => Arc::new(fx::PspRates::new(psp.clone())),
+        };
         Ok(Arc::new(Pay {
             store: Store::new(client),
-            psp: Gateway::new(Arc::new(connector), executor),
+            psp,
+            rates,
             currencies: config.currencies(),
             fee: config.fee_rule(),
             refund_fee_policy: config.refund_fee_policy(),

@@ -25,6 +25,7 @@
 //! `control.rs`.
 
 mod control;
+mod fx;
 mod idempotent;
 mod request;
 
@@ -66,7 +67,9 @@ pub(crate) fn router(sandbox: Arc<Sandbox>) -> Router {
         .route("/v1/payouts", post(create_payout).get(list_payouts))
         .route("/v1/payouts/{reference}", get(get_payout))
         .route("/v1/settlements/{day}", get(get_settlement))
+        .route("/v1/fx_rates", get(fx::get_rates))
         .route("/_sandbox/faults", get(get_faults).post(set_faults))
+        .route("/_sandbox/fx_rates", post(fx::set_rates))
         .route(
             "/_sandbox/settlement_adjustments",
             get(get_adjustments).post(set_adjustments),

@@ -9,6 +9,7 @@ mod config;
 mod env;
 mod escrow;
 mod faults;
+mod fx;
 #[allow(dead_code)]
 #[path = "../cluster/harness.rs"]
 mod harness;

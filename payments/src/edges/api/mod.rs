@@ -7,6 +7,7 @@ mod admin;
 mod billing;
 mod events;
 mod finance;
+mod fx;
 mod handlers;
 mod keyed;
 mod openapi;
@@ -146,6 +147,7 @@ pub fn routes() -> Routes {
         .merge(billing::routes())
         .merge(admin::routes())
         .merge(events::routes())
+        .merge(fx::routes())
 }
 
 pub fn router(pay: Arc<Pay>) -> Router {

@@ -60,6 +60,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::billing::BillingDoc::openapi());
     doc.merge(super::admin::AdminDoc::openapi());
     doc.merge(super::events::EventsDoc::openapi());
+    doc.merge(super::fx::FxDoc::openapi());
     secure(&mut doc, super::routes().table());
     let error = ResponseBuilder::new()
         .description("An error: `{\"error\": {\"type\", \"code\", \"message\"}}`")

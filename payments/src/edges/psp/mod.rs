@@ -361,6 +361,10 @@ pub trait Connector: Send + Sync + 'static {
 
     /// Checks the signature (constant time) and the timestamp (at most `tolerance` from `now`),
     /// then parses the event.
+    /// The PSP's current FX rate of a currency pair.
+    fn fx_rate_request(&self, base: &str, quote: &str) -> HttpRequest;
+    fn fx_rate_response(&self, response: &HttpResponse) -> Result<QuotedRate, PspError>;
+
     fn verify_webhook(
         &self,
         headers: &[(String, String)],
@@ -368,6 +372,14 @@ pub trait Connector: Send + Sync + 'static {
         now_unix: i64,
         tolerance: Duration,
     ) -> Result<WebhookEvent, WebhookError>;
+}
+
+/// A rate the PSP quotes: units of `quote` per unit of `base`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotedRate {
+    pub base: String,
+    pub quote: String,
+    pub rate: rust_decimal::Decimal,
 }
 
 /// A connector plus the executor: the async calls the payment flows make.
@@ -459,6 +471,14 @@ impl Gateway {
             .execute(self.connector.payout_status_request(reference))
             .await?;
         self.connector.payout_response(&response)
+    }
+
+    pub async fn fx_rate(&self, base: &str, quote: &str) -> Result<QuotedRate, PspError> {
+        let response = self
+            .executor
+            .execute(self.connector.fx_rate_request(base, quote))
+            .await?;
+        self.connector.fx_rate_response(&response)
     }
 
     pub async fn settlement(

@@ -18,14 +18,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use self::wire::{
-    CaptureBody, CardWire, ChargeBody, ChargeWire, ErrorEnvelope, ErrorKind, EventWire, PayoutBody,
-    PayoutWire, RefundBody, RefundWire, SettlementLineWire,
+    CaptureBody, CardWire, ChargeBody, ChargeWire, ErrorEnvelope, ErrorKind, EventWire, FxRateWire,
+    PayoutBody, PayoutWire, RefundBody, RefundWire, SettlementLineWire,
 };
 use super::webhook;
 use super::{
     CardDetails, Charge, ChargeRequest, ChargeStatus, Connector, HttpMethod, HttpRequest,
-    HttpResponse, Payout, PayoutRequest, PspError, Refund, RefundRequest, SettlementLine,
-    WebhookError, WebhookEvent,
+    HttpResponse, Payout, PayoutRequest, PspError, QuotedRate, Refund, RefundRequest,
+    SettlementLine, WebhookError, WebhookEvent,
 };
 
 /// Talks to the sandbox PSP; holds the secret its webhooks are signed with.
@@ -143,6 +143,18 @@ impl Connector for SandboxConnector {
                 SettlementLine::try_from(row).map_err(|error| unreadable(&error))
             })
             .collect()
+    }
+
+    fn fx_rate_request(&self, base: &str, quote: &str) -> HttpRequest {
+        get(format!(
+            "/v1/fx_rates?base={}&quote={}",
+            encode_path_segment(base),
+            encode_path_segment(quote)
+        ))
+    }
+
+    fn fx_rate_response(&self, response: &HttpResponse) -> Result<QuotedRate, PspError> {
+        parse_object::<FxRateWire, _>(response, "fx rate")
     }
 
     fn verify_webhook(

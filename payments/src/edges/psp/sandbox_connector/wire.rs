@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::edges::psp::{
     CardDetails, Charge, ChargeRequest, ChargeStatus, Payout, PayoutRequest, PayoutStatus,
-    PspObject, Refund, RefundRequest, RefundStatus, SettlementKind, SettlementLine,
+    PspObject, QuotedRate, Refund, RefundRequest, RefundStatus, SettlementKind, SettlementLine,
     SettlementStatus, WebhookEvent,
 };
 
@@ -28,6 +28,8 @@ pub(super) enum WireError {
     },
     #[error("unknown settlement line kind {word:?}")]
     UnknownKind { word: String },
+    #[error("an FX rate that is not a decimal: {word:?}")]
+    BadRate { word: String },
 }
 
 /// The body of `POST /v1/charges`.
@@ -523,5 +525,29 @@ mod tests {
                 word: "dispute".to_owned()
             })
         );
+    }
+}
+
+/// `GET /v1/fx_rates?base=&quote=`: one rate, the rate as a decimal string.
+#[derive(Debug, Deserialize)]
+pub(super) struct FxRateWire {
+    base: String,
+    quote: String,
+    rate: String,
+}
+
+impl TryFrom<FxRateWire> for QuotedRate {
+    type Error = WireError;
+
+    fn try_from(wire: FxRateWire) -> Result<QuotedRate, WireError> {
+        let rate = wire
+            .rate
+            .parse()
+            .map_err(|_| WireError::BadRate { word: wire.rate })?;
+        Ok(QuotedRate {
+            base: wire.base,
+            quote: wire.quote,
+            rate,
+        })
     }
 }
