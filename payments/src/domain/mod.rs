@@ -8,6 +8,7 @@ pub mod bank;
 pub mod billing;
 pub mod chart;
 pub mod ids;
+pub mod lists;
 pub mod model;
 pub mod money;
 pub mod postings;

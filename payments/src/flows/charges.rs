@@ -14,9 +14,9 @@ use utoipa::ToSchema;
 
 use super::{check_text, describe_commit, failure, parse_id, Pay};
 use crate::domain::ids::{CardId, ChargeId, CustomerId, Id, OrderId, PaymentId, SellerId};
+use crate::domain::lists::ListKind;
 use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Customer, Failure, InflightKind, Order, Payment, PaymentRecord,
-    PaymentStatus,
 };
 use crate::domain::money::{parse_amount, AmountInput, Currency, ORDERS_PER_PAYMENT_MAX};
 use crate::domain::postings;
@@ -25,7 +25,7 @@ use crate::edges::psp::{self, ChargeRequest, PspError};
 use crate::edges::store::{Commit, Txn};
 use crate::error::PayError;
 use crate::flows::risk::RiskContext;
-use crate::flows::{audit, recon};
+use crate::flows::{audit, lists, recon};
 
 /// A checkout: one payment event, one order per seller.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -84,8 +84,13 @@ fn parse_orders(
                 ),
             ));
         }
-        let amount = parse_amount(&order.amount, currency)
-            .map_err(|e| PayError::invalid("invalid_amount", format!("orders[{index}]: {e}")))?;
+        let amount = parse_amount(&order.amount, currency).map_err(|e| {
+            PayError::invalid_param(
+                "invalid_amount",
+                format!("orders[{index}].amount"),
+                format!("orders[{index}]: {e}"),
+            )
+        })?;
         amounts.push(amount);
     }
     Ok((sellers, amounts))
@@ -99,7 +104,9 @@ impl Pay {
         request: NewPayment,
         idempotency_key: &str,
     ) -> Result<Payment, PayError> {
-        let currency = self.currency(&request.currency)?;
+        let currency = self
+            .currency(&request.currency)
+            .map_err(|e| e.with_param("currency"))?;
         let customer_id: CustomerId = parse_id("customer_id", &request.customer_id)?;
         if let Some(description) = &request.description {
             check_text("description", description)?;
@@ -212,7 +219,12 @@ impl Pay {
             order_ids,
             created_at: now,
         };
-        let txn = txn.put(ns::PAYMENT, payment_id, &record);
+        let entry = lists::parties(None, Some(customer_id));
+        let txn = lists::listed(txn, ListKind::Payment, payment_id, now, &entry).put(
+            ns::PAYMENT,
+            payment_id,
+            &record,
+        );
         match self.store.commit(txn).await? {
             // Condition failed: a concurrent attempt with the same key committed it first.
             Commit::Committed | Commit::ConditionFailed { .. } => Ok(()),
@@ -271,6 +283,8 @@ impl Pay {
         let wallet = postings::charge_wallet(ChargeKind::Order, currency, owner);
         let hold =
             postings::charge_opened(order_id, ChargeKind::Order, currency, owner, record.amount);
+        let entry = lists::parties(Some(seller_id), Some(&record.customer_id));
+        let txn = lists::listed(txn, ListKind::PaymentOrder, order_id, now, &entry);
         Self::track(
             recon::indexed(
                 txn.require_version(ns::ORDER, order_id, 0)
@@ -307,17 +321,7 @@ impl Pay {
                     .value,
             );
         }
-        let statuses: Vec<ChargeStatus> = orders.iter().map(|o| o.status).collect();
-        Ok(Payment {
-            id: record.id,
-            status: PaymentStatus::of(&statuses),
-            customer_id: record.customer_id,
-            card_id: record.card_id,
-            currency: record.currency,
-            amount: record.amount,
-            orders,
-            created_at: record.created_at,
-        })
+        Ok(Payment::of(record, orders))
     }
 
     /// One step of an order that is still processing: charge (or find out how the charge went)

@@ -3,10 +3,11 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{check_text, parse_id, Pay};
+use super::{check_text, lists, parse_id, Pay};
 use crate::domain::bank;
 use crate::domain::chart::{self, code};
 use crate::domain::ids::{BankAccountId, CardId, CustomerId, Id, SellerId};
+use crate::domain::lists::{ListEntry, ListKind};
 use crate::domain::model::{
     ns, BankAccount, BankAccountKind, BankAccountRecord, Card, Customer, PayoutSchedule, Seller,
 };
@@ -71,8 +72,9 @@ fn check_email(email: &str) -> Result<(), PayError> {
     if valid {
         Ok(())
     } else {
-        Err(PayError::invalid(
+        Err(PayError::invalid_param(
             "invalid_email",
+            "email",
             "`email` is not an e-mail address",
         ))
     }
@@ -88,8 +90,9 @@ struct CheckedBank {
 
 fn check_bank_account(request: &NewBankAccount) -> Result<CheckedBank, PayError> {
     check_text("holder_name", &request.holder_name).map_err(|_| {
-        PayError::invalid(
+        PayError::invalid_param(
             "invalid_holder_name",
+            "holder_name",
             bank::BankError::HolderName.to_string(),
         )
     })?;
@@ -140,10 +143,15 @@ impl Pay {
             email: request.email,
             created_at: self.clock.now_ms(),
         };
-        let mut txn =
+        let mut txn = lists::listed(
             Txn::new()
                 .require_version(ns::CUSTOMER, &id, 0)
-                .put(ns::CUSTOMER, &id, &customer);
+                .put(ns::CUSTOMER, &id, &customer),
+            ListKind::Customer,
+            &id,
+            customer.created_at,
+            &ListEntry::default(),
+        );
         for currency in &self.currencies {
             txn = txn.account(chart::wallet(code::CUSTOMER_WALLET, *currency, owner));
         }
@@ -168,9 +176,15 @@ impl Pay {
             default_bank_account: None,
             created_at: self.clock.now_ms(),
         };
-        let mut txn = Txn::new()
-            .require_version(ns::SELLER, &id, 0)
-            .put(ns::SELLER, &id, &seller);
+        let mut txn = lists::listed(
+            Txn::new()
+                .require_version(ns::SELLER, &id, 0)
+                .put(ns::SELLER, &id, &seller),
+            ListKind::Seller,
+            &id,
+            seller.created_at,
+            &ListEntry::default(),
+        );
         for currency in &self.currencies {
             txn = txn.account(chart::wallet(code::SELLER_WALLET, *currency, owner));
         }

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use super::{check_text, describe_commit, failure, Pay, UPDATE_ATTEMPTS_MAX};
 use crate::config::RefundFeePolicy;
 use crate::domain::ids::{Id, OrderId, RefundId, SellerId};
+use crate::domain::lists::ListKind;
 use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Failure, InflightKind, Order, Refund, RefundStatus,
 };
@@ -23,7 +24,7 @@ use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, PspError, RefundRequest};
 use crate::edges::store::{Commit, Label, Txn, Versioned};
 use crate::error::PayError;
-use crate::flows::{audit, recon};
+use crate::flows::{audit, lists, recon};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -177,7 +178,7 @@ impl Pay {
             remaining
         } else {
             parse_amount(&request.amount, currency)
-                .map_err(|e| PayError::invalid("invalid_amount", e.to_string()))?
+                .map_err(|e| PayError::invalid_param("invalid_amount", "amount", e.to_string()))?
         };
         if amount == 0 || amount > remaining {
             return Err(refund_exceeds_captured(order, currency, amount));
@@ -248,9 +249,11 @@ impl Pay {
         next.refund_pending += terms.amount;
         next.fee_refund_pending += terms.fee_back;
         next.updated_at = now;
+        let entry = lists::parties(Some(&refund.seller_id), Some(&order.customer_id));
+        let txn = lists::listed(Txn::new(), ListKind::Refund, id, refund.created_at, &entry);
         Self::track(
             recon::indexed(
-                audit::stamp(Txn::new(), "refund.create", id)
+                audit::stamp(txn, "refund.create", id)
                     .require_version(ns::ORDER, &order.id, order_version)
                     .require_version(ns::REFUND, id, 0)
                     .put(ns::ORDER, &order.id, &next)
