@@ -11,6 +11,7 @@ mod faults;
 #[path = "../cluster/harness.rs"]
 mod harness;
 mod idempotency;
+mod lists;
 mod operations;
 mod recon;
 mod reports;
