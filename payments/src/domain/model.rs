@@ -58,6 +58,8 @@ pub mod ns {
     /// `<kind>/<inverted created_at>/<id>` (value: `lists::ListEntry`, its seller and customer),
     /// written in the `Txn` that creates the object (`lists::list_key`).
     pub const LIST_INDEX: &str = "pay.list_index";
+    /// Set (key `done`) once the objects created before `LIST_INDEX` existed were indexed.
+    pub const LIST_INDEX_BACKFILL: &str = "pay.list_index_backfill";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -26,9 +26,9 @@ use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Customer, Order, Payment, PaymentRecord, PaymentStatus, Payout,
     PayoutStatus, Refund, RefundStatus, Seller,
 };
-use crate::edges::store::{RecordReads, Txn, RECORD_SCAN_PAGE_MAX};
+use crate::edges::store::{Commit, RecordReads, Txn, RECORD_SCAN_PAGE_MAX};
 use crate::error::PayError;
-use crate::flows::parse_id;
+use crate::flows::{describe_commit, parse_id};
 
 /// Objects per page when the request names no `limit` (as Stripe's lists).
 pub const LIST_LIMIT_DEFAULT: u32 = 10;
@@ -403,10 +403,142 @@ impl Listed for Subscription {
     }
 }
 
+/// Objects read per backfill page (and index entries written per backfill `Txn`: one
+/// operation each, the node allows 1024).
+const BACKFILL_PAGE_MAX: u32 = 500;
+const _: () = assert!(BACKFILL_PAGE_MAX <= RECORD_SCAN_PAGE_MAX);
+
+/// The key of the backfill marker.
+const BACKFILL_KEY: &str = "done";
+
+/// What the backfill reads of a stored object: its time and whatever names its parties.
+#[derive(Deserialize)]
+struct Stored {
+    created_at: i64,
+    #[serde(default)]
+    seller_id: Option<SellerId>,
+    #[serde(default)]
+    customer_id: Option<CustomerId>,
+    /// A refund's customer is its order's.
+    #[serde(default)]
+    order_id: Option<OrderId>,
+    /// An invoice's customer is its subscription's.
+    #[serde(default)]
+    subscription_id: Option<SubscriptionId>,
+}
+
+/// Which kind of charge a record of `ns::ORDER` is.
+#[derive(Deserialize)]
+struct StoredCharge {
+    kind: ChargeKind,
+}
+
+/// The index entries of one page of stored objects of `kind` after `after` (which it
+/// advances); an empty page at the end.
+async fn backfill_page<R: RecordReads + Sync>(
+    records: &R,
+    kind: ListKind,
+    after: &mut String,
+) -> Result<Option<Vec<(String, ListEntry)>>, PayError> {
+    let page = records
+        .scan::<serde_json::Value>(kind.namespace(), "", after, BACKFILL_PAGE_MAX)
+        .await?;
+    let Some((last, _)) = page.last() else {
+        return Ok(None);
+    };
+    after.clone_from(last);
+    let mut entries = Vec::with_capacity(page.len());
+    for (id, stored) in page {
+        let corrupt = |e: serde_json::Error| {
+            PayError::Internal(format!(
+                "record {}/{id} is not valid: {e}",
+                kind.namespace()
+            ))
+        };
+        // Orders and deposits share a namespace; deposits are not listed.
+        if kind == ListKind::PaymentOrder {
+            let charge: StoredCharge =
+                serde_json::from_value(stored.value.clone()).map_err(corrupt)?;
+            if charge.kind != ChargeKind::Order {
+                continue;
+            }
+        }
+        let stored: Stored = serde_json::from_value(stored.value).map_err(corrupt)?;
+        let customer = match (
+            &stored.customer_id,
+            &stored.order_id,
+            &stored.subscription_id,
+        ) {
+            (Some(customer), _, _) => Some(customer.clone()),
+            (None, Some(order), _) => owner(records, ns::ORDER, order).await?,
+            (None, None, Some(subscription)) => {
+                owner(records, ns::SUBSCRIPTION, subscription).await?
+            }
+            (None, None, None) => None,
+        };
+        let entry = parties(stored.seller_id.as_ref(), customer.as_ref());
+        entries.push((list_key(kind, stored.created_at, &id), entry));
+    }
+    Ok(Some(entries))
+}
+
+/// The customer of the order or subscription `id`.
+async fn owner<R: RecordReads + Sync>(
+    records: &R,
+    namespace: &str,
+    id: &str,
+) -> Result<Option<CustomerId>, PayError> {
+    let parent = records.get::<Stored>(namespace, id).await?;
+    Ok(parent.and_then(|p| p.value.customer_id))
+}
+
 impl crate::flows::Pay {
     /// The page of `query` of objects of type `T`.
     pub async fn list<T: Listed>(&self, query: &ListQuery<T::Status>) -> Result<Page<T>, PayError> {
         list::<T, crate::edges::store::Store>(&self.store, query).await
+    }
+
+    /// Files every object created before the list index existed, once (`tally-pay serve` runs
+    /// it in the background at start). Idempotent: an entry's key and value follow from its
+    /// object, so runs that race or stop half-way are harmless; the marker is written last.
+    pub async fn ensure_list_index(&self) -> Result<(), PayError> {
+        let marker = self
+            .store
+            .get::<serde::de::IgnoredAny>(ns::LIST_INDEX_BACKFILL, BACKFILL_KEY)
+            .await?;
+        if marker.is_some() {
+            return Ok(());
+        }
+        for kind in ListKind::ALL {
+            let mut after = String::new();
+            while let Some(entries) = backfill_page(&self.store, kind, &mut after).await? {
+                let txn = entries.iter().fold(Txn::new(), |txn, (key, entry)| {
+                    txn.put(ns::LIST_INDEX, key, entry)
+                });
+                self.commit_backfill(txn, "indexing earlier objects")
+                    .await?;
+            }
+        }
+        let txn = Txn::new()
+            .require_version(ns::LIST_INDEX_BACKFILL, BACKFILL_KEY, 0)
+            .put(ns::LIST_INDEX_BACKFILL, BACKFILL_KEY, &self.clock.now_ms());
+        match self.store.commit(txn).await? {
+            Commit::Committed | Commit::ConditionFailed { .. } => Ok(()),
+            other => Err(PayError::Internal(format!(
+                "marking the list index complete: {}",
+                describe_commit(&other)
+            ))),
+        }
+    }
+
+    async fn commit_backfill(&self, txn: Txn, what: &str) -> Result<(), PayError> {
+        match self.store.commit(txn).await? {
+            Commit::Committed => Ok(()),
+            other => Err(PayError::Internal(format!(
+                "{what}: {}",
+                describe_commit(&other)
+            ))),
+        }
     }
 }
 
@@ -648,6 +780,64 @@ mod tests {
         let second = run::<Payout, _>(&memory, &query).unwrap();
         assert_eq!(ids(&second), [paid]);
         assert!(!second.has_more);
+    }
+
+    #[test]
+    fn the_backfill_files_earlier_objects_with_their_parties() {
+        use serde_json::json;
+        let memory = Memory::default();
+        let put = |namespace: &str, id: &str, value: serde_json::Value| {
+            let value = serde_json::to_vec(&value).unwrap();
+            let mut records = memory.records.lock().unwrap();
+            records.insert((namespace.to_string(), id.to_string()), value);
+        };
+        let customer = CustomerId::from_number(7);
+        let seller = SellerId::from_number(8);
+        let order = OrderId::from_number(1).to_string();
+        let refund = RefundId::from_number(3).to_string();
+        let subscription = SubscriptionId::from_number(4).to_string();
+        let invoice = InvoiceId::from_number(5).to_string();
+        let order_record = json!({"created_at": 10, "kind": "order", "seller_id": seller, "customer_id": customer});
+        put(ns::ORDER, &order, order_record);
+        let deposit = json!({"created_at": 11, "kind": "deposit", "customer_id": customer});
+        put(ns::ORDER, "dep_0000000000000002", deposit);
+        let refund_record = json!({"created_at": 12, "seller_id": seller, "order_id": order});
+        put(ns::REFUND, &refund, refund_record);
+        let subscription_record = json!({"created_at": 13, "customer_id": customer});
+        put(ns::SUBSCRIPTION, &subscription, subscription_record);
+        let invoice_record =
+            json!({"created_at": 14, "kind": "period", "subscription_id": subscription});
+        put(ns::INVOICE, &invoice, invoice_record);
+        put(
+            ns::SELLER,
+            &seller,
+            json!({"created_at": 15, "name": "Sol"}),
+        );
+
+        let mut filed = BTreeMap::new();
+        for kind in ListKind::ALL {
+            let mut after = String::new();
+            let mut page = || futures::executor::block_on(backfill_page(&memory, kind, &mut after));
+            while let Some(entries) = page().unwrap() {
+                filed.extend(entries);
+            }
+        }
+        let both = parties(Some(&seller), Some(&customer));
+        let only_customer = parties(None, Some(&customer));
+        let expected = BTreeMap::from([
+            (list_key(ListKind::PaymentOrder, 10, &order), both.clone()),
+            (list_key(ListKind::Refund, 12, &refund), both),
+            (
+                list_key(ListKind::Subscription, 13, &subscription),
+                only_customer.clone(),
+            ),
+            (list_key(ListKind::Invoice, 14, &invoice), only_customer),
+            (
+                list_key(ListKind::Seller, 15, &seller),
+                ListEntry::default(),
+            ),
+        ]);
+        assert_eq!(filed, expected);
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! first; the status, seller, customer and created filters select exactly their objects; bad
 //! query parameters, and bad ids in existing requests, are 400s naming the field in `param`.
 
+use std::time::{Duration, Instant};
+
 use serde_json::{json, Value};
+use tally_client::{RecordKey, RecordOp, TxnOutcome};
 
 use crate::env::{PayEnv, CARD_DECLINED, CARD_OK};
 
@@ -99,7 +102,7 @@ async fn create(env: &PayEnv, path: &str, key: &str, body: Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_page_newest_first_and_filter_exactly() {
-    let env = PayEnv::start("", &[]).await;
+    let mut env = PayEnv::start("", &[]).await;
     let (c1, card1) = env.customer_with_card(CARD_OK).await;
     let (c2, card2) = env.customer_with_card(CARD_OK).await;
     let (c3, card3) = env.customer_with_card(CARD_DECLINED).await;
@@ -308,6 +311,46 @@ async fn lists_page_newest_first_and_filter_exactly() {
         ids(&page_through(&env, "/v1/invoices", 2).await),
         ids(&invoices)
     );
+
+    // A store from before the index: the payments' entries and the backfill marker removed.
+    // A restarted tally-pay files the payments again, each once.
+    let before = ids(&page_through(&env, "/v1/payments", 2).await);
+    let entries = env.record_versions("pay.list_index", "payment/").await;
+    assert_eq!(entries.len(), before.len());
+    let mut forget = tally_client::Txn::default();
+    for (key, _) in &entries {
+        let key = RecordKey::new("pay.list_index", key.as_bytes().to_vec());
+        forget.record_ops.push(RecordOp::Delete { key });
+    }
+    let marker = RecordKey::new("pay.list_index_backfill", b"done".to_vec());
+    forget.record_ops.push(RecordOp::Delete { key: marker });
+    let result = env
+        .cluster
+        .client
+        .submit_txn(&forget)
+        .await
+        .expect("the cluster answers");
+    assert!(
+        matches!(result.outcome, TxnOutcome::Committed),
+        "{result:?}"
+    );
+    assert!(page_through(&env, "/v1/payments", 2).await.is_empty());
+    env.kill_pay();
+    env.restart_pay().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while env
+        .record_versions("pay.list_index_backfill", "")
+        .await
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no list index backfill after 60 s; tally-pay's log:\n{}",
+            env.pay_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ids(&page_through(&env, "/v1/payments", 2).await), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
