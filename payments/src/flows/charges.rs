@@ -63,8 +63,9 @@ fn parse_orders(
     currency: Currency,
 ) -> Result<(Vec<SellerId>, Vec<u64>), PayError> {
     if orders.is_empty() || orders.len() > ORDERS_PER_PAYMENT_MAX {
-        return Err(PayError::invalid(
+        return Err(PayError::invalid_param(
             "invalid_orders",
+            "orders",
             format!("`orders` must hold 1 to {ORDERS_PER_PAYMENT_MAX} orders"),
         ));
     }

@@ -311,8 +311,9 @@ impl Pay {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         {
-            return Err(PayError::invalid(
+            return Err(PayError::invalid_param(
                 "invalid_token",
+                "token",
                 "`token` must be the PSP's card token (tok_...); tokenize the card at the PSP first",
             ));
         }

@@ -59,8 +59,9 @@ struct RefundTerms {
 
 fn parse_order_id(request: &NewRefund) -> Result<OrderId, PayError> {
     request.order_id.parse().map_err(|_| {
-        PayError::invalid(
+        PayError::invalid_param(
             "invalid_id",
+            "order_id",
             format!(
                 "`order_id` must be a payment order id (ord_...), got {:?}",
                 request.order_id

@@ -120,8 +120,9 @@ impl Pay {
         let amount = parse_amount(&request.amount, currency)
             .map_err(|e| PayError::invalid_param("invalid_amount", "amount", e.to_string()))?;
         if request.trial_days > TRIAL_DAYS_MAX {
-            return Err(PayError::invalid(
+            return Err(PayError::invalid_param(
                 "invalid_trial",
+                "trial_days",
                 format!("`trial_days` must be at most {TRIAL_DAYS_MAX}"),
             ));
         }
