@@ -309,7 +309,11 @@ pub async fn list_customers(State(pay): PayState, query: RawQuery) -> Response {
 }
 
 #[utoipa::path(get, path = "/v1/sellers", params(CommonParams),
-    responses((status = 200, body = ListPage<Seller>, description = "Sellers, newest first"),
+    responses((status = 200, body = ListPage<Seller>, description = "Sellers, newest first",
+        example = json!({"object": "list", "url": "/v1/sellers", "has_more": false,
+            "data": [{"id": "sel_0123456789abcdef", "name": "Alpha", "email": "alpha@example.com",
+                "payout_schedule": "manual", "default_bank_account": "ba_0123456789abcdef",
+                "created_at": 1764765432109_i64}]})),
         (status = 400, body = ErrorBody)))]
 pub async fn list_sellers(State(pay): PayState, query: RawQuery) -> Response {
     list::<Seller>(&pay, "/v1/sellers", query).await
@@ -318,7 +322,19 @@ pub async fn list_sellers(State(pay): PayState, query: RawQuery) -> Response {
 #[utoipa::path(get, path = "/v1/payments", params(CommonParams,
         ("status" = Option<crate::domain::model::PaymentStatus>, Query, description = "The payment's current status"),
         ("customer" = Option<String>, Query, description = "The paying customer's id")),
-    responses((status = 200, body = ListPage<Payment>, description = "Payments with their orders, newest first"),
+    responses((status = 200, body = ListPage<Payment>, description = "Payments with their orders, newest first",
+        example = json!({"object": "list", "url": "/v1/payments", "has_more": true,
+            "next_starting_after": "pay_0123456789abcdef",
+            "data": [{"id": "pay_0123456789abcdef", "status": "succeeded",
+                "customer_id": "cus_0123456789abcdef", "card_id": "card_0123456789abcdef",
+                "currency": "USD", "amount": 1250, "created_at": 1764765432109_i64,
+                "orders": [{"id": "ord_0123456789abcdef", "kind": "order", "payment_id": "pay_0123456789abcdef",
+                "seller_id": "sel_0123456789abcdef", "customer_id": "cus_0123456789abcdef",
+                "card_id": "card_0123456789abcdef", "amount": 1250, "currency": "USD", "fee": 61,
+                "psp_fee": 66, "status": "succeeded", "failure": null, "psp_id": "ch_1",
+                "refunded": 0, "refund_pending": 0, "fee_refunded": 0, "fee_refund_pending": 0,
+                "attempts": 1, "next_attempt_at": 1764765437109_i64,
+                "created_at": 1764765432109_i64, "updated_at": 1764765432409_i64}]}]})),
         (status = 400, body = ErrorBody)))]
 pub async fn list_payments(State(pay): PayState, query: RawQuery) -> Response {
     list::<Payment>(&pay, "/v1/payments", query).await
@@ -328,7 +344,15 @@ pub async fn list_payments(State(pay): PayState, query: RawQuery) -> Response {
         ("status" = Option<crate::domain::model::ChargeStatus>, Query, description = "The order's current status"),
         ("seller" = Option<String>, Query, description = "The seller paid"),
         ("customer" = Option<String>, Query, description = "The paying customer")),
-    responses((status = 200, body = ListPage<Order>, description = "Payment orders (not deposits), newest first"),
+    responses((status = 200, body = ListPage<Order>, description = "Payment orders (not deposits), newest first",
+        example = json!({"object": "list", "url": "/v1/payment_orders", "has_more": false,
+            "data": [{"id": "ord_0123456789abcdef", "kind": "order", "payment_id": "pay_0123456789abcdef",
+                "seller_id": "sel_0123456789abcdef", "customer_id": "cus_0123456789abcdef",
+                "card_id": "card_0123456789abcdef", "amount": 1250, "currency": "USD", "fee": 61,
+                "psp_fee": 66, "status": "succeeded", "failure": null, "psp_id": "ch_1",
+                "refunded": 0, "refund_pending": 0, "fee_refunded": 0, "fee_refund_pending": 0,
+                "attempts": 1, "next_attempt_at": 1764765437109_i64,
+                "created_at": 1764765432109_i64, "updated_at": 1764765432409_i64}]})),
         (status = 400, body = ErrorBody, example = json!({"error": {"type": "invalid_request_error",
             "code": "invalid_id", "message": "`seller` must be an id like sel_0123456789abcdef",
             "param": "seller"}}))))]
@@ -340,7 +364,13 @@ pub async fn list_payment_orders(State(pay): PayState, query: RawQuery) -> Respo
         ("status" = Option<crate::domain::model::RefundStatus>, Query, description = "The refund's current status"),
         ("seller" = Option<String>, Query, description = "The seller refunding"),
         ("customer" = Option<String>, Query, description = "The customer refunded")),
-    responses((status = 200, body = ListPage<Refund>, description = "Refunds, newest first"),
+    responses((status = 200, body = ListPage<Refund>, description = "Refunds, newest first",
+        example = json!({"object": "list", "url": "/v1/refunds", "has_more": false,
+            "data": [{"id": "re_0123456789abcdef", "order_id": "ord_0123456789abcdef",
+                "seller_id": "sel_0123456789abcdef", "amount": 500, "currency": "USD",
+                "fee_returned": 24, "reason": null, "status": "succeeded", "failure": null,
+                "psp_id": "re_psp_1", "attempts": 1, "next_attempt_at": 1764765437109_i64,
+                "created_at": 1764765432109_i64, "updated_at": 1764765432409_i64}]})),
         (status = 400, body = ErrorBody)))]
 pub async fn list_refunds(State(pay): PayState, query: RawQuery) -> Response {
     list::<Refund>(&pay, "/v1/refunds", query).await
@@ -366,7 +396,16 @@ pub async fn list_payouts(State(pay): PayState, query: RawQuery) -> Response {
 #[utoipa::path(get, path = "/v1/invoices", params(CommonParams,
         ("status" = Option<crate::domain::billing::InvoiceStatus>, Query, description = "The invoice's current status"),
         ("customer" = Option<String>, Query, description = "The subscribing customer")),
-    responses((status = 200, body = ListPage<Invoice>, description = "Invoices, newest first"),
+    responses((status = 200, body = ListPage<Invoice>, description = "Invoices, newest first",
+        example = json!({"object": "list", "url": "/v1/invoices", "has_more": false,
+            "data": [{"id": "inv_0123456789abcdef", "subscription_id": "sub_0123456789abcdef",
+                "kind": "period", "period_index": 0, "period_start": 1764765432109_i64,
+                "period_end": 1767443832109_i64, "currency": "USD", "amount": 1500,
+                "credit_applied": 0, "amount_due": 1500, "status": "paid",
+                "attempts": [{"payment_id": "pay_0123456789abcdef", "at": 1764765432109_i64,
+                    "failure": null}],
+                "first_failed_at": null, "next_retry_at": null,
+                "paid_by": "pay_0123456789abcdef", "created_at": 1764765432109_i64}]})),
         (status = 400, body = ErrorBody)))]
 pub async fn list_invoices(State(pay): PayState, query: RawQuery) -> Response {
     list::<Invoice>(&pay, "/v1/invoices", query).await
@@ -375,7 +414,14 @@ pub async fn list_invoices(State(pay): PayState, query: RawQuery) -> Response {
 #[utoipa::path(get, path = "/v1/subscriptions", params(CommonParams,
         ("status" = Option<crate::domain::billing::SubscriptionStatus>, Query, description = "The subscription's current status"),
         ("customer" = Option<String>, Query, description = "The subscribing customer")),
-    responses((status = 200, body = ListPage<Subscription>, description = "Subscriptions, newest first"),
+    responses((status = 200, body = ListPage<Subscription>, description = "Subscriptions, newest first",
+        example = json!({"object": "list", "url": "/v1/subscriptions", "has_more": false,
+            "data": [{"id": "sub_0123456789abcdef", "customer_id": "cus_0123456789abcdef",
+                "card_id": "card_0123456789abcdef", "plan_id": "plan_0123456789abcdef",
+                "status": "active", "period_index": 0, "current_period_start": 1764765432109_i64,
+                "current_period_end": 1767443832109_i64, "cancel_at_period_end": false,
+                "credit": 0, "open_invoice": null, "invoice_count": 1, "canceled_at": null,
+                "created_at": 1764765432109_i64}]})),
         (status = 400, body = ErrorBody)))]
 pub async fn list_subscriptions(State(pay): PayState, query: RawQuery) -> Response {
     list::<Subscription>(&pay, "/v1/subscriptions", query).await
@@ -517,6 +563,37 @@ mod tests {
         assert_eq!(error["error"]["param"], "status");
         let detail = &doc["components"]["schemas"]["ErrorDetail"]["properties"];
         assert!(detail["param"].is_object(), "{detail}");
+    }
+
+    /// Each list's example is a page of objects that read back as the list's type.
+    #[test]
+    fn every_list_has_an_example_of_its_objects() {
+        fn check<T: serde::de::DeserializeOwned>(doc: &serde_json::Value, path: &str) {
+            let response = &doc["paths"][path]["get"]["responses"]["200"];
+            let example = &response["content"]["application/json"]["example"];
+            assert_eq!(example["object"], "list", "{path}");
+            assert_eq!(example["url"], path);
+            let data = example["data"].as_array().expect("data");
+            assert!(!data.is_empty(), "{path}");
+            for object in data {
+                let read = serde_json::from_value::<T>(object.clone());
+                assert!(read.is_ok(), "{path}: {read:?}", read = read.err());
+            }
+        }
+        let doc = serde_json::to_value(crate::edges::api::document()).unwrap();
+        check::<Customer>(&doc, "/v1/customers");
+        check::<Seller>(&doc, "/v1/sellers");
+        check::<Payment>(&doc, "/v1/payments");
+        check::<Order>(&doc, "/v1/payment_orders");
+        check::<Refund>(&doc, "/v1/refunds");
+        check::<Payout>(&doc, "/v1/payouts");
+        check::<Invoice>(&doc, "/v1/invoices");
+        check::<Subscription>(&doc, "/v1/subscriptions");
+        assert_eq!(
+            routes().table().len(),
+            8,
+            "a new list needs its example here"
+        );
     }
 
     #[test]
