@@ -1,5 +1,6 @@
 //! `PayError`: every way a tally-pay request can fail, each with an HTTP status, a stable
-//! snake_case code and a sentence. Rendered as `{"error": {"type", "code", "message"}}`.
+//! snake_case code and a sentence. Rendered as `{"error": {"type", "code", "message", "param"}}`,
+//! `param` naming the request field at fault when a single one is (absent otherwise).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -11,8 +12,14 @@ use crate::edges::store::StoreError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PayError {
     /// The request is malformed or breaks a stated rule; sending it again will not help.
+    /// `param`: the request field at fault (a body field's path such as `orders[].seller_id`, or
+    /// a query parameter such as `created[gte]`), when a single one is.
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    Invalid {
+        code: &'static str,
+        message: String,
+        param: Option<String>,
+    },
     #[error("{what} not found")]
     NotFound { what: String },
     /// Well formed, but the state does not allow it (insufficient funds, over-refund, ...).
@@ -56,6 +63,37 @@ impl PayError {
         PayError::Invalid {
             code,
             message: message.into(),
+            param: None,
+        }
+    }
+
+    /// A 400 about the request field `param`.
+    pub fn invalid_param(
+        code: &'static str,
+        param: impl Into<String>,
+        message: impl Into<String>,
+    ) -> PayError {
+        PayError::invalid(code, message).with_param(param)
+    }
+
+    /// Names the request field at fault, when the error is a 400 (`Invalid`); other errors are
+    /// returned as they are.
+    pub fn with_param(self, param: impl Into<String>) -> PayError {
+        match self {
+            PayError::Invalid { code, message, .. } => PayError::Invalid {
+                code,
+                message,
+                param: Some(param.into()),
+            },
+            other => other,
+        }
+    }
+
+    /// The request field at fault, if one is.
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            PayError::Invalid { param, .. } => param.as_deref(),
+            _ => None,
         }
     }
 
@@ -112,6 +150,7 @@ impl PayError {
                 kind: kind.to_string(),
                 code: code.to_string(),
                 message: self.to_string(),
+                param: self.param().map(str::to_string),
             },
         }
     }
@@ -149,6 +188,11 @@ pub struct ErrorDetail {
     /// A stable snake_case code (`insufficient_funds`, `refund_exceeds_captured`, ...).
     pub code: String,
     pub message: String,
+    /// The request field at fault, when a single one is: a body field's path
+    /// (`orders[].seller_id`, `currency`) or a query parameter (`limit`, `created[gte]`).
+    /// Absent when no single field is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
 }
 
 impl IntoResponse for PayError {
@@ -171,5 +215,28 @@ impl IntoResponse for PayError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn param_names_the_field_or_is_absent() {
+        let error = PayError::invalid_param("invalid_limit", "limit", "`limit` is bad");
+        let body = serde_json::to_value(error.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"type": "invalid_request_error",
+                "code": "invalid_limit", "message": "`limit` is bad", "param": "limit"}})
+        );
+        let plain = serde_json::to_value(PayError::not_found("payout").body()).unwrap();
+        assert!(plain["error"].get("param").is_none(), "{plain}");
+        let kept = PayError::invalid("invalid_json", "no").with_param("body");
+        assert_eq!(kept.param(), Some("body"));
+        assert_eq!(kept.to_string(), "no");
+        let not_a_400 = PayError::not_found("payout").with_param("id");
+        assert_eq!(not_a_400.param(), None);
     }
 }

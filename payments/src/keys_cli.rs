@@ -199,10 +199,7 @@ async fn once(store: &Store, args: &KeysArgs) -> Result<(), PayError> {
 /// The data keys of the configuration: the current one seals, all of them open.
 fn data_sealer(file: Option<&std::path::Path>) -> Result<tally_payments::crypto::Sealer, PayError> {
     let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
-    let invalid = |message: String| PayError::Invalid {
-        code: "invalid_configuration",
-        message,
-    };
+    let invalid = |message: String| PayError::invalid("invalid_configuration", message);
     let config = tally_payments::config::PayConfig::load(file, &env).map_err(invalid)?;
     let keys = config.data_keys().map_err(invalid)?;
     let keyring: Vec<(&str, &[u8; 32])> = keys.iter().map(|k| (k.id.as_str(), &k.bytes)).collect();

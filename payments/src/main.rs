@@ -298,6 +298,13 @@ async fn serve(config: PayConfig, exit_on_stdin_close: bool) -> anyhow::Result<(
     tracing::info!(listen = %config.pay.listen, cluster = %config.pay.cluster, psp = %config.psp.url,
         "tally-pay serving");
     tokio::spawn(tally_payments::flows::worker::run(Arc::clone(&pay)));
+    // Objects from before the list index get their entries once, while the API already serves.
+    let backfill = Arc::clone(&pay);
+    tokio::spawn(async move {
+        if let Err(error) = backfill.ensure_list_index().await {
+            tracing::warn!(%error, "indexing earlier objects for the lists; the next start retries");
+        }
+    });
     // The peer address goes into audit entries and the per-address limit of failed logins.
     let app = tally_payments::edges::api::router(pay)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -11,6 +11,7 @@ pub mod escrow;
 pub mod events;
 pub mod fx;
 pub mod ids;
+pub mod lists;
 pub mod model;
 pub mod money;
 pub mod postings;

@@ -75,6 +75,12 @@ pub mod ns {
     /// Which tally-pay process delivers an endpoint's queue, keyed by endpoint id (value:
     /// `events::DeliveryLease`): one at a time, so no event is sent twice at once.
     pub const DELIVERY_LEASE: &str = "pay.delivery_lease";
+    /// Every listed object by kind and creation time, newest first, keyed
+    /// `<kind>/<inverted created_at>/<id>` (value: `lists::ListEntry`, its seller and customer),
+    /// written in the `Txn` that creates the object (`lists::list_key`).
+    pub const LIST_INDEX: &str = "pay.list_index";
+    /// Set (key `done`) once the objects created before `LIST_INDEX` existed were indexed.
+    pub const LIST_INDEX_BACKFILL: &str = "pay.list_index_backfill";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -364,6 +370,23 @@ pub struct Payment {
     pub amount: u64,
     pub orders: Vec<Order>,
     pub created_at: i64,
+}
+
+impl Payment {
+    /// The view of a payment record and its orders (in the record's order).
+    pub fn of(record: PaymentRecord, orders: Vec<Order>) -> Payment {
+        let statuses: Vec<ChargeStatus> = orders.iter().map(|o| o.status).collect();
+        Payment {
+            id: record.id,
+            status: PaymentStatus::of(&statuses),
+            customer_id: record.customer_id,
+            card_id: record.card_id,
+            currency: record.currency,
+            amount: record.amount,
+            orders,
+            created_at: record.created_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -115,15 +115,17 @@ pub struct AuditPage {
 /// Entries newest first, after the entry `after` (an id), at most `limit`.
 pub async fn page(store: &Store, limit: u32, after: Option<&str>) -> Result<AuditPage, PayError> {
     if !(1..=PAGE_LIMIT_MAX).contains(&limit) {
-        return Err(PayError::invalid(
+        return Err(PayError::invalid_param(
             "invalid_limit",
+            "limit",
             format!("`limit` must be 1 to {PAGE_LIMIT_MAX}"),
         ));
     }
     let after = after.unwrap_or("");
     if !after.is_empty() && !is_entry_id(after) {
-        return Err(PayError::invalid(
+        return Err(PayError::invalid_param(
             "invalid_cursor",
+            "after",
             "`after` must be the `next_after` of a previous page",
         ));
     }

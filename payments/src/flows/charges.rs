@@ -18,9 +18,10 @@ use crate::domain::escrow;
 use crate::domain::ids::{
     CardId, ChargeId, CustomerId, Id, OrderId, PaymentId, SellerId, Unchecked,
 };
+use crate::domain::lists::ListKind;
 use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Customer, Escrow, Failure, InflightKind, Order, Payment,
-    PaymentRecord, PaymentStatus,
+    PaymentRecord,
 };
 use crate::domain::money::{parse_amount, AmountInput, Currency, ORDERS_PER_PAYMENT_MAX};
 use crate::domain::postings;
@@ -29,7 +30,7 @@ use crate::edges::psp::{self, ChargeRequest, PspError};
 use crate::edges::store::{Commit, Txn};
 use crate::error::PayError;
 use crate::flows::risk::RiskContext;
-use crate::flows::{audit, recon};
+use crate::flows::{audit, lists, recon};
 
 /// A checkout: one payment event, one order per seller.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -72,8 +73,9 @@ fn parse_orders(
     currency: Currency,
 ) -> Result<(Vec<SellerId>, Vec<u64>), PayError> {
     if orders.is_empty() || orders.len() > ORDERS_PER_PAYMENT_MAX {
-        return Err(PayError::invalid(
+        return Err(PayError::invalid_param(
             "invalid_orders",
+            "orders",
             format!("`orders` must hold 1 to {ORDERS_PER_PAYMENT_MAX} orders"),
         ));
     }
@@ -93,8 +95,13 @@ fn parse_orders(
                 ),
             ));
         }
-        let amount = parse_amount(&order.amount, currency)
-            .map_err(|e| PayError::invalid("invalid_amount", format!("orders[{index}]: {e}")))?;
+        let amount = parse_amount(&order.amount, currency).map_err(|e| {
+            PayError::invalid_param(
+                "invalid_amount",
+                format!("orders[{index}].amount"),
+                format!("orders[{index}]: {e}"),
+            )
+        })?;
         amounts.push(amount);
     }
     Ok((sellers, amounts))
@@ -108,7 +115,9 @@ impl Pay {
         request: NewPayment,
         idempotency_key: &str,
     ) -> Result<Payment, PayError> {
-        let currency = self.currency(&request.currency)?;
+        let currency = self
+            .currency(&request.currency)
+            .map_err(|e| e.with_param("currency"))?;
         let customer_id = checked("customer_id", &request.customer_id)?;
         if let Some(description) = &request.description {
             check_text("description", description)?;
@@ -230,7 +239,8 @@ impl Pay {
             order_ids,
             created_at: now,
         };
-        let txn = txn
+        let entry = lists::parties(None, Some(customer_id));
+        let txn = lists::listed(txn, ListKind::Payment, payment_id, now, &entry)
             .put(ns::PAYMENT, payment_id, &record)
             .event(ns::PAYMENT, None, &record);
         match self.store.commit(txn).await? {
@@ -295,6 +305,8 @@ impl Pay {
         let kind = (ChargeKind::Order, record.escrow);
         let wallet = postings::charge_wallet(kind.0, kind.1, currency, owner);
         let hold = postings::charge_opened(order_id, kind, currency, owner, record.amount);
+        let entry = lists::parties(Some(seller_id), Some(&record.customer_id));
+        let txn = lists::listed(txn, ListKind::PaymentOrder, order_id, now, &entry);
         Self::track(
             recon::indexed(
                 txn.require_version(ns::ORDER, order_id, 0)
@@ -332,17 +344,7 @@ impl Pay {
                     .value,
             );
         }
-        let statuses: Vec<ChargeStatus> = orders.iter().map(|o| o.status).collect();
-        Ok(Payment {
-            id: record.id,
-            status: PaymentStatus::of(&statuses),
-            customer_id: record.customer_id,
-            card_id: record.card_id,
-            currency: record.currency,
-            amount: record.amount,
-            orders,
-            created_at: record.created_at,
-        })
+        Ok(Payment::of(record, orders))
     }
 
     /// One step of an order that is still processing: charge (or find out how the charge went)

@@ -38,9 +38,11 @@ impl Pay {
         request: NewDeposit,
         idempotency_key: &str,
     ) -> Result<Order, PayError> {
-        let currency = self.currency(&request.currency)?;
+        let currency = self
+            .currency(&request.currency)
+            .map_err(|e| e.with_param("currency"))?;
         let amount = parse_amount(&request.amount, currency)
-            .map_err(|e| PayError::invalid("invalid_amount", e.to_string()))?;
+            .map_err(|e| PayError::invalid_param("invalid_amount", "amount", e.to_string()))?;
         let customer = self.customer(&request.customer_id).await?;
         let card = self.card(&customer.id, &request.card_id).await?;
         let id = DepositId::derived(idempotency_key);

@@ -11,6 +11,7 @@ mod deposits;
 pub mod escrow;
 pub mod events;
 pub mod fx;
+pub mod lists;
 mod parties;
 mod payouts;
 pub mod recon;
@@ -376,8 +377,9 @@ pub(crate) fn check_text(field: &'static str, value: &str) -> Result<(), PayErro
         || value.len() > TEXT_BYTES_MAX
         || value.chars().any(char::is_control)
     {
-        return Err(PayError::invalid(
+        return Err(PayError::invalid_param(
             "invalid_text",
+            field,
             format!(
                 "`{field}` must be 1 to {TEXT_BYTES_MAX} bytes of text without control characters"
             ),
@@ -414,8 +416,9 @@ pub(crate) fn parse_id<T: crate::domain::ids::Id>(
     id: &str,
 ) -> Result<T, PayError> {
     id.parse().map_err(|_| {
-        PayError::invalid(
+        PayError::invalid_param(
             "invalid_id",
+            field,
             format!(
                 "`{field}` must be an id like {}_0123456789abcdef",
                 T::PREFIX

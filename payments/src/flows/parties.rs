@@ -4,11 +4,12 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{check_text, parse_id, Pay};
+use super::{check_text, lists, parse_id, Pay};
 use crate::domain::bank;
 use crate::domain::chart::{self, code};
 use crate::domain::escrow;
 use crate::domain::ids::{BankAccountId, CardId, CustomerId, Id, SellerId};
+use crate::domain::lists::{ListEntry, ListKind};
 use crate::domain::model::{
     ns, BankAccount, BankAccountKind, BankAccountRecord, Card, Customer, PayoutSchedule, Seller,
 };
@@ -111,8 +112,9 @@ fn check_email(email: &str) -> Result<(), PayError> {
     if valid {
         Ok(())
     } else {
-        Err(PayError::invalid(
+        Err(PayError::invalid_param(
             "invalid_email",
+            "email",
             "`email` is not an e-mail address",
         ))
     }
@@ -128,8 +130,9 @@ struct CheckedBank {
 
 fn check_bank_account(request: &NewBankAccount) -> Result<CheckedBank, PayError> {
     check_text("holder_name", &request.holder_name).map_err(|_| {
-        PayError::invalid(
+        PayError::invalid_param(
             "invalid_holder_name",
+            "holder_name",
             bank::BankError::HolderName.to_string(),
         )
     })?;
@@ -180,10 +183,15 @@ impl Pay {
             email: request.email,
             created_at: self.clock.now_ms(),
         };
-        let mut txn =
+        let mut txn = lists::listed(
             Txn::new()
                 .require_version(ns::CUSTOMER, &id, 0)
-                .put(ns::CUSTOMER, &id, &customer);
+                .put(ns::CUSTOMER, &id, &customer),
+            ListKind::Customer,
+            &id,
+            customer.created_at,
+            &ListEntry::default(),
+        );
         for currency in &self.currencies {
             txn = txn.account(chart::wallet(code::CUSTOMER_WALLET, *currency, owner));
         }
@@ -212,9 +220,15 @@ impl Pay {
             hold_period_s: request.hold_period_s,
             created_at: self.clock.now_ms(),
         };
-        let mut txn = Txn::new()
-            .require_version(ns::SELLER, &id, 0)
-            .put(ns::SELLER, &id, &seller);
+        let mut txn = lists::listed(
+            Txn::new()
+                .require_version(ns::SELLER, &id, 0)
+                .put(ns::SELLER, &id, &seller),
+            ListKind::Seller,
+            &id,
+            seller.created_at,
+            &ListEntry::default(),
+        );
         for currency in &self.currencies {
             txn = txn
                 .account(chart::wallet(code::SELLER_WALLET, *currency, owner))
@@ -361,8 +375,9 @@ impl Pay {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         {
-            return Err(PayError::invalid(
+            return Err(PayError::invalid_param(
                 "invalid_token",
+                "token",
                 "`token` must be the PSP's card token (tok_...); tokenize the card at the PSP first",
             ));
         }

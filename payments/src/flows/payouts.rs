@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use super::{describe_commit, failure, parse_id, Pay};
 use crate::domain::ids::{BankAccountId, Id, PayoutId, SellerId, Unchecked};
+use crate::domain::lists::ListKind;
 use crate::domain::model::{
     ns, Failure, InflightKind, Payout, PayoutSchedule, PayoutStatus, PayoutTrigger, Seller,
 };
@@ -21,7 +22,7 @@ use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, BankDestination, PayoutRequest, PspError};
 use crate::edges::store::{Commit, Label, Txn, RECORD_SCAN_PAGE_MAX};
 use crate::error::PayError;
-use crate::flows::{audit, recon};
+use crate::flows::{audit, lists, recon};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -55,9 +56,11 @@ impl Pay {
         request: NewPayout,
         idempotency_key: &str,
     ) -> Result<Payout, PayError> {
-        let currency = self.currency(&request.currency)?;
+        let currency = self
+            .currency(&request.currency)
+            .map_err(|e| e.with_param("currency"))?;
         let amount = parse_amount(&request.amount, currency)
-            .map_err(|e| PayError::invalid("invalid_amount", e.to_string()))?;
+            .map_err(|e| PayError::invalid_param("invalid_amount", "amount", e.to_string()))?;
         let seller = self.seller(&request.seller_id).await?;
         let id = PayoutId::derived(idempotency_key);
         self.open_payout(
@@ -161,9 +164,11 @@ impl Pay {
     /// on the seller's wallet.
     fn payout_create_txn(payout: &Payout, currency: Currency, now: i64) -> Txn {
         let id = &payout.id;
+        let entry = lists::parties(Some(&payout.seller_id), None);
+        let txn = lists::listed(Txn::new(), ListKind::Payout, id, payout.created_at, &entry);
         Self::track(
             recon::indexed(
-                audit::stamp(Txn::new(), "payout.create", id)
+                audit::stamp(txn, "payout.create", id)
                     .require_version(ns::PAYOUT, id, 0)
                     .put(ns::PAYOUT, id, payout)
                     .event(ns::PAYOUT, None, payout),

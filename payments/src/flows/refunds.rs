@@ -21,6 +21,7 @@ use super::{check_text, describe_commit, failure, Pay, UPDATE_ATTEMPTS_MAX};
 use crate::config::RefundFeePolicy;
 use crate::domain::escrow;
 use crate::domain::ids::{Id, OrderId, RefundId, SellerId, Unchecked};
+use crate::domain::lists::ListKind;
 use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Escrow, Failure, InflightKind, Order, Refund, RefundStatus,
 };
@@ -30,7 +31,7 @@ use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, PspError, RefundRequest};
 use crate::edges::store::{Commit, Label, Txn, Versioned};
 use crate::error::PayError;
-use crate::flows::{audit, recon};
+use crate::flows::{audit, lists, recon};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -90,8 +91,9 @@ fn refund_source(order: &Order, amount: u64, fee_back: u64) -> (RefundFrom, Opti
 
 fn parse_order_id(request: &NewRefund) -> Result<OrderId, PayError> {
     request.order_id.parse().map_err(|_| {
-        PayError::invalid(
+        PayError::invalid_param(
             "invalid_id",
+            "order_id",
             format!(
                 "`order_id` must be a payment order id (ord_...), got {:?}",
                 request.order_id
@@ -209,7 +211,7 @@ impl Pay {
             remaining
         } else {
             parse_amount(&request.amount, currency)
-                .map_err(|e| PayError::invalid("invalid_amount", e.to_string()))?
+                .map_err(|e| PayError::invalid_param("invalid_amount", "amount", e.to_string()))?
         };
         if amount == 0 || amount > remaining {
             return Err(refund_exceeds_captured(order, currency, amount));
@@ -285,7 +287,8 @@ impl Pay {
         next.fee_refund_pending += terms.fee_back;
         next.updated_at = now;
         let seller = terms.legs.seller.number();
-        let mut txn = Txn::new();
+        let entry = lists::parties(Some(&refund.seller_id), Some(&order.customer_id));
+        let mut txn = lists::listed(Txn::new(), ListKind::Refund, id, refund.created_at, &entry);
         if let Some(share) = terms.release_first {
             next.escrow = Escrow::Released;
             next.released_at = Some(now);

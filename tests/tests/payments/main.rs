@@ -14,6 +14,7 @@ mod fx;
 #[path = "../cluster/harness.rs"]
 mod harness;
 mod idempotency;
+mod lists;
 mod merchant_webhooks;
 mod operations;
 mod recon;

@@ -123,7 +123,7 @@ pub async fn list_audit(
         let limit = match params.get("limit") {
             None => audit::PAGE_LIMIT_DEFAULT,
             Some(text) => text.parse().map_err(|_| {
-                PayError::invalid("invalid_limit", "`limit` must be a whole number")
+                PayError::invalid_param("invalid_limit", "limit", "`limit` must be a whole number")
             })?,
         };
         let page = audit::page(&pay.store, limit, params.get("after").map(String::as_str)).await?;

@@ -96,8 +96,9 @@ fn params(query: RawQuery, allowed: &[&str]) -> Result<BTreeMap<String, String>,
 
 fn parse_date(field: &str, text: &str) -> Result<NaiveDate, PayError> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        PayError::invalid(
+        PayError::invalid_param(
             "invalid_date",
+            field,
             format!("`{field}` is not a YYYY-MM-DD date"),
         )
     })
@@ -108,8 +109,9 @@ fn wants_csv(params: &BTreeMap<String, String>) -> Result<bool, PayError> {
     match params.get("format").map(String::as_str) {
         None | Some("json") => Ok(false),
         Some("csv") => Ok(true),
-        Some(_) => Err(PayError::invalid(
+        Some(_) => Err(PayError::invalid_param(
             "invalid_format",
+            "format",
             "`format` must be json or csv",
         )),
     }
@@ -132,7 +134,11 @@ fn number<T: std::str::FromStr>(
         .get(field)
         .map(|text| {
             text.parse().map_err(|_| {
-                PayError::invalid("invalid_number", format!("`{field}` is not a whole number"))
+                PayError::invalid_param(
+                    "invalid_number",
+                    field,
+                    format!("`{field}` is not a whole number"),
+                )
             })
         })
         .transpose()
@@ -140,9 +146,13 @@ fn number<T: std::str::FromStr>(
 
 fn currency_param(pay: &Pay, params: &BTreeMap<String, String>) -> Result<Currency, PayError> {
     let code = params.get("currency").ok_or_else(|| {
-        PayError::invalid("currency_required", "give `currency`, e.g. ?currency=USD")
+        PayError::invalid_param(
+            "currency_required",
+            "currency",
+            "give `currency`, e.g. ?currency=USD",
+        )
     })?;
-    pay.currency(code)
+    pay.currency(code).map_err(|e| e.with_param("currency"))
 }
 
 fn period(params: &BTreeMap<String, String>) -> Result<Period, PayError> {

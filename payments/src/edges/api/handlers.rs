@@ -282,8 +282,9 @@ pub async fn run_daily_payouts(
 ) -> Reply<DailyPayoutRun> {
     let date = match request.date {
         None => chrono::Utc::now().date_naive(),
-        Some(text) => chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-            .map_err(|_| PayError::invalid("invalid_date", "`date` is not a YYYY-MM-DD date"))?,
+        Some(text) => chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
+            PayError::invalid_param("invalid_date", "date", "`date` is not a YYYY-MM-DD date")
+        })?,
     };
     Ok((StatusCode::OK, pay.run_daily_payouts(date).await?))
 }

@@ -10,6 +10,7 @@ mod finance;
 mod fx;
 mod handlers;
 mod keyed;
+mod lists;
 mod openapi;
 mod screen;
 
@@ -148,6 +149,7 @@ pub fn routes() -> Routes {
         .merge(admin::routes())
         .merge(events::routes())
         .merge(fx::routes())
+        .merge(lists::routes())
 }
 
 pub fn router(pay: Arc<Pay>) -> Router {
@@ -173,8 +175,14 @@ fn parse_body<T: DeserializeOwned>(body: &serde_json::Value) -> Result<T, PayErr
         let problem = if inner.starts_with("missing field") {
             // The missing field's name is the request type's own, quoted in backticks.
             let name = inner.split('`').nth(1).unwrap_or("?");
-            return PayError::invalid(
+            let field = if path == "." {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            };
+            return PayError::invalid_param(
                 "invalid_body",
+                field,
                 format!("request body: field `{name}` is required (at `{path}`)"),
             );
         } else if inner.starts_with("unknown field") {
@@ -194,10 +202,16 @@ fn parse_body<T: DeserializeOwned>(body: &serde_json::Value) -> Result<T, PayErr
         } else {
             "is not valid"
         };
-        PayError::invalid(
+        // The path is made of the request type's own field names and indexes: safe to name.
+        let param = (path != ".").then(|| path.clone());
+        let error = PayError::invalid(
             "invalid_body",
             format!("request body: `{path}` {problem}; see /openapi.json for the schema"),
-        )
+        );
+        match param {
+            Some(param) => error.with_param(param),
+            None => error,
+        }
     })
 }
 
@@ -230,6 +244,39 @@ fn respond<T: Serialize>(result: Result<(StatusCode, T), PayError>) -> Response 
 
 #[cfg(test)]
 mod tests {
+    /// A body error names the field at fault in `param` (never a client's unknown key).
+    #[test]
+    fn body_errors_name_the_field() {
+        use serde_json::json;
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Line {
+            amount: u64,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Body {
+            name: String,
+            lines: Vec<Line>,
+        }
+        let param = |body: serde_json::Value| {
+            let error = super::parse_body::<Body>(&body).unwrap_err();
+            error.param().map(str::to_string)
+        };
+        assert_eq!(param(json!({"lines": []})), Some("name".into()));
+        assert_eq!(
+            param(json!({"name": "a", "lines": [{"amount": "x"}]})),
+            Some("lines[0].amount".into())
+        );
+        assert_eq!(
+            param(json!({"name": "a", "lines": [{}]})),
+            Some("lines[0].amount".into())
+        );
+        assert_eq!(param(json!({"name": "a", "lines": [], "4242": 1})), None);
+    }
+
     /// The scope table of `docs/SECURITY.md` is the code's, row for row.
     #[test]
     fn security_doc_table_matches_the_routes() {

@@ -12,7 +12,12 @@ use super::handlers;
                        deposits, refunds and payouts on the Tally ledger. Amounts are integer \
                        minor units (`amount`) or decimal strings (`amount_decimal`) of an ISO 4217 \
                        currency. Every POST that moves money requires an `Idempotency-Key`. \
-                       Errors are `{\"error\": {\"type\", \"code\", \"message\"}}`. \
+                       Errors are `{\"error\": {\"type\", \"code\", \"message\", \"param\"}}`, \
+                       `param` naming the request field at fault when one is (absent otherwise). \
+                       Lists (`GET /v1/customers`, `/v1/payouts`, ...) are newest first: \
+                       `{\"object\": \"list\", \"data\", \"has_more\", \"next_starting_after\"}`, \
+                       paged with `limit` and `starting_after`, filtered by `created[gte|gt|lte|lt]` \
+                       (Unix milliseconds) and, per list, `status`, `seller`, `customer`. \
                        Every route but health, metrics, this document and the PSP's signed \
                        webhooks needs `Authorization: Bearer KEY` holding the route's scope: \
                        401 `authentication_error` without a valid key, 403 `permission_error` \
@@ -61,9 +66,10 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::admin::AdminDoc::openapi());
     doc.merge(super::events::EventsDoc::openapi());
     doc.merge(super::fx::FxDoc::openapi());
+    doc.merge(super::lists::ListsDoc::openapi());
     secure(&mut doc, super::routes().table());
     let error = ResponseBuilder::new()
-        .description("An error: `{\"error\": {\"type\", \"code\", \"message\"}}`")
+        .description("An error: `{\"error\": {\"type\", \"code\", \"message\", \"param\"}}`")
         .content(
             "application/json",
             ContentBuilder::new()

@@ -240,12 +240,14 @@ fn check_new(request: &NewKey) -> Result<Vec<Scope>, PayError> {
     scopes.sort();
     scopes.dedup();
     match (request.kind, scopes.is_empty()) {
-        (KeyKind::Restricted, true) => Err(PayError::invalid(
+        (KeyKind::Restricted, true) => Err(PayError::invalid_param(
             "scopes_required",
+            "scopes",
             "a restricted key needs at least one scope in `scopes`",
         )),
-        (KeyKind::Secret | KeyKind::Publishable, false) => Err(PayError::invalid(
+        (KeyKind::Secret | KeyKind::Publishable, false) => Err(PayError::invalid_param(
             "scopes_not_allowed",
+            "scopes",
             "`scopes` applies to restricted keys only: secret keys hold every scope, \
              publishable keys none",
         )),
@@ -355,8 +357,9 @@ pub async fn rotate(
     actor: &Actor,
 ) -> Result<CreatedKey, PayError> {
     if grace_period_s > GRACE_PERIOD_S_MAX {
-        return Err(PayError::invalid(
+        return Err(PayError::invalid_param(
             "invalid_grace_period",
+            "grace_period_s",
             format!("`grace_period_s` must be 0 to {GRACE_PERIOD_S_MAX}"),
         ));
     }

@@ -58,7 +58,9 @@ impl Pay {
             ));
         }
         let target = DateTime::parse_from_rfc3339(time)
-            .map_err(|_| PayError::invalid("invalid_time", "`time` is not an RFC 3339 time"))?
+            .map_err(|_| {
+                PayError::invalid_param("invalid_time", "time", "`time` is not an RFC 3339 time")
+            })?
             .timestamp_millis();
         for _ in 0..UPDATE_ATTEMPTS_MAX {
             let current = self.store.get::<i64>(ns::CLOCK, CLOCK_KEY).await?;

@@ -28,11 +28,12 @@ use super::{check_text, parse_id, Pay};
 use crate::domain::ids::{
     CardId, CustomerId, Id, InvoiceId, PlanId, SellerId, SubscriptionId, Unchecked,
 };
+use crate::domain::lists::ListKind;
 use crate::domain::model::ns;
 use crate::domain::money::{parse_amount, AmountInput};
 use crate::edges::store::{Commit, Txn, RECORD_SCAN_PAGE_MAX};
 use crate::error::PayError;
-use crate::flows::audit;
+use crate::flows::{audit, lists};
 
 /// Longest trial a plan may offer.
 pub const TRIAL_DAYS_MAX: u32 = 730;
@@ -121,12 +122,15 @@ pub struct BillingRun {
 impl Pay {
     pub async fn create_plan(&self, request: NewPlan, key: Option<&str>) -> Result<Plan, PayError> {
         check_text("name", &request.name)?;
-        let currency = self.currency(&request.currency)?;
+        let currency = self
+            .currency(&request.currency)
+            .map_err(|e| e.with_param("currency"))?;
         let amount = parse_amount(&request.amount, currency)
-            .map_err(|e| PayError::invalid("invalid_amount", e.to_string()))?;
+            .map_err(|e| PayError::invalid_param("invalid_amount", "amount", e.to_string()))?;
         if request.trial_days > TRIAL_DAYS_MAX {
-            return Err(PayError::invalid(
+            return Err(PayError::invalid_param(
                 "invalid_trial",
+                "trial_days",
                 format!("`trial_days` must be at most {TRIAL_DAYS_MAX}"),
             ));
         }
@@ -236,11 +240,16 @@ impl Pay {
             );
             txn = Self::issue(txn, &subscription, &invoice);
         }
-        let txn = txn.put(ns::SUBSCRIPTION, id, &subscription).event(
-            ns::SUBSCRIPTION,
-            None,
-            &subscription,
-        );
+        let entry = lists::parties(None, Some(customer_id));
+        let txn = lists::listed(
+            txn,
+            ListKind::Subscription,
+            id,
+            subscription.created_at,
+            &entry,
+        )
+        .put(ns::SUBSCRIPTION, id, &subscription)
+        .event(ns::SUBSCRIPTION, None, &subscription);
         match self.store.commit(txn).await? {
             Commit::Committed | Commit::ConditionFailed { .. } => Ok(()),
             other => Err(PayError::Internal(format!(
@@ -290,6 +299,14 @@ impl Pay {
     /// Adds an invoice and its index entry to `txn` (the invoice must not exist yet).
     pub(super) fn issue(txn: Txn, subscription: &Subscription, invoice: &Invoice) -> Txn {
         let index_key = format!("{}/{:010}", subscription.id, subscription.invoice_count - 1);
+        let entry = lists::parties(None, Some(&subscription.customer_id));
+        let txn = lists::listed(
+            txn,
+            ListKind::Invoice,
+            &invoice.id,
+            invoice.created_at,
+            &entry,
+        );
         audit::stamp(txn, "invoice.issue", &invoice.id)
             .require_version(ns::INVOICE, &invoice.id, 0)
             .put(ns::INVOICE, &invoice.id, invoice)

@@ -135,8 +135,9 @@ impl Pay {
         let currency = self.currency(currency)?;
         let limit = limit.unwrap_or(TRANSACTIONS_LIMIT_DEFAULT);
         if limit == 0 || limit > TRANSACTIONS_LIMIT_MAX {
-            return Err(PayError::invalid(
+            return Err(PayError::invalid_param(
                 "invalid_limit",
+                "limit",
                 format!("`limit` must be 1 to {TRANSACTIONS_LIMIT_MAX}"),
             ));
         }
