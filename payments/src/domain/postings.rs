@@ -141,13 +141,39 @@ pub fn charge_succeeded(
     seller_fee: Option<(u64, u64)>,
     escrow: Escrow,
 ) -> Vec<Posting> {
+    posted_with_fee(charge_id, currency, seller_fee, escrow, None)
+}
+
+/// A manual capture of `captured` (at most the authorized amount) of an authorized charge:
+/// post the hold for that amount (the ledger releases the rest of it) and take the platform
+/// fee, computed on the captured amount, as [`charge_succeeded`] does.
+pub fn charge_captured(
+    charge_id: &str,
+    currency: Currency,
+    seller_fee: Option<(u64, u64)>,
+    escrow: Escrow,
+    captured: u64,
+) -> Vec<Posting> {
+    debug_assert!(captured > 0);
+    debug_assert!(seller_fee.is_none_or(|(_, fee)| fee <= captured));
+    posted_with_fee(charge_id, currency, seller_fee, escrow, Some(captured))
+}
+
+/// Posts a charge's hold (`amount`: part of it; `None`: all) and takes the platform fee.
+fn posted_with_fee(
+    charge_id: &str,
+    currency: Currency,
+    seller_fee: Option<(u64, u64)>,
+    escrow: Escrow,
+    amount: Option<u64>,
+) -> Vec<Posting> {
     let mut postings = vec![Posting::new(
         charge_id,
         Leg::Post,
         TransferBuilder::post(
             Leg::Post.transfer_id(charge_id),
             Leg::Hold.transfer_id(charge_id),
-            None,
+            amount.map(u128::from),
         ),
     )];
     if let Some((seller, fee)) = seller_fee.filter(|(_, fee)| *fee > 0) {
@@ -171,7 +197,8 @@ pub fn charge_succeeded(
     postings
 }
 
-/// A hold's object failed for good (declined charge, failed payout): void the hold.
+/// A hold's object failed for good (declined charge, failed payout), or an authorization was
+/// canceled before its capture: void the hold.
 pub fn hold_voided(object_id: &str) -> Posting {
     Posting::new(
         object_id,
@@ -495,9 +522,11 @@ mod tests {
                 } else if flags.contains(TransferFlags::POST_PENDING_TRANSFER)
                     || flags.contains(TransferFlags::VOID_PENDING_TRANSFER)
                 {
-                    let p = self.pending.remove(&t.pending_id).expect("a pending hold");
+                    let mut p = self.pending.remove(&t.pending_id).expect("a pending hold");
                     *self.held.entry(p.debit_account_id).or_default() -= p.amount as i128;
                     if flags.contains(TransferFlags::POST_PENDING_TRANSFER) {
+                        // Posting less than the hold releases the rest, as the ledger does.
+                        p.amount = p.amount.min(t.amount);
                         self.post(&p);
                     }
                 } else {
@@ -648,5 +677,42 @@ mod tests {
             hold.transfer.debit_account_id,
             chart::account_id(code::SELLER_WALLET, usd, SELLER)
         );
+    }
+
+    /// Manual capture: the authorization holds the whole amount on the seller's pending
+    /// account without making it available; a partial capture posts what was captured (the
+    /// rest released), the fee on that; a cancel voids it all. Per currency, balanced.
+    #[test]
+    fn authorizations_capture_in_part_or_cancel() {
+        let usd = Currency::by_code("USD").unwrap();
+        let jpy = Currency::by_code("JPY").unwrap();
+        let mut books = Books::default();
+        let held = (ChargeKind::Order, Escrow::Held);
+        books.apply([charge_opened("ord_1", held, usd, SELLER, 10_000)]);
+        books.apply([charge_opened("ord_2", held, jpy, SELLER, 5_000)]);
+        let clearing = |c| chart::system_account(code::PSP_CLEARING, c);
+        assert_eq!(books.held.get(&clearing(usd)), Some(&10_000));
+        assert_eq!(books.available(code::SELLER_PENDING, usd, SELLER), 0);
+        let captured = charge_captured("ord_1", usd, Some((SELLER, 205)), Escrow::Held, 7_000);
+        assert_eq!(
+            captured.iter().map(|p| p.leg).collect::<Vec<_>>(),
+            [Leg::Post, Leg::Fee]
+        );
+        assert_eq!(captured[0].transfer.amount, 7_000);
+        assert_eq!(captured[0].transfer.id, Leg::Post.transfer_id("ord_1"));
+        books.apply(captured);
+        assert_eq!(books.held.get(&clearing(usd)), Some(&0));
+        assert_eq!(books.posted.get(&clearing(usd)), Some(&-7_000));
+        assert_eq!(
+            books.available(code::SELLER_PENDING, usd, SELLER),
+            7_000 - 205
+        );
+        assert_eq!(books.available(code::PLATFORM_REVENUE, usd, 0), 205);
+        let void = hold_voided("ord_2");
+        assert_eq!(void.leg, Leg::Void);
+        books.apply([void]);
+        assert_eq!(books.held.get(&clearing(jpy)), Some(&0));
+        assert_eq!(books.available(code::SELLER_PENDING, jpy, SELLER), 0);
+        assert!(books.balances(usd) && books.balances(jpy));
     }
 }

@@ -5,6 +5,7 @@ use chrono::NaiveDate;
 
 use super::matching::*;
 use super::render::{ledger_rows, table};
+use crate::domain::capture::CaptureMethod;
 use crate::domain::model::{
     ChargeKind, ChargeStatus, Escrow, Order, Payout, PayoutStatus, Refund, RefundStatus,
 };
@@ -65,6 +66,11 @@ fn order(id: &str, amount: u64, psp_fee: u64, status: ChargeStatus) -> Order {
         hold_period_s: 0,
         release_at: None,
         released_at: None,
+        capture: CaptureMethod::Automatic,
+        amount_authorized: None,
+        authorization_expires_at: None,
+        cancellation: None,
+        canceled_at: None,
         attempts: 0,
         next_attempt_at: 0,
         created_at: created(),
