@@ -107,6 +107,71 @@ pub fn canceled(order: &Order, why: Cancellation, now_ms: i64) -> Option<Order> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::escrow::tests::held_order;
+    use crate::domain::model::Escrow;
+
+    /// An order authorized for 10_000 with manual capture, nothing refunded.
+    fn authorized_order() -> Order {
+        let mut order = held_order();
+        order.status = ChargeStatus::RequiresCapture;
+        order.capture = CaptureMethod::Manual;
+        order.amount = 10_000;
+        order.fee = 280;
+        (order.refunded, order.refund_pending) = (0, 0);
+        (order.fee_refunded, order.fee_refund_pending) = (0, 0);
+        order.release_at = None;
+        order.authorization_expires_at = Some(61_000);
+        order
+    }
+
+    #[test]
+    fn a_capture_takes_at_most_what_was_authorized() {
+        let order = authorized_order();
+        assert_eq!(capture_amount(&order, None), Ok(10_000));
+        assert_eq!(capture_amount(&order, Some(7_000)), Ok(7_000));
+        let out_of_range = Err(CaptureRefusal::AmountOutOfRange { authorized: 10_000 });
+        assert_eq!(capture_amount(&order, Some(10_001)), out_of_range);
+        assert_eq!(capture_amount(&order, Some(0)), out_of_range);
+        let captured = captured(&order, 7_000, 205);
+        assert_eq!(
+            (captured.amount, captured.amount_authorized, captured.fee),
+            (7_000, Some(10_000), 205)
+        );
+        assert_eq!(captured.escrow, Escrow::Held);
+        let mut succeeded = captured;
+        succeeded.status = ChargeStatus::Succeeded;
+        assert_eq!(
+            capture_amount(&succeeded, None),
+            Err(CaptureRefusal::NotCapturable(ChargeStatus::Succeeded))
+        );
+    }
+
+    #[test]
+    fn a_cancel_happens_once_and_only_for_an_authorized_order() {
+        let order = authorized_order();
+        let canceled = canceled(&order, Cancellation::AuthorizationExpired, 62_000).unwrap();
+        assert_eq!(canceled.status, ChargeStatus::Canceled);
+        assert_eq!(
+            canceled.cancellation,
+            Some(Cancellation::AuthorizationExpired)
+        );
+        assert_eq!(
+            (canceled.canceled_at, canceled.updated_at),
+            (Some(62_000), 62_000)
+        );
+        assert_eq!(
+            super::canceled(&canceled, Cancellation::Requested, 63_000),
+            None
+        );
+        let mut processing = order;
+        processing.status = ChargeStatus::Processing;
+        assert_eq!(
+            super::canceled(&processing, Cancellation::Requested, 63_000),
+            None
+        );
+        assert!(ChargeStatus::Canceled.is_terminal());
+        assert!(!ChargeStatus::RequiresCapture.is_terminal());
+    }
 
     #[test]
     fn expiry_keys_sort_by_time_and_read_back() {

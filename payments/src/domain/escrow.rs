@@ -49,12 +49,13 @@ pub fn released(order: &Order, now_ms: i64) -> Option<(Order, u64)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::capture::CaptureMethod;
     use crate::domain::model::ChargeKind;
 
-    fn held_order() -> Order {
+    /// A captured order held in escrow, partly refunded (other modules' tests start from it).
+    pub(crate) fn held_order() -> Order {
         Order {
             id: "ord_00000000000000ff".parse().unwrap(),
             kind: ChargeKind::Order,
