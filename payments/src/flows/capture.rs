@@ -99,9 +99,15 @@ impl Pay {
         let charge = match outcome {
             Ok(charge) => charge,
             // Refused: canceled (the authorization expired meanwhile) or captured already.
-            Err(PspError::Invalid { .. } | PspError::Declined { .. }) => {
+            Err(PspError::Invalid { message } | PspError::Declined { message, .. }) => {
                 let order = self.settle_as_the_psp_has_it(&order.id).await?;
-                return Err(refusal(CaptureRefusal::NotCapturable(order.status)));
+                return Err(match order.status {
+                    ChargeStatus::RequiresCapture => PayError::unprocessable(
+                        "capture_refused",
+                        format!("the PSP refused the capture: {message}"),
+                    ),
+                    status => refusal(CaptureRefusal::NotCapturable(status)),
+                });
             }
             Err(error) => return Err(PayError::PspUnavailable(error.to_string())),
         };
@@ -133,10 +139,15 @@ impl Pay {
         let order = self
             .cancel_authorization(&order.id, Cancellation::Requested)
             .await?;
-        if order.status != ChargeStatus::Canceled {
-            return Err(not_cancelable(&order));
+        match order.status {
+            ChargeStatus::Canceled => Ok(order),
+            // The PSP refused, yet still holds the authorization.
+            ChargeStatus::RequiresCapture => Err(PayError::unprocessable(
+                "cancel_refused",
+                "the PSP refused to cancel the authorization; try again",
+            )),
+            _ => Err(not_cancelable(&order)),
         }
-        Ok(order)
     }
 
     /// Cancels the authorization of order `id` at the PSP, then in the ledger. When the PSP
