@@ -470,6 +470,32 @@ mod charges {
             Err(PspError::NotFound)
         );
     }
+
+    #[tokio::test]
+    async fn authorize_then_cancel() {
+        let sandbox = start("", NO_DELAY).await;
+        let token = sandbox.tokenize(VISA).await;
+        sandbox
+            .gateway
+            .authorize(&charge("o1", &token, 1000))
+            .await
+            .unwrap();
+        let canceled = sandbox.gateway.cancel("o1").await.unwrap();
+        assert_eq!(
+            (&canceled.status, canceled.fee),
+            (&ChargeStatus::Canceled, 0)
+        );
+        // Again (as after a lost answer): the same charge, canceled once.
+        assert_eq!(sandbox.gateway.cancel("o1").await.unwrap(), canceled);
+        let capture = sandbox.gateway.capture("o1", 1000).await;
+        assert!(
+            matches!(capture, Err(PspError::Invalid { .. })),
+            "{capture:?}"
+        );
+        let status = sandbox.gateway.charge_status("o1").await.unwrap();
+        assert_eq!(status.status, ChargeStatus::Canceled);
+        assert_eq!(sandbox.gateway.cancel("o9").await, Err(PspError::NotFound));
+    }
 }
 
 mod refunds {

@@ -32,6 +32,8 @@ pub enum ChargeStatus {
         code: String,
         message: String,
     },
+    /// An authorization canceled before its capture: nothing was taken, nothing settles.
+    Canceled,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +42,7 @@ pub struct Charge {
     pub psp_id: String,
     /// The caller's id for the charge, unique among charges.
     pub reference: String,
+    /// Authorized, then (after a capture of less) what was captured.
     pub amount: u64,
     pub currency: String,
     #[serde(flatten)]
@@ -109,7 +112,8 @@ pub enum EventObject {
 pub struct Event {
     /// `evt_...`; a duplicated delivery carries the same id.
     pub id: String,
-    /// `charge.succeeded`, `charge.failed`, `refund.succeeded`, `payout.paid`, `payout.failed`.
+    /// `charge.succeeded`, `charge.failed`, `charge.canceled`, `refund.succeeded`, `payout.paid`,
+    /// `payout.failed`.
     #[serde(rename = "type")]
     pub kind: String,
     pub created: i64,

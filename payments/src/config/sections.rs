@@ -52,6 +52,9 @@ pub struct PaySection {
     /// A request holding an `Idempotency-Key` longer than this without finishing is taken to
     /// have died with its process; a retry with the same key then takes it over.
     pub idempotency_lease_ms: u64,
+    /// Seconds a payment authorized with `capture: "manual"` waits for its capture; then it is
+    /// canceled automatically, at the PSP and in the ledger. 1 to 30 days' worth.
+    pub authorization_validity_s: u64,
 }
 
 #[derive(Clone, PartialEq, Deserialize, Serialize)]
@@ -142,6 +145,7 @@ impl Default for PaySection {
             log: "info".into(),
             log_format: "text".into(),
             idempotency_lease_ms: 60_000,
+            authorization_validity_s: crate::domain::capture::AUTHORIZATION_VALIDITY_S_DEFAULT,
         }
     }
 }
@@ -236,6 +240,7 @@ impl std::fmt::Debug for PaySection {
             .field("log", &self.log)
             .field("log_format", &self.log_format)
             .field("idempotency_lease_ms", &self.idempotency_lease_ms)
+            .field("authorization_validity_s", &self.authorization_validity_s)
             .finish()
     }
 }

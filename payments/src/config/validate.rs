@@ -97,6 +97,12 @@ impl PayConfig {
                 self.fees.refund_policy
             ));
         }
+        let validity_max = crate::domain::capture::AUTHORIZATION_VALIDITY_S_MAX;
+        if !(1..=validity_max).contains(&self.pay.authorization_validity_s) {
+            problems.push(format!(
+                "pay.authorization_validity_s must be 1 to {validity_max} (30 days)"
+            ));
+        }
         if self.escrow.hold_period_s > crate::domain::escrow::HOLD_PERIOD_S_MAX {
             problems.push(format!(
                 "escrow.hold_period_s must be at most {} (180 days)",

@@ -49,11 +49,13 @@ pub fn released(order: &Order, now_ms: i64) -> Option<(Order, u64)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::domain::capture::CaptureMethod;
     use crate::domain::model::ChargeKind;
 
-    fn held_order() -> Order {
+    /// A captured order held in escrow, partly refunded (other modules' tests start from it).
+    pub(crate) fn held_order() -> Order {
         Order {
             id: "ord_00000000000000ff".parse().unwrap(),
             kind: ChargeKind::Order,
@@ -76,6 +78,11 @@ mod tests {
             hold_period_s: 60,
             release_at: Some(61_000),
             released_at: None,
+            capture: CaptureMethod::Automatic,
+            amount_authorized: None,
+            authorization_expires_at: None,
+            cancellation: None,
+            canceled_at: None,
             attempts: 1,
             next_attempt_at: 0,
             created_at: 1_000,

@@ -1,6 +1,7 @@
 //! The payment objects as they are stored in the ledger cluster's records (JSON values), and as
 //! the API shows them.
 
+use crate::domain::capture::CaptureMethod;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -27,6 +28,11 @@ pub mod ns {
     /// order id), so the worker reads only those due (`escrow::release_key`); written when the
     /// order is captured, deleted in the `Txn` that releases it.
     pub const ESCROW: &str = "pay.escrow";
+    /// Payment orders authorized with manual capture, keyed `<expires_at, 20 digits>/<order
+    /// id>` (value: the order id), so the worker reads only expired ones
+    /// (`capture::expiry_key`); written in the `Txn` that records the authorization, deleted in
+    /// the one that captures or cancels it.
+    pub const AUTHORIZATION: &str = "pay.authorization";
     /// Objects whose retries are exhausted, for an operator (value: `DeadLetter`).
     pub const DEAD_LETTER: &str = "pay.dead_letter";
     /// The stored summary of a day's reconciliation, keyed `YYYY-MM-DD` (value: `ReconRun`).
@@ -214,7 +220,7 @@ pub enum ChargeKind {
     Deposit,
 }
 
-/// Status of a payment order or deposit. Terminal: `succeeded`, `failed`.
+/// Status of a payment order or deposit. Terminal: `succeeded`, `failed`, `canceled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChargeStatus {
@@ -224,12 +230,31 @@ pub enum ChargeStatus {
     Failed,
     /// Retries exhausted without a definite answer; the hold stays until an operator retries.
     DeadLetter,
+    /// Authorized at the PSP (`capture: "manual"`), the hold still pending in the ledger,
+    /// waiting for `POST /v1/payment_orders/{id}/capture` or its cancellation.
+    RequiresCapture,
+    /// An authorization canceled before its capture (`cancellation` says why): the hold was
+    /// voided, nothing was taken.
+    Canceled,
 }
 
 impl ChargeStatus {
     pub fn is_terminal(self) -> bool {
-        matches!(self, ChargeStatus::Succeeded | ChargeStatus::Failed)
+        matches!(
+            self,
+            ChargeStatus::Succeeded | ChargeStatus::Failed | ChargeStatus::Canceled
+        )
     }
+}
+
+/// Why an authorization was canceled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Cancellation {
+    /// `POST /v1/payment_orders/{id}/cancel`.
+    Requested,
+    /// Not captured within `pay.authorization_validity_s` (the worker).
+    AuthorizationExpired,
 }
 
 /// Where a payment order's seller share is, as far as escrow goes.
@@ -291,6 +316,20 @@ pub struct Order {
     /// Unix milliseconds at which it was released.
     #[serde(default)]
     pub released_at: Option<i64>,
+    /// `automatic`, or `manual`: authorized only, captured later by the API.
+    #[serde(default)]
+    pub capture: CaptureMethod,
+    /// What was authorized, once a manual capture took `amount` (possibly less) of it.
+    #[serde(default)]
+    pub amount_authorized: Option<u64>,
+    /// Unix milliseconds at which an authorization not captured is canceled automatically.
+    #[serde(default)]
+    pub authorization_expires_at: Option<i64>,
+    /// Why it was canceled (`canceled` only), and when (unix milliseconds).
+    #[serde(default)]
+    pub cancellation: Option<Cancellation>,
+    #[serde(default)]
+    pub canceled_at: Option<i64>,
     pub attempts: u32,
     /// Unix milliseconds at which a worker should next look at it.
     pub next_attempt_at: i64,
@@ -326,6 +365,10 @@ pub enum PaymentStatus {
     PartiallySucceeded,
     /// At least one order is dead-lettered and none is still processing.
     RequiresAttention,
+    /// At least one order is authorized and waits for its capture; none is processing.
+    RequiresCapture,
+    /// Every order's authorization was canceled.
+    Canceled,
 }
 
 impl PaymentStatus {
@@ -335,6 +378,10 @@ impl PaymentStatus {
             PaymentStatus::Processing
         } else if count(ChargeStatus::DeadLetter) > 0 {
             PaymentStatus::RequiresAttention
+        } else if count(ChargeStatus::RequiresCapture) > 0 {
+            PaymentStatus::RequiresCapture
+        } else if count(ChargeStatus::Canceled) == orders.len() {
+            PaymentStatus::Canceled
         } else if count(ChargeStatus::Succeeded) == orders.len() {
             PaymentStatus::Succeeded
         } else if count(ChargeStatus::Failed) == orders.len() {

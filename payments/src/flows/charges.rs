@@ -14,6 +14,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{check_text, checked, describe_commit, failure, parse_id, Pay};
+use crate::domain::capture::{self, CaptureMethod};
 use crate::domain::escrow;
 use crate::domain::ids::{
     CardId, ChargeId, CustomerId, Id, OrderId, PaymentId, SellerId, Unchecked,
@@ -44,6 +45,11 @@ pub struct NewPayment {
     pub currency: String,
     pub orders: Vec<NewOrder>,
     pub description: Option<String>,
+    /// `automatic` (the default): charged at once. `manual`: only authorized
+    /// (`requires_capture`), then captured with `POST /v1/payment_orders/{id}/capture`, in full
+    /// or in part, or canceled; canceled automatically after `pay.authorization_validity_s`.
+    #[serde(default)]
+    pub capture: CaptureMethod,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -64,6 +70,7 @@ struct NewRecords<'a> {
     amounts: &'a [u64],
     /// Each seller's hold period (seconds; 0: no escrow).
     hold_periods: &'a [u64],
+    capture: CaptureMethod,
 }
 
 /// A checkout's orders as sellers and amounts, in order: one order per seller, 1 to
@@ -142,6 +149,7 @@ impl Pay {
                 sellers: &sellers,
                 amounts: &amounts,
                 hold_periods: &hold_periods,
+                capture: request.capture,
             };
             self.commit_new_payment(new, currency).await?;
             self.metrics.inc("tally_pay_payments_created_total");
@@ -212,6 +220,7 @@ impl Pay {
             sellers,
             amounts,
             hold_periods,
+            capture: _,
         } = new;
         let now = self.clock.now_ms();
         let mut order_ids = Vec::new();
@@ -284,6 +293,11 @@ impl Pay {
             hold_period_s: 0,
             release_at: None,
             released_at: None,
+            capture: new.capture,
+            amount_authorized: None,
+            authorization_expires_at: None,
+            cancellation: None,
+            canceled_at: None,
             attempts: 0,
             next_attempt_at: self.first_check_at(),
             created_at: now,
@@ -347,8 +361,9 @@ impl Pay {
         Ok(Payment::of(record, orders))
     }
 
-    /// One step of an order that is still processing: charge (or find out how the charge went)
-    /// and settle. `first` is the API's own attempt; the worker only takes due orders.
+    /// One step of an order that is still processing: charge (or, with manual capture,
+    /// authorize; or find out how that went) and settle. `first` is the API's own attempt; the
+    /// worker only takes due orders.
     pub(crate) async fn step_order(&self, id: &str, first: bool) -> Result<(), PayError> {
         let Some(current) = self.store.get::<Order>(ns::ORDER, id).await? else {
             return Ok(());
@@ -360,8 +375,52 @@ impl Pay {
         if !first && order.next_attempt_at > self.clock.now_ms() {
             return Ok(());
         }
+        let request = self.charge_request(&order).await?;
+        let manual = order.capture == CaptureMethod::Manual;
+        let outcome = if order.attempts == 0 {
+            self.send_charge(&request, manual).await
+        } else {
+            match self.psp.charge_status(&order.id).await {
+                // The PSP never saw it: charge now, under the same idempotency key.
+                Err(PspError::NotFound) => self.send_charge(&request, manual).await,
+                other => other,
+            }
+        };
+        self.metrics.psp_call("charge", &outcome);
+        let settled = match outcome {
+            Ok(charge) => match charge.status {
+                psp::ChargeStatus::Succeeded => self.settle_charge(id, Ok(captured(&charge))),
+                psp::ChargeStatus::Authorized if manual => {
+                    return self.authorized(id, charge.psp_id).await;
+                }
+                psp::ChargeStatus::Authorized => {
+                    return self
+                        .retry_later::<Order>(id, "charge authorized but not captured")
+                        .await;
+                }
+                psp::ChargeStatus::Failed { code, message } => {
+                    self.settle_charge(id, Err(failure(&code, message)))
+                }
+                psp::ChargeStatus::Canceled => self.settle_charge(
+                    id,
+                    Err(failure("authorization_canceled", "canceled at the PSP")),
+                ),
+            },
+            Err(PspError::Declined { code, message }) => {
+                self.settle_charge(id, Err(failure(&code, message)))
+            }
+            Err(PspError::Invalid { message }) => {
+                self.settle_charge(id, Err(failure("psp_rejected", message)))
+            }
+            Err(error) => return self.retry_later::<Order>(id, &error.to_string()).await,
+        };
+        settled.await.map(drop)
+    }
+
+    /// The PSP request of an order's charge, with its card's token.
+    async fn charge_request(&self, order: &Order) -> Result<ChargeRequest, PayError> {
         let card = self.card(&order.customer_id, &order.card_id).await?;
-        let request = ChargeRequest {
+        Ok(ChargeRequest {
             reference: order.id.to_string(),
             card_token: card.token,
             amount: order.amount,
@@ -370,102 +429,51 @@ impl Pay {
                 || format!("deposit {}", order.id),
                 |p| format!("payment {p}"),
             ),
-        };
-        let outcome = if order.attempts == 0 {
-            self.psp.charge(&request).await
+        })
+    }
+
+    /// Charges, or with manual capture only authorizes.
+    async fn send_charge(
+        &self,
+        request: &ChargeRequest,
+        manual: bool,
+    ) -> Result<psp::Charge, PspError> {
+        if manual {
+            self.psp.authorize(request).await
         } else {
-            match self.psp.charge_status(&order.id).await {
-                // The PSP never saw it: charge now, under the same idempotency key.
-                Err(PspError::NotFound) => self.psp.charge(&request).await,
-                other => other,
-            }
-        };
-        self.metrics.psp_call("charge", &outcome);
-        match outcome {
-            Ok(charge) => match charge.status {
-                psp::ChargeStatus::Succeeded => self
-                    .settle_order(id, Ok((charge.psp_id, charge.fee)))
-                    .await
-                    .map(drop),
-                psp::ChargeStatus::Failed { code, message } => self
-                    .settle_order(id, Err(failure(&code, message)))
-                    .await
-                    .map(drop),
-                psp::ChargeStatus::Authorized => {
-                    self.retry_later::<Order>(id, "charge authorized but not captured")
-                        .await
-                }
-            },
-            Err(PspError::Declined { code, message }) => self
-                .settle_order(id, Err(failure(&code, message)))
-                .await
-                .map(drop),
-            Err(PspError::Invalid { message }) => self
-                .settle_order(id, Err(failure("psp_rejected", message)))
-                .await
-                .map(drop),
-            Err(error) => self.retry_later::<Order>(id, &error.to_string()).await,
+            self.psp.charge(request).await
         }
     }
 
-    /// Settles an order once: `Ok((psp_id, psp_fee))` posts the hold and the platform fee,
-    /// `Err(failure)` voids the hold. An order already settled is left alone (a second answer is
-    /// a no-op).
+    /// Settles an order once: `Ok((psp_id, psp_fee))` posts the hold (all of it) and the
+    /// platform fee, `Err(failure)` voids the hold. An order already settled is left alone (a
+    /// second answer is a no-op).
     pub(crate) async fn settle_order(
         &self,
         id: &str,
         outcome: Result<(String, u64), Failure>,
     ) -> Result<Order, PayError> {
+        let outcome = outcome.map(|(psp_id, psp_fee)| Captured {
+            psp_id,
+            psp_fee,
+            amount: None,
+        });
+        self.settle_charge(id, outcome).await
+    }
+
+    /// Settles an order once, as [`Pay::settle_order`]; an authorized order (manual capture)
+    /// is captured for the amount the PSP captured, with the fee on that amount.
+    pub(crate) async fn settle_charge(
+        &self,
+        id: &str,
+        outcome: Result<Captured, Failure>,
+    ) -> Result<Order, PayError> {
         let mut changed = false;
         let settled = self
             .update::<Order, _>(ns::ORDER, id, |order| {
-                changed = false;
-                if order.status.is_terminal() {
-                    if !matches!(
-                        (&outcome, order.status),
-                        (Ok(_), ChargeStatus::Succeeded) | (Err(_), ChargeStatus::Failed)
-                    ) {
-                        tracing::error!(order = %order.id, status = ?order.status, answer = ?outcome,
-                            "the PSP's answer contradicts the settled order; left for reconciliation");
-                    }
-                    return None;
-                }
-                let currency = Currency::by_code(&order.currency)?;
-                let mut next = order.clone();
-                next.updated_at = self.clock.now_ms();
-                let mut txn = Self::untrack(Txn::new(), id);
-                match &outcome {
-                    Ok((psp_id, psp_fee)) => {
-                        next.status = ChargeStatus::Succeeded;
-                        next.psp_id = Some(psp_id.clone());
-                        next.psp_fee = *psp_fee;
-                        next.failure = None;
-                        let seller_fee = match (order.kind, &order.seller_id) {
-                            (ChargeKind::Order, Some(seller)) if order.fee > 0 => {
-                                Some((seller.number(), order.fee))
-                            }
-                            _ => None,
-                        };
-                        txn = txn.postings(postings::charge_succeeded(
-                            id,
-                            currency,
-                            seller_fee,
-                            order.escrow,
-                        ));
-                        if order.escrow == Escrow::Held {
-                            let at = escrow::release_at(next.updated_at, order.hold_period_s);
-                            next.release_at = Some(at);
-                            txn = txn.put(ns::ESCROW, &escrow::release_key(at, id), &order.id);
-                        }
-                    }
-                    Err(reason) => {
-                        next.status = ChargeStatus::Failed;
-                        next.failure = Some(reason.clone());
-                        txn = txn.postings([postings::hold_voided(id)]);
-                    }
-                }
-                changed = true;
-                Some((next, txn))
+                let planned = self.settle_plan(order, &outcome);
+                changed = planned.is_some();
+                planned
             })
             .await?;
         if !changed {
@@ -477,5 +485,102 @@ impl Pay {
             self.metrics.inc("tally_pay_orders_failed_total");
         }
         Ok(settled)
+    }
+
+    /// The settled order and its Txn, or `None` when it is settled already.
+    fn settle_plan(
+        &self,
+        order: &Order,
+        outcome: &Result<Captured, Failure>,
+    ) -> Option<(Order, Txn)> {
+        if order.status.is_terminal() {
+            if !matches!(
+                (outcome, order.status),
+                (Ok(_), ChargeStatus::Succeeded) | (Err(_), ChargeStatus::Failed)
+            ) {
+                tracing::error!(order = %order.id, status = ?order.status, answer = ?outcome,
+                    "the PSP's answer contradicts the settled order; left for reconciliation");
+            }
+            return None;
+        }
+        let currency = Currency::by_code(&order.currency)?;
+        let mut next = order.clone();
+        next.updated_at = self.clock.now_ms();
+        let mut txn = Self::untrack(Txn::new(), &order.id);
+        if let Some(at) = order.authorization_expires_at {
+            txn = txn.delete(ns::AUTHORIZATION, &capture::expiry_key(at, &order.id));
+        }
+        match outcome {
+            Ok(captured) => Some(self.captured_plan(order, next, txn, currency, captured)),
+            Err(reason) => {
+                next.status = ChargeStatus::Failed;
+                next.failure = Some(reason.clone());
+                Some((next, txn.postings([postings::hold_voided(&order.id)])))
+            }
+        }
+    }
+
+    /// A captured order: the hold posted (for the captured amount of an authorization), the
+    /// fee taken, and an order held in escrow filed in the escrow index for its release.
+    fn captured_plan(
+        &self,
+        order: &Order,
+        mut next: Order,
+        mut txn: Txn,
+        currency: Currency,
+        captured: &Captured,
+    ) -> (Order, Txn) {
+        let authorized = order.status == ChargeStatus::RequiresCapture;
+        if authorized {
+            let amount = captured
+                .amount
+                .unwrap_or(order.amount)
+                .clamp(1, order.amount);
+            let fee = match order.kind {
+                ChargeKind::Order => self.fee.fee(amount),
+                ChargeKind::Deposit => 0,
+            };
+            next = capture::captured(&next, amount, fee);
+            txn = audit::stamp(txn, "payment_order.capture", &order.id);
+        }
+        next.status = ChargeStatus::Succeeded;
+        next.psp_id = Some(captured.psp_id.clone());
+        next.psp_fee = captured.psp_fee;
+        next.failure = None;
+        let seller_fee = match (order.kind, &order.seller_id) {
+            (ChargeKind::Order, Some(seller)) if next.fee > 0 => Some((seller.number(), next.fee)),
+            _ => None,
+        };
+        txn = txn.postings(if authorized {
+            postings::charge_captured(&order.id, currency, seller_fee, order.escrow, next.amount)
+        } else {
+            postings::charge_succeeded(&order.id, currency, seller_fee, order.escrow)
+        });
+        if order.escrow == Escrow::Held {
+            let at = escrow::release_at(next.updated_at, order.hold_period_s);
+            next.release_at = Some(at);
+            txn = txn.put(ns::ESCROW, &escrow::release_key(at, &order.id), &order.id);
+        }
+        (next, txn)
+    }
+}
+
+/// What the PSP captured of a charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Captured {
+    pub psp_id: String,
+    /// The PSP's processing fee.
+    pub psp_fee: u64,
+    /// What was captured; `None`: all of it. Only an authorized order (`requires_capture`)
+    /// takes less than its amount.
+    pub amount: Option<u64>,
+}
+
+/// A succeeded PSP charge as captured.
+pub(crate) fn captured(charge: &psp::Charge) -> Captured {
+    Captured {
+        psp_id: charge.psp_id.clone(),
+        psp_fee: charge.fee,
+        amount: Some(charge.amount),
     }
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{describe_commit, Pay};
+use crate::domain::capture::CaptureMethod;
 use crate::domain::ids::{CardId, ChargeId, CustomerId, DepositId, Id, Unchecked};
 use crate::domain::model::{ns, ChargeKind, ChargeStatus, Customer, Escrow, InflightKind, Order};
 use crate::domain::money::{parse_amount, AmountInput, Currency};
@@ -105,6 +106,11 @@ impl Pay {
             hold_period_s: 0,
             release_at: None,
             released_at: None,
+            capture: CaptureMethod::Automatic,
+            amount_authorized: None,
+            authorization_expires_at: None,
+            cancellation: None,
+            canceled_at: None,
             attempts: 0,
             next_attempt_at: self.first_check_at(),
             created_at: now,

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod billing;
+pub mod capture;
 mod charges;
 pub mod clock;
 mod delivery;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::charges::captured;
 use super::{failure, Pay};
 use crate::domain::model::ns;
 use crate::edges::psp::{self, PspObject, WebhookError, WebhookEvent};
@@ -124,17 +125,18 @@ impl Pay {
                 }
                 match &charge.status {
                     psp::ChargeStatus::Succeeded => {
-                        self.settle_order(
-                            &charge.reference,
-                            Ok((charge.psp_id.clone(), charge.fee)),
-                        )
-                        .await?;
+                        self.settle_charge(&charge.reference, Ok(captured(charge)))
+                            .await?;
                     }
                     psp::ChargeStatus::Failed { code, message } => {
                         self.settle_order(&charge.reference, Err(failure(code, message.clone())))
                             .await?;
                     }
-                    psp::ChargeStatus::Authorized => return Ok(false),
+                    // tally-pay records an authorization and its cancellation from its own
+                    // calls (`capture.rs`), each once, in order.
+                    psp::ChargeStatus::Authorized | psp::ChargeStatus::Canceled => {
+                        return Ok(false)
+                    }
                 }
             }
             PspObject::Refund(refund) => {

@@ -1,5 +1,6 @@
 //! The background worker: drives in-flight objects (status queries, retries, dead letters),
-//! releases escrowed orders whose hold period is over, sweeps expired idempotency keys, runs
+//! releases escrowed orders whose hold period is over, cancels authorizations not captured in
+//! time, sweeps expired idempotency keys, runs
 //! automatic daily payouts and recurring billing, and delivers events to the merchant's webhook
 //! endpoints. Every step is safe to run in several tally-pay processes at once: PSP calls carry
 //! idempotency keys and every state change is a versioned `Txn`.
@@ -39,6 +40,13 @@ pub async fn run(pay: Arc<Pay>) {
             Ok(released) if released > 0 => tracing::info!(released, "escrow released"),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "escrow release pass failed"),
+        }
+        match pay.cancel_expired().await {
+            Ok(canceled) if canceled > 0 => {
+                tracing::info!(canceled, "expired authorizations canceled");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "authorization expiry pass failed"),
         }
         if last_sweep.elapsed() >= SWEEP_EVERY {
             last_sweep = tokio::time::Instant::now();

@@ -7,7 +7,10 @@
 //! - `POST /v1/charges` `{reference, card_token, amount, currency, description?, capture?}` ->
 //!   the charge (`capture: false` only authorizes); a declined card is 402 `card_error` with
 //!   the decline code, and the failed charge exists
-//! - `POST /v1/charges/{reference}/capture` `{amount?}` -> the charge
+//! - `POST /v1/charges/{reference}/capture` `{amount?}` -> the charge, `succeeded` with the
+//!   captured amount (at most the authorized one; the rest is released)
+//! - `POST /v1/charges/{reference}/cancel` `{}` -> the charge, `canceled` (only an authorized
+//!   one; again: the same answer); a canceled charge is on no settlement report
 //! - `POST /v1/refunds` `{reference, charge_reference, amount, currency}` -> the refund
 //! - `POST /v1/payouts` `{reference, amount, currency, destination}` -> the payout, `pending`
 //! - `GET /v1/{charges,refunds,payouts}/{reference}` -> the object; 404 `resource_missing`
@@ -16,7 +19,7 @@
 //! - `GET`, `POST /_sandbox/faults` (text spec) -> the faults in force
 //! - `GET`, `POST /_sandbox/settlement_adjustments` (JSON list) -> the adjustments in force
 //!
-//! POSTs to charges, captures, refunds and payouts honour `Idempotency-Key`: see
+//! POSTs to charges, captures, cancels, refunds and payouts honour `Idempotency-Key`: see
 //! `idempotency.rs`. A concurrent request with a key in use gets 409 (`retryable`); a reused
 //! key with other parameters 400 `idempotency_error`.
 //!
@@ -42,7 +45,7 @@ use axum::Router;
 use crate::cards::CardInput;
 use crate::constants::REQUEST_BODY_SIZE_MAX;
 use crate::error::{ApiError, ErrorKind};
-use crate::model::{CaptureInput, ChargeInput, Model, PayoutInput, RefundInput};
+use crate::model::{CancelInput, CaptureInput, ChargeInput, Model, PayoutInput, RefundInput};
 use crate::sandbox::{now, Sandbox};
 use crate::settlement;
 use crate::wire::ChargeStatus;
@@ -62,6 +65,7 @@ pub(crate) fn router(sandbox: Arc<Sandbox>) -> Router {
         .route("/v1/charges", post(create_charge).get(list_charges))
         .route("/v1/charges/{reference}", get(get_charge))
         .route("/v1/charges/{reference}/capture", post(capture_charge))
+        .route("/v1/charges/{reference}/cancel", post(cancel_charge))
         .route("/v1/refunds", post(create_refund).get(list_refunds))
         .route("/v1/refunds/{reference}", get(get_refund))
         .route("/v1/payouts", post(create_payout).get(list_payouts))
@@ -222,6 +226,22 @@ async fn capture_charge(
     let (input, fingerprint) = parse_body::<CaptureInput>(&route, body)?;
     execute_idempotent(sandbox, &headers, latency, fingerprint, |model| {
         Executed::ok(model.capture(&reference, &input, now())?)
+    })
+    .await
+}
+
+async fn cancel_charge(
+    State(sandbox): Shared,
+    headers: HeaderMap,
+    reference: Reference,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let latency = sandbox.admit(&headers, Access::Secret)?;
+    let reference = path_parameter(reference)?;
+    let route = format!("POST /v1/charges/{reference}/cancel");
+    let (CancelInput {}, fingerprint) = parse_body::<CancelInput>(&route, body)?;
+    execute_idempotent(sandbox, &headers, latency, fingerprint, |model| {
+        Executed::ok(model.cancel(&reference, now())?)
     })
     .await
 }

@@ -1,4 +1,5 @@
-//! The bodies the API accepts for charges, captures, refunds and payouts, and their checks.
+//! The bodies the API accepts for charges, captures, cancels, refunds and payouts, and their
+//! checks.
 
 use serde::Deserialize;
 
@@ -49,6 +50,11 @@ impl ChargeInput {
 pub struct CaptureInput {
     pub amount: Option<u64>,
 }
+
+/// The body of `POST /v1/charges/{reference}/cancel`: `{}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelInput {}
 
 /// The body of `POST /v1/refunds`.
 #[derive(Debug, Deserialize)]

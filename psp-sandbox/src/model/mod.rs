@@ -32,7 +32,7 @@ use crate::idempotency::IdempotencyStore;
 use crate::settlement::Adjustment;
 use crate::wire::{CardDetails, Charge, Event, EventObject, Payout, Refund, SettlementKind};
 
-pub use inputs::{CaptureInput, ChargeInput, PayoutInput, RefundInput};
+pub use inputs::{CancelInput, CaptureInput, ChargeInput, PayoutInput, RefundInput};
 pub use saved::Saved;
 
 /// A payout to this account number fails with `account_closed`.

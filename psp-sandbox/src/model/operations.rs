@@ -68,7 +68,7 @@ impl Model {
         let event_kind = match record.charge.status {
             ChargeStatus::Succeeded => Some("charge.succeeded"),
             ChargeStatus::Failed { .. } => Some("charge.failed"),
-            ChargeStatus::Authorized => None,
+            ChargeStatus::Authorized | ChargeStatus::Canceled => None,
         };
         let effects = event_kind
             .map(|kind| self.event(kind, EventObject::Charge(record.charge.clone()), now))
@@ -115,6 +115,12 @@ impl Model {
                     format!("charge `{reference}` failed"),
                 ));
             }
+            ChargeStatus::Canceled => {
+                return Err(ApiError::invalid(
+                    "charge_canceled",
+                    format!("charge `{reference}` was canceled; nothing is left to capture"),
+                ));
+            }
         }
         if amount == 0 || amount > record.charge.amount {
             return Err(ApiError::invalid(
@@ -131,6 +137,52 @@ impl Model {
         let record = record.clone();
         let effect = self.event(
             "charge.succeeded",
+            EventObject::Charge(record.charge.clone()),
+            now,
+        );
+        Ok(Outcome {
+            object: record,
+            effects: vec![effect],
+        })
+    }
+
+    /// Cancels an authorized charge: the hold on the card is released, nothing is captured and
+    /// the charge never settles. Canceling a canceled charge again changes nothing; a captured
+    /// or failed one cannot be canceled.
+    pub fn cancel(
+        &mut self,
+        reference: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome<ChargeRecord>, ApiError> {
+        let record = self
+            .charges
+            .get_mut(reference)
+            .ok_or_else(|| ApiError::not_found("charge", reference))?;
+        match record.charge.status {
+            ChargeStatus::Authorized => {}
+            ChargeStatus::Canceled => {
+                return Ok(Outcome {
+                    object: record.clone(),
+                    effects: Vec::new(),
+                });
+            }
+            ChargeStatus::Succeeded => {
+                return Err(ApiError::invalid(
+                    "charge_already_captured",
+                    format!("charge `{reference}` is captured; refund it instead"),
+                ));
+            }
+            ChargeStatus::Failed { .. } => {
+                return Err(ApiError::invalid(
+                    "charge_not_cancelable",
+                    format!("charge `{reference}` failed"),
+                ));
+            }
+        }
+        record.charge.status = ChargeStatus::Canceled;
+        let record = record.clone();
+        let effect = self.event(
+            "charge.canceled",
             EventObject::Charge(record.charge.clone()),
             now,
         );
@@ -346,6 +398,45 @@ mod tests {
         assert!(repeated.effects.is_empty());
         let other = model.capture("o1", &CaptureInput { amount: Some(700) }, now());
         assert_eq!(other.unwrap_err().code, "charge_already_captured");
+    }
+
+    #[test]
+    fn authorize_then_cancel_once() {
+        let mut model = model();
+        let token = token(&mut model, "4242424242424242");
+        let input = |reference: &str| ChargeInput {
+            capture: false,
+            ..charge_input(reference, &token, 1000)
+        };
+        model.create_charge(&input("o1"), now()).unwrap();
+        let canceled = model.cancel("o1", now()).unwrap();
+        assert_eq!(canceled.object.charge.status, ChargeStatus::Canceled);
+        assert_eq!(canceled.object.charge.fee, 0);
+        match &canceled.effects[..] {
+            [Effect::Webhook(event)] => assert_eq!(event.kind, "charge.canceled"),
+            other => panic!("{other:?}"),
+        }
+        assert!(model.cancel("o1", now()).unwrap().effects.is_empty());
+        let capture = model.capture("o1", &CaptureInput::default(), now());
+        assert_eq!(capture.unwrap_err().code, "charge_canceled");
+        assert!(model.settlement(now().date_naive()).is_empty());
+        // A captured charge cannot be canceled; an unknown one is not found.
+        model.create_charge(&input("o2"), now()).unwrap();
+        model
+            .capture("o2", &CaptureInput { amount: Some(600) }, now())
+            .unwrap();
+        let code = model.cancel("o2", now()).unwrap_err().code;
+        assert_eq!(code, "charge_already_captured");
+        assert_eq!(
+            model.cancel("o3", now()).unwrap_err().code,
+            "resource_missing"
+        );
+        let lines = model.settlement(now().date_naive());
+        let lines: Vec<_> = lines
+            .iter()
+            .map(|l| (l.reference.as_str(), l.amount))
+            .collect();
+        assert_eq!(lines, [("o2", 600)]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The day's settlement lines: every charge, refund and payout created that UTC day, as the
-//! PSP reports them, with the adjustments applied.
+//! The day's settlement lines: every charge (but canceled authorizations), refund and payout
+//! created that UTC day, as the PSP reports them, with the adjustments applied.
 
 use chrono::DateTime;
 
@@ -17,8 +17,10 @@ impl Model {
             DateTime::from_timestamp(created, 0).map(|time| time.date_naive()) == Some(day)
         };
         let charges = self.charges.items.iter().map(|record| &record.charge);
+        // A canceled authorization moved no money: it is not on any report.
         let charges = charges
             .filter(|charge| on_day(charge.created))
+            .filter(|charge| charge.status != ChargeStatus::Canceled)
             .map(|charge| charge_line(charge, day));
         let refunds = self.refunds.items.iter();
         let refunds = refunds
@@ -38,6 +40,7 @@ fn charge_line(charge: &Charge, date: chrono::NaiveDate) -> SettlementLine {
         ChargeStatus::Authorized => "authorized",
         ChargeStatus::Succeeded => "succeeded",
         ChargeStatus::Failed { .. } => "failed",
+        ChargeStatus::Canceled => "canceled",
     };
     SettlementLine {
         date,

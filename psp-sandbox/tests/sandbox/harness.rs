@@ -54,4 +54,35 @@ impl Harness {
             .unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
     }
+
+    /// A JSON `POST` with the secret key and an `Idempotency-Key`.
+    pub async fn post_keyed(
+        &self,
+        path: &str,
+        key: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .bearer_auth(API_KEY)
+            .header("idempotency-key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// A `GET` with the secret key, the body as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base_url))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
+        response.text().await.unwrap()
+    }
 }

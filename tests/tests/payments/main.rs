@@ -4,6 +4,7 @@
 mod bad_input;
 mod bench;
 mod billing;
+mod capture;
 mod checkout;
 mod config;
 mod env;

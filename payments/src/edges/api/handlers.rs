@@ -14,6 +14,7 @@ use super::{respond, Key, Reply};
 use crate::domain::model::{
     BankAccount, Card, Customer, DeadLetter, Order, Payment, Payout, Refund, Seller,
 };
+use crate::domain::money::AmountInput;
 use crate::error::{ErrorBody, PayError};
 use crate::flows::{
     Balance, DailyPayoutRun, NewBankAccount, NewCard, NewCustomer, NewDeposit, NewPayment,
@@ -228,6 +229,57 @@ pub async fn release_order(
     _key: Option<Key>,
 ) -> Reply<Order> {
     Ok((StatusCode::OK, pay.release_order(&id).await?))
+}
+
+/// The body of `POST /v1/payment_orders/{id}/capture`: the amount to capture (`amount` in minor
+/// units or `amount_decimal`), at most the authorized amount; none (or `{}`): all of it.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureRequest {
+    #[serde(flatten)]
+    pub amount: AmountInput,
+}
+
+#[utoipa::path(post, path = "/v1/payment_orders/{id}/capture", request_body = CaptureRequest,
+    description = "Captures an order authorized with `capture: \"manual\"` (status \
+                   `requires_capture`), in full or in part: the rest of the authorization is \
+                   released, the platform fee is taken on the captured amount.",
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = Order), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`order_not_capturable`: the order is not \
+            `requires_capture`; `capture_amount_too_large`: more than was authorized")))]
+pub async fn capture_order(
+    pay: Arc<Pay>,
+    Path(id): Path<String>,
+    request: CaptureRequest,
+    _key: Option<Key>,
+) -> Reply<Order> {
+    Ok((
+        StatusCode::OK,
+        pay.capture_order(&id, Some(&request.amount)).await?,
+    ))
+}
+
+/// The body of `POST /v1/payment_orders/{id}/cancel`: no fields (empty, or `{}`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {}
+
+#[utoipa::path(post, path = "/v1/payment_orders/{id}/cancel", request_body = CancelRequest,
+    description = "Cancels an authorized order (`requires_capture`): the authorization is \
+                   released at the PSP and the ledger hold voided; the order is `canceled`. An \
+                   order canceled already is returned unchanged.",
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = Order), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`order_not_cancelable`: the order is not \
+            `requires_capture`")))]
+pub async fn cancel_order(
+    pay: Arc<Pay>,
+    Path(id): Path<String>,
+    _request: CancelRequest,
+    _key: Option<Key>,
+) -> Reply<Order> {
+    Ok((StatusCode::OK, pay.cancel_order(&id).await?))
 }
 
 #[utoipa::path(post, path = "/v1/deposits", request_body = NewDeposit,

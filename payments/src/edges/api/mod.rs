@@ -111,6 +111,16 @@ pub fn routes() -> Routes {
             Keyed::optional(h::release_order),
         )
         .post_keyed(
+            "/v1/payment_orders/{id}/capture",
+            scope(PaymentsWrite),
+            Keyed::optional(h::capture_order),
+        )
+        .post_keyed(
+            "/v1/payment_orders/{id}/cancel",
+            scope(PaymentsWrite),
+            Keyed::optional(h::cancel_order),
+        )
+        .post_keyed(
             "/v1/deposits",
             scope(PaymentsWrite),
             Keyed::required(h::create_deposit),

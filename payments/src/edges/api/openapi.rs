@@ -42,6 +42,8 @@ use super::handlers;
         handlers::get_payment,
         handlers::get_order,
         handlers::release_order,
+        handlers::capture_order,
+        handlers::cancel_order,
         handlers::create_deposit,
         handlers::get_deposit,
         handlers::create_refund,

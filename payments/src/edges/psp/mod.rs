@@ -108,6 +108,8 @@ pub enum ChargeStatus {
         code: String,
         message: String,
     },
+    /// An authorization canceled before its capture (only after `cancel`).
+    Canceled,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,6 +345,8 @@ pub trait Connector: Send + Sync + 'static {
     /// Authorize only; `capture` completes it.
     fn authorize_request(&self, request: &ChargeRequest) -> HttpRequest;
     fn capture_request(&self, reference: &str, amount: u64) -> HttpRequest;
+    /// Cancel an authorization not captured: the hold on the card is released.
+    fn cancel_request(&self, reference: &str) -> HttpRequest;
 
     /// Look a charge up by our reference. `Err(NotFound)` when the PSP never saw it.
     fn charge_status_request(&self, reference: &str) -> HttpRequest;
@@ -429,6 +433,14 @@ impl Gateway {
         let response = self
             .executor
             .execute(self.connector.capture_request(reference, amount))
+            .await?;
+        self.connector.charge_response(&response)
+    }
+
+    pub async fn cancel(&self, reference: &str) -> Result<Charge, PspError> {
+        let response = self
+            .executor
+            .execute(self.connector.cancel_request(reference))
             .await?;
         self.connector.charge_response(&response)
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::{BillingRun, BILLING_CONCURRENCY_MAX, BILLING_PAGE_MAX, PERIODS_PER_RUN_MAX};
 use crate::config::ExhaustedPolicy;
 use crate::domain::billing::*;
+use crate::domain::capture::CaptureMethod;
 use crate::domain::ids::{Id, PaymentId};
 use crate::domain::model::{ns, Failure, PaymentStatus};
 use crate::domain::money::AmountInput;
@@ -369,6 +370,7 @@ impl Pay {
                 },
             }],
             description: Some(format!("invoice {}", invoice.id)),
+            capture: CaptureMethod::Automatic,
         };
         match self.create_payment(request, &key).await {
             Ok(_) => Ok(()),

@@ -189,7 +189,9 @@ pub(super) fn verdict(line: &SettlementLine, state: State) -> Verdict {
         | (S::Failed, State::Refund(R::Failed))
         | (S::Paid, State::Payout(P::Paid))
         | (S::Failed, State::Payout(P::Failed)) => Verdict::Same,
-        (S::Authorized, State::Charge(C::Processing | C::DeadLetter))
+        (S::Authorized, State::Charge(C::Processing | C::DeadLetter | C::RequiresCapture))
+        // Captured at the PSP, not yet in Tally: the capture call or the expiry pass settles it.
+        | (S::Succeeded, State::Charge(C::RequiresCapture))
         | (S::Pending, State::Refund(R::Pending))
         | (S::Pending, State::Payout(P::Pending | P::InTransit)) => Verdict::InFlight,
         (S::Succeeded, State::Charge(C::Processing | C::DeadLetter)) if known => {
@@ -356,10 +358,10 @@ impl Objects {
         for order in self.orders.values().filter(|o| o.currency == currency) {
             match order.status {
                 ChargeStatus::Succeeded => balance += i128::from(order.amount),
-                ChargeStatus::Processing | ChargeStatus::DeadLetter => {
-                    pending += u128::from(order.amount)
-                }
-                ChargeStatus::Failed => {}
+                ChargeStatus::Processing
+                | ChargeStatus::DeadLetter
+                | ChargeStatus::RequiresCapture => pending += u128::from(order.amount),
+                ChargeStatus::Failed | ChargeStatus::Canceled => {}
             }
         }
         for refund in self.refunds.values().filter(|r| r.currency == currency) {

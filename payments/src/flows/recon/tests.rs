@@ -5,6 +5,7 @@ use chrono::NaiveDate;
 
 use super::matching::*;
 use super::render::{ledger_rows, table};
+use crate::domain::capture::CaptureMethod;
 use crate::domain::model::{
     ChargeKind, ChargeStatus, Escrow, Order, Payout, PayoutStatus, Refund, RefundStatus,
 };
@@ -65,6 +66,11 @@ fn order(id: &str, amount: u64, psp_fee: u64, status: ChargeStatus) -> Order {
         hold_period_s: 0,
         release_at: None,
         released_at: None,
+        capture: CaptureMethod::Automatic,
+        amount_authorized: None,
+        authorization_expires_at: None,
+        cancellation: None,
+        canceled_at: None,
         attempts: 0,
         next_attempt_at: 0,
         created_at: created(),
@@ -243,6 +249,27 @@ fn safe_settlements_carry_the_psp_answer() {
             Verdict::Safe(Action::PayoutFailed)
         );
     }
+}
+
+/// An authorization waiting for its capture is in flight whatever the PSP's line says (the
+/// capture call or the expiry pass settles it); a canceled one is not expected on a report.
+#[test]
+fn authorizations_are_in_flight_and_canceled_ones_not_expected() {
+    let authorized = TallyObject::of_order(&order("ord_a", 500, 0, ChargeStatus::RequiresCapture));
+    for status in ["authorized", "succeeded"] {
+        let reported = line(SettlementKind::Charge, "ord_a", 500, 0, status);
+        assert_eq!(
+            verdict(&reported, authorized.state),
+            Verdict::InFlight,
+            "{status}"
+        );
+    }
+    assert!(!authorized.must_be_reported());
+    let canceled = TallyObject::of_order(&order("ord_c", 500, 0, ChargeStatus::Canceled));
+    assert!(!canceled.must_be_reported());
+    let captured = TallyObject::of_order(&order("ord_p", 700, 48, ChargeStatus::Succeeded));
+    let partial = line(SettlementKind::Charge, "ord_p", 700, 48, "succeeded");
+    assert_eq!(verdict(&partial, captured.state), Verdict::Same);
 }
 
 #[test]

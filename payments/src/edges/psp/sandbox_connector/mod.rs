@@ -1,7 +1,8 @@
 //! The connector for the built-in sandbox PSP (`tally-psp-sandbox`): its JSON API, its error
 //! format and its webhook signatures. Pure: builds requests and parses responses, no IO.
 //!
-//! Every POST carries `Idempotency-Key: <our reference>` (a capture: `<reference>:capture`), so
+//! Every POST carries `Idempotency-Key: <our reference>` (a capture: `<reference>:capture`, a
+//! cancel: `<reference>:cancel`), so
 //! a retry after a timeout can never create a second object. Errors come as
 //! `{"error":{"type","code","message"}}` and map to [`PspError`] as follows: an error of type
 //! `retryable` (whatever the status), 409 and 429 are `Retryable`; 402 is `Declined`; 404 is
@@ -18,8 +19,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use self::wire::{
-    CaptureBody, CardWire, ChargeBody, ChargeWire, ErrorEnvelope, ErrorKind, EventWire, FxRateWire,
-    PayoutBody, PayoutWire, RefundBody, RefundWire, SettlementLineWire,
+    CancelBody, CaptureBody, CardWire, ChargeBody, ChargeWire, ErrorEnvelope, ErrorKind, EventWire,
+    FxRateWire, PayoutBody, PayoutWire, RefundBody, RefundWire, SettlementLineWire,
 };
 use super::webhook;
 use super::{
@@ -70,7 +71,9 @@ impl Connector for SandboxConnector {
         let charge: Charge = parse_object::<ChargeWire, _>(response, "charge")?;
         match charge.status {
             ChargeStatus::Failed { code, message } => Err(PspError::Declined { code, message }),
-            ChargeStatus::Authorized | ChargeStatus::Succeeded => Ok(charge),
+            ChargeStatus::Authorized | ChargeStatus::Succeeded | ChargeStatus::Canceled => {
+                Ok(charge)
+            }
         }
     }
 
@@ -86,6 +89,11 @@ impl Connector for SandboxConnector {
             &format!("{reference}:capture"),
             &CaptureBody { amount },
         )
+    }
+
+    fn cancel_request(&self, reference: &str) -> HttpRequest {
+        let path = format!("/v1/charges/{}/cancel", encode_path_segment(reference));
+        post(path, &format!("{reference}:cancel"), &CancelBody {})
     }
 
     fn charge_status_request(&self, reference: &str) -> HttpRequest {

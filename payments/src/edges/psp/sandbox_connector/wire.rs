@@ -63,6 +63,10 @@ pub(super) struct CaptureBody {
     pub(super) amount: u64,
 }
 
+/// The body of `POST /v1/charges/{reference}/cancel`: `{}`.
+#[derive(Debug, Serialize)]
+pub(super) struct CancelBody {}
+
 /// The body of `POST /v1/refunds`.
 #[derive(Debug, Serialize)]
 pub(super) struct RefundBody<'a> {
@@ -188,7 +192,8 @@ fn failure(
     Ok((code, message))
 }
 
-/// A charge; `status` is `authorized`, `succeeded` or `failed` (then with `code` and `message`).
+/// A charge; `status` is `authorized`, `succeeded`, `canceled` or `failed` (then with `code` and
+/// `message`).
 #[derive(Debug, Deserialize)]
 pub(super) struct ChargeWire {
     psp_id: String,
@@ -208,6 +213,7 @@ impl TryFrom<ChargeWire> for Charge {
     fn try_from(wire: ChargeWire) -> Result<Charge, WireError> {
         let status = match wire.status.as_str() {
             "authorized" => ChargeStatus::Authorized,
+            "canceled" => ChargeStatus::Canceled,
             "succeeded" => ChargeStatus::Succeeded,
             "failed" => {
                 let (code, message) = failure("charge", wire.code, wire.message)?;
@@ -410,6 +416,10 @@ mod tests {
         assert_eq!(
             charge("authorized", "").unwrap().status,
             ChargeStatus::Authorized
+        );
+        assert_eq!(
+            charge("canceled", "").unwrap().status,
+            ChargeStatus::Canceled
         );
         let succeeded = charge("succeeded", "").unwrap();
         assert_eq!(succeeded.status, ChargeStatus::Succeeded);

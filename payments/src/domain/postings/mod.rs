@@ -141,13 +141,39 @@ pub fn charge_succeeded(
     seller_fee: Option<(u64, u64)>,
     escrow: Escrow,
 ) -> Vec<Posting> {
+    posted_with_fee(charge_id, currency, seller_fee, escrow, None)
+}
+
+/// A manual capture of `captured` (at most the authorized amount) of an authorized charge:
+/// post the hold for that amount (the ledger releases the rest of it) and take the platform
+/// fee, computed on the captured amount, as [`charge_succeeded`] does.
+pub fn charge_captured(
+    charge_id: &str,
+    currency: Currency,
+    seller_fee: Option<(u64, u64)>,
+    escrow: Escrow,
+    captured: u64,
+) -> Vec<Posting> {
+    debug_assert!(captured > 0);
+    debug_assert!(seller_fee.is_none_or(|(_, fee)| fee <= captured));
+    posted_with_fee(charge_id, currency, seller_fee, escrow, Some(captured))
+}
+
+/// Posts a charge's hold (`amount`: part of it; `None`: all) and takes the platform fee.
+fn posted_with_fee(
+    charge_id: &str,
+    currency: Currency,
+    seller_fee: Option<(u64, u64)>,
+    escrow: Escrow,
+    amount: Option<u64>,
+) -> Vec<Posting> {
     let mut postings = vec![Posting::new(
         charge_id,
         Leg::Post,
         TransferBuilder::post(
             Leg::Post.transfer_id(charge_id),
             Leg::Hold.transfer_id(charge_id),
-            None,
+            amount.map(u128::from),
         ),
     )];
     if let Some((seller, fee)) = seller_fee.filter(|(_, fee)| *fee > 0) {
@@ -171,7 +197,8 @@ pub fn charge_succeeded(
     postings
 }
 
-/// A hold's object failed for good (declined charge, failed payout): void the hold.
+/// A hold's object failed for good (declined charge, failed payout), or an authorization was
+/// canceled before its capture: void the hold.
 pub fn hold_voided(object_id: &str) -> Posting {
     Posting::new(
         object_id,
@@ -380,273 +407,4 @@ pub fn payout_paid(payout_id: &str, currency: Currency, amount: u64) -> Vec<Post
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every leg's string and the id it derives for one object, pinned: these ids are in the
-    /// ledger already, so a change here is a change to every retry of an existing object.
-    #[test]
-    fn leg_strings_and_transfer_ids_are_pinned() {
-        let pinned: [(Leg, &str, u128); 8] = [
-            (Leg::Hold, "hold", PINNED[0]),
-            (Leg::Post, "post", PINNED[1]),
-            (Leg::Void, "void", PINNED[2]),
-            (Leg::Fee, "fee", PINNED[3]),
-            (Leg::FeeReturn, "fee_return", PINNED[4]),
-            (Leg::FeeReverse, "fee_reverse", PINNED[5]),
-            (Leg::Settle, "settle", PINNED[6]),
-            (Leg::Release, "release", PINNED[7]),
-        ];
-        assert_eq!(pinned.map(|(leg, _, _)| leg), Leg::ALL);
-        for (leg, name, id) in pinned {
-            assert_eq!(leg.as_str(), name);
-            assert_eq!(leg.transfer_id(OBJECT), chart::transfer_id(OBJECT, name));
-            assert_eq!(
-                leg.transfer_id(OBJECT),
-                id,
-                "{name}: {:#x}",
-                leg.transfer_id(OBJECT)
-            );
-        }
-    }
-
-    const OBJECT: &str = "ord_00000000000000ff";
-    const PINNED: [u128; 8] = [
-        0xe1d06fc5_9aeb3487_e2f281b0_c39d154d,
-        0xf6be538e_eec3daa7_a54115a2_cbee4afe,
-        0x4dd3e963_b33266b8_6f28f96b_5fd7b73f,
-        0xf72938af_d4882d70_74fff2b4_4cc20766,
-        0x554d1a52_6e7b5898_06aa65ea_f2550ac9,
-        0x5318817b_cf19730f_a6be86a5_002ebc59,
-        0xa28ede9b_5a24cd70_9a4a93fb_cf42b05c,
-        0x6f1a672e_240bcd37_fce2f280_c49d6c9d,
-    ];
-
-    #[test]
-    fn transitions_use_their_legs() {
-        let usd = Currency::by_code("USD").unwrap();
-        let legs = |postings: &[Posting]| postings.iter().map(|p| p.leg).collect::<Vec<_>>();
-        let wallet = (7, RefundFrom::Wallet);
-        assert_eq!(
-            legs(&charge_succeeded(
-                "ord_1",
-                usd,
-                Some((7, 30)),
-                Escrow::NotHeld
-            )),
-            [Leg::Post, Leg::Fee]
-        );
-        assert_eq!(
-            legs(&charge_succeeded("ord_1", usd, Some((7, 0)), Escrow::Held)),
-            [Leg::Post]
-        );
-        assert_eq!(
-            legs(&refund_opened("re_1", usd, wallet, 100, 3)),
-            [Leg::FeeReturn, Leg::Hold]
-        );
-        assert_eq!(
-            legs(&refund_opened("re_1", usd, wallet, 100, 0)),
-            [Leg::Hold]
-        );
-        assert_eq!(
-            legs(&refund_failed("re_1", usd, wallet, 100, 3)),
-            [Leg::Void, Leg::FeeReverse]
-        );
-        let released = (
-            7,
-            RefundFrom::Pending {
-                order_released: true,
-            },
-        );
-        assert_eq!(
-            legs(&refund_failed("re_1", usd, released, 100, 3)),
-            [Leg::Void, Leg::FeeReverse, Leg::Release]
-        );
-        assert_eq!(order_released("ord_1", usd, 7, 0), None);
-        assert_eq!(legs(&payout_paid("po_1", usd, 5)), [Leg::Post, Leg::Settle]);
-        for posting in refund_succeeded("re_1", usd, 5) {
-            assert_eq!(posting.transfer.id, posting.leg.transfer_id("re_1"));
-        }
-        let hold = charge_opened("dep_1", (ChargeKind::Deposit, Escrow::NotHeld), usd, 7, 5);
-        assert_eq!(hold.transfer.code, transfer_code::DEPOSIT);
-        assert_eq!(
-            hold.transfer.credit_account_id,
-            charge_wallet(ChargeKind::Deposit, Escrow::NotHeld, usd, 7).id
-        );
-    }
-
-    /// A naive ledger of posted and pending balances per account, enough to follow postings.
-    #[derive(Default)]
-    struct Books {
-        /// Account -> (credits - debits) posted.
-        posted: std::collections::BTreeMap<u128, i128>,
-        /// Account -> debits held by pending transfers.
-        held: std::collections::BTreeMap<u128, i128>,
-        pending: std::collections::BTreeMap<u128, Transfer>,
-    }
-
-    impl Books {
-        fn apply(&mut self, postings: impl IntoIterator<Item = Posting>) {
-            for Posting { transfer: t, .. } in postings {
-                let flags = t.flags;
-                if flags.contains(TransferFlags::PENDING) {
-                    *self.held.entry(t.debit_account_id).or_default() += t.amount as i128;
-                    self.pending.insert(t.id, t);
-                } else if flags.contains(TransferFlags::POST_PENDING_TRANSFER)
-                    || flags.contains(TransferFlags::VOID_PENDING_TRANSFER)
-                {
-                    let p = self.pending.remove(&t.pending_id).expect("a pending hold");
-                    *self.held.entry(p.debit_account_id).or_default() -= p.amount as i128;
-                    if flags.contains(TransferFlags::POST_PENDING_TRANSFER) {
-                        self.post(&p);
-                    }
-                } else {
-                    self.post(&t);
-                }
-            }
-            // Every account of a seller may never go below zero (posted less held debits).
-            for (account, posted) in &self.posted {
-                let held = self.held.get(account).copied().unwrap_or(0);
-                if account >> 96 != u128::from(code::PSP_CLEARING)
-                    && account >> 96 != u128::from(code::PLATFORM_REVENUE)
-                    && account >> 96 != u128::from(code::REFUNDS_IN_TRANSIT)
-                {
-                    assert!(posted - held >= 0, "account {account:x} overdrawn");
-                }
-            }
-        }
-
-        fn post(&mut self, t: &Transfer) {
-            *self.posted.entry(t.credit_account_id).or_default() += t.amount as i128;
-            *self.posted.entry(t.debit_account_id).or_default() -= t.amount as i128;
-        }
-
-        /// Posted balance of a seller account, less what pending transfers hold on it.
-        fn available(&self, code: u16, currency: Currency, owner: u64) -> i128 {
-            let id = chart::account_id(code, currency, owner);
-            self.posted.get(&id).copied().unwrap_or(0) - self.held.get(&id).copied().unwrap_or(0)
-        }
-
-        /// Debits equal credits, posted, over every account of one currency.
-        fn balances(&self, currency: Currency) -> bool {
-            let of = |id: &u128| (id >> 64) as u32 == currency.ledger;
-            self.posted
-                .iter()
-                .filter(|(id, _)| of(id))
-                .map(|(_, v)| v)
-                .sum::<i128>()
-                == 0
-        }
-    }
-
-    const SELLER: u64 = 7;
-
-    /// Capture into pending, fee at capture, release to the wallet: each balance exact, every
-    /// ledger balanced, and a second release of the same order is the same transfer id.
-    #[test]
-    fn escrowed_order_captures_into_pending_and_releases_to_the_wallet() {
-        let usd = Currency::by_code("USD").unwrap();
-        let eur = Currency::by_code("EUR").unwrap();
-        let mut books = Books::default();
-        let held = (ChargeKind::Order, Escrow::Held);
-        books.apply([charge_opened("ord_1", held, usd, SELLER, 10_000)]);
-        books.apply([charge_opened("ord_2", held, eur, SELLER, 500)]);
-        assert_eq!(books.available(code::SELLER_PENDING, usd, SELLER), 0);
-        books.apply(charge_succeeded(
-            "ord_1",
-            usd,
-            Some((SELLER, 280)),
-            Escrow::Held,
-        ));
-        books.apply(charge_succeeded(
-            "ord_2",
-            eur,
-            Some((SELLER, 43)),
-            Escrow::Held,
-        ));
-        assert_eq!(books.available(code::SELLER_PENDING, usd, SELLER), 9_720);
-        assert_eq!(books.available(code::SELLER_WALLET, usd, SELLER), 0);
-        assert_eq!(books.available(code::SELLER_PENDING, eur, SELLER), 457);
-        let release = order_released("ord_1", usd, SELLER, 9_720).unwrap();
-        assert_eq!(release.transfer.id, Leg::Release.transfer_id("ord_1"));
-        assert_eq!(
-            order_released("ord_1", usd, SELLER, 9_720)
-                .unwrap()
-                .transfer
-                .id,
-            release.transfer.id
-        );
-        books.apply([release]);
-        assert_eq!(books.available(code::SELLER_PENDING, usd, SELLER), 0);
-        assert_eq!(books.available(code::SELLER_WALLET, usd, SELLER), 9_720);
-        // The other currency's escrow is untouched.
-        assert_eq!(books.available(code::SELLER_PENDING, eur, SELLER), 457);
-        assert!(books.balances(usd) && books.balances(eur));
-    }
-
-    /// A refund before release comes out of pending (with its fee share back into pending); if
-    /// it fails after the order was released, what it put back in pending moves to the wallet.
-    #[test]
-    fn refunds_before_release_come_out_of_pending() {
-        let usd = Currency::by_code("USD").unwrap();
-        let mut books = Books::default();
-        books.apply([charge_opened(
-            "ord_1",
-            (ChargeKind::Order, Escrow::Held),
-            usd,
-            SELLER,
-            10_000,
-        )]);
-        books.apply(charge_succeeded(
-            "ord_1",
-            usd,
-            Some((SELLER, 280)),
-            Escrow::Held,
-        ));
-        let pending = (
-            SELLER,
-            RefundFrom::Pending {
-                order_released: false,
-            },
-        );
-        books.apply(refund_opened("re_1", usd, pending, 4_000, 112));
-        assert_eq!(
-            books.available(code::SELLER_PENDING, usd, SELLER),
-            9_720 - 4_000 + 112
-        );
-        books.apply(refund_succeeded("re_1", usd, 4_000));
-        books.apply(refund_opened("re_2", usd, pending, 1_000, 28));
-        assert_eq!(
-            books.available(code::SELLER_PENDING, usd, SELLER),
-            5_832 - 972
-        );
-        // Released while re_2 is in flight: the order's share counts re_2 as gone.
-        books.apply(order_released("ord_1", usd, SELLER, 4_860));
-        assert_eq!(books.available(code::SELLER_PENDING, usd, SELLER), 0);
-        let released = (
-            SELLER,
-            RefundFrom::Pending {
-                order_released: true,
-            },
-        );
-        books.apply(refund_failed("re_2", usd, released, 1_000, 28));
-        assert_eq!(books.available(code::SELLER_PENDING, usd, SELLER), 0);
-        assert_eq!(
-            books.available(code::SELLER_WALLET, usd, SELLER),
-            4_860 + 972
-        );
-        assert_eq!(books.available(code::PLATFORM_REVENUE, usd, 0), 280 - 112);
-        assert!(books.balances(usd));
-    }
-
-    /// Payouts open on the wallet only, never on pending.
-    #[test]
-    fn payouts_draw_on_the_wallet_only() {
-        let usd = Currency::by_code("USD").unwrap();
-        let hold = payout_opened("po_1", usd, SELLER, 5);
-        assert_eq!(
-            hold.transfer.debit_account_id,
-            chart::account_id(code::SELLER_WALLET, usd, SELLER)
-        );
-    }
-}
+mod tests;
