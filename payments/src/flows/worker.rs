@@ -36,18 +36,7 @@ pub async fn run(pay: Arc<Pay>) {
         if let Err(error) = pay.work_once().await {
             tracing::warn!(%error, "worker pass failed");
         }
-        match pay.release_due().await {
-            Ok(released) if released > 0 => tracing::info!(released, "escrow released"),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "escrow release pass failed"),
-        }
-        match pay.cancel_expired().await {
-            Ok(canceled) if canceled > 0 => {
-                tracing::info!(canceled, "expired authorizations canceled");
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "authorization expiry pass failed"),
-        }
+        release_and_expire(&pay).await;
         if last_sweep.elapsed() >= SWEEP_EVERY {
             last_sweep = tokio::time::Instant::now();
             match idempotency::sweep(&pay.store).await {
@@ -68,19 +57,7 @@ pub async fn run(pay: Arc<Pay>) {
         }
         if last_daily_check.elapsed() >= DAILY_CHECK_EVERY {
             last_daily_check = tokio::time::Instant::now();
-            let now = chrono::Utc::now();
-            let today = now.date_naive();
-            if now.hour() >= pay.config.worker.daily_payout_hour && daily_done != Some(today) {
-                match pay.run_daily_payouts(today).await {
-                    Ok(run) => {
-                        daily_done = Some(today);
-                        if !run.created.is_empty() {
-                            tracing::info!(created = run.created.len(), date = %today, "daily payouts");
-                        }
-                    }
-                    Err(error) => tracing::warn!(%error, "daily payouts failed"),
-                }
-            }
+            daily_payouts_if_due(&pay, &mut daily_done).await;
         }
     }
 }
@@ -94,5 +71,39 @@ async fn deliver_events(pay: Arc<Pay>) {
         if let Err(error) = pay.deliver_events_once().await {
             tracing::warn!(%error, "webhook delivery pass failed");
         }
+    }
+}
+
+/// The escrow release pass and the authorization expiry pass.
+async fn release_and_expire(pay: &Pay) {
+    match pay.release_due().await {
+        Ok(released) if released > 0 => tracing::info!(released, "escrow released"),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "escrow release pass failed"),
+    }
+    match pay.cancel_expired().await {
+        Ok(canceled) if canceled > 0 => {
+            tracing::info!(canceled, "expired authorizations canceled");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "authorization expiry pass failed"),
+    }
+}
+
+/// Today's automatic payouts, once the payout hour has come and unless they ran already.
+async fn daily_payouts_if_due(pay: &Arc<Pay>, daily_done: &mut Option<chrono::NaiveDate>) {
+    let now = chrono::Utc::now();
+    let today = now.date_naive();
+    if now.hour() < pay.config.worker.daily_payout_hour || *daily_done == Some(today) {
+        return;
+    }
+    match pay.run_daily_payouts(today).await {
+        Ok(run) => {
+            *daily_done = Some(today);
+            if !run.created.is_empty() {
+                tracing::info!(created = run.created.len(), date = %today, "daily payouts");
+            }
+        }
+        Err(error) => tracing::warn!(%error, "daily payouts failed"),
     }
 }
