@@ -7,5 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod idempotency;
+#[cfg(test)]
+pub(crate) mod memory_store;
 pub mod psp;
 pub mod store;

@@ -2,12 +2,13 @@
 //! first; the status, seller, customer and created filters select exactly their objects; bad
 //! query parameters, and bad ids in existing requests, are 400s naming the field in `param`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use tally_client::{RecordKey, RecordOp, TxnOutcome};
 
 use crate::env::{PayEnv, CARD_DECLINED, CARD_OK};
+use crate::harness::eventually;
 
 /// Pages one walk through a list may take before the test gives up.
 const PAGES_MAX: usize = 50;
@@ -337,19 +338,15 @@ async fn lists_page_newest_first_and_filter_exactly() {
     assert!(page_through(&env, "/v1/payments", 2).await.is_empty());
     env.kill_pay();
     env.restart_pay().await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while env
-        .record_versions("pay.list_index_backfill", "")
-        .await
-        .is_empty()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no list index backfill after 60 s; tally-pay's log:\n{}",
-            env.pay_log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(60),
+        "the list index backfill",
+        || async {
+            let done = env.record_versions("pay.list_index_backfill", "").await;
+            (!done.is_empty()).then_some(())
+        },
+    )
+    .await;
     assert_eq!(ids(&page_through(&env, "/v1/payments", 2).await), before);
 }
 

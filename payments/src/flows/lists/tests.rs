@@ -1,29 +1,12 @@
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
-
-use serde::de::DeserializeOwned;
 
 use super::*;
 use crate::domain::model::{Payout, PayoutTrigger};
-use crate::edges::store::{StoreError, Versioned};
+use crate::edges::memory_store::{MemoryRecords, ReadCounts};
 
-/// Records in memory, counting the objects read and the index entries scanned.
-#[derive(Default)]
-struct Memory {
-    records: Mutex<BTreeMap<(String, String), Vec<u8>>>,
-    gets: AtomicU32,
-    scanned: AtomicU32,
-}
+type Memory = MemoryRecords;
 
-impl Memory {
-    fn commit(&self, txn: Txn) {
-        let mut records = self.records.lock().unwrap();
-        for (namespace, key, value) in txn.puts() {
-            records.insert((namespace.to_string(), key), value.to_vec());
-        }
-    }
-
+impl MemoryRecords {
     fn payout(&self, number: u64, seller: u64, created_at: i64, status: PayoutStatus) -> String {
         let id = PayoutId::from_number(number);
         let seller_id = SellerId::from_number(seller);
@@ -46,55 +29,6 @@ impl Memory {
         let txn = Txn::new().put(ns::PAYOUT, &id, &payout);
         self.commit(listed(txn, ListKind::Payout, &id, created_at, &entry));
         id.to_string()
-    }
-
-    fn reads(&self) -> (u32, u32) {
-        (
-            self.gets.swap(0, Ordering::Relaxed),
-            self.scanned.swap(0, Ordering::Relaxed),
-        )
-    }
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Versioned<T> {
-    Versioned {
-        value: serde_json::from_slice(bytes).unwrap(),
-        version: 1,
-        timestamp: 0,
-    }
-}
-
-impl RecordReads for Memory {
-    async fn get<T: DeserializeOwned + Send>(
-        &self,
-        namespace: &str,
-        key: &str,
-    ) -> Result<Option<Versioned<T>>, StoreError> {
-        self.gets.fetch_add(1, Ordering::Relaxed);
-        let records = self.records.lock().unwrap();
-        let found = records.get(&(namespace.to_string(), key.to_string()));
-        Ok(found.map(|bytes| decode(bytes)))
-    }
-
-    async fn scan<T: DeserializeOwned + Send>(
-        &self,
-        namespace: &str,
-        prefix: &str,
-        start_after: &str,
-        limit: u32,
-    ) -> Result<Vec<(String, Versioned<T>)>, StoreError> {
-        assert!(limit > 0 && limit <= RECORD_SCAN_PAGE_MAX);
-        let records = self.records.lock().unwrap();
-        let page: Vec<(String, Versioned<T>)> = records
-            .iter()
-            .filter(|((n, k), _)| {
-                n == namespace && k.starts_with(prefix) && k.as_str() > start_after
-            })
-            .take(limit as usize)
-            .map(|((_, k), v)| (k.clone(), decode(v)))
-            .collect();
-        self.scanned.fetch_add(page.len() as u32, Ordering::Relaxed);
-        Ok(page)
     }
 }
 
@@ -149,11 +83,12 @@ fn pages_of_two_see_every_object_once_newest_first() {
 #[test]
 fn a_full_page_reads_its_objects_and_one_more() {
     let (memory, _) = payouts(20);
-    memory.reads();
+    memory.take_counts();
     let page = run::<Payout, _>(&memory, &ListQuery::new(3)).unwrap();
     assert_eq!(page.data.len(), 3);
     assert!(page.has_more);
-    assert_eq!(memory.reads(), (4, 4));
+    let counts = memory.take_counts();
+    assert_eq!((counts.gets, counts.scanned), (4, 4));
 }
 
 #[test]
@@ -183,7 +118,7 @@ fn created_bounds_are_inclusive() {
 #[test]
 fn the_seller_filter_reads_only_the_objects_it_returns() {
     let (memory, expected) = payouts(40);
-    memory.reads();
+    memory.take_counts();
     let mut query = ListQuery::new(2);
     query.seller = Some(SellerId::from_number(2));
     let page = run::<Payout, _>(&memory, &query).unwrap();
@@ -196,7 +131,7 @@ fn the_seller_filter_reads_only_the_objects_it_returns() {
         .collect();
     assert_eq!(ids(&page), wanted);
     assert!(page.has_more);
-    let (gets, _) = memory.reads();
+    let gets = memory.take_counts().gets;
     assert_eq!(
         gets, 3,
         "the two returned and the one that shows there are more"
@@ -212,15 +147,15 @@ fn a_rare_status_ends_a_page_at_the_bound_with_a_cursor_to_go_on() {
     for k in 2..=total {
         memory.payout(k, 1, i64::try_from(k).unwrap(), PayoutStatus::Pending);
     }
-    memory.reads();
+    memory.take_counts();
     let mut query = ListQuery::new(5);
     query.status = Some(PayoutStatus::Paid);
     let first = run::<Payout, _>(&memory, &query).unwrap();
     assert!(first.data.is_empty());
     assert!(first.has_more);
-    let (gets, scanned) = memory.reads();
-    assert_eq!(scanned, LIST_EXAMINED_MAX);
-    assert_eq!(gets, LIST_EXAMINED_MAX);
+    let ReadCounts { gets, scanned, .. } = memory.take_counts();
+    assert_eq!(scanned, u64::from(LIST_EXAMINED_MAX));
+    assert_eq!(gets, u64::from(LIST_EXAMINED_MAX));
     // The cursor is the last payout examined: the 500th newest.
     let last_examined = PayoutId::from_number(total - u64::from(LIST_EXAMINED_MAX) + 1);
     assert_eq!(first.next_starting_after, Some(last_examined.to_string()));
@@ -235,9 +170,7 @@ fn the_backfill_files_earlier_objects_with_their_parties() {
     use serde_json::json;
     let memory = Memory::default();
     let put = |namespace: &str, id: &str, value: serde_json::Value| {
-        let value = serde_json::to_vec(&value).unwrap();
-        let mut records = memory.records.lock().unwrap();
-        records.insert((namespace.to_string(), id.to_string()), value);
+        memory.commit(Txn::new().put(namespace, id, &value));
     };
     let customer = CustomerId::from_number(7);
     let seller = SellerId::from_number(8);

@@ -1,91 +1,21 @@
 //! Reconciling one day reads that day's index and objects, and the objects its lines name;
 //! never more as other days accumulate.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-
 use chrono::Days;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::super::index::{day_objects, indexed};
 use super::*;
-use crate::edges::store::{RecordReads, StoreError, Txn, Versioned};
+use crate::edges::memory_store::MemoryRecords;
+use crate::edges::store::Txn;
 
-/// Records in memory, counting every read call and every record a read returns.
-#[derive(Default)]
-struct CountingStore {
-    records: Mutex<BTreeMap<(String, String), Vec<u8>>>,
-    calls: AtomicU64,
-    returned: AtomicU64,
-}
+type CountingStore = MemoryRecords;
 
-impl CountingStore {
-    /// Applies the puts of `txn`, as a commit would.
-    fn commit(&self, txn: Txn) {
-        let mut records = self.records.lock().unwrap();
-        for (namespace, key, value) in txn.puts() {
-            records.insert((namespace.to_string(), key), value.to_vec());
-        }
-    }
-
+impl MemoryRecords {
     /// Creates an object the way the flows do: its record and its index entry in one Txn.
     fn create<T: Serialize>(&self, kind: IndexKind, id: &str, created_at: i64, value: &T) {
         let txn = Txn::new().put(kind.namespace(), id, value);
         self.commit(indexed(txn, kind, id, created_at));
-    }
-
-    fn reads(&self) -> (u64, u64) {
-        (
-            self.calls.load(Ordering::Relaxed),
-            self.returned.load(Ordering::Relaxed),
-        )
-    }
-
-    fn decode<T: DeserializeOwned>(value: &[u8]) -> Versioned<T> {
-        Versioned {
-            value: serde_json::from_slice(value).unwrap(),
-            version: 1,
-            timestamp: 1,
-        }
-    }
-}
-
-impl RecordReads for CountingStore {
-    async fn get<T: DeserializeOwned + Send>(
-        &self,
-        namespace: &str,
-        key: &str,
-    ) -> Result<Option<Versioned<T>>, StoreError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let records = self.records.lock().unwrap();
-        let found = records.get(&(namespace.to_string(), key.to_string()));
-        self.returned
-            .fetch_add(u64::from(found.is_some()), Ordering::Relaxed);
-        Ok(found.map(|v| Self::decode(v)))
-    }
-
-    async fn scan<T: DeserializeOwned + Send>(
-        &self,
-        namespace: &str,
-        prefix: &str,
-        start_after: &str,
-        limit: u32,
-    ) -> Result<Vec<(String, Versioned<T>)>, StoreError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let records = self.records.lock().unwrap();
-        let page: Vec<(String, Versioned<T>)> = records
-            .iter()
-            .filter(|((n, k), _)| {
-                n == namespace && k.starts_with(prefix) && k.as_str() > start_after
-            })
-            .take(limit as usize)
-            .map(|((_, k), v)| (k.clone(), Self::decode(v)))
-            .collect();
-        self.returned
-            .fetch_add(page.len() as u64, Ordering::Relaxed);
-        Ok(page)
     }
 }
 
@@ -156,7 +86,7 @@ async fn reads_do_not_grow_with_the_days_stored() {
     let many = store_of(90);
     let objects = reconcile_fourth_day(&few).await;
     assert_eq!(reconcile_fourth_day(&many).await.orders, objects.orders);
-    assert_eq!(few.reads(), many.reads());
+    assert_eq!(few.counts(), many.counts());
 
     // The day's own objects, found by the index.
     let target = day().checked_add_days(Days::new(3)).unwrap();
@@ -174,7 +104,8 @@ async fn reads_do_not_grow_with_the_days_stored() {
     // Index entries of the day (one page and the empty page that ends the scan), one get
     // per object wanted: the day's, the earlier charge, the unknown refund.
     let day_objects = 3 * PER_KIND_PER_DAY;
-    let (calls, returned) = many.reads();
+    let counts = many.counts();
+    let (calls, returned) = (counts.calls(), counts.returned());
     assert_eq!(calls, 2 + day_objects + 2);
     assert_eq!(returned, day_objects + day_objects + 1);
 }
