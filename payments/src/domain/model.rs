@@ -338,6 +338,55 @@ pub struct Order {
 }
 
 impl Order {
+    /// A new charge record, `processing`: nothing refunded, captured automatically, not held in
+    /// escrow, no fee. A payment order sets its payment, seller, fee, escrow and capture method.
+    #[allow(clippy::too_many_arguments)]
+    pub fn opened(
+        id: ChargeId,
+        kind: ChargeKind,
+        customer_id: CustomerId,
+        card_id: CardId,
+        amount: u64,
+        currency: &str,
+        next_attempt_at: i64,
+        now: i64,
+    ) -> Order {
+        Order {
+            id,
+            kind,
+            payment_id: None,
+            seller_id: None,
+            customer_id,
+            card_id,
+            amount,
+            currency: currency.to_string(),
+            fee: 0,
+            psp_fee: 0,
+            status: ChargeStatus::Processing,
+            failure: None,
+            psp_id: None,
+            refunded: 0,
+            refund_pending: 0,
+            fee_refunded: 0,
+            fee_refund_pending: 0,
+            escrow: Escrow::NotHeld,
+            hold_period_s: 0,
+            release_at: None,
+            released_at: None,
+            capture: CaptureMethod::Automatic,
+            amount_authorized: None,
+            authorization_expires_at: None,
+            cancellation: None,
+            canceled_at: None,
+            attempts: 0,
+            next_attempt_at,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+impl Order {
     /// The part of the seller's pending balance that is this order's while it is held: the
     /// amount less the fee, less every refund not failed (pending ones too), plus the fee they
     /// gave back. Refunds before release keep it at or above zero (`refunds.rs` releases first

@@ -8,9 +8,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{describe_commit, Pay};
-use crate::domain::capture::CaptureMethod;
 use crate::domain::ids::{CardId, ChargeId, CustomerId, DepositId, Id, Unchecked};
-use crate::domain::model::{ns, ChargeKind, ChargeStatus, Customer, Escrow, InflightKind, Order};
+use crate::domain::model::{ns, ChargeKind, Customer, Escrow, InflightKind, Order};
 use crate::domain::money::{parse_amount, AmountInput, Currency};
 use crate::domain::postings;
 use crate::domain::recon::IndexKind;
@@ -84,38 +83,16 @@ impl Pay {
         currency: Currency,
     ) -> Order {
         let now = self.clock.now_ms();
-        Order {
-            id: ChargeId::from(id.clone()),
-            kind: ChargeKind::Deposit,
-            payment_id: None,
-            seller_id: None,
-            customer_id: customer.id.clone(),
+        Order::opened(
+            ChargeId::from(id.clone()),
+            ChargeKind::Deposit,
+            customer.id.clone(),
             card_id,
             amount,
-            currency: currency.code.to_string(),
-            fee: 0,
-            psp_fee: 0,
-            status: ChargeStatus::Processing,
-            failure: None,
-            psp_id: None,
-            refunded: 0,
-            refund_pending: 0,
-            fee_refunded: 0,
-            fee_refund_pending: 0,
-            escrow: Escrow::NotHeld,
-            hold_period_s: 0,
-            release_at: None,
-            released_at: None,
-            capture: CaptureMethod::Automatic,
-            amount_authorized: None,
-            authorization_expires_at: None,
-            cancellation: None,
-            canceled_at: None,
-            attempts: 0,
-            next_attempt_at: self.first_check_at(),
-            created_at: now,
-            updated_at: now,
-        }
+            currency.code,
+            self.first_check_at(),
+            now,
+        )
     }
 
     /// One Txn: the deposit stored, indexed and tracked, with the customer's wallet and the
