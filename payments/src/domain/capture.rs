@@ -77,6 +77,18 @@ pub fn capture_amount(order: &Order, requested: Option<u64>) -> Result<u64, Capt
     Ok(amount)
 }
 
+/// True when `order` was captured already, for just what a capture of `requested` (all of the
+/// authorization when `None`) asks: the same capture again (its answer lost, or its webhook first)
+/// is answered with the order as it is, as the PSP answers a repeated capture.
+pub fn captured_already(order: &Order, requested: Option<u64>) -> bool {
+    let Some(authorized) = order.amount_authorized else {
+        return false;
+    };
+    order.status == ChargeStatus::Succeeded
+        && order.capture == CaptureMethod::Manual
+        && requested.unwrap_or(authorized) == order.amount
+}
+
 /// The order once its authorization is captured for `amount` (at most the authorized amount)
 /// with the platform fee `fee` on it: the order's amount becomes what was captured, what was
 /// authorized is kept in `amount_authorized`. Status, PSP id and fee are the caller's.
@@ -144,6 +156,24 @@ mod tests {
             capture_amount(&succeeded, None),
             Err(CaptureRefusal::NotCapturable(ChargeStatus::Succeeded))
         );
+    }
+
+    #[test]
+    fn only_the_same_capture_again_finds_it_captured_already() {
+        let order = authorized_order();
+        assert!(!captured_already(&order, None), "not captured yet");
+        let mut part = captured(&order, 7_000, 205);
+        part.status = ChargeStatus::Succeeded;
+        assert!(captured_already(&part, Some(7_000)));
+        assert!(!captured_already(&part, None), "all of it was not captured");
+        assert!(!captured_already(&part, Some(6_000)));
+        let mut all = captured(&order, 10_000, 280);
+        all.status = ChargeStatus::Succeeded;
+        assert!(captured_already(&all, None));
+        assert!(captured_already(&all, Some(10_000)));
+        let mut automatic = all.clone();
+        automatic.capture = CaptureMethod::Automatic;
+        assert!(!captured_already(&automatic, None), "never authorized only");
     }
 
     #[test]

@@ -93,6 +93,9 @@ impl Pay {
             }
             _ => None,
         };
+        if capture::captured_already(&order, requested) {
+            return Ok(order);
+        }
         let amount = capture::capture_amount(&order, requested).map_err(refusal)?;
         let outcome = self.psp.capture(&order.id, amount).await;
         self.metrics.psp_call("capture", &outcome);

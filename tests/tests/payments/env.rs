@@ -492,6 +492,13 @@ impl PayEnv {
             .await
     }
 
+    /// The seller's pending (escrow) account in the USD ledger.
+    pub async fn seller_pending(&self, seller_id: &str) -> Balance {
+        let owner = ids::number(ids::SELLER, seller_id).unwrap();
+        self.account(chart::account_id(code::SELLER_PENDING, usd(), owner))
+            .await
+    }
+
     pub async fn system(&self, code: u16) -> Balance {
         self.account(chart::system_account(code, usd())).await
     }
@@ -560,6 +567,17 @@ impl Handle {
             .header("Idempotency-Key", key)
             .json(body);
         Response::of(request.send().await.expect("tally-pay answers")).await
+    }
+
+    /// GETs until tally-pay answers 200 and `ready` accepts the body (through a restart of
+    /// tally-pay, whose connection errors and 5xx answers are retried); returns that body.
+    pub async fn get_until(&self, path: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        eventually(Duration::from_secs(180), what, || async {
+            let request = self.http.get(format!("{}{path}", self.pay_url));
+            let response = Response::of(request.send().await.ok()?).await;
+            (response.status == 200 && ready(&response.body)).then_some(response.body)
+        })
+        .await
     }
 
     /// POSTs until tally-pay gives an answer that is not "busy or unavailable" (409 while the

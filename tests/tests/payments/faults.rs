@@ -1,5 +1,6 @@
-//! Payments under PSP faults and a `kill -9` of tally-pay: every order ends in one terminal
-//! state, and the PSP's charges, the orders and the ledger's postings agree one for one.
+//! Payments under PSP faults and a `kill -9` of tally-pay, with automatic and manual captures
+//! (in full, in part, canceled) and releases from escrow mixed in: every order ends in one
+//! terminal state, and the PSP's charges, the orders and the ledger's postings agree one for one.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -93,9 +94,13 @@ async fn killing_tally_pay_mid_batch_loses_and_duplicates_nothing() {
     assert_psp_matches_ledger(&env, &payment_ids, &setup.sellers).await;
 }
 
+/// The service-wide hold period of the mixed run: a day, so that only the releases the clients
+/// ask for (and none of the worker's) move money out of escrow.
+const HOLD_A_DAY: (&str, &str) = ("TALLY_PAY__ESCROW__HOLD_PERIOD_S", "86400");
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thousand_payments_with_psp_faults_and_a_kill_agree_with_the_psp() {
-    let mut env = PayEnv::start("", &[FAST_LEASE, SHORT_PSP_TIMEOUT]).await;
+async fn thousand_payments_with_captures_and_releases_under_faults_and_a_kill_agree_with_the_psp() {
+    let mut env = PayEnv::start("", &[FAST_LEASE, SHORT_PSP_TIMEOUT, HOLD_A_DAY]).await;
     let setup = Setup::new(&env, 5).await;
     env.set_faults(
         "timeout_after_success=0.1,hang=2s,duplicate_webhooks=0.1,lost_webhooks=0.05,seed=7",
@@ -117,10 +122,25 @@ async fn thousand_payments_with_psp_faults_and_a_kill_agree_with_the_psp() {
     env.restart_pay().await;
     let payment_ids = batch.await.expect("the batch finishes");
     assert_eq!(payment_ids.len(), 1000);
+    let mut seen = BTreeMap::<String, usize>::new();
     for id in &payment_ids {
         let payment = env.wait_payment_settled(id).await;
-        assert_eq!(payment["status"], "succeeded", "{payment}");
+        *seen
+            .entry(payment["status"].as_str().unwrap().to_string())
+            .or_default() += 1;
     }
+    // Every payment made to be canceled was canceled, every other one succeeded.
+    let canceled = (0..1000).filter(|i| Mix::of(*i) == Mix::Cancel).count();
+    assert_eq!(
+        seen.get("canceled").copied().unwrap_or(0),
+        canceled,
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.get("succeeded").copied().unwrap_or(0),
+        1000 - canceled,
+        "{seen:?}"
+    );
     env.set_faults("").await;
     assert_psp_matches_ledger(&env, &payment_ids, &setup.sellers).await;
     let dead = env.get("/v1/dead_letters").await.expect(200);
@@ -149,8 +169,34 @@ impl Setup {
     }
 }
 
+/// What a batch client does with payment `i`: most are captured at once; some are only
+/// authorized, then captured in full, in part, or canceled; every fourth is released from escrow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mix {
+    Automatic,
+    CaptureAll,
+    CapturePart,
+    Cancel,
+}
+
+impl Mix {
+    fn of(i: usize) -> Mix {
+        match i % 10 {
+            6 => Mix::CaptureAll,
+            7 => Mix::CapturePart,
+            8 => Mix::Cancel,
+            _ => Mix::Automatic,
+        }
+    }
+
+    fn released(i: usize) -> bool {
+        i % 4 == 0
+    }
+}
+
 /// Sends `count` payments from `clients` concurrent clients, each retrying with its key until it
-/// gets a definite answer; returns the payment ids.
+/// gets a definite answer, and captures, cancels and releases them as `Mix` says; returns the
+/// payment ids.
 async fn run_batch(
     env: crate::env::Handle,
     setup: Setup,
@@ -172,18 +218,7 @@ async fn run_batch(
                 if i >= count {
                     return ids;
                 }
-                // 1 to 3 orders, to different sellers, amounts that differ per payment.
-                let orders: Vec<Value> = (0..(i % 3 + 1))
-                    .map(|j| {
-                        let seller = &setup.sellers[(i + j) % setup.sellers.len()];
-                        json!({"seller_id": seller, "amount": 500 + (i as u64 * 7 + j as u64) % 5000})
-                    })
-                    .collect();
-                let body = json!({"customer_id": setup.customer, "card_id": setup.card,
-                                  "currency": "USD", "orders": orders});
-                let response = env.post_until_settled("/v1/payments", &format!("batch-{i}"), &body).await;
-                assert_eq!(response.status, 201, "payment {i}: {}", response.body);
-                ids.push(response.body["id"].as_str().unwrap().to_string());
+                ids.push(one_payment(&env, &setup, i).await);
                 done.fetch_add(1, Ordering::SeqCst);
             }
         }));
@@ -195,9 +230,68 @@ async fn run_batch(
     all
 }
 
+/// Payment `i` of a batch, from its creation to its capture, cancel or release.
+async fn one_payment(env: &crate::env::Handle, setup: &Setup, i: usize) -> String {
+    let mix = Mix::of(i);
+    // 1 to 3 orders, to different sellers, amounts that differ per payment.
+    let orders: Vec<Value> = (0..(i % 3 + 1))
+        .map(|j| {
+            let seller = &setup.sellers[(i + j) % setup.sellers.len()];
+            json!({"seller_id": seller, "amount": 500 + (i as u64 * 7 + j as u64) % 5000})
+        })
+        .collect();
+    let capture = if mix == Mix::Automatic {
+        "automatic"
+    } else {
+        "manual"
+    };
+    let body = json!({"customer_id": setup.customer, "card_id": setup.card,
+                      "currency": "USD", "capture": capture, "orders": orders});
+    let response = env
+        .post_until_settled("/v1/payments", &format!("batch-{i}"), &body)
+        .await;
+    assert_eq!(response.status, 201, "payment {i}: {}", response.body);
+    let id = response.body["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/payments/{id}");
+    let payment = env
+        .get_until(&path, "the payment to settle", |p| {
+            p["status"] != "processing"
+        })
+        .await;
+    for order in payment["orders"].as_array().unwrap() {
+        let order_id = order["id"].as_str().unwrap();
+        let amount = order["amount"].as_u64().unwrap();
+        let (action, body) = match mix {
+            Mix::Automatic => continue,
+            Mix::CaptureAll => ("capture", json!({})),
+            Mix::CapturePart => ("capture", json!({"amount": amount * 3 / 5})),
+            Mix::Cancel => ("cancel", json!({})),
+        };
+        let path = format!("/v1/payment_orders/{order_id}/{action}");
+        let key = format!("batch-{i}-{order_id}-{action}");
+        let answer = env.post_until_settled(&path, &key, &body).await;
+        assert_eq!(
+            answer.status, 200,
+            "{action} of {order_id}: {}",
+            answer.body
+        );
+    }
+    if Mix::released(i) && mix != Mix::Cancel {
+        for order in payment["orders"].as_array().unwrap() {
+            let order_id = order["id"].as_str().unwrap();
+            let path = format!("/v1/payment_orders/{order_id}/release");
+            let key = format!("batch-{i}-{order_id}-release");
+            let answer = env.post_until_settled(&path, &key, &json!({})).await;
+            assert_eq!(answer.status, 200, "release of {order_id}: {}", answer.body);
+        }
+    }
+    id
+}
+
 /// The PSP's charges and the ledger agree one for one: every succeeded order has exactly one
-/// succeeded charge of its amount, failed orders have none, and each seller wallet, the fee
-/// account and the PSP clearing account hold exactly the sums of the succeeded orders.
+/// succeeded charge of its captured amount, a canceled order's charge is canceled, failed orders
+/// have none; each seller's pending and available accounts, the fee account and the PSP clearing
+/// account hold exactly the sums of the succeeded orders, and nothing is still held.
 async fn assert_psp_matches_ledger(env: &PayEnv, payment_ids: &[String], sellers: &[String]) {
     let charges = env.psp_charges().await;
     let mut by_reference: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
@@ -208,6 +302,7 @@ async fn assert_psp_matches_ledger(env: &PayEnv, payment_ids: &[String], sellers
             .push(charge);
     }
     let mut wallets: BTreeMap<String, i128> = BTreeMap::new();
+    let mut pending: BTreeMap<String, i128> = BTreeMap::new();
     let mut fees = 0i128;
     let mut captured = 0i128;
     let mut succeeded = 0usize;
@@ -235,12 +330,20 @@ async fn assert_psp_matches_ledger(env: &PayEnv, payment_ids: &[String], sellers
                     assert_eq!(psp[0]["status"], "succeeded");
                     assert_eq!(psp[0]["amount"].as_u64().unwrap(), amount);
                     let fee = order["fee"].as_u64().unwrap();
-                    *wallets
-                        .entry(order["seller_id"].as_str().unwrap().to_string())
-                        .or_default() += i128::from(amount - fee);
+                    let seller = order["seller_id"].as_str().unwrap().to_string();
+                    let balance = if order["escrow"] == "held" {
+                        &mut pending
+                    } else {
+                        &mut wallets
+                    };
+                    *balance.entry(seller).or_default() += i128::from(amount - fee);
                     fees += i128::from(fee);
                     captured += i128::from(amount);
                     succeeded += 1;
+                }
+                "canceled" => {
+                    assert_eq!(psp.len(), 1, "canceled order {reference} has no charge");
+                    assert_eq!(psp[0]["status"], "canceled", "order {reference}");
                 }
                 "failed" => {
                     assert!(
@@ -265,6 +368,16 @@ async fn assert_psp_matches_ledger(env: &PayEnv, payment_ids: &[String], sellers
             "wallet of {seller}"
         );
         assert_eq!(wallet.credits_pending, 0, "nothing still held for {seller}");
+        let escrow = env.seller_pending(seller).await;
+        assert_eq!(
+            escrow.net_credit(),
+            pending.get(seller).copied().unwrap_or(0),
+            "pending balance of {seller}"
+        );
+        assert_eq!(
+            escrow.credits_pending, 0,
+            "no authorization left for {seller}"
+        );
     }
     assert_eq!(env.system(code::PLATFORM_REVENUE).await.net_credit(), fees);
     let clearing = env.system(code::PSP_CLEARING).await;

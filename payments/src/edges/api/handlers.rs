@@ -243,7 +243,9 @@ pub struct CaptureRequest {
 #[utoipa::path(post, path = "/v1/payment_orders/{id}/capture", request_body = CaptureRequest,
     description = "Captures an order authorized with `capture: \"manual\"` (status \
                    `requires_capture`), in full or in part: the rest of the authorization is \
-                   released, the platform fee is taken on the captured amount.",
+                   released, the platform fee is taken on the captured amount. The same \
+                   capture again (the same amount, or none after a full capture) returns the \
+                   captured order unchanged, so a client may retry one whose answer it lost.",
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = Order), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "`order_not_capturable`: the order is not \
