@@ -190,7 +190,7 @@ impl Mix {
     }
 
     fn released(i: usize) -> bool {
-        i % 4 == 0
+        i.is_multiple_of(4)
     }
 }
 
