@@ -1,5 +1,5 @@
-//! Events: what happened to a payment object, as the merchant is told. Every state change of an
-//! order, deposit, refund, payout, invoice or subscription (and the creation of a payment) is one
+//! Events: what happened to a payment object, as the merchant is told. Every state change of a
+//! payment, order, deposit, refund, payout, invoice or subscription is one
 //! [`Event`], written in the same `Txn` as the change, so an event can never be missing for a
 //! change that happened, nor exist for one that did not.
 //!

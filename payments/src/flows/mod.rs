@@ -14,6 +14,7 @@ pub mod events;
 pub mod fx;
 pub mod lists;
 mod parties;
+mod payment_events;
 mod payouts;
 pub mod recon;
 mod refunds;
@@ -217,6 +218,9 @@ impl Pay {
             let Some((next, txn)) = plan(&current.value) else {
                 return Ok(current.value);
             };
+            let txn = self
+                .with_payment_event(txn, namespace, &current.value, &next)
+                .await?;
             let txn = txn
                 .event(namespace, Some(&current.value), &next)
                 .require_version(namespace, key, current.version)

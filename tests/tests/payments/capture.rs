@@ -231,6 +231,14 @@ async fn a_cancel_voids_the_hold_and_the_psp_authorization() {
         .expect(200);
     assert_eq!(payment["status"], "canceled", "{payment}");
     assert_eq!(
+        event_types(&env, &payment_id).await,
+        [
+            "payment.created",
+            "payment.requires_capture",
+            "payment.canceled"
+        ]
+    );
+    assert_eq!(
         event_types(&env, &order_id).await,
         [
             "payment_order.created",
