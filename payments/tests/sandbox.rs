@@ -190,6 +190,7 @@ mod harness {
         match &event.data {
             PspObject::Charge(charge) => &charge.reference,
             PspObject::Refund(refund) => &refund.reference,
+            PspObject::Dispute(dispute) => &dispute.charge_reference,
             PspObject::Payout(payout) => &payout.reference,
         }
     }

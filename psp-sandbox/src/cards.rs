@@ -13,6 +13,7 @@
 //! | 4000000000000127 | declined `incorrect_cvc` |
 //! | 4000000000000119 | `processing_error` (retryable) once per charge reference, then succeeds |
 //! | 4000056655665556, 5200828282828210 | succeeds (debit) |
+//! | 4000000000000259 | succeeds, then the card holder disputes it in full (`fraudulent`) as soon as it is captured |
 //!
 //! The processing error creates no charge: the retry with the same reference succeeds. Any
 //! other number that passes the Luhn check succeeds too.
@@ -55,6 +56,8 @@ pub enum CardOutcome {
     },
     /// A retryable processing error on the first attempt for each charge reference.
     ProcessingError,
+    /// Succeeds; its capture opens a dispute of the whole amount.
+    Disputed,
 }
 
 /// A tokenized card, as the sandbox keeps it: no number, no CVC.
@@ -132,10 +135,15 @@ const DECLINED_CARDS: [(&str, &str, &str); 4] = [
     ),
 ];
 const PROCESSING_ERROR_CARD: &str = "4000000000000119";
+/// Succeeds, then is disputed at capture.
+const DISPUTED_CARD: &str = "4000000000000259";
 
 fn outcome(number: &str) -> CardOutcome {
     if number == PROCESSING_ERROR_CARD {
         return CardOutcome::ProcessingError;
+    }
+    if number == DISPUTED_CARD {
+        return CardOutcome::Disputed;
     }
     match DECLINED_CARDS.iter().find(|(card, _, _)| *card == number) {
         Some((_, code, message)) => CardOutcome::Declined { code, message },
@@ -149,6 +157,7 @@ impl CardOutcome {
         match self {
             CardOutcome::Succeeds => "succeeds",
             CardOutcome::ProcessingError => "processing_error",
+            CardOutcome::Disputed => "disputed",
             CardOutcome::Declined { code, .. } => code,
         }
     }
@@ -158,6 +167,7 @@ impl CardOutcome {
         match name {
             "succeeds" => Some(CardOutcome::Succeeds),
             "processing_error" => Some(CardOutcome::ProcessingError),
+            "disputed" => Some(CardOutcome::Disputed),
             _ => DECLINED_CARDS
                 .iter()
                 .find(|(_, code, _)| *code == name)
@@ -229,6 +239,9 @@ mod tests {
             card("4000000000000119").unwrap().outcome,
             CardOutcome::ProcessingError
         );
+        let disputed = card("4000000000000259").unwrap().outcome;
+        assert_eq!(disputed, CardOutcome::Disputed);
+        assert_eq!(CardOutcome::from_name(disputed.name()), Some(disputed));
     }
 
     #[test]

@@ -17,6 +17,11 @@ pub const OBJECTS_MAX: usize = 1_000_000;
 pub const IDEMPOTENCY_KEYS_MAX: usize = 1_000_000;
 pub const IDEMPOTENCY_KEY_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 pub const ADJUSTMENTS_MAX: usize = 10_000;
+/// What the PSP charges for every dispute opened on a charge, in minor units of the charge's
+/// currency, kept whatever the outcome.
+pub const DISPUTE_FEE: u64 = 1500;
+/// Longest text of one evidence field of a dispute.
+pub const EVIDENCE_TEXT_LENGTH_MAX: usize = 5000;
 /// Longest fault spec accepted by `POST /_sandbox/faults`.
 pub const FAULT_SPEC_LENGTH_MAX: usize = 1024;
 
@@ -35,6 +40,8 @@ pub const WEBHOOK_REORDER_DELAY: Duration = Duration::from_secs(1);
 
 const _: () = assert!(REFERENCE_LENGTH_MAX + DESCRIPTION_LENGTH_MAX < REQUEST_BODY_SIZE_MAX);
 const _: () = assert!(FAULT_SPEC_LENGTH_MAX < REQUEST_BODY_SIZE_MAX);
+const _: () = assert!(3 * EVIDENCE_TEXT_LENGTH_MAX < REQUEST_BODY_SIZE_MAX);
+const _: () = assert!(DISPUTE_FEE < AMOUNT_MAX);
 const _: () = assert!(IDEMPOTENCY_KEY_RETENTION.as_secs() <= i64::MAX as u64);
 // The sum of a charge's refunds is checked against its amount with u64 arithmetic.
 const _: () = assert!(AMOUNT_MAX < u64::MAX / 2);

@@ -25,7 +25,17 @@ pub const HEADER: [&str; 8] = [
 ];
 
 /// Statuses a settlement line (or an adjustment) may carry.
-const STATUSES: [&str; 5] = ["authorized", "succeeded", "failed", "pending", "paid"];
+const STATUSES: [&str; 9] = [
+    "authorized",
+    "succeeded",
+    "failed",
+    "pending",
+    "paid",
+    "needs_response",
+    "under_review",
+    "won",
+    "lost",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -285,7 +295,7 @@ mod tests {
     fn malformed_adjustments_are_rejected() {
         assert!(change("a").validate(0).is_err());
         let bad_status = Adjustment {
-            status: Some("lost".to_owned()),
+            status: Some("refused".to_owned()),
             ..change("a")
         };
         assert!(bad_status.validate(0).is_err());

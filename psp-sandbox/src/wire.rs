@@ -105,6 +105,49 @@ pub enum EventObject {
     Charge(Charge),
     Refund(Refund),
     Payout(Payout),
+    Dispute(Dispute),
+}
+
+/// Where a dispute stands: opened `needs_response`, `under_review` once evidence is in, then
+/// `won` (the amount comes back; the fee does not) or `lost`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputeStatus {
+    NeedsResponse,
+    UnderReview,
+    Won,
+    Lost,
+}
+
+impl DisputeStatus {
+    pub fn word(self) -> &'static str {
+        match self {
+            DisputeStatus::NeedsResponse => "needs_response",
+            DisputeStatus::UnderReview => "under_review",
+            DisputeStatus::Won => "won",
+            DisputeStatus::Lost => "lost",
+        }
+    }
+}
+
+/// A chargeback the card holder's bank opened on a succeeded charge. The PSP took `amount`
+/// and `fee` from the merchant's balance when it opened; `won` gives the amount back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dispute {
+    /// `dp_...`: the PSP names a dispute; it is also its settlement line's reference.
+    pub psp_id: String,
+    /// The reference of the disputed charge.
+    pub charge_reference: String,
+    pub amount: u64,
+    pub currency: String,
+    /// The PSP's dispute fee, kept whatever the outcome.
+    pub fee: u64,
+    /// `fraudulent`, `product_not_received`, `duplicate`, `subscription_canceled`,
+    /// `unrecognized` or `general`.
+    pub reason: String,
+    pub status: DisputeStatus,
+    pub evidence_submitted: bool,
+    pub created: i64,
 }
 
 /// A webhook event: the signed body POSTed to the webhook URL.
@@ -113,7 +156,7 @@ pub struct Event {
     /// `evt_...`; a duplicated delivery carries the same id.
     pub id: String,
     /// `charge.succeeded`, `charge.failed`, `charge.canceled`, `refund.succeeded`, `payout.paid`,
-    /// `payout.failed`.
+    /// `payout.failed`, `charge.dispute.created`, `charge.dispute.closed`.
     #[serde(rename = "type")]
     pub kind: String,
     pub created: i64,
@@ -127,6 +170,8 @@ pub enum SettlementKind {
     Charge,
     Refund,
     Payout,
+    /// A dispute, on the day it opened: `amount` and `fee` taken, `status` its current one.
+    Dispute,
 }
 
 /// One row of the daily settlement report (CSV, columns in field order).
@@ -139,7 +184,8 @@ pub struct SettlementLine {
     pub amount: u64,
     pub currency: String,
     pub fee: u64,
-    /// `authorized`, `succeeded`, `failed`, `pending` or `paid`.
+    /// `authorized`, `succeeded`, `failed`, `pending` or `paid`; a dispute's `needs_response`,
+    /// `under_review`, `won` or `lost`.
     pub status: String,
 }
 

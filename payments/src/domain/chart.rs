@@ -27,10 +27,16 @@ pub mod code {
     pub const SELLER_PENDING: u16 = 12;
     /// Platform fees earned.
     pub const PLATFORM_REVENUE: u16 = 20;
+    /// The platform's loss on one seller's disputes: debited by what the seller could not
+    /// cover when a dispute opened, credited back as its later pay-ins repay it. Its debit
+    /// balance is the seller's recovery; its credits can never exceed its debits.
+    pub const DISPUTE_LOSS: u16 = 21;
     /// Payouts sent to the PSP, not yet confirmed paid.
     pub const PAYOUTS_IN_TRANSIT: u16 = 30;
     /// Refunds sent to the PSP, not yet confirmed.
     pub const REFUNDS_IN_TRANSIT: u16 = 31;
+    /// Disputed amounts taken from sellers while their disputes are open.
+    pub const DISPUTES_OPEN: u16 = 32;
 }
 
 /// Transfer codes (u16 `code` of a ledger transfer): what a posting is for.
@@ -45,6 +51,16 @@ pub mod transfer_code {
     pub const PAYOUT_SETTLE: u16 = 8;
     /// An escrowed order's seller share moved from pending to the wallet (available).
     pub const RELEASE: u16 = 9;
+    /// A disputed amount taken from a seller (or the platform's loss) into `disputes_open`.
+    pub const DISPUTE: u16 = 10;
+    /// The PSP's dispute fee, taken from a seller (or the platform's loss).
+    pub const DISPUTE_FEE: u16 = 11;
+    /// A won dispute's amount given back.
+    pub const DISPUTE_RETURN: u16 = 12;
+    /// A lost dispute's amount gone to the PSP.
+    pub const DISPUTE_LOST: u16 = 13;
+    /// A later pay-in repaying a seller's recovery to the platform's loss account.
+    pub const RECOVERY: u16 = 14;
 }
 
 /// The platform's own accounts, one of each per currency.
@@ -54,6 +70,7 @@ pub const SYSTEM_CODES: &[u16] = &[
     code::PLATFORM_REVENUE,
     code::PAYOUTS_IN_TRANSIT,
     code::REFUNDS_IN_TRANSIT,
+    code::DISPUTES_OPEN,
 ];
 
 pub fn account_id(code: u16, currency: Currency, owner: u64) -> u128 {
@@ -79,6 +96,16 @@ pub fn wallet(code: u16, currency: Currency, owner: u64) -> Account {
     AccountBuilder::new(account_id(code, currency, owner), currency.ledger, code)
         .flags(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags::HISTORY)
         .user_data_64(owner)
+        .build()
+}
+
+/// The platform's loss account for one seller's disputes ([`code::DISPUTE_LOSS`]): repaid no
+/// further than it lost.
+pub fn dispute_loss(currency: Currency, seller: u64) -> Account {
+    let id = account_id(code::DISPUTE_LOSS, currency, seller);
+    AccountBuilder::new(id, currency.ledger, code::DISPUTE_LOSS)
+        .flags(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS | AccountFlags::HISTORY)
+        .user_data_64(seller)
         .build()
 }
 
@@ -109,18 +136,24 @@ pub fn kind_name(transfer_code: u32) -> String {
         Ok(transfer_code::REFUND_SETTLE) => "refund_settle",
         Ok(transfer_code::PAYOUT_SETTLE) => "payout_settle",
         Ok(transfer_code::RELEASE) => "release",
+        Ok(transfer_code::DISPUTE) => "dispute",
+        Ok(transfer_code::DISPUTE_FEE) => "dispute_fee",
+        Ok(transfer_code::DISPUTE_RETURN) => "dispute_return",
+        Ok(transfer_code::DISPUTE_LOST) => "dispute_lost",
+        Ok(transfer_code::RECOVERY) => "recovery",
         _ => return format!("code_{transfer_code}"),
     };
     name.to_string()
 }
 
 /// The platform's accounts by role name.
-pub const SYSTEM_ACCOUNT_NAMES: [(u16, &str); 5] = [
+pub const SYSTEM_ACCOUNT_NAMES: [(u16, &str); 6] = [
     (code::PSP_CLEARING, "psp_clearing"),
     (code::BANK, "bank"),
     (code::PLATFORM_REVENUE, "platform_revenue"),
     (code::PAYOUTS_IN_TRANSIT, "payouts_in_transit"),
     (code::REFUNDS_IN_TRANSIT, "refunds_in_transit"),
+    (code::DISPUTES_OPEN, "disputes_open"),
 ];
 
 const _: () = assert!(SYSTEM_ACCOUNT_NAMES.len() == SYSTEM_CODES.len());
@@ -140,6 +173,7 @@ pub fn account_name(account_id: u128) -> String {
         code::SELLER_WALLET => format!("{}_{owner:016x}", ids::SELLER),
         code::CUSTOMER_WALLET => format!("{}_{owner:016x}", ids::CUSTOMER),
         code::SELLER_PENDING => format!("{}_{owner:016x}/pending", ids::SELLER),
+        code::DISPUTE_LOSS => format!("{}_{owner:016x}/dispute_loss", ids::SELLER),
         _ => format!("{account_id:032x}"),
     }
 }
@@ -206,5 +240,11 @@ mod tests {
             "refund_fee_return"
         );
         assert_eq!(kind_name(999), "code_999");
+        assert_eq!(
+            account_name(account_id(code::DISPUTE_LOSS, usd, 255)),
+            "sel_00000000000000ff/dispute_loss"
+        );
+        assert_eq!(system_code("disputes_open"), Some(code::DISPUTES_OPEN));
+        assert_eq!(kind_name(u32::from(transfer_code::RECOVERY)), "recovery");
     }
 }

@@ -83,6 +83,8 @@ pub(crate) mod tests {
             authorization_expires_at: None,
             cancellation: None,
             canceled_at: None,
+            disputed_from_pending: 0,
+            recovery_repaid: 0,
             attempts: 1,
             next_attempt_at: 0,
             created_at: 1_000,

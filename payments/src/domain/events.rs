@@ -1,5 +1,5 @@
 //! Events: what happened to a payment object, as the merchant is told. Every state change of a
-//! payment, order, deposit, refund, payout, invoice or subscription is one
+//! payment, order, deposit, refund, payout, invoice, subscription or dispute is one
 //! [`Event`], written in the same `Txn` as the change, so an event can never be missing for a
 //! change that happened, nor exist for one that did not.
 //!
@@ -18,18 +18,19 @@ use crate::domain::ids::WebhookEndpointId;
 use crate::domain::model::ns;
 
 /// The objects that have events, by the record namespace they are stored in.
-const OBJECTS: [(&str, &str); 6] = [
+const OBJECTS: [(&str, &str); 7] = [
     (ns::PAYMENT, "payment"),
     (ns::REFUND, "refund"),
     (ns::PAYOUT, "payout"),
     (ns::INVOICE, "invoice"),
     (ns::SUBSCRIPTION, "subscription"),
+    (ns::DISPUTE, "dispute"),
     // Orders and deposits share a namespace; the record's `kind` tells them apart.
     (ns::ORDER, "payment_order"),
 ];
 
 /// Every object name an event type can start with.
-pub const OBJECT_NAMES: [&str; 7] = [
+pub const OBJECT_NAMES: [&str; 8] = [
     "payment",
     "payment_order",
     "deposit",
@@ -37,6 +38,7 @@ pub const OBJECT_NAMES: [&str; 7] = [
     "payout",
     "invoice",
     "subscription",
+    "dispute",
 ];
 
 /// Bytes of an event type accepted in a filter (`payment_order.succeeded` is 23).

@@ -20,6 +20,7 @@ pub const PLAN: &str = "plan";
 pub const SUBSCRIPTION: &str = "sub";
 pub const INVOICE: &str = "inv";
 pub const WEBHOOK_ENDPOINT: &str = "we";
+pub const DISPUTE: &str = "dsp";
 
 /// A fresh random id.
 pub fn random(prefix: &str) -> String {
@@ -314,6 +315,10 @@ id_type!(
 id_type!(
     /// `we_...`: a webhook endpoint of the merchant's.
     WebhookEndpointId = WEBHOOK_ENDPOINT
+);
+id_type!(
+    /// `dsp_...`: a dispute (chargeback) of a payment order, derived from the PSP's dispute id.
+    DisputeId = DISPUTE
 );
 
 /// The id of a charge record (`pay.order`): a payment order or a deposit.

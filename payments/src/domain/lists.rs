@@ -25,6 +25,7 @@ pub enum ListKind {
     Payout,
     Invoice,
     Subscription,
+    Dispute,
 }
 
 /// A filter a list may take besides the created range, which every list takes.
@@ -39,7 +40,7 @@ pub enum ListFilter {
 }
 
 impl ListKind {
-    pub const ALL: [ListKind; 8] = [
+    pub const ALL: [ListKind; 9] = [
         ListKind::Customer,
         ListKind::Seller,
         ListKind::Payment,
@@ -48,6 +49,7 @@ impl ListKind {
         ListKind::Payout,
         ListKind::Invoice,
         ListKind::Subscription,
+        ListKind::Dispute,
     ];
 
     /// The first segment of its index keys.
@@ -61,6 +63,7 @@ impl ListKind {
             ListKind::Payout => "payout",
             ListKind::Invoice => "invoice",
             ListKind::Subscription => "subscription",
+            ListKind::Dispute => "dispute",
         }
     }
 
@@ -75,6 +78,7 @@ impl ListKind {
             ListKind::Payout => ns::PAYOUT,
             ListKind::Invoice => ns::INVOICE,
             ListKind::Subscription => ns::SUBSCRIPTION,
+            ListKind::Dispute => ns::DISPUTE,
         }
     }
 
@@ -84,7 +88,9 @@ impl ListKind {
         match self {
             ListKind::Customer | ListKind::Seller => &[],
             ListKind::Payment | ListKind::Invoice | ListKind::Subscription => &[Status, Customer],
-            ListKind::PaymentOrder | ListKind::Refund => &[Status, Seller, Customer],
+            ListKind::PaymentOrder | ListKind::Refund | ListKind::Dispute => {
+                &[Status, Seller, Customer]
+            }
             ListKind::Payout => &[Status, Seller],
         }
     }

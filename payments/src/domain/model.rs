@@ -252,6 +252,12 @@ pub struct Order {
     pub cancellation: Option<Cancellation>,
     #[serde(default)]
     pub canceled_at: Option<i64>,
+    /// Taken out of its pending share by a dispute (`disputes.rs`).
+    #[serde(default)]
+    pub disputed_from_pending: u64,
+    /// Taken out of its share at capture to repay its seller's recovery.
+    #[serde(default)]
+    pub recovery_repaid: u64,
     pub attempts: u32,
     /// Unix milliseconds at which a worker should next look at it.
     pub next_attempt_at: i64,
@@ -300,6 +306,8 @@ impl Order {
             authorization_expires_at: None,
             cancellation: None,
             canceled_at: None,
+            disputed_from_pending: 0,
+            recovery_repaid: 0,
             attempts: 0,
             next_attempt_at,
             created_at: now,
@@ -311,7 +319,8 @@ impl Order {
 impl Order {
     /// The part of the seller's pending balance that is this order's while it is held: the
     /// amount less the fee, less every refund not failed (pending ones too), plus the fee they
-    /// gave back. Refunds before release keep it at or above zero (`refunds.rs` releases first
+    /// gave back, less what a dispute or a recovery took of it. Refunds before release keep it
+    /// at or above zero (`refunds.rs` releases first
     /// when one would not fit), so the pending account holds the sum of its orders' shares.
     pub fn pending_share(&self) -> u64 {
         let credits = self
@@ -321,7 +330,9 @@ impl Order {
         let debits = self
             .fee
             .saturating_add(self.refunded)
-            .saturating_add(self.refund_pending);
+            .saturating_add(self.refund_pending)
+            .saturating_add(self.disputed_from_pending)
+            .saturating_add(self.recovery_repaid);
         credits.saturating_sub(debits)
     }
 }

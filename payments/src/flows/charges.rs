@@ -31,7 +31,7 @@ use crate::edges::psp::{self, ChargeRequest, PspError};
 use crate::edges::store::{Commit, Txn};
 use crate::error::PayError;
 use crate::flows::risk::RiskContext;
-use crate::flows::{audit, lists, recon};
+use crate::flows::{audit, disputes, lists, recon};
 
 /// A checkout: one payment event, one order per seller.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -453,9 +453,14 @@ impl Pay {
         outcome: Result<Captured, Failure>,
     ) -> Result<Order, PayError> {
         let mut changed = false;
+        // A capture repays its seller's recovery first (`disputes.rs`).
+        let recovery = match &outcome {
+            Ok(_) => self.recovery_of(id).await?,
+            Err(_) => 0,
+        };
         let settled = self
             .update::<Order, _>(ns::ORDER, id, |order| {
-                let planned = self.settle_plan(order, &outcome);
+                let planned = self.settle_plan(order, &outcome, recovery);
                 changed = planned.is_some();
                 planned
             })
@@ -476,6 +481,7 @@ impl Pay {
         &self,
         order: &Order,
         outcome: &Result<Captured, Failure>,
+        recovery: u64,
     ) -> Option<(Order, Txn)> {
         if order.status.is_terminal() {
             if !matches!(
@@ -495,7 +501,11 @@ impl Pay {
             txn = txn.delete(ns::AUTHORIZATION, &capture::expiry_key(at, &order.id));
         }
         match outcome {
-            Ok(captured) => Some(self.captured_plan(order, next, txn, currency, captured)),
+            Ok(captured) => {
+                let (mut next, txn) = self.captured_plan(order, next, txn, currency, captured);
+                let txn = disputes::repay_recovery(&mut next, txn, currency, recovery);
+                Some((next, txn))
+            }
             Err(reason) => {
                 next.status = ChargeStatus::Failed;
                 next.failure = Some(reason.clone());

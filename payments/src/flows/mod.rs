@@ -9,6 +9,7 @@ mod charges;
 pub mod clock;
 mod delivery;
 mod deposits;
+pub mod disputes;
 pub mod escrow;
 pub mod events;
 pub mod fx;

@@ -102,6 +102,10 @@ pub struct Balance {
     pub incoming: u64,
     /// Outgoing money held for pending payouts and refunds.
     pub held: u64,
+    /// What a seller owes the platform for disputes it could not cover (its balance in
+    /// recovery), repaid first by its later pay-ins. Always 0 for a customer.
+    #[serde(default)]
+    pub recovery: u64,
 }
 
 fn check_email(email: &str) -> Result<(), PayError> {
@@ -486,6 +490,10 @@ impl Pay {
                         .saturating_add(pending.credits_pending),
                 ),
                 held: to_u64(wallet.debits_pending.saturating_add(pending.debits_pending)),
+                recovery: match pending_code {
+                    Some(_) => self.recovery(*currency, owner).await?,
+                    None => 0,
+                },
             });
         }
         Ok(balances)

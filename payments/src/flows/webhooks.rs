@@ -171,6 +171,7 @@ impl Pay {
                     psp::PayoutStatus::Pending => return Ok(false),
                 }
             }
+            PspObject::Dispute(dispute) => return self.dispute_event(dispute).await,
         }
         Ok(true)
     }

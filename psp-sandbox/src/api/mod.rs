@@ -15,11 +15,18 @@
 //! - `POST /v1/payouts` `{reference, amount, currency, destination}` -> the payout, `pending`
 //! - `GET /v1/{charges,refunds,payouts}/{reference}` -> the object; 404 `resource_missing`
 //! - `GET /v1/{charges,refunds,payouts}` -> all of them, oldest first (sandbox only)
+//! - `GET /v1/disputes/{id}` -> the dispute (`dp_...`); `GET /v1/disputes` -> all of them
+//! - `POST /v1/disputes/{id}/evidence` `{product_description?, customer_communication?,
+//!   uncategorized_text?}` -> the dispute, `under_review` (once, while it `needs_response`)
 //! - `GET /v1/settlements/{YYYY-MM-DD}` -> the CSV settlement report of that UTC day
 //! - `GET`, `POST /_sandbox/faults` (text spec) -> the faults in force
 //! - `GET`, `POST /_sandbox/settlement_adjustments` (JSON list) -> the adjustments in force
+//! - `POST /_sandbox/charges/{reference}/dispute` `{amount?, reason?}` -> a dispute opened on a
+//!   succeeded charge (webhook `charge.dispute.created`)
+//! - `POST /_sandbox/disputes/{id}/resolve` `{outcome: "won"|"lost"}` -> the dispute, closed
+//!   (webhook `charge.dispute.closed`)
 //!
-//! POSTs to charges, captures, cancels, refunds and payouts honour `Idempotency-Key`: see
+//! POSTs to charges, captures, cancels, refunds, payouts and evidence honour `Idempotency-Key`: see
 //! `idempotency.rs`. A concurrent request with a key in use gets 409 (`retryable`); a reused
 //! key with other parameters 400 `idempotency_error`.
 //!
@@ -28,6 +35,7 @@
 //! `control.rs`.
 
 mod control;
+mod disputes;
 mod fx;
 mod idempotent;
 mod request;
@@ -70,10 +78,24 @@ pub(crate) fn router(sandbox: Arc<Sandbox>) -> Router {
         .route("/v1/refunds/{reference}", get(get_refund))
         .route("/v1/payouts", post(create_payout).get(list_payouts))
         .route("/v1/payouts/{reference}", get(get_payout))
+        .route("/v1/disputes", get(disputes::list_disputes))
+        .route("/v1/disputes/{id}", get(disputes::get_dispute))
+        .route(
+            "/v1/disputes/{id}/evidence",
+            post(disputes::submit_evidence),
+        )
         .route("/v1/settlements/{day}", get(get_settlement))
         .route("/v1/fx_rates", get(fx::get_rates))
         .route("/_sandbox/faults", get(get_faults).post(set_faults))
         .route("/_sandbox/fx_rates", post(fx::set_rates))
+        .route(
+            "/_sandbox/charges/{reference}/dispute",
+            post(disputes::open_dispute),
+        )
+        .route(
+            "/_sandbox/disputes/{id}/resolve",
+            post(disputes::resolve_dispute),
+        )
         .route(
             "/_sandbox/settlement_adjustments",
             get(get_adjustments).post(set_adjustments),

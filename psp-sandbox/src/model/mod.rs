@@ -3,10 +3,12 @@
 //! holds the one lock around every call.
 //!
 //! Objects are addressed by OUR reference (the caller's id), which is unique per kind. Ids
-//! (`ch_`, `re_`, `po_`, `tok_`, `evt_`) come from an RNG seeded with the fault seed. What the
-//! API accepts is in `inputs.rs`, what it does in `operations.rs`, the day's settlement lines
+//! (`ch_`, `re_`, `po_`, `dp_`, `tok_`, `evt_`) come from an RNG seeded with the fault seed. What the
+//! API accepts is in `inputs.rs`, what it does in `operations.rs` (disputes in `disputes.rs`),
+//! the day's settlement lines
 //! in `report.rs`, and what a restart keeps in `saved.rs`.
 
+mod disputes;
 mod inputs;
 mod operations;
 mod report;
@@ -31,6 +33,8 @@ use crate::faults::Faults;
 use crate::idempotency::IdempotencyStore;
 use crate::settlement::Adjustment;
 use crate::wire::{CardDetails, Charge, Event, EventObject, Payout, Refund, SettlementKind};
+
+pub use disputes::{DisputeInput, DisputeRecord, EvidenceInput, Resolution};
 
 pub use inputs::{CancelInput, CaptureInput, ChargeInput, PayoutInput, RefundInput};
 pub use saved::Saved;
@@ -94,6 +98,9 @@ pub struct ChargeRecord {
     pub charge: Charge,
     pub description: String,
     pub amount_refunded: u64,
+    /// Charged with the disputed test card: its capture opens a dispute.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dispute_at_capture: bool,
 }
 
 /// A payout as the API shows it.
@@ -173,6 +180,8 @@ pub struct Model {
     charges: Records<ChargeRecord>,
     refunds: Records<Refund>,
     payouts: Records<PayoutRecord>,
+    /// Keyed by the dispute's own id (`dp_...`).
+    disputes: Records<DisputeRecord>,
     /// References of charges that have had their one processing error.
     processing_errors: HashSet<String>,
     pub idempotency: IdempotencyStore,
@@ -192,6 +201,7 @@ impl Model {
             charges: Records::default(),
             refunds: Records::default(),
             payouts: Records::default(),
+            disputes: Records::default(),
             processing_errors: HashSet::new(),
             idempotency: IdempotencyStore::default(),
             adjustments: Vec::new(),
@@ -295,6 +305,7 @@ impl Model {
                     SettlementKind::Charge => "ch",
                     SettlementKind::Refund => "re",
                     SettlementKind::Payout => "po",
+                    SettlementKind::Dispute => "dp",
                 };
                 extra.psp_id = Some(self.new_id(prefix));
             }

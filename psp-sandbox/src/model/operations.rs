@@ -43,10 +43,14 @@ impl Model {
                 code: code.to_owned(),
                 message: message.to_owned(),
             },
-            CardOutcome::Succeeds | CardOutcome::ProcessingError if input.capture => {
+            CardOutcome::Succeeds | CardOutcome::ProcessingError | CardOutcome::Disputed
+                if input.capture =>
+            {
                 ChargeStatus::Succeeded
             }
-            CardOutcome::Succeeds | CardOutcome::ProcessingError => ChargeStatus::Authorized,
+            CardOutcome::Succeeds | CardOutcome::ProcessingError | CardOutcome::Disputed => {
+                ChargeStatus::Authorized
+            }
         };
         let fee = match status {
             ChargeStatus::Succeeded => self.fees.fee(input.amount),
@@ -64,17 +68,19 @@ impl Model {
             },
             description: input.description.clone(),
             amount_refunded: 0,
+            dispute_at_capture: outcome == CardOutcome::Disputed,
         };
         let event_kind = match record.charge.status {
             ChargeStatus::Succeeded => Some("charge.succeeded"),
             ChargeStatus::Failed { .. } => Some("charge.failed"),
             ChargeStatus::Authorized | ChargeStatus::Canceled => None,
         };
-        let effects = event_kind
+        let mut effects: Vec<Effect> = event_kind
             .map(|kind| self.event(kind, EventObject::Charge(record.charge.clone()), now))
             .into_iter()
             .collect();
         self.charges.insert(input.reference.clone(), record.clone());
+        effects.extend(self.dispute_if_captured(&input.reference, now));
         Ok(Outcome {
             object: record,
             effects,
@@ -135,14 +141,15 @@ impl Model {
         record.charge.fee = fees.fee(amount);
         record.charge.status = ChargeStatus::Succeeded;
         let record = record.clone();
-        let effect = self.event(
+        let mut effects = vec![self.event(
             "charge.succeeded",
             EventObject::Charge(record.charge.clone()),
             now,
-        );
+        )];
+        effects.extend(self.dispute_if_captured(reference, now));
         Ok(Outcome {
             object: record,
-            effects: vec![effect],
+            effects,
         })
     }
 

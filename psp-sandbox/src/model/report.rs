@@ -1,12 +1,12 @@
-//! The day's settlement lines: every charge (but canceled authorizations), refund and payout
-//! created that UTC day, as the PSP reports them, with the adjustments applied.
+//! The day's settlement lines: every charge (but canceled authorizations), refund, payout and
+//! dispute created that UTC day, as the PSP reports them, with the adjustments applied.
 
 use chrono::DateTime;
 
 use super::Model;
 use crate::settlement;
 use crate::wire::{
-    Charge, ChargeStatus, Payout, PayoutStatus, Refund, RefundStatus, SettlementKind,
+    Charge, ChargeStatus, Dispute, Payout, PayoutStatus, Refund, RefundStatus, SettlementKind,
     SettlementLine,
 };
 
@@ -30,7 +30,15 @@ impl Model {
         let payouts = payouts
             .filter(|payout| on_day(payout.created))
             .map(|payout| payout_line(payout, day));
-        let lines = charges.chain(refunds).chain(payouts).collect();
+        let disputes = self.disputes.items.iter().map(|record| &record.dispute);
+        let disputes = disputes
+            .filter(|dispute| on_day(dispute.created))
+            .map(|dispute| dispute_line(dispute, day));
+        let lines = charges
+            .chain(refunds)
+            .chain(payouts)
+            .chain(disputes)
+            .collect();
         settlement::adjust(lines, &self.adjustments, day)
     }
 }
@@ -89,6 +97,22 @@ fn payout_line(payout: &Payout, date: chrono::NaiveDate) -> SettlementLine {
         currency: payout.currency.clone(),
         fee: 0,
         status: status.to_owned(),
+    }
+}
+
+/// A dispute is reported on the day it opened: the amount and the fee taken then, and its
+/// status now (`won`: the amount came back; the fee never does). Its reference is the dispute's
+/// own id, as the merchant never named it.
+fn dispute_line(dispute: &Dispute, date: chrono::NaiveDate) -> SettlementLine {
+    SettlementLine {
+        date,
+        kind: SettlementKind::Dispute,
+        psp_id: dispute.psp_id.clone(),
+        reference: dispute.psp_id.clone(),
+        amount: dispute.amount,
+        currency: dispute.currency.clone(),
+        fee: dispute.fee,
+        status: dispute.status.word().to_owned(),
     }
 }
 

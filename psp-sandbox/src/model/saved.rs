@@ -4,7 +4,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::{ChargeRecord, Model, PayoutRecord, ACCOUNT_CLOSED};
+use super::{ChargeRecord, DisputeRecord, Model, PayoutRecord, ACCOUNT_CLOSED};
 use crate::cards::{Card, CardOutcome};
 use crate::idempotency::{IdempotencyStore, SavedKey};
 use crate::settlement::Adjustment;
@@ -25,6 +25,9 @@ pub struct Saved {
     processing_errors: Vec<String>,
     idempotency: Vec<SavedKey>,
     adjustments: Vec<Adjustment>,
+    /// Absent in a state saved before disputes existed.
+    #[serde(default)]
+    disputes: Vec<DisputeRecord>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -74,6 +77,7 @@ impl Model {
             processing_errors,
             idempotency: self.idempotency.completed(),
             adjustments: self.adjustments.clone(),
+            disputes: self.disputes().to_vec(),
         }
     }
 
@@ -115,6 +119,7 @@ impl Model {
         self.processing_errors = saved.processing_errors.into_iter().collect();
         self.idempotency = IdempotencyStore::from_completed(saved.idempotency);
         self.adjustments = saved.adjustments;
+        self.restore_disputes(saved.disputes);
         self.id_rng = StdRng::seed_from_u64(rand::random());
         Ok(pending)
     }

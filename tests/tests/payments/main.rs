@@ -7,6 +7,7 @@ mod billing;
 mod capture;
 mod checkout;
 mod config;
+mod disputes;
 mod env;
 mod escrow;
 mod faults;

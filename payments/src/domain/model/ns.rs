@@ -76,3 +76,6 @@ pub const DELIVERY_LEASE: &str = "pay.delivery_lease";
 pub const LIST_INDEX: &str = "pay.list_index";
 /// Set (key `done`) once the objects created before `LIST_INDEX` existed were indexed.
 pub const LIST_INDEX_BACKFILL: &str = "pay.list_index_backfill";
+/// Disputes (chargebacks), keyed by dispute id (value: `disputes::Dispute`); the id derives
+/// from the PSP's dispute id, so a dispute line or webhook finds its record without an index.
+pub const DISPUTE: &str = "pay.dispute";

@@ -12,6 +12,9 @@ use crate::domain::chart::{self, code, transfer_code};
 use crate::domain::model::{ChargeKind, Escrow};
 use crate::domain::money::Currency;
 
+mod disputes;
+pub use disputes::{dispute_lost, dispute_opened, dispute_won, recovery_repaid};
+
 /// A transfer's role within its object's life. The string is hashed into the transfer id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Leg {
@@ -32,10 +35,26 @@ pub enum Leg {
     /// Moves an escrowed order's seller share from pending to the wallet (on the order), or the
     /// money a failed refund put back in pending after its order was released (on the refund).
     Release,
+    /// A dispute's amount from the disputed order's pending share, the seller's wallet, or the
+    /// platform's loss account, into `disputes_open` (`disputes.rs`).
+    DisputePending,
+    DisputeWallet,
+    DisputeLoss,
+    /// A dispute's fee, from the same sources, to the PSP (`psp_clearing`).
+    DisputeFeePending,
+    DisputeFeeWallet,
+    DisputeFeeLoss,
+    /// A won dispute's amount back to the loss account, and to the seller's wallet.
+    DisputeReturnLoss,
+    DisputeReturn,
+    /// A lost dispute's amount to the PSP.
+    DisputeLost,
+    /// A pay-in's repayment of its seller's recovery (on the order).
+    Recovery,
 }
 
 impl Leg {
-    pub const ALL: [Leg; 8] = [
+    pub const ALL: [Leg; 18] = [
         Leg::Hold,
         Leg::Post,
         Leg::Void,
@@ -44,6 +63,16 @@ impl Leg {
         Leg::FeeReverse,
         Leg::Settle,
         Leg::Release,
+        Leg::DisputePending,
+        Leg::DisputeWallet,
+        Leg::DisputeLoss,
+        Leg::DisputeFeePending,
+        Leg::DisputeFeeWallet,
+        Leg::DisputeFeeLoss,
+        Leg::DisputeReturnLoss,
+        Leg::DisputeReturn,
+        Leg::DisputeLost,
+        Leg::Recovery,
     ];
 
     /// The leg's name as hashed into transfer ids. Never change one.
@@ -57,6 +86,16 @@ impl Leg {
             Leg::FeeReverse => "fee_reverse",
             Leg::Settle => "settle",
             Leg::Release => "release",
+            Leg::DisputePending => "dispute_pending",
+            Leg::DisputeWallet => "dispute_wallet",
+            Leg::DisputeLoss => "dispute_loss",
+            Leg::DisputeFeePending => "dispute_fee_pending",
+            Leg::DisputeFeeWallet => "dispute_fee_wallet",
+            Leg::DisputeFeeLoss => "dispute_fee_loss",
+            Leg::DisputeReturnLoss => "dispute_return_loss",
+            Leg::DisputeReturn => "dispute_return",
+            Leg::DisputeLost => "dispute_lost",
+            Leg::Recovery => "recovery",
         }
     }
 

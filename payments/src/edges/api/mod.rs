@@ -5,6 +5,7 @@
 pub mod access;
 mod admin;
 mod billing;
+mod disputes;
 mod events;
 mod finance;
 mod fx;
@@ -160,6 +161,7 @@ pub fn routes() -> Routes {
         .merge(events::routes())
         .merge(fx::routes())
         .merge(lists::routes())
+        .merge(disputes::routes())
 }
 
 pub fn router(pay: Arc<Pay>) -> Router {

@@ -69,6 +69,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::events::EventsDoc::openapi());
     doc.merge(super::fx::FxDoc::openapi());
     doc.merge(super::lists::ListsDoc::openapi());
+    doc.merge(super::disputes::DisputesDoc::openapi());
     secure(&mut doc, super::routes().table());
     let error = ResponseBuilder::new()
         .description("An error: `{\"error\": {\"type\", \"code\", \"message\", \"param\"}}`")

@@ -79,10 +79,16 @@ pub enum Scope {
     /// Webhook endpoints: creating (its secret shown once), listing, disabling; resending.
     #[serde(rename = "webhooks:admin")]
     WebhooksAdmin,
+    /// Disputes (chargebacks): listing and reading them.
+    #[serde(rename = "disputes:read")]
+    DisputesRead,
+    /// Submitting a dispute's evidence.
+    #[serde(rename = "disputes:write")]
+    DisputesWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 21] = [
+    pub const ALL: [Scope; 23] = [
         Scope::CustomersRead,
         Scope::CustomersWrite,
         Scope::SellersRead,
@@ -104,6 +110,8 @@ impl Scope {
         Scope::AuditRead,
         Scope::EventsRead,
         Scope::WebhooksAdmin,
+        Scope::DisputesRead,
+        Scope::DisputesWrite,
     ];
 
     pub fn name(self) -> &'static str {
@@ -129,6 +137,8 @@ impl Scope {
             Scope::AuditRead => "audit:read",
             Scope::EventsRead => "events:read",
             Scope::WebhooksAdmin => "webhooks:admin",
+            Scope::DisputesRead => "disputes:read",
+            Scope::DisputesWrite => "disputes:write",
         }
     }
 

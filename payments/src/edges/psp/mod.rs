@@ -11,6 +11,7 @@
 //!
 //! Amounts are integer minor units of the ISO 4217 currency (`"USD"`, 1250 = 12.50 USD).
 
+mod dispute;
 mod executor;
 mod sandbox_connector;
 pub mod webhook;
@@ -18,8 +19,11 @@ pub mod webhook;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use dispute::{Dispute, DisputeStatus};
 pub use executor::{http_client, HttpExecutor};
 pub use sandbox_connector::SandboxConnector;
+
+use crate::domain::disputes::Evidence;
 
 /// An HTTP request a connector built; the executor prefixes `path` with the PSP's base URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +219,7 @@ pub enum PspObject {
     Charge(Charge),
     Refund(Refund),
     Payout(Payout),
+    Dispute(Dispute),
 }
 
 /// A verified webhook event.
@@ -223,7 +228,7 @@ pub struct WebhookEvent {
     /// The PSP's event id (`evt_...`): the same event delivered twice has the same id.
     pub id: String,
     /// `charge.succeeded`, `charge.failed`, `refund.succeeded`, `refund.failed`, `payout.paid`,
-    /// `payout.failed`.
+    /// `payout.failed`, `charge.dispute.created`, `charge.dispute.closed`.
     pub kind: String,
     /// Unix seconds when the event was created.
     pub created: i64,
@@ -253,6 +258,8 @@ pub enum SettlementKind {
     Charge,
     Refund,
     Payout,
+    /// A dispute on the day it opened; its reference is the PSP's dispute id.
+    Dispute,
 }
 
 /// One line of the PSP's settlement report for a day.
@@ -281,6 +288,11 @@ pub enum SettlementStatus {
     Pending,
     Paid,
     Failed,
+    /// A dispute's statuses.
+    NeedsResponse,
+    UnderReview,
+    Won,
+    Lost,
     Other(String),
 }
 
@@ -292,6 +304,10 @@ impl SettlementStatus {
             SettlementStatus::Pending => "pending",
             SettlementStatus::Paid => "paid",
             SettlementStatus::Failed => "failed",
+            SettlementStatus::NeedsResponse => "needs_response",
+            SettlementStatus::UnderReview => "under_review",
+            SettlementStatus::Won => "won",
+            SettlementStatus::Lost => "lost",
             SettlementStatus::Other(word) => word,
         }
     }
@@ -305,6 +321,10 @@ impl From<String> for SettlementStatus {
             "pending" => SettlementStatus::Pending,
             "paid" => SettlementStatus::Paid,
             "failed" => SettlementStatus::Failed,
+            "needs_response" => SettlementStatus::NeedsResponse,
+            "under_review" => SettlementStatus::UnderReview,
+            "won" => SettlementStatus::Won,
+            "lost" => SettlementStatus::Lost,
             _ => SettlementStatus::Other(word),
         }
     }
@@ -358,6 +378,10 @@ pub trait Connector: Send + Sync + 'static {
     fn payout_request(&self, request: &PayoutRequest) -> HttpRequest;
     fn payout_response(&self, response: &HttpResponse) -> Result<Payout, PspError>;
     fn payout_status_request(&self, reference: &str) -> HttpRequest;
+
+    /// Send a dispute's evidence (once; `psp_id` is the PSP's dispute id).
+    fn evidence_request(&self, psp_id: &str, key: &str, evidence: &Evidence) -> HttpRequest;
+    fn dispute_response(&self, response: &HttpResponse) -> Result<Dispute, PspError>;
 
     fn settlement_request(&self, day: chrono::NaiveDate) -> HttpRequest;
     fn settlement_response(&self, response: &HttpResponse)
@@ -493,6 +517,18 @@ impl Gateway {
         self.connector.fx_rate_response(&response)
     }
 
+    /// Sends a dispute's evidence under the idempotency key `key`.
+    pub async fn submit_evidence(
+        &self,
+        psp_id: &str,
+        key: &str,
+        evidence: &Evidence,
+    ) -> Result<Dispute, PspError> {
+        let request = self.connector.evidence_request(psp_id, key, evidence);
+        let response = self.executor.execute(request).await?;
+        self.connector.dispute_response(&response)
+    }
+
     pub async fn settlement(
         &self,
         day: chrono::NaiveDate,
@@ -528,6 +564,10 @@ mod tests {
             "pending",
             "paid",
             "failed",
+            "needs_response",
+            "under_review",
+            "won",
+            "lost",
             "refused",
         ] {
             let status = SettlementStatus::from(word);

@@ -403,6 +403,18 @@ impl Listed for Subscription {
     }
 }
 
+impl Listed for crate::domain::disputes::Dispute {
+    const KIND: ListKind = ListKind::Dispute;
+    type Id = crate::domain::ids::DisputeId;
+    type Status = crate::domain::disputes::DisputeStatus;
+    fn status(&self) -> Option<Self::Status> {
+        Some(self.status)
+    }
+    async fn load<R: RecordReads + Sync>(records: &R, id: &str) -> Result<Option<Self>, PayError> {
+        record(records, ns::DISPUTE, id).await
+    }
+}
+
 /// Objects read per backfill page (and index entries written per backfill `Txn`: one
 /// operation each, the node allows 1024).
 const BACKFILL_PAGE_MAX: u32 = 500;

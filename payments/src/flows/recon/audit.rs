@@ -74,6 +74,7 @@ impl Pay {
         for (namespace, prefix, wallet_code) in [
             (ns::SELLER, ids::SELLER, code::SELLER_WALLET),
             (ns::SELLER, ids::SELLER, code::SELLER_PENDING),
+            (ns::SELLER, ids::SELLER, code::DISPUTE_LOSS),
             (ns::CUSTOMER, ids::CUSTOMER, code::CUSTOMER_WALLET),
         ] {
             for (key, _) in self

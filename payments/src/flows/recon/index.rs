@@ -24,6 +24,8 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 
 use super::matching::Objects;
+use crate::domain::disputes::Dispute;
+use crate::domain::ids::{DisputeId, Id};
 use crate::domain::model::{ns, Order, Payout, Refund};
 use crate::domain::recon::{index_key, parse_index_key, IndexKind};
 use crate::edges::psp::{SettlementKind, SettlementLine};
@@ -50,11 +52,13 @@ pub(crate) fn indexed(txn: Txn, kind: IndexKind, id: &str, created_at: i64) -> T
     txn.put(ns::RECON_INDEX, &index_key(created_at, kind, id), &id)
 }
 
-fn kind_of(kind: SettlementKind) -> IndexKind {
+fn kind_of(kind: SettlementKind) -> Option<IndexKind> {
     match kind {
-        SettlementKind::Charge => IndexKind::Order,
-        SettlementKind::Refund => IndexKind::Refund,
-        SettlementKind::Payout => IndexKind::Payout,
+        SettlementKind::Charge => Some(IndexKind::Order),
+        SettlementKind::Refund => Some(IndexKind::Refund),
+        SettlementKind::Payout => Some(IndexKind::Payout),
+        // Not in the day index: found by the id the line names (`disputes`).
+        SettlementKind::Dispute => None,
     }
 }
 
@@ -74,7 +78,9 @@ pub(super) async fn day_objects<R: RecordReads + Sync>(
 ) -> Result<Objects, PayError> {
     let mut wanted = indexed_on(records, day).await?;
     for line in lines.iter().filter(|l| !l.reference.is_empty()) {
-        wanted.insert((kind_of(line.kind), line.reference.clone()));
+        if let Some(kind) = kind_of(line.kind) {
+            wanted.insert((kind, line.reference.clone()));
+        }
     }
     let loaded: Vec<Option<(String, Loaded)>> = futures::stream::iter(wanted)
         .map(|(kind, id)| load_object(records, kind, id))
@@ -85,6 +91,7 @@ pub(super) async fn day_objects<R: RecordReads + Sync>(
         orders: BTreeMap::new(),
         refunds: BTreeMap::new(),
         payouts: BTreeMap::new(),
+        disputes: disputes(records, lines).await?,
     };
     for (id, object) in loaded.into_iter().flatten() {
         match object {
@@ -97,6 +104,22 @@ pub(super) async fn day_objects<R: RecordReads + Sync>(
 }
 
 /// The objects the index lists under `day`, by kind and id.
+/// The disputes the dispute lines name, by the PSP's dispute id (their record's id derives
+/// from it).
+async fn disputes<R: RecordReads + Sync>(
+    records: &R,
+    lines: &[SettlementLine],
+) -> Result<BTreeMap<String, Dispute>, PayError> {
+    let mut found = BTreeMap::new();
+    for line in lines.iter().filter(|l| l.kind == SettlementKind::Dispute) {
+        let id = DisputeId::derived(&line.reference);
+        if let Some(dispute) = records.get::<Dispute>(ns::DISPUTE, &id).await? {
+            found.insert(line.reference.clone(), dispute.value);
+        }
+    }
+    Ok(found)
+}
+
 async fn indexed_on<R: RecordReads + Sync>(
     records: &R,
     day: NaiveDate,

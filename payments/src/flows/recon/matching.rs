@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::MILLIS_PER_DAY;
+use crate::domain::disputes::{Dispute, DisputeStatus};
 use crate::domain::model::{
     ChargeKind, ChargeStatus, Order, Payout, PayoutStatus, Refund, RefundStatus,
 };
@@ -19,6 +20,7 @@ pub(super) fn kind_name(kind: SettlementKind) -> &'static str {
         SettlementKind::Charge => "charge",
         SettlementKind::Refund => "refund",
         SettlementKind::Payout => "payout",
+        SettlementKind::Dispute => "dispute",
     }
 }
 
@@ -43,6 +45,7 @@ pub(super) enum State {
     Charge(ChargeStatus),
     Refund(RefundStatus),
     Payout(PayoutStatus),
+    Dispute(DisputeStatus),
 }
 
 /// A Tally object as reconciliation sees it.
@@ -112,6 +115,23 @@ impl TallyObject {
         }
     }
 
+    /// A dispute: its amount, and the PSP's dispute fee as the fee.
+    pub(super) fn of_dispute(dispute: &Dispute) -> TallyObject {
+        TallyObject {
+            view: TallyView {
+                object: "dispute".into(),
+                id: dispute.id.to_string(),
+                status: status_name(dispute.status),
+                amount: dispute.amount,
+                currency: dispute.currency.clone(),
+                psp_fee: dispute.fee,
+                psp_id: Some(dispute.psp_id.clone()),
+                created_at: dispute.created_at,
+            },
+            state: State::Dispute(dispute.status),
+        }
+    }
+
     /// Whether the PSP's report of the object's day must list it: the PSP has definitely
     /// done it (or, for a payout in transit, accepted it).
     pub(super) fn must_be_reported(&self) -> bool {
@@ -128,6 +148,7 @@ impl TallyObject {
             State::Charge(_) => "charge",
             State::Refund(_) => "refund",
             State::Payout(_) => "payout",
+            State::Dispute(_) => "dispute",
         }
     }
 }
@@ -177,6 +198,7 @@ pub(super) enum Verdict {
 
 pub(super) fn verdict(line: &SettlementLine, state: State) -> Verdict {
     use ChargeStatus as C;
+    use DisputeStatus as D;
     use PayoutStatus as P;
     use RefundStatus as R;
     use SettlementStatus as S;
@@ -188,7 +210,15 @@ pub(super) fn verdict(line: &SettlementLine, state: State) -> Verdict {
         | (S::Succeeded, State::Refund(R::Succeeded))
         | (S::Failed, State::Refund(R::Failed))
         | (S::Paid, State::Payout(P::Paid))
-        | (S::Failed, State::Payout(P::Failed)) => Verdict::Same,
+        | (S::Failed, State::Payout(P::Failed))
+        | (S::NeedsResponse, State::Dispute(D::NeedsResponse))
+        | (S::UnderReview, State::Dispute(D::UnderReview))
+        | (S::Won, State::Dispute(D::Won))
+        | (S::Lost, State::Dispute(D::Lost)) => Verdict::Same,
+        // Closed at the PSP, its webhook on the way.
+        (S::Won | S::Lost, State::Dispute(D::NeedsResponse | D::UnderReview)) => {
+            Verdict::InFlight
+        }
         (S::Authorized, State::Charge(C::Processing | C::DeadLetter | C::RequiresCapture))
         // Captured at the PSP, not yet in Tally: the capture call or the expiry pass settles it.
         | (S::Succeeded, State::Charge(C::RequiresCapture))
@@ -323,6 +353,8 @@ pub(super) struct Objects {
     pub(super) orders: BTreeMap<String, Order>,
     pub(super) refunds: BTreeMap<String, Refund>,
     pub(super) payouts: BTreeMap<String, Payout>,
+    /// By the PSP's dispute id (a dispute line's reference).
+    pub(super) disputes: BTreeMap<String, Dispute>,
 }
 
 impl Objects {
@@ -331,6 +363,7 @@ impl Objects {
             SettlementKind::Charge => self.orders.get(reference).map(TallyObject::of_order),
             SettlementKind::Refund => self.refunds.get(reference).map(TallyObject::of_refund),
             SettlementKind::Payout => self.payouts.get(reference).map(TallyObject::of_payout),
+            SettlementKind::Dispute => self.disputes.get(reference).map(TallyObject::of_dispute),
         }
     }
 
@@ -372,6 +405,13 @@ impl Objects {
         for payout in self.payouts.values().filter(|p| p.currency == currency) {
             if payout.status == PayoutStatus::Paid {
                 balance -= i128::from(payout.amount);
+            }
+        }
+        // The PSP took every dispute's fee, and a lost dispute's amount.
+        for dispute in self.disputes.values().filter(|d| d.currency == currency) {
+            balance -= i128::from(dispute.fee);
+            if dispute.status == DisputeStatus::Lost {
+                balance -= i128::from(dispute.amount);
             }
         }
         (balance, pending)

@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use super::index;
 use super::matching::{candidates, revisit, status_name, Action, Candidate, Objects};
 use super::RECON_LINES_MAX;
+use crate::domain::disputes::Dispute;
 use crate::domain::model::{ns, Order, Payout, Refund};
 use crate::domain::recon::{
     PspLine, ReconClass, ReconItem, ReconReport, ReconRun, ReconSummary, Resolution,
@@ -166,7 +167,7 @@ impl Pay {
             .collect())
     }
 
-    /// Every order, deposit, refund and payout (for the ledger audit).
+    /// Every order, deposit, refund, payout and dispute (for the ledger audit).
     pub(super) async fn objects(&self) -> Result<Objects, PayError> {
         fn values<T>(all: Vec<(String, Versioned<T>)>) -> BTreeMap<String, T> {
             all.into_iter().map(|(k, v)| (k, v.value)).collect()
@@ -175,6 +176,10 @@ impl Pay {
             orders: values(self.store.scan_all::<Order>(ns::ORDER, "").await?),
             refunds: values(self.store.scan_all::<Refund>(ns::REFUND, "").await?),
             payouts: values(self.store.scan_all::<Payout>(ns::PAYOUT, "").await?),
+            disputes: (self.store.scan_all::<Dispute>(ns::DISPUTE, "").await?)
+                .into_iter()
+                .map(|(_, v)| (v.value.psp_id.clone(), v.value))
+                .collect(),
         })
     }
 

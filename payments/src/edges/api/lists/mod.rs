@@ -18,6 +18,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::access::Routes;
 use super::respond;
+use crate::domain::disputes::Dispute;
 use crate::domain::lists::ListFilter;
 use crate::domain::model::{Customer, Order, Payment, Payout, Refund, Seller};
 use crate::edges::auth::{Access, Scope};
@@ -46,6 +47,7 @@ pub fn routes() -> Routes {
         .get("/v1/payouts", scope(PayoutsRead), list_payouts)
         .get("/v1/invoices", scope(BillingRead), list_invoices)
         .get("/v1/subscriptions", scope(BillingRead), list_subscriptions)
+        .get("/v1/disputes", scope(DisputesRead), list_disputes)
 }
 
 #[derive(OpenApi)]
@@ -57,7 +59,8 @@ pub fn routes() -> Routes {
     list_refunds,
     list_payouts,
     list_invoices,
-    list_subscriptions
+    list_subscriptions,
+    list_disputes
 ))]
 pub struct ListsDoc;
 
@@ -429,3 +432,21 @@ pub async fn list_subscriptions(State(pay): PayState, query: RawQuery) -> Respon
 
 #[cfg(test)]
 mod tests;
+
+#[utoipa::path(get, path = "/v1/disputes", params(CommonParams,
+        ("status" = Option<crate::domain::disputes::DisputeStatus>, Query, description = "The dispute's current status", example = "needs_response"),
+        ("seller" = Option<String>, Query, description = "The seller of the disputed order", example = "sel_0123456789abcdef"),
+        ("customer" = Option<String>, Query, description = "The customer who paid")),
+    responses((status = 200, body = ListPage<Dispute>, description = "Disputes, newest first",
+        example = json!({"object": "list", "url": "/v1/disputes", "has_more": false,
+            "data": [{"id": "dsp_0123456789abcdef", "psp_id": "dp_4Xk2", "order_id": "ord_0123456789abcdef",
+                "seller_id": "sel_0123456789abcdef", "customer_id": "cus_0123456789abcdef",
+                "amount": 1000, "currency": "USD", "fee": 1500, "reason": "fraudulent",
+                "status": "needs_response",
+                "taken": {"amount": {"pending": 945, "wallet": 55, "loss": 0},
+                          "fee": {"pending": 0, "wallet": 200, "loss": 1300}},
+                "created_at": 1764765432109_i64, "updated_at": 1764765432109_i64}]})),
+        (status = 400, body = ErrorBody)))]
+pub async fn list_disputes(State(pay): PayState, query: RawQuery) -> Response {
+    list::<Dispute>(&pay, "/v1/disputes", query).await
+}

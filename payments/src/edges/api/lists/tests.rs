@@ -158,9 +158,10 @@ fn every_list_has_an_example_of_its_objects() {
     check::<Payout>(&doc, "/v1/payouts");
     check::<Invoice>(&doc, "/v1/invoices");
     check::<Subscription>(&doc, "/v1/subscriptions");
+    check::<crate::domain::disputes::Dispute>(&doc, "/v1/disputes");
     assert_eq!(
         routes().table().len(),
-        8,
+        9,
         "a new list needs its example here"
     );
 }

@@ -2,7 +2,7 @@
 //! format and its webhook signatures. Pure: builds requests and parses responses, no IO.
 //!
 //! Every POST carries `Idempotency-Key: <our reference>` (a capture: `<reference>:capture`, a
-//! cancel: `<reference>:cancel`), so
+//! cancel: `<reference>:cancel`; evidence: `<dispute id>:evidence`), so
 //! a retry after a timeout can never create a second object. Errors come as
 //! `{"error":{"type","code","message"}}` and map to [`PspError`] as follows: an error of type
 //! `retryable` (whatever the status), 409 and 429 are `Retryable`; 402 is `Declined`; 404 is
@@ -10,6 +10,7 @@
 //! A success body is read into this connector's own wire structs (`wire.rs`) and converted into
 //! the gateway's types; a status word it does not know makes the body unreadable (`Unknown`).
 
+mod dispute_wire;
 mod wire;
 
 use std::fmt;
@@ -24,8 +25,8 @@ use self::wire::{
 };
 use super::webhook;
 use super::{
-    CardDetails, Charge, ChargeRequest, ChargeStatus, Connector, HttpMethod, HttpRequest,
-    HttpResponse, Payout, PayoutRequest, PspError, QuotedRate, Refund, RefundRequest,
+    CardDetails, Charge, ChargeRequest, ChargeStatus, Connector, Dispute, Evidence, HttpMethod,
+    HttpRequest, HttpResponse, Payout, PayoutRequest, PspError, QuotedRate, Refund, RefundRequest,
     SettlementLine, WebhookError, WebhookEvent,
 };
 
@@ -128,6 +129,15 @@ impl Connector for SandboxConnector {
 
     fn payout_status_request(&self, reference: &str) -> HttpRequest {
         get(format!("/v1/payouts/{}", encode_path_segment(reference)))
+    }
+
+    fn evidence_request(&self, psp_id: &str, key: &str, evidence: &Evidence) -> HttpRequest {
+        let path = format!("/v1/disputes/{}/evidence", encode_path_segment(psp_id));
+        post(path, key, &dispute_wire::EvidenceBody::from(evidence))
+    }
+
+    fn dispute_response(&self, response: &HttpResponse) -> Result<Dispute, PspError> {
+        parse_object::<dispute_wire::DisputeWire, _>(response, "dispute")
     }
 
     fn settlement_request(&self, day: chrono::NaiveDate) -> HttpRequest {
@@ -442,12 +452,13 @@ mod tests {
             ))
         );
         let csv = "date,kind,psp_id,reference,amount,currency,fee,status\n\
-                   2025-03-07,dispute,dp_1,ord_1,1250,USD,0,succeeded\n";
+                   2025-03-07,chargeback,dp_1,ord_1,1250,USD,0,succeeded\n";
         assert_eq!(
             connector().settlement_response(&response(200, csv)),
             Err(PspError::Unknown {
-                reason: r#"unreadable settlement report: unknown settlement line kind "dispute""#
-                    .to_owned()
+                reason:
+                    r#"unreadable settlement report: unknown settlement line kind "chargeback""#
+                        .to_owned()
             })
         );
     }

@@ -341,6 +341,7 @@ enum EventObjectWire {
     Charge(ChargeWire),
     Refund(RefundWire),
     Payout(PayoutWire),
+    Dispute(super::dispute_wire::DisputeWire),
 }
 
 impl TryFrom<EventWire> for WebhookEvent {
@@ -351,6 +352,7 @@ impl TryFrom<EventWire> for WebhookEvent {
             EventObjectWire::Charge(charge) => PspObject::Charge(charge.try_into()?),
             EventObjectWire::Refund(refund) => PspObject::Refund(refund.try_into()?),
             EventObjectWire::Payout(payout) => PspObject::Payout(payout.try_into()?),
+            EventObjectWire::Dispute(dispute) => PspObject::Dispute(dispute.try_into()?),
         };
         Ok(WebhookEvent {
             id: wire.id,
@@ -383,6 +385,7 @@ impl TryFrom<SettlementLineWire> for SettlementLine {
             "charge" => SettlementKind::Charge,
             "refund" => SettlementKind::Refund,
             "payout" => SettlementKind::Payout,
+            "dispute" => SettlementKind::Dispute,
             _ => return Err(WireError::UnknownKind { word: wire.kind }),
         };
         Ok(SettlementLine {
@@ -529,10 +532,15 @@ mod tests {
         let kept = SettlementLine::try_from(line("charge", "refused")).unwrap();
         assert_eq!(kept.kind, SettlementKind::Charge);
         assert_eq!(kept.status, SettlementStatus::Other("refused".to_owned()));
+        let dispute = SettlementLine::try_from(line("dispute", "lost")).unwrap();
         assert_eq!(
-            SettlementLine::try_from(line("dispute", "succeeded")),
+            (dispute.kind, dispute.status),
+            (SettlementKind::Dispute, SettlementStatus::Lost)
+        );
+        assert_eq!(
+            SettlementLine::try_from(line("chargeback", "succeeded")),
             Err(WireError::UnknownKind {
-                word: "dispute".to_owned()
+                word: "chargeback".to_owned()
             })
         );
     }
