@@ -31,6 +31,10 @@ pub mod code {
     pub const PAYOUTS_IN_TRANSIT: u16 = 30;
     /// Refunds sent to the PSP, not yet confirmed.
     pub const REFUNDS_IN_TRANSIT: u16 = 31;
+    /// The platform's FX position for one currency pair, one account in each of the pair's two
+    /// ledgers (`fx_position_id`): a conversion credits it in the currency it takes in and debits
+    /// it in the currency it pays out, so each ledger balances on its own.
+    pub const FX_POSITION: u16 = 40;
 }
 
 /// Transfer codes (u16 `code` of a ledger transfer): what a posting is for.
@@ -45,6 +49,8 @@ pub mod transfer_code {
     pub const PAYOUT_SETTLE: u16 = 8;
     /// An escrowed order's seller share moved from pending to the wallet (available).
     pub const RELEASE: u16 = 9;
+    /// A seller's money converted into another currency through the FX position.
+    pub const FX: u16 = 10;
 }
 
 /// The platform's own accounts, one of each per currency.
@@ -82,6 +88,56 @@ pub fn wallet(code: u16, currency: Currency, owner: u64) -> Account {
         .build()
 }
 
+/// The owner number of the FX position of the pair `base`/`quote`: both ledger ids.
+fn fx_pair_owner(base: Currency, quote: Currency) -> u64 {
+    (u64::from(base.ledger) << 32) | u64::from(quote.ledger)
+}
+
+/// The id of the FX position of the pair `base`/`quote` in the ledger of `currency` (one of
+/// the two).
+pub fn fx_position_id(currency: Currency, base: Currency, quote: Currency) -> u128 {
+    debug_assert!(currency == base || currency == quote);
+    account_id(code::FX_POSITION, currency, fx_pair_owner(base, quote))
+}
+
+/// The FX position of the pair `base`/`quote` in the ledger of `currency`: either side may be
+/// larger, so no balance rule.
+pub fn fx_position(currency: Currency, base: Currency, quote: Currency) -> Account {
+    let id = fx_position_id(currency, base, quote);
+    AccountBuilder::new(id, currency.ledger, code::FX_POSITION)
+        .user_data_64(fx_pair_owner(base, quote))
+        .build()
+}
+
+/// Every FX position that may exist in the ledger of `currency`, given the enabled currencies:
+/// one per pair with `currency` on either side.
+pub fn fx_positions_of(currency: Currency, enabled: &[Currency]) -> Vec<u128> {
+    enabled
+        .iter()
+        .filter(|other| **other != currency)
+        .flat_map(|other| {
+            [
+                fx_position_id(currency, currency, *other),
+                fx_position_id(currency, *other, currency),
+            ]
+        })
+        .collect()
+}
+
+fn fx_position_name(owner: u64) -> String {
+    let code_of = |ledger: u64| {
+        u32::try_from(ledger)
+            .ok()
+            .and_then(Currency::by_ledger)
+            .map_or_else(|| ledger.to_string(), |c| c.code.to_string())
+    };
+    format!(
+        "fx_position/{}/{}",
+        code_of(owner >> 32),
+        code_of(owner & 0xffff_ffff)
+    )
+}
+
 /// A transfer id derived from the object it belongs to and the leg: the same inputs always give
 /// the same non-zero id.
 pub fn transfer_id(object_id: &str, leg: &str) -> u128 {
@@ -109,6 +165,7 @@ pub fn kind_name(transfer_code: u32) -> String {
         Ok(transfer_code::REFUND_SETTLE) => "refund_settle",
         Ok(transfer_code::PAYOUT_SETTLE) => "payout_settle",
         Ok(transfer_code::RELEASE) => "release",
+        Ok(transfer_code::FX) => "fx",
         _ => return format!("code_{transfer_code}"),
     };
     name.to_string()
@@ -140,6 +197,7 @@ pub fn account_name(account_id: u128) -> String {
         code::SELLER_WALLET => format!("{}_{owner:016x}", ids::SELLER),
         code::CUSTOMER_WALLET => format!("{}_{owner:016x}", ids::CUSTOMER),
         code::SELLER_PENDING => format!("{}_{owner:016x}/pending", ids::SELLER),
+        code::FX_POSITION => fx_position_name(owner),
         _ => format!("{account_id:032x}"),
     }
 }
@@ -206,5 +264,24 @@ mod tests {
             "refund_fee_return"
         );
         assert_eq!(kind_name(999), "code_999");
+        assert_eq!(kind_name(u32::from(transfer_code::FX)), "fx");
+    }
+
+    #[test]
+    fn fx_positions_are_one_per_pair_and_ledger() {
+        let [eur, gbp, jpy] = ["EUR", "GBP", "JPY"].map(|c| Currency::by_code(c).unwrap());
+        let in_eur = fx_position_id(eur, eur, gbp);
+        let in_gbp = fx_position_id(gbp, eur, gbp);
+        assert_ne!(in_eur, in_gbp);
+        assert_ne!(
+            in_eur,
+            fx_position_id(eur, gbp, eur),
+            "a pair has a direction"
+        );
+        assert_eq!(fx_position(eur, eur, gbp).ledger, eur.ledger);
+        assert_eq!(account_name(in_gbp), "fx_position/EUR/GBP");
+        let of_eur = fx_positions_of(eur, &[eur, gbp, jpy]);
+        assert_eq!(of_eur.len(), 4);
+        assert!(of_eur.contains(&in_eur) && !of_eur.contains(&in_gbp));
     }
 }

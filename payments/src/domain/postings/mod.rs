@@ -12,6 +12,8 @@ use crate::domain::chart::{self, code, transfer_code};
 use crate::domain::model::{ChargeKind, Escrow};
 use crate::domain::money::Currency;
 
+pub mod fx;
+
 /// A transfer's role within its object's life. The string is hashed into the transfer id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Leg {
@@ -32,10 +34,20 @@ pub enum Leg {
     /// Moves an escrowed order's seller share from pending to the wallet (on the order), or the
     /// money a failed refund put back in pending after its order was released (on the refund).
     Release,
+    /// A conversion's first half: the seller's money leaves its account in the currency
+    /// converted from, into that ledger's FX position (`postings/fx.rs`).
+    FxOut,
+    /// A conversion's second half: the FX position of the currency converted to pays the
+    /// converted amount into the seller's account in that currency.
+    FxIn,
+    /// Undoes `FxOut` when the refund that converted the money back fails.
+    FxOutReverse,
+    /// Undoes `FxIn` when the refund that converted the money back fails.
+    FxInReverse,
 }
 
 impl Leg {
-    pub const ALL: [Leg; 8] = [
+    pub const ALL: [Leg; 12] = [
         Leg::Hold,
         Leg::Post,
         Leg::Void,
@@ -44,6 +56,10 @@ impl Leg {
         Leg::FeeReverse,
         Leg::Settle,
         Leg::Release,
+        Leg::FxOut,
+        Leg::FxIn,
+        Leg::FxOutReverse,
+        Leg::FxInReverse,
     ];
 
     /// The leg's name as hashed into transfer ids. Never change one.
@@ -57,6 +73,10 @@ impl Leg {
             Leg::FeeReverse => "fee_reverse",
             Leg::Settle => "settle",
             Leg::Release => "release",
+            Leg::FxOut => "fx_out",
+            Leg::FxIn => "fx_in",
+            Leg::FxOutReverse => "fx_out_reverse",
+            Leg::FxInReverse => "fx_in_reverse",
         }
     }
 
@@ -76,7 +96,7 @@ pub struct Posting {
 }
 
 impl Posting {
-    fn new(object: &str, leg: Leg, transfer: TransferBuilder) -> Posting {
+    pub(crate) fn new(object: &str, leg: Leg, transfer: TransferBuilder) -> Posting {
         Posting {
             object: object.to_string(),
             leg,
@@ -247,7 +267,7 @@ pub enum RefundFrom {
 }
 
 impl RefundFrom {
-    fn account_code(self) -> u16 {
+    pub fn account_code(self) -> u16 {
         match self {
             RefundFrom::Wallet => code::SELLER_WALLET,
             RefundFrom::Pending { .. } => code::SELLER_PENDING,
