@@ -19,6 +19,9 @@ use crate::domain::money::Currency;
 
 /// The conversion of a payment order's seller share, fixed at its capture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"base": "EUR", "quote": "GBP", "rate": "0.856", "source": "psp",
+    "fixed_at": 1764720000000_i64, "share": 9720, "share_converted": 8320,
+    "returned_converted": 2080}))]
 pub struct OrderFx {
     /// The charge currency.
     pub base: String,
