@@ -128,17 +128,21 @@ fn refund_create_failed(refund: &Refund, terms: &RefundTerms, commit: Commit) ->
         Commit::TransferFailed {
             label,
             result: result @ tally_client::CreateTransferResult::ExceedsCredits,
-        } if label == Label::transfer(id, Leg::Hold) => PayError::unprocessable(
-            "seller_balance_insufficient",
-            format!(
-                "seller {}'s wallet cannot cover a refund of {} {} ({}); the seller \
-                 was probably paid out already",
-                refund.seller_id,
-                terms.legs.currency.format(terms.amount),
-                terms.legs.currency.code,
-                result
-            ),
-        ),
+        } if label == Label::transfer(id, Leg::Hold)
+            || label == Label::transfer(id, Leg::FxOut) =>
+        {
+            PayError::unprocessable(
+                "seller_balance_insufficient",
+                format!(
+                    "seller {}'s wallet cannot cover a refund of {} {} ({}); the seller \
+                     was probably paid out already",
+                    refund.seller_id,
+                    terms.legs.currency.format(terms.amount),
+                    terms.legs.currency.code,
+                    result
+                ),
+            )
+        }
         other => PayError::Internal(format!("creating refund {id}: {}", describe_commit(&other))),
     }
 }

@@ -422,6 +422,40 @@ async fn a_table_rate_converts_and_a_missing_pair_refuses_the_checkout() {
     assert_eq!(payment["orders"][0]["fx"]["share_converted"], converted);
     assert_eq!(payment["orders"][0]["fx"]["source"], "table");
     assert_eq!(api_balance(&env, &british, "GBP").await, (converted, 0));
+    let statement = env
+        .get(&format!(
+            "/v1/sellers/{british}/statement?currency=GBP&from={}",
+            today()
+        ))
+        .await
+        .expect(200);
+    assert_eq!(statement["adds_up"], true, "{statement:#}");
+    assert_eq!(statement["conversions"], converted, "{statement:#}");
+
+    // Paid out in GBP, the seller cannot give the converted share back for a refund.
+    let payout = env
+        .post(
+            "/v1/payouts",
+            Some("fx-table-po"),
+            &json!({"seller_id": british, "currency": "GBP", "amount": converted}),
+        )
+        .await
+        .expect(201);
+    env.wait_payout_paid(payout["id"].as_str().unwrap()).await;
+    let order_id = payment["orders"][0]["id"].as_str().unwrap();
+    let refused = env
+        .post(
+            "/v1/refunds",
+            Some("fx-table-refund"),
+            &json!({"order_id": order_id, "amount": 1_000}),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (422, "seller_balance_insufficient"),
+        "{}",
+        refused.body
+    );
 
     // Back to each order's own currency: a later checkout is paid in EUR.
     let updated = env
