@@ -250,3 +250,107 @@ fn refund_conversion_undone(refund: &Refund, order: &Order, from: RefundFrom) ->
     };
     conversion_reversed(&refund.id, &legs, back_code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::chart::code;
+    use crate::domain::escrow::tests::held_order;
+    use crate::domain::model::RefundStatus;
+    use crate::domain::postings::Leg;
+
+    fn currency(code: &str) -> Currency {
+        Currency::by_code(code).unwrap()
+    }
+
+    fn eur_gbp() -> FixedRate {
+        FixedRate {
+            rate: FxRate::new(currency("EUR"), currency("GBP"), "0.856".parse().unwrap()).unwrap(),
+            source: "table",
+        }
+    }
+
+    /// A held EUR order of 100.00 with a 2.80 fee, for a seller paid in GBP, just captured.
+    fn gbp_order() -> Order {
+        let mut order = held_order();
+        order.currency = "EUR".into();
+        (order.refunded, order.refund_pending) = (0, 0);
+        (order.fee_refunded, order.fee_refund_pending) = (0, 0);
+        order.payout_currency = Some("GBP".into());
+        order
+    }
+
+    #[test]
+    fn a_capture_fixes_the_rate_it_read_or_waits_for_one() {
+        let mut order = gbp_order();
+        assert!(converted_at_capture(&mut order, Txn::new(), None).is_none());
+        assert_eq!(order.fx, None);
+        assert!(converted_at_capture(&mut order, Txn::new(), Some(&eur_gbp())).is_some());
+        let fx = order.fx.clone().unwrap();
+        assert_eq!(
+            (fx.share, fx.share_converted, fx.source.as_str()),
+            (9_720, 8_320, "table")
+        );
+        assert_eq!(
+            released_share(&order, currency("EUR"), 9_720),
+            (currency("GBP"), 8_320)
+        );
+        let mut plain = held_order();
+        assert!(converted_at_capture(&mut plain, Txn::new(), Some(&eur_gbp())).is_some());
+        assert_eq!(plain.fx, None, "paid in its own currency");
+        plain.payout_currency = Some(plain.currency.clone());
+        assert_eq!(payout_currency(&plain), None);
+    }
+
+    #[test]
+    fn a_failed_refund_undoes_its_conversion_onto_the_wallet_once_released() {
+        let mut order = gbp_order();
+        converted_at_capture(&mut order, Txn::new(), Some(&eur_gbp())).unwrap();
+        let from = RefundFrom::Pending {
+            order_released: false,
+        };
+        let conversion = refund_conversion(&order, 255, from, (1_000, 28))
+            .unwrap()
+            .unwrap();
+        assert_eq!((conversion.from.amount, conversion.to.amount), (832, 972));
+        assert_eq!(conversion.from.account_code, code::SELLER_PENDING);
+        order.refund_pending = 1_000;
+        order.fee_refund_pending = 28;
+        order.fx.as_mut().unwrap().returned_converted = 832;
+        order.escrow = Escrow::Released;
+        let refund = Refund {
+            id: "re_00000000000000ff".parse().unwrap(),
+            order_id: "ord_00000000000000ff".parse().unwrap(),
+            seller_id: "sel_00000000000000ff".parse().unwrap(),
+            amount: 1_000,
+            currency: "EUR".into(),
+            fee_returned: 28,
+            from_pending: true,
+            converted: Some(832),
+            reason: None,
+            status: RefundStatus::Pending,
+            failure: None,
+            psp_id: None,
+            attempts: 0,
+            next_attempt_at: 0,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let postings = refund_failed(&refund, &mut order, currency("EUR"));
+        let legs: Vec<Leg> = postings.iter().map(|p| p.leg).collect();
+        assert_eq!(
+            legs,
+            [
+                Leg::Void,
+                Leg::FeeReverse,
+                Leg::FxInReverse,
+                Leg::FxOutReverse
+            ],
+            "no release in the charge currency"
+        );
+        let back = &postings[3].transfer;
+        let gbp_wallet = chart::account_id(code::SELLER_WALLET, currency("GBP"), 255);
+        assert_eq!((back.credit_account_id, back.amount), (gbp_wallet, 832));
+        assert_eq!(order.fx.unwrap().returned_converted, 0);
+    }
+}
