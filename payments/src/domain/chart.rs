@@ -37,6 +37,10 @@ pub mod code {
     pub const REFUNDS_IN_TRANSIT: u16 = 31;
     /// Disputed amounts taken from sellers while their disputes are open.
     pub const DISPUTES_OPEN: u16 = 32;
+    /// The platform's FX position for one currency pair, one account in each of the pair's two
+    /// ledgers (`fx_position_id`): a conversion credits it in the currency it takes in and debits
+    /// it in the currency it pays out, so each ledger balances on its own.
+    pub const FX_POSITION: u16 = 40;
 }
 
 /// Transfer codes (u16 `code` of a ledger transfer): what a posting is for.
@@ -61,6 +65,8 @@ pub mod transfer_code {
     pub const DISPUTE_LOST: u16 = 13;
     /// A later pay-in repaying a seller's recovery to the platform's loss account.
     pub const RECOVERY: u16 = 14;
+    /// A seller's money converted into another currency through the FX position.
+    pub const FX: u16 = 15;
 }
 
 /// The platform's own accounts, one of each per currency.
@@ -109,6 +115,56 @@ pub fn dispute_loss(currency: Currency, seller: u64) -> Account {
         .build()
 }
 
+/// The owner number of the FX position of the pair `base`/`quote`: both ledger ids.
+fn fx_pair_owner(base: Currency, quote: Currency) -> u64 {
+    (u64::from(base.ledger) << 32) | u64::from(quote.ledger)
+}
+
+/// The id of the FX position of the pair `base`/`quote` in the ledger of `currency` (one of
+/// the two).
+pub fn fx_position_id(currency: Currency, base: Currency, quote: Currency) -> u128 {
+    debug_assert!(currency == base || currency == quote);
+    account_id(code::FX_POSITION, currency, fx_pair_owner(base, quote))
+}
+
+/// The FX position of the pair `base`/`quote` in the ledger of `currency`: either side may be
+/// larger, so no balance rule.
+pub fn fx_position(currency: Currency, base: Currency, quote: Currency) -> Account {
+    let id = fx_position_id(currency, base, quote);
+    AccountBuilder::new(id, currency.ledger, code::FX_POSITION)
+        .user_data_64(fx_pair_owner(base, quote))
+        .build()
+}
+
+/// Every FX position that may exist in the ledger of `currency`, given the enabled currencies:
+/// one per pair with `currency` on either side.
+pub fn fx_positions_of(currency: Currency, enabled: &[Currency]) -> Vec<u128> {
+    enabled
+        .iter()
+        .filter(|other| **other != currency)
+        .flat_map(|other| {
+            [
+                fx_position_id(currency, currency, *other),
+                fx_position_id(currency, *other, currency),
+            ]
+        })
+        .collect()
+}
+
+fn fx_position_name(owner: u64) -> String {
+    let code_of = |ledger: u64| {
+        u32::try_from(ledger)
+            .ok()
+            .and_then(Currency::by_ledger)
+            .map_or_else(|| ledger.to_string(), |c| c.code.to_string())
+    };
+    format!(
+        "fx_position/{}/{}",
+        code_of(owner >> 32),
+        code_of(owner & 0xffff_ffff)
+    )
+}
+
 /// A transfer id derived from the object it belongs to and the leg: the same inputs always give
 /// the same non-zero id.
 pub fn transfer_id(object_id: &str, leg: &str) -> u128 {
@@ -141,6 +197,7 @@ pub fn kind_name(transfer_code: u32) -> String {
         Ok(transfer_code::DISPUTE_RETURN) => "dispute_return",
         Ok(transfer_code::DISPUTE_LOST) => "dispute_lost",
         Ok(transfer_code::RECOVERY) => "recovery",
+        Ok(transfer_code::FX) => "fx",
         _ => return format!("code_{transfer_code}"),
     };
     name.to_string()
@@ -174,6 +231,7 @@ pub fn account_name(account_id: u128) -> String {
         code::CUSTOMER_WALLET => format!("{}_{owner:016x}", ids::CUSTOMER),
         code::SELLER_PENDING => format!("{}_{owner:016x}/pending", ids::SELLER),
         code::DISPUTE_LOSS => format!("{}_{owner:016x}/dispute_loss", ids::SELLER),
+        code::FX_POSITION => fx_position_name(owner),
         _ => format!("{account_id:032x}"),
     }
 }
@@ -246,5 +304,24 @@ mod tests {
         );
         assert_eq!(system_code("disputes_open"), Some(code::DISPUTES_OPEN));
         assert_eq!(kind_name(u32::from(transfer_code::RECOVERY)), "recovery");
+        assert_eq!(kind_name(u32::from(transfer_code::FX)), "fx");
+    }
+
+    #[test]
+    fn fx_positions_are_one_per_pair_and_ledger() {
+        let [eur, gbp, jpy] = ["EUR", "GBP", "JPY"].map(|c| Currency::by_code(c).unwrap());
+        let in_eur = fx_position_id(eur, eur, gbp);
+        let in_gbp = fx_position_id(gbp, eur, gbp);
+        assert_ne!(in_eur, in_gbp);
+        assert_ne!(
+            in_eur,
+            fx_position_id(eur, gbp, eur),
+            "a pair has a direction"
+        );
+        assert_eq!(fx_position(eur, eur, gbp).ledger, eur.ledger);
+        assert_eq!(account_name(in_gbp), "fx_position/EUR/GBP");
+        let of_eur = fx_positions_of(eur, &[eur, gbp, jpy]);
+        assert_eq!(of_eur.len(), 4);
+        assert!(of_eur.contains(&in_eur) && !of_eur.contains(&in_gbp));
     }
 }

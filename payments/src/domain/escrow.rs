@@ -85,6 +85,8 @@ pub(crate) mod tests {
             canceled_at: None,
             disputed_from_pending: 0,
             recovery_repaid: 0,
+            payout_currency: None,
+            fx: None,
             attempts: 1,
             next_attempt_at: 0,
             created_at: 1_000,

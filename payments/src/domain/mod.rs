@@ -8,6 +8,7 @@ pub mod bank;
 pub mod billing;
 pub mod capture;
 pub mod chart;
+pub mod conversion;
 pub mod disputes;
 pub mod escrow;
 pub mod events;

@@ -2,6 +2,7 @@
 //! the API shows them.
 
 use crate::domain::capture::CaptureMethod;
+use crate::domain::conversion::OrderFx;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -45,6 +46,10 @@ pub struct Seller {
     /// absent: the service's `escrow.hold_period_s`. 0: available at capture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_period_s: Option<u64>,
+    /// The currency this seller is paid in (`GBP`): orders charged in another currency are
+    /// converted into it at their capture. Absent: each order's own currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout_currency: Option<String>,
     pub created_at: i64,
 }
 
@@ -258,6 +263,13 @@ pub struct Order {
     /// Taken out of its share at capture to repay its seller's recovery.
     #[serde(default)]
     pub recovery_repaid: u64,
+    /// The seller's payout currency when it is not `currency`, as the seller had it when the
+    /// order was made: the share is converted into it at the capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout_currency: Option<String>,
+    /// The conversion fixed at the capture (orders with a `payout_currency` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fx: Option<OrderFx>,
     pub attempts: u32,
     /// Unix milliseconds at which a worker should next look at it.
     pub next_attempt_at: i64,
@@ -308,6 +320,8 @@ impl Order {
             canceled_at: None,
             disputed_from_pending: 0,
             recovery_repaid: 0,
+            payout_currency: None,
+            fx: None,
             attempts: 0,
             next_attempt_at,
             created_at: now,
@@ -449,6 +463,10 @@ pub struct Refund {
     /// wallet; refunds stored before escrow existed drew on the wallet.
     #[serde(default)]
     pub from_pending: bool,
+    /// What the seller gave back in its payout currency, for an order converted at capture
+    /// (at the rate fixed then): the amount less the fee returned, converted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converted: Option<u64>,
     pub reason: Option<String>,
     pub status: RefundStatus,
     pub failure: Option<Failure>,

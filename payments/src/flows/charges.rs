@@ -30,6 +30,7 @@ use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, ChargeRequest, PspError};
 use crate::edges::store::{Commit, Txn};
 use crate::error::PayError;
+use crate::flows::conversion::{self, FixedRate};
 use crate::flows::risk::RiskContext;
 use crate::flows::{audit, disputes, lists, recon};
 
@@ -70,6 +71,8 @@ struct NewRecords<'a> {
     amounts: &'a [u64],
     /// Each seller's hold period (seconds; 0: no escrow).
     hold_periods: &'a [u64],
+    /// Each seller's payout currency, when not the checkout's.
+    payout_currencies: &'a [Option<String>],
     capture: CaptureMethod,
 }
 
@@ -133,6 +136,7 @@ impl Pay {
         let customer: Customer = self.customer(&customer_id).await?;
         let card = self.card(&customer.id, &request.card_id).await?;
         let hold_periods = self.check_sellers_exist(&sellers).await?;
+        let payout_currencies = self.payout_currencies(&sellers, currency, &amounts).await?;
         let payment_id = PaymentId::derived(idempotency_key);
         // A retried request finds the payment its first attempt created and carries on with it.
         if self
@@ -149,6 +153,7 @@ impl Pay {
                 sellers: &sellers,
                 amounts: &amounts,
                 hold_periods: &hold_periods,
+                payout_currencies: &payout_currencies,
                 capture: request.capture,
             };
             self.commit_new_payment(new, currency).await?;
@@ -220,6 +225,7 @@ impl Pay {
             sellers,
             amounts,
             hold_periods,
+            payout_currencies,
             capture: _,
         } = new;
         let now = self.clock.now_ms();
@@ -233,6 +239,7 @@ impl Pay {
             let order_id = OrderId::derived(&format!("{payment_id}/{index}"));
             let mut record = self.new_order(&new, &order_id, seller_id, *amount, currency, now);
             record.hold_period_s = hold_periods[index];
+            record.payout_currency = payout_currencies[index].clone();
             if record.hold_period_s > 0 {
                 record.escrow = Escrow::Held;
             }
@@ -441,6 +448,7 @@ impl Pay {
             psp_id,
             psp_fee,
             amount: None,
+            rate: None,
         });
         self.settle_charge(id, outcome).await
     }
@@ -450,8 +458,11 @@ impl Pay {
     pub(crate) async fn settle_charge(
         &self,
         id: &str,
-        outcome: Result<Captured, Failure>,
+        mut outcome: Result<Captured, Failure>,
     ) -> Result<Order, PayError> {
+        if let Ok(captured) = &mut outcome {
+            captured.rate = self.capture_rate(id).await?;
+        }
         let mut changed = false;
         // A capture repays its seller's recovery first (`disputes.rs`).
         let recovery = match &outcome {
@@ -502,8 +513,13 @@ impl Pay {
         }
         match outcome {
             Ok(captured) => {
-                let (mut next, txn) = self.captured_plan(order, next, txn, currency, captured);
-                let txn = disputes::repay_recovery(&mut next, txn, currency, recovery);
+                let (mut next, txn) = self.captured_plan(order, next, txn, currency, captured)?;
+                // A seller's recovery is owed in the disputed charge's currency: only an order
+                // whose share stays in that currency repays it.
+                let txn = match next.fx {
+                    None => disputes::repay_recovery(&mut next, txn, currency, recovery),
+                    Some(_) => txn,
+                };
                 Some((next, txn))
             }
             Err(reason) => {
@@ -515,7 +531,8 @@ impl Pay {
     }
 
     /// A captured order: the hold posted (for the captured amount of an authorization), the
-    /// fee taken, and an order held in escrow filed in the escrow index for its release.
+    /// fee taken, an order held in escrow filed in the escrow index for its release, and the
+    /// share converted into the seller's payout currency (`None`: it cannot be, yet).
     fn captured_plan(
         &self,
         order: &Order,
@@ -523,7 +540,7 @@ impl Pay {
         mut txn: Txn,
         currency: Currency,
         captured: &Captured,
-    ) -> (Order, Txn) {
+    ) -> Option<(Order, Txn)> {
         let authorized = order.status == ChargeStatus::RequiresCapture;
         if authorized {
             let amount = captured
@@ -555,7 +572,8 @@ impl Pay {
             next.release_at = Some(at);
             txn = txn.put(ns::ESCROW, &escrow::release_key(at, &order.id), &order.id);
         }
-        (next, txn)
+        let txn = conversion::converted_at_capture(&mut next, txn, captured.rate.as_ref())?;
+        Some((next, txn))
     }
 }
 
@@ -568,6 +586,8 @@ pub(crate) struct Captured {
     /// What was captured; `None`: all of it. Only an authorized order (`requires_capture`)
     /// takes less than its amount.
     pub amount: Option<u64>,
+    /// The FX rate read for the capture, for an order paid out in another currency.
+    pub rate: Option<FixedRate>,
 }
 
 /// A succeeded PSP charge as captured.
@@ -576,5 +596,6 @@ pub(crate) fn captured(charge: &psp::Charge) -> Captured {
         psp_id: charge.psp_id.clone(),
         psp_fee: charge.fee,
         amount: Some(charge.amount),
+        rate: None,
     }
 }

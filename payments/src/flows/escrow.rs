@@ -15,7 +15,7 @@ use crate::domain::postings;
 use crate::edges::store::{Commit, RECORD_SCAN_PAGE_MAX};
 use crate::edges::store::{Txn, Versioned};
 use crate::error::PayError;
-use crate::flows::audit;
+use crate::flows::{audit, conversion};
 
 /// Escrow index entries one worker step reads before releasing them.
 pub const ESCROW_PAGE_MAX: u32 = 256;
@@ -126,6 +126,7 @@ impl Pay {
         if let Some(at) = order.release_at {
             txn = txn.delete(ns::ESCROW, &escrow::release_key(at, &order.id));
         }
+        let (currency, share) = conversion::released_share(order, currency, share);
         txn = txn.postings(postings::order_released(
             &order.id,
             currency,

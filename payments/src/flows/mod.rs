@@ -7,6 +7,7 @@ pub mod billing;
 pub mod capture;
 mod charges;
 pub mod clock;
+mod conversion;
 mod delivery;
 mod deposits;
 pub mod disputes;

@@ -35,10 +35,14 @@ pub struct NewSeller {
     /// automatically (0: available at capture; at most 15552000, 180 days). Absent: the
     /// service's `escrow.hold_period_s`.
     pub hold_period_s: Option<u64>,
+    /// The currency this seller is paid out in (an enabled ISO code): orders charged in another
+    /// currency are converted into it at their capture, at the rate fixed then. Absent: each
+    /// order's own currency.
+    pub payout_currency: Option<String>,
 }
 
-/// A change to a seller: for now its hold period. It applies to the orders made after it; an
-/// order keeps the hold period it was made with.
+/// A change to a seller: its hold period, its payout currency. It applies to the orders made
+/// after it; an order keeps the hold period and payout currency it was made with.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSeller {
@@ -47,11 +51,19 @@ pub struct UpdateSeller {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>)]
     pub hold_period_s: Option<Option<u64>>,
+    /// An enabled ISO code; `null`: each order's own currency again; absent: unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub payout_currency: Option<Option<String>>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`, the default).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
-    Option::<u64>::deserialize(d).map(Some)
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 fn check_hold_period(hold_period_s: Option<u64>) -> Result<(), PayError> {
@@ -213,6 +225,7 @@ impl Pay {
         check_text("name", &request.name)?;
         check_email(&request.email)?;
         check_hold_period(request.hold_period_s)?;
+        let payout_currency = self.payout_currency_of(request.payout_currency.as_deref())?;
         let id = SellerId::for_request(idempotency_key);
         let owner = id.number();
         let seller = Seller {
@@ -222,6 +235,7 @@ impl Pay {
             payout_schedule: request.payout_schedule,
             default_bank_account: None,
             hold_period_s: request.hold_period_s,
+            payout_currency,
             created_at: self.clock.now_ms(),
         };
         let mut txn = lists::listed(
@@ -263,22 +277,36 @@ impl Pay {
         Ok(self.load(ns::CUSTOMER, &id, "customer").await?.value)
     }
 
-    /// Changes a seller's hold period (audited, in the seller's own `Txn`).
+    /// Changes a seller's hold period or payout currency (audited, in the seller's own `Txn`).
     pub async fn update_seller(&self, id: &str, request: UpdateSeller) -> Result<Seller, PayError> {
         let seller = self.seller(id).await?;
-        let Some(hold_period_s) = request.hold_period_s else {
-            return Ok(seller);
+        if let Some(hold_period_s) = request.hold_period_s {
+            check_hold_period(hold_period_s)?;
+        }
+        let payout_currency = match &request.payout_currency {
+            Some(code) => Some(self.payout_currency_of(code.as_deref())?),
+            None => None,
         };
-        check_hold_period(hold_period_s)?;
         self.update::<Seller, _>(ns::SELLER, &seller.id, |current| {
-            if current.hold_period_s == hold_period_s {
-                return None;
-            }
             let mut next = current.clone();
-            next.hold_period_s = hold_period_s;
-            Some((next, audit::stamp(Txn::new(), "seller.update", &current.id)))
+            next.hold_period_s = request.hold_period_s.unwrap_or(current.hold_period_s);
+            next.payout_currency = payout_currency
+                .clone()
+                .unwrap_or(current.payout_currency.clone());
+            (next != *current)
+                .then(|| (next, audit::stamp(Txn::new(), "seller.update", &current.id)))
         })
         .await
+    }
+
+    /// A payout currency as given: an enabled currency's code, or none.
+    fn payout_currency_of(&self, code: Option<&str>) -> Result<Option<String>, PayError> {
+        code.map(|code| {
+            self.currency(code)
+                .map(|c| c.code.to_string())
+                .map_err(|e| e.with_param("payout_currency"))
+        })
+        .transpose()
     }
 
     pub async fn seller(&self, id: &str) -> Result<Seller, PayError> {

@@ -26,12 +26,13 @@ use crate::domain::model::{
     ns, ChargeKind, ChargeStatus, Escrow, Failure, InflightKind, Order, Refund, RefundStatus,
 };
 use crate::domain::money::{parse_amount, pro_rata, AmountInput, Currency};
+use crate::domain::postings::fx::{self as fx_postings, Conversion};
 use crate::domain::postings::{self, Leg, RefundFrom};
 use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, PspError, RefundRequest};
 use crate::edges::store::{Commit, Label, Txn, Versioned};
 use crate::error::PayError;
-use crate::flows::{audit, lists, recon};
+use crate::flows::{audit, conversion, lists, recon};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +69,8 @@ struct RefundTerms {
     /// The order's pending share, released in the refund's Txn first: the order is held and
     /// its share does not cover the refund.
     release_first: Option<u64>,
+    /// For an order converted at capture: the seller's payout-currency money converted back.
+    conversion: Option<Conversion>,
 }
 
 /// Where a refund of `amount` giving back `fee_back` draws on: pending while the order is held
@@ -125,17 +128,21 @@ fn refund_create_failed(refund: &Refund, terms: &RefundTerms, commit: Commit) ->
         Commit::TransferFailed {
             label,
             result: result @ tally_client::CreateTransferResult::ExceedsCredits,
-        } if label == Label::transfer(id, Leg::Hold) => PayError::unprocessable(
-            "seller_balance_insufficient",
-            format!(
-                "seller {}'s wallet cannot cover a refund of {} {} ({}); the seller \
-                 was probably paid out already",
-                refund.seller_id,
-                terms.legs.currency.format(terms.amount),
-                terms.legs.currency.code,
-                result
-            ),
-        ),
+        } if label == Label::transfer(id, Leg::Hold)
+            || label == Label::transfer(id, Leg::FxOut) =>
+        {
+            PayError::unprocessable(
+                "seller_balance_insufficient",
+                format!(
+                    "seller {}'s wallet cannot cover a refund of {} {} ({}); the seller \
+                     was probably paid out already",
+                    refund.seller_id,
+                    terms.legs.currency.format(terms.amount),
+                    terms.legs.currency.code,
+                    result
+                ),
+            )
+        }
         other => PayError::Internal(format!("creating refund {id}: {}", describe_commit(&other))),
     }
 }
@@ -220,12 +227,15 @@ impl Pay {
         let legs = legs(order)
             .ok_or_else(|| PayError::Internal(format!("order {} has no seller", order.id)))?;
         let (from, release_first) = refund_source(order, amount, fee_back);
+        let seller = legs.seller.number();
+        let conversion = conversion::refund_conversion(order, seller, from, (amount, fee_back))?;
         Ok(RefundTerms {
             amount,
             fee_back,
             legs,
             from,
             release_first,
+            conversion,
         })
     }
 
@@ -261,6 +271,7 @@ impl Pay {
             currency: order.currency.clone(),
             fee_returned: terms.fee_back,
             from_pending: matches!(terms.from, RefundFrom::Pending { .. }),
+            converted: terms.conversion.map(|c| c.from.amount),
             reason: request.reason.clone(),
             status: RefundStatus::Pending,
             failure: None,
@@ -286,6 +297,9 @@ impl Pay {
         next.refund_pending += terms.amount;
         next.fee_refund_pending += terms.fee_back;
         next.updated_at = now;
+        if let (Some(fx), Some(c)) = (next.fx.as_mut(), terms.conversion) {
+            fx.returned_converted += c.from.amount;
+        }
         let seller = terms.legs.seller.number();
         let entry = lists::parties(Some(&refund.seller_id), Some(&order.customer_id));
         let mut txn = lists::listed(Txn::new(), ListKind::Refund, id, refund.created_at, &entry);
@@ -295,12 +309,8 @@ impl Pay {
             if let Some(at) = order.release_at {
                 txn = txn.delete(ns::ESCROW, &escrow::release_key(at, &order.id));
             }
-            txn = txn.postings(postings::order_released(
-                &order.id,
-                terms.legs.currency,
-                seller,
-                share,
-            ));
+            let (currency, share) = conversion::released_share(order, terms.legs.currency, share);
+            txn = txn.postings(postings::order_released(&order.id, currency, seller, share));
         }
         Self::track(
             recon::indexed(
@@ -317,6 +327,12 @@ impl Pay {
             ),
             InflightKind::Refund,
             id,
+        )
+        .postings(
+            terms
+                .conversion
+                .iter()
+                .flat_map(|c| fx_postings::converted(id, c)),
         )
         .postings(postings::refund_opened(
             id,
@@ -454,20 +470,7 @@ impl Pay {
             Err(reason) => {
                 next.status = RefundStatus::Failed;
                 next.failure = Some(reason.clone());
-                let from = if refund.from_pending {
-                    RefundFrom::Pending {
-                        order_released: order.escrow == Escrow::Released,
-                    }
-                } else {
-                    RefundFrom::Wallet
-                };
-                txn = txn.postings(postings::refund_failed(
-                    id,
-                    legs.currency,
-                    (legs.seller.number(), from),
-                    refund.amount,
-                    refund.fee_returned,
-                ));
+                txn = txn.postings(conversion::refund_failed(refund, &mut order, legs.currency));
             }
         }
         let txn = txn

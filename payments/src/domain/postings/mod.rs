@@ -14,6 +14,7 @@ use crate::domain::money::Currency;
 
 mod disputes;
 pub use disputes::{dispute_lost, dispute_opened, dispute_won, recovery_repaid};
+pub mod fx;
 
 /// A transfer's role within its object's life. The string is hashed into the transfer id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,10 +52,20 @@ pub enum Leg {
     DisputeLost,
     /// A pay-in's repayment of its seller's recovery (on the order).
     Recovery,
+    /// A conversion's first half: the seller's money leaves its account in the currency
+    /// converted from, into that ledger's FX position (`postings/fx.rs`).
+    FxOut,
+    /// A conversion's second half: the FX position of the currency converted to pays the
+    /// converted amount into the seller's account in that currency.
+    FxIn,
+    /// Undoes `FxOut` when the refund that converted the money back fails.
+    FxOutReverse,
+    /// Undoes `FxIn` when the refund that converted the money back fails.
+    FxInReverse,
 }
 
 impl Leg {
-    pub const ALL: [Leg; 18] = [
+    pub const ALL: [Leg; 22] = [
         Leg::Hold,
         Leg::Post,
         Leg::Void,
@@ -73,6 +84,10 @@ impl Leg {
         Leg::DisputeReturn,
         Leg::DisputeLost,
         Leg::Recovery,
+        Leg::FxOut,
+        Leg::FxIn,
+        Leg::FxOutReverse,
+        Leg::FxInReverse,
     ];
 
     /// The leg's name as hashed into transfer ids. Never change one.
@@ -96,6 +111,10 @@ impl Leg {
             Leg::DisputeReturn => "dispute_return",
             Leg::DisputeLost => "dispute_lost",
             Leg::Recovery => "recovery",
+            Leg::FxOut => "fx_out",
+            Leg::FxIn => "fx_in",
+            Leg::FxOutReverse => "fx_out_reverse",
+            Leg::FxInReverse => "fx_in_reverse",
         }
     }
 
@@ -115,7 +134,7 @@ pub struct Posting {
 }
 
 impl Posting {
-    fn new(object: &str, leg: Leg, transfer: TransferBuilder) -> Posting {
+    pub(crate) fn new(object: &str, leg: Leg, transfer: TransferBuilder) -> Posting {
         Posting {
             object: object.to_string(),
             leg,
@@ -286,7 +305,7 @@ pub enum RefundFrom {
 }
 
 impl RefundFrom {
-    fn account_code(self) -> u16 {
+    pub fn account_code(self) -> u16 {
         match self {
             RefundFrom::Wallet => code::SELLER_WALLET,
             RefundFrom::Pending { .. } => code::SELLER_PENDING,

@@ -6,7 +6,7 @@ use super::*;
 /// ledger already, so a change here is a change to every retry of an existing object.
 #[test]
 fn leg_strings_and_transfer_ids_are_pinned() {
-    let pinned: [(Leg, &str, u128); 8] = [
+    let pinned: [(Leg, &str, u128); 12] = [
         (Leg::Hold, "hold", PINNED[0]),
         (Leg::Post, "post", PINNED[1]),
         (Leg::Void, "void", PINNED[2]),
@@ -15,8 +15,15 @@ fn leg_strings_and_transfer_ids_are_pinned() {
         (Leg::FeeReverse, "fee_reverse", PINNED[5]),
         (Leg::Settle, "settle", PINNED[6]),
         (Leg::Release, "release", PINNED[7]),
+        (Leg::FxOut, "fx_out", PINNED[8]),
+        (Leg::FxIn, "fx_in", PINNED[9]),
+        (Leg::FxOutReverse, "fx_out_reverse", PINNED[10]),
+        (Leg::FxInReverse, "fx_in_reverse", PINNED[11]),
     ];
-    assert_eq!(pinned.map(|(leg, _, _)| leg), Leg::ALL[..8]);
+    // The first eight legs, then the FX legs (after the dispute legs, pinned below).
+    let legs = pinned.map(|(leg, _, _)| leg);
+    assert_eq!(legs[..8], Leg::ALL[..8]);
+    assert_eq!(legs[8..], Leg::ALL[18..]);
     for (leg, name, id) in pinned {
         assert_eq!(leg.as_str(), name);
         assert_eq!(leg.transfer_id(OBJECT), chart::transfer_id(OBJECT, name));
@@ -30,7 +37,7 @@ fn leg_strings_and_transfer_ids_are_pinned() {
 }
 
 const OBJECT: &str = "ord_00000000000000ff";
-const PINNED: [u128; 8] = [
+const PINNED: [u128; 12] = [
     0xe1d06fc5_9aeb3487_e2f281b0_c39d154d,
     0xf6be538e_eec3daa7_a54115a2_cbee4afe,
     0x4dd3e963_b33266b8_6f28f96b_5fd7b73f,
@@ -39,6 +46,10 @@ const PINNED: [u128; 8] = [
     0x5318817b_cf19730f_a6be86a5_002ebc59,
     0xa28ede9b_5a24cd70_9a4a93fb_cf42b05c,
     0x6f1a672e_240bcd37_fce2f280_c49d6c9d,
+    0x02916dbe_a83d2b26_120a2803_1b106bd7,
+    0x465f3707_2807e8d5_cef370ce_7a16f744,
+    0x162cf93d_3ccdb4f5_f4feb6c8_4a7724fc,
+    0x874a23ca_99825ffb_7a92fbd9_7a48b606,
 ];
 
 #[test]
@@ -132,6 +143,7 @@ impl Books {
                 && account >> 96 != u128::from(code::PLATFORM_REVENUE)
                 && account >> 96 != u128::from(code::REFUNDS_IN_TRANSIT)
                 && account >> 96 != u128::from(code::DISPUTE_LOSS)
+                && account >> 96 != u128::from(code::FX_POSITION)
             {
                 assert!(posted - held >= 0, "account {account:x} overdrawn");
             }
@@ -336,7 +348,7 @@ fn dispute_leg_strings_and_transfer_ids_are_pinned() {
         (Leg::DisputeLost, "dispute_lost", DISPUTE_PINNED[8]),
         (Leg::Recovery, "recovery", DISPUTE_PINNED[9]),
     ];
-    assert_eq!(pinned.map(|(leg, _, _)| leg), Leg::ALL[8..]);
+    assert_eq!(pinned.map(|(leg, _, _)| leg), Leg::ALL[8..18]);
     for (leg, name, id) in pinned {
         assert_eq!(leg.as_str(), name);
         assert_eq!(
@@ -427,4 +439,83 @@ fn a_dispute_the_seller_cannot_cover_is_repaid_by_later_pay_ins() {
     assert_eq!(books.available(code::DISPUTE_LOSS, usd, other), -1_500);
     assert_eq!(books.available(code::DISPUTES_OPEN, usd, 0), 0);
     assert!(books.balances(usd));
+}
+
+/// An EUR order paid out in GBP: captured into GBP pending through the pair's FX positions,
+/// partly refunded (converted back), a refund that fails undone, released in GBP. Every ledger
+/// balances by itself at every step, and the seller's EUR accounts end at zero.
+#[test]
+fn a_converted_order_balances_each_ledger_by_itself() {
+    use super::fx::{conversion_reversed, converted, Conversion, Side};
+    let [eur, gbp] = ["EUR", "GBP"].map(|c| Currency::by_code(c).unwrap());
+    let pending = code::SELLER_PENDING;
+    let side = |currency, account_code, amount| Side {
+        currency,
+        account_code,
+        amount,
+    };
+    let mut books = Books::default();
+    books.apply([charge_opened(
+        "ord_1",
+        (ChargeKind::Order, Escrow::Held),
+        eur,
+        SELLER,
+        10_000,
+    )]);
+    books.apply(charge_succeeded(
+        "ord_1",
+        eur,
+        Some((SELLER, 280)),
+        Escrow::Held,
+    ));
+    let capture = Conversion {
+        pair: (eur, gbp),
+        seller: SELLER,
+        from: side(eur, pending, 9_720),
+        to: side(gbp, pending, 8_320),
+    };
+    books.apply(converted("ord_1", &capture));
+    assert_eq!(books.available(pending, eur, SELLER), 0);
+    assert_eq!(books.available(pending, gbp, SELLER), 8_320);
+    assert!(books.balances(eur) && books.balances(gbp));
+    // A refund of 10.00 EUR with 0.28 fee back: 9.72 EUR net, 8.32 GBP taken.
+    let back = Conversion {
+        pair: (eur, gbp),
+        seller: SELLER,
+        from: side(gbp, pending, 832),
+        to: side(eur, pending, 972),
+    };
+    let from = (
+        SELLER,
+        RefundFrom::Pending {
+            order_released: false,
+        },
+    );
+    for refund in ["ref_1", "ref_2"] {
+        books.apply(converted(refund, &back));
+        books.apply(refund_opened(refund, eur, from, 1_000, 28));
+        assert!(books.balances(eur) && books.balances(gbp));
+    }
+    books.apply(refund_succeeded("ref_1", eur, 1_000));
+    books.apply(refund_failed("ref_2", eur, from, 1_000, 28));
+    books.apply(conversion_reversed("ref_2", &back, pending));
+    assert_eq!(books.available(pending, eur, SELLER), 0);
+    assert_eq!(books.available(pending, gbp, SELLER), 8_320 - 832);
+    books.apply(order_released("ord_1", gbp, SELLER, 8_320 - 832));
+    assert_eq!(books.available(code::SELLER_WALLET, gbp, SELLER), 7_488);
+    let position = |c| books.posted[&chart::fx_position_id(c, eur, gbp)];
+    assert_eq!(
+        (position(eur), position(gbp)),
+        (9_720 - 972, -(8_320 - 832))
+    );
+    assert!(books.balances(eur) && books.balances(gbp));
+    assert!(converted(
+        "ord_2",
+        &Conversion {
+            to: side(gbp, pending, 0),
+            ..capture
+        }
+    )
+    .iter()
+    .all(|p| p.leg == Leg::FxOut));
 }

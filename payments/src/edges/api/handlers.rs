@@ -123,7 +123,9 @@ pub async fn customer_balance(State(pay): PayState, Path(id): Path<String>) -> R
     )
 }
 
-#[utoipa::path(post, path = "/v1/sellers", request_body = NewSeller,
+#[utoipa::path(post, path = "/v1/sellers",
+    request_body(content = NewSeller, example = json!({"name": "Alpine Prints Ltd",
+        "email": "accounts@alpineprints.example", "payout_currency": "GBP"})),
     params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = Seller), (status = 400, body = ErrorBody)))]
 pub async fn create_seller(pay: Arc<Pay>, request: NewSeller, key: Option<Key>) -> Reply<Seller> {
@@ -139,8 +141,10 @@ pub async fn get_seller(State(pay): PayState, Path(id): Path<String>) -> Respons
     respond(pay.seller(&id).await.map(|s| (StatusCode::OK, s)))
 }
 
-#[utoipa::path(post, path = "/v1/sellers/{id}", request_body = UpdateSeller,
-    description = "Changes a seller's escrow hold period, for the orders made from now on.",
+#[utoipa::path(post, path = "/v1/sellers/{id}",
+    request_body(content = UpdateSeller, example = json!({"payout_currency": "JPY"})),
+    description = "Changes a seller's escrow hold period or payout currency (`null`: back to \
+                   the default), for the orders made from now on.",
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = Seller), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update_seller(

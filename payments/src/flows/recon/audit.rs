@@ -145,8 +145,8 @@ impl Pay {
         Ok(latest)
     }
 
-    /// Debits equal credits, posted and pending, over the system accounts of `currency` and
-    /// `wallets`. The accounts are read in pages, so a mismatch is read again a few times before
+    /// Debits equal credits, posted and pending, over the system accounts of `currency`, its FX
+    /// positions and `wallets`. The accounts are read in pages, so a mismatch is read again a few times before
     /// it counts (a transfer may have landed between two pages).
     async fn check_conservation(
         &self,
@@ -156,6 +156,7 @@ impl Pay {
         let ids: Vec<u128> = chart::SYSTEM_CODES
             .iter()
             .map(|c| chart::system_account(*c, currency))
+            .chain(chart::fx_positions_of(currency, &self.currencies))
             .chain(wallets.iter().copied())
             .collect();
         let mut attempt = 0;

@@ -213,6 +213,9 @@ pub struct Statement {
     /// before release. An order held in escrow shows here, not in `pay_ins` and `fees` (those
     /// moved the seller's pending balance), so nothing is counted twice.
     pub releases: i128,
+    /// Money converted into this currency (an order's share paid out in the seller's payout
+    /// currency) less money converted out of it (that order's refunds).
+    pub conversions: i128,
     /// Posted movements of any other kind.
     pub other: i128,
     pub closing_balance: i128,
@@ -241,6 +244,7 @@ impl Statement {
             refunds: 0,
             fee_returns: 0,
             releases: 0,
+            conversions: 0,
             payouts: 0,
             other: 0,
             closing_balance: 0,
@@ -275,6 +279,7 @@ impl Statement {
             transfer_code::REFUND_FEE_RETURN => &mut self.fee_returns,
             transfer_code::PAYOUT => &mut self.payouts,
             transfer_code::RELEASE => &mut self.releases,
+            transfer_code::FX => &mut self.conversions,
             _ => &mut self.other,
         };
         *line = line.saturating_add(signed);
@@ -289,6 +294,7 @@ impl Statement {
             self.fee_returns,
             self.payouts,
             self.releases,
+            self.conversions,
             self.other,
         ]
         .iter()
@@ -461,6 +467,7 @@ mod tests {
                 300,
                 TransferFlags::empty(),
             ),
+            transfer(20, transfer_code::FX, true, 832, TransferFlags::empty()),
         ];
         for t in &movements {
             s.add(t, WALLET, 10);
@@ -474,12 +481,16 @@ mod tests {
                 s.fee_returns,
                 s.payouts,
                 s.releases,
+                s.conversions,
                 s.other
             ),
-            (5000, -155, -2000, 62, -700, 300, 0)
+            (5000, -155, -2000, 62, -700, 300, 832, 0)
         );
-        assert_eq!(s.movements, 6, "holds and voids are not movements");
-        assert_eq!(s.closing_balance, 945 + 5000 - 155 - 2000 + 62 - 700 + 300);
+        assert_eq!(s.movements, 7, "holds and voids are not movements");
+        assert_eq!(
+            s.closing_balance,
+            945 + 5000 - 155 - 2000 + 62 - 700 + 300 + 832
+        );
         s.ledger_opening_balance = 945;
         s.ledger_closing_balance = s.closing_balance;
         s.check();
