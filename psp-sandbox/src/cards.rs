@@ -13,6 +13,7 @@
 //! | 4000000000000127 | declined `incorrect_cvc` |
 //! | 4000000000000119 | `processing_error` (retryable) once per charge reference, then succeeds |
 //! | 4000056655665556, 5200828282828210 | succeeds (debit) |
+//! | 4000000000003220 | requires 3-D Secure: the charge is `requires_action` until the challenge page (`model/three_ds.rs`) is completed (then it succeeds, or is authorized) or failed or abandoned (then it fails, `authentication_failed`) |
 //!
 //! The processing error creates no charge: the retry with the same reference succeeds. Any
 //! other number that passes the Luhn check succeeds too.
@@ -55,6 +56,8 @@ pub enum CardOutcome {
     },
     /// A retryable processing error on the first attempt for each charge reference.
     ProcessingError,
+    /// Strong customer authentication: the charge waits for a 3-D Secure challenge.
+    RequiresAuthentication,
 }
 
 /// A tokenized card, as the sandbox keeps it: no number, no CVC.
@@ -132,10 +135,14 @@ const DECLINED_CARDS: [(&str, &str, &str); 4] = [
     ),
 ];
 const PROCESSING_ERROR_CARD: &str = "4000000000000119";
+const THREE_DS_CARD: &str = "4000000000003220";
 
 fn outcome(number: &str) -> CardOutcome {
     if number == PROCESSING_ERROR_CARD {
         return CardOutcome::ProcessingError;
+    }
+    if number == THREE_DS_CARD {
+        return CardOutcome::RequiresAuthentication;
     }
     match DECLINED_CARDS.iter().find(|(card, _, _)| *card == number) {
         Some((_, code, message)) => CardOutcome::Declined { code, message },
@@ -149,6 +156,7 @@ impl CardOutcome {
         match self {
             CardOutcome::Succeeds => "succeeds",
             CardOutcome::ProcessingError => "processing_error",
+            CardOutcome::RequiresAuthentication => "requires_authentication",
             CardOutcome::Declined { code, .. } => code,
         }
     }
@@ -158,6 +166,7 @@ impl CardOutcome {
         match name {
             "succeeds" => Some(CardOutcome::Succeeds),
             "processing_error" => Some(CardOutcome::ProcessingError),
+            "requires_authentication" => Some(CardOutcome::RequiresAuthentication),
             _ => DECLINED_CARDS
                 .iter()
                 .find(|(_, code, _)| *code == name)
@@ -229,6 +238,9 @@ mod tests {
             card("4000000000000119").unwrap().outcome,
             CardOutcome::ProcessingError
         );
+        let three_ds = card("4000 0000 0000 3220").unwrap().outcome;
+        assert_eq!(three_ds, CardOutcome::RequiresAuthentication);
+        assert_eq!(CardOutcome::from_name(three_ds.name()), Some(three_ds));
     }
 
     #[test]

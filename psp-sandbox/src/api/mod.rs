@@ -18,6 +18,9 @@
 //! - `GET /v1/settlements/{YYYY-MM-DD}` -> the CSV settlement report of that UTC day
 //! - `GET`, `POST /_sandbox/faults` (text spec) -> the faults in force
 //! - `GET`, `POST /_sandbox/settlement_adjustments` (JSON list) -> the adjustments in force
+//! - `GET /3ds/{challenge}`, `POST /3ds/{challenge}/complete`, `POST /3ds/{challenge}/fail`:
+//!   the 3-D Secure challenge pages a `requires_action` charge's `next_action_url` names, for
+//!   the customer's browser (HTML, no API key; `three_ds.rs`)
 //!
 //! POSTs to charges, captures, cancels, refunds and payouts honour `Idempotency-Key`: see
 //! `idempotency.rs`. A concurrent request with a key in use gets 409 (`retryable`); a reused
@@ -31,6 +34,7 @@ mod control;
 mod fx;
 mod idempotent;
 mod request;
+mod three_ds;
 
 use std::sync::Arc;
 
@@ -72,6 +76,9 @@ pub(crate) fn router(sandbox: Arc<Sandbox>) -> Router {
         .route("/v1/payouts/{reference}", get(get_payout))
         .route("/v1/settlements/{day}", get(get_settlement))
         .route("/v1/fx_rates", get(fx::get_rates))
+        .route("/3ds/{challenge}", get(three_ds::show))
+        .route("/3ds/{challenge}/complete", post(three_ds::complete))
+        .route("/3ds/{challenge}/fail", post(three_ds::fail))
         .route("/_sandbox/faults", get(get_faults).post(set_faults))
         .route("/_sandbox/fx_rates", post(fx::set_rates))
         .route(

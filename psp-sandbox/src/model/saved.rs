@@ -25,6 +25,9 @@ pub struct Saved {
     processing_errors: Vec<String>,
     idempotency: Vec<SavedKey>,
     adjustments: Vec<Adjustment>,
+    /// 3-D Secure challenges (absent from files saved before they existed).
+    #[serde(default)]
+    challenges: Vec<super::Challenge>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -74,6 +77,7 @@ impl Model {
             processing_errors,
             idempotency: self.idempotency.completed(),
             adjustments: self.adjustments.clone(),
+            challenges: self.saved_challenges(),
         }
     }
 
@@ -115,6 +119,7 @@ impl Model {
         self.processing_errors = saved.processing_errors.into_iter().collect();
         self.idempotency = IdempotencyStore::from_completed(saved.idempotency);
         self.adjustments = saved.adjustments;
+        self.restore_challenges(saved.challenges);
         self.id_rng = StdRng::seed_from_u64(rand::random());
         Ok(pending)
     }
