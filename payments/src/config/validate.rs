@@ -103,6 +103,12 @@ impl PayConfig {
                 "pay.authorization_validity_s must be 1 to {validity_max} (30 days)"
             ));
         }
+        let action_max = crate::domain::action::ACTION_TIMEOUT_S_MAX;
+        if !(1..=action_max).contains(&self.pay.action_timeout_s) {
+            problems.push(format!(
+                "pay.action_timeout_s must be 1 to {action_max} (a day)"
+            ));
+        }
         if self.escrow.hold_period_s > crate::domain::escrow::HOLD_PERIOD_S_MAX {
             problems.push(format!(
                 "escrow.hold_period_s must be at most {} (180 days)",

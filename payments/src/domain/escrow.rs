@@ -83,6 +83,8 @@ pub(crate) mod tests {
             authorization_expires_at: None,
             cancellation: None,
             canceled_at: None,
+            next_action: None,
+            action_expires_at: None,
             attempts: 1,
             next_attempt_at: 0,
             created_at: 1_000,

@@ -58,9 +58,9 @@ fn kind_of(kind: SettlementKind) -> IndexKind {
     }
 }
 
-/// One object read back.
+/// One object read back (an order, the largest record, boxed).
 enum Loaded {
-    Order(Order),
+    Order(Box<Order>),
     Refund(Refund),
     Payout(Payout),
 }
@@ -88,7 +88,7 @@ pub(super) async fn day_objects<R: RecordReads + Sync>(
     };
     for (id, object) in loaded.into_iter().flatten() {
         match object {
-            Loaded::Order(o) => objects.orders.insert(id, o).map(drop),
+            Loaded::Order(o) => objects.orders.insert(id, *o).map(drop),
             Loaded::Refund(r) => objects.refunds.insert(id, r).map(drop),
             Loaded::Payout(p) => objects.payouts.insert(id, p).map(drop),
         };
@@ -136,7 +136,7 @@ async fn load_object<R: RecordReads + Sync>(
         IndexKind::Order => records
             .get::<Order>(namespace, &id)
             .await?
-            .map(|v| Loaded::Order(v.value)),
+            .map(|v| Loaded::Order(Box::new(v.value))),
         IndexKind::Refund => records
             .get::<Refund>(namespace, &id)
             .await?

@@ -71,6 +71,8 @@ fn order(id: &str, amount: u64, psp_fee: u64, status: ChargeStatus) -> Order {
         authorization_expires_at: None,
         cancellation: None,
         canceled_at: None,
+        next_action: None,
+        action_expires_at: None,
         attempts: 0,
         next_attempt_at: 0,
         created_at: created(),
