@@ -220,4 +220,17 @@ mod tests {
         let problems = config.validate().unwrap_err();
         assert_eq!(problems.len(), 4, "{problems:?}");
     }
+
+    #[test]
+    fn the_action_timeout_is_one_second_to_a_day() {
+        let mut config = PayConfig::default();
+        config.pay.dev = true;
+        config.apply_dev_defaults();
+        for (timeout_s, valid) in [(0, false), (1, true), (86_400, true), (86_401, false)] {
+            config.pay.action_timeout_s = timeout_s;
+            let problems = config.validate().err().unwrap_or_default();
+            let named = problems.iter().any(|p| p.contains("pay.action_timeout_s"));
+            assert_eq!(named, !valid, "{timeout_s}: {problems:?}");
+        }
+    }
 }
