@@ -14,6 +14,7 @@
 //! | 4000000000000119 | `processing_error` (retryable) once per charge reference, then succeeds |
 //! | 4000056655665556, 5200828282828210 | succeeds (debit) |
 //! | 4000000000000259 | succeeds, then the card holder disputes it in full (`fraudulent`) as soon as it is captured |
+//! | 4000000000003220 | requires 3-D Secure: the charge is `requires_action` until the challenge page (`model/three_ds.rs`) is completed (then it succeeds, or is authorized) or failed or abandoned (then it fails, `authentication_failed`) |
 //!
 //! The processing error creates no charge: the retry with the same reference succeeds. Any
 //! other number that passes the Luhn check succeeds too.
@@ -58,6 +59,8 @@ pub enum CardOutcome {
     ProcessingError,
     /// Succeeds; its capture opens a dispute of the whole amount.
     Disputed,
+    /// Strong customer authentication: the charge waits for a 3-D Secure challenge.
+    RequiresAuthentication,
 }
 
 /// A tokenized card, as the sandbox keeps it: no number, no CVC.
@@ -137,6 +140,7 @@ const DECLINED_CARDS: [(&str, &str, &str); 4] = [
 const PROCESSING_ERROR_CARD: &str = "4000000000000119";
 /// Succeeds, then is disputed at capture.
 const DISPUTED_CARD: &str = "4000000000000259";
+const THREE_DS_CARD: &str = "4000000000003220";
 
 fn outcome(number: &str) -> CardOutcome {
     if number == PROCESSING_ERROR_CARD {
@@ -144,6 +148,9 @@ fn outcome(number: &str) -> CardOutcome {
     }
     if number == DISPUTED_CARD {
         return CardOutcome::Disputed;
+    }
+    if number == THREE_DS_CARD {
+        return CardOutcome::RequiresAuthentication;
     }
     match DECLINED_CARDS.iter().find(|(card, _, _)| *card == number) {
         Some((_, code, message)) => CardOutcome::Declined { code, message },
@@ -158,6 +165,7 @@ impl CardOutcome {
             CardOutcome::Succeeds => "succeeds",
             CardOutcome::ProcessingError => "processing_error",
             CardOutcome::Disputed => "disputed",
+            CardOutcome::RequiresAuthentication => "requires_authentication",
             CardOutcome::Declined { code, .. } => code,
         }
     }
@@ -168,6 +176,7 @@ impl CardOutcome {
             "succeeds" => Some(CardOutcome::Succeeds),
             "processing_error" => Some(CardOutcome::ProcessingError),
             "disputed" => Some(CardOutcome::Disputed),
+            "requires_authentication" => Some(CardOutcome::RequiresAuthentication),
             _ => DECLINED_CARDS
                 .iter()
                 .find(|(_, code, _)| *code == name)
@@ -242,6 +251,9 @@ mod tests {
         let disputed = card("4000000000000259").unwrap().outcome;
         assert_eq!(disputed, CardOutcome::Disputed);
         assert_eq!(CardOutcome::from_name(disputed.name()), Some(disputed));
+        let three_ds = card("4000 0000 0000 3220").unwrap().outcome;
+        assert_eq!(three_ds, CardOutcome::RequiresAuthentication);
+        assert_eq!(CardOutcome::from_name(three_ds.name()), Some(three_ds));
     }
 
     #[test]

@@ -52,6 +52,14 @@ pub struct SandboxArgs {
     /// Extra CA (PEM) trusted for an https:// --webhook-url, besides the public roots.
     #[arg(long, value_name = "FILE")]
     webhook_ca: Option<PathBuf>,
+    /// Seconds a 3-D Secure challenge (test card 4000 0000 0000 3220) waits for the customer;
+    /// then its charge fails with `authentication_failed`.
+    #[arg(long, value_name = "S", default_value_t = 600)]
+    three_ds_timeout_s: u64,
+    /// The base URL browsers reach this sandbox at, for the 3-D Secure challenge pages
+    /// (default: the listen address, http:// or https://).
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
     /// Shut down when standard input closes (`tally-node dev` uses this).
     #[arg(long, hide = true)]
     exit_on_stdin_close: bool,
@@ -74,6 +82,8 @@ impl SandboxArgs {
             state_path: self.state,
             tls: self.tls_cert.zip(self.tls_key),
             webhook_ca: self.webhook_ca,
+            three_ds_timeout: Duration::from_secs(self.three_ds_timeout_s),
+            public_url: self.public_url,
             ..SandboxConfig::default()
         })
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 
-use crate::constants::{AMOUNT_MAX, PAYOUT_DELAY_MAX};
+use crate::constants::{AMOUNT_MAX, PAYOUT_DELAY_MAX, THREE_DS_TIMEOUT_MAX};
 use crate::faults::Faults;
 
 pub struct SandboxConfig {
@@ -31,11 +31,17 @@ pub struct SandboxConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Extra CA (PEM) trusted for an `https://` webhook URL, besides the public roots.
     pub webhook_ca: Option<PathBuf>,
+    /// How long a 3-D Secure challenge waits for the customer; then its charge fails
+    /// (`authentication_failed`). 1 s to [`THREE_DS_TIMEOUT_MAX`].
+    pub three_ds_timeout: Duration,
+    /// The base URL the customer's browser reaches the sandbox at, for the challenge pages
+    /// (`next_action_url`); `None`: this listener's own address (`http(s)://IP:PORT`).
+    pub public_url: Option<String>,
 }
 
 impl Default for SandboxConfig {
     /// 127.0.0.1:7400, `sk_test_tally`, `whsec_tally_dev`, no webhooks, no faults, payouts paid
-    /// after 2 s, fees 2.9 % + 30.
+    /// after 2 s, fees 2.9 % + 30, 3-D Secure challenges abandoned after 600 s.
     fn default() -> SandboxConfig {
         SandboxConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
@@ -49,6 +55,8 @@ impl Default for SandboxConfig {
             state_path: None,
             tls: None,
             webhook_ca: None,
+            three_ds_timeout: crate::model::THREE_DS_TIMEOUT_DEFAULT,
+            public_url: None,
         }
     }
 }
@@ -68,6 +76,8 @@ impl fmt::Debug for SandboxConfig {
             .field("state_path", &self.state_path)
             .field("tls", &self.tls)
             .field("webhook_ca", &self.webhook_ca)
+            .field("three_ds_timeout", &self.three_ds_timeout)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -95,6 +105,23 @@ impl SandboxConfig {
                 "sandbox payout_delay must be at most {} s",
                 PAYOUT_DELAY_MAX.as_secs()
             ));
+        }
+        if self.three_ds_timeout < Duration::from_secs(1)
+            || self.three_ds_timeout > THREE_DS_TIMEOUT_MAX
+        {
+            return Err(format!(
+                "sandbox three_ds_timeout must be 1 to {} s",
+                THREE_DS_TIMEOUT_MAX.as_secs()
+            ));
+        }
+        if let Some(url) = &self.public_url {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|error| format!("sandbox public_url `{url}`: {error}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(format!(
+                    "sandbox public_url `{url}`: must be http:// or https://"
+                ));
+            }
         }
         if self.fee_percent < Decimal::ZERO || self.fee_percent > Decimal::ONE_HUNDRED {
             return Err("sandbox fee_percent must be between 0 and 100".to_owned());
@@ -126,5 +153,15 @@ mod tests {
             ..SandboxConfig::default()
         };
         assert!(bad.validate().is_err());
+        let bad = SandboxConfig {
+            three_ds_timeout: Duration::ZERO,
+            ..SandboxConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("three_ds_timeout"));
+        let bad = SandboxConfig {
+            public_url: Some("psp.example".to_owned()),
+            ..SandboxConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("public_url"));
     }
 }

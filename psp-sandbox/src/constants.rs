@@ -28,6 +28,9 @@ pub const FAULT_SPEC_LENGTH_MAX: usize = 1024;
 /// Longest `payout_delay` a configuration may set.
 pub const PAYOUT_DELAY_MAX: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// Longest `three_ds_timeout` a configuration may set: a challenge abandoned this long fails.
+pub const THREE_DS_TIMEOUT_MAX: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Delivery attempts per webhook event, with exponential backoff from the initial value.
 pub const WEBHOOK_ATTEMPTS_MAX: u32 = 6;
 pub const WEBHOOK_BACKOFF_INITIAL: Duration = Duration::from_millis(250);

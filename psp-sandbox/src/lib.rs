@@ -4,11 +4,13 @@
 //! place of a real PSP. It knows nothing of its clients: tally-pay reaches it only through its
 //! HTTP API ([`wire`]), as it would a real PSP.
 //!
-//! Charges and refunds succeed or fail at once (by test card, `cards.rs`). A payout is
+//! Charges and refunds succeed or fail at once (by test card, `cards.rs`), but for the 3-D
+//! Secure test card, whose charge waits (`requires_action`) for its challenge page
+//! (`GET /3ds/{challenge}`, `model/three_ds.rs`) to be completed, failed or abandoned. A payout is
 //! `pending` for `payout_delay`, then `paid`, or `failed` with `account_closed` when it goes to
 //! account number [`CLOSED_ACCOUNT_NUMBER`] or to an IBAN ending in [`CLOSED_IBAN_SUFFIX`].
-//! Webhooks (`charge.succeeded`, `charge.failed`, `refund.succeeded`, `payout.paid`,
-//! `payout.failed`) are [`wire::Event`]s in JSON, signed as `signing.rs` describes.
+//! Webhooks (`charge.succeeded`, `charge.failed`, `charge.authorized` (a challenge completed
+//! for an authorization), `refund.succeeded`, `payout.paid`, `payout.failed`) are [`wire::Event`]s in JSON, signed as `signing.rs` describes.
 //!
 //! All state is in memory behind one mutex (`sandbox.rs`). The API is described in `api/`,
 //! idempotency in `idempotency.rs`, the faults in `faults.rs`, the settlement report and its
@@ -38,7 +40,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 pub use config::SandboxConfig;
-pub use constants::{AMOUNT_MAX, PAYOUT_DELAY_MAX};
+pub use constants::{AMOUNT_MAX, PAYOUT_DELAY_MAX, THREE_DS_TIMEOUT_MAX};
 pub use faults::Faults;
 pub use model::{CLOSED_ACCOUNT_NUMBER, CLOSED_IBAN_SUFFIX};
 pub use signing::SIGNATURE_HEADER;
@@ -69,6 +71,17 @@ pub async fn serve(config: SandboxConfig, listener: tokio::net::TcpListener) -> 
             Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
         }
         None => None,
+    };
+    // Challenge pages are linked at the public URL, by default this listener's own address.
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let config = SandboxConfig {
+        public_url: Some(
+            config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("{scheme}://{address}")),
+        ),
+        ..config
     };
     let sandbox = Arc::new(Sandbox::new(config, webhook_ca.as_deref())?);
     if let Some(path) = &state_path {

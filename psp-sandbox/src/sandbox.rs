@@ -37,10 +37,14 @@ impl Sandbox {
             fixed: config.fee_fixed,
         };
         let faults = with_seed(config.faults);
+        let mut model = Model::new(faults, fees);
+        if let Some(public_url) = &config.public_url {
+            model.configure_three_ds(public_url, config.three_ds_timeout);
+        }
         Ok(Sandbox {
             api_key: config.api_key,
             payout_delay: config.payout_delay,
-            model: Mutex::new(Model::new(faults, fees)),
+            model: Mutex::new(model),
             webhooks: WebhookSender::new(config.webhook_url, &config.webhook_secret, webhook_ca)?,
             state_path: config.state_path,
             saving: Mutex::new(()),
@@ -66,11 +70,14 @@ impl Sandbox {
             .lock()
             .restore(saved)
             .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
-        tracing::info!(path = %path.display(), pending_payouts = pending.len(), "sandbox state loaded");
+        let timers = self.lock().challenge_timers();
+        tracing::info!(path = %path.display(), pending_payouts = pending.len(),
+            open_challenges = timers.len(), "sandbox state loaded");
         self.apply(
             pending
                 .into_iter()
                 .map(|reference| Effect::CompletePayout { reference })
+                .chain(timers)
                 .collect(),
         );
         Ok(())
@@ -96,7 +103,7 @@ impl Sandbox {
     }
 
     /// Carries out what a request (or a timer) decided: webhooks go out, payouts get settled
-    /// after the delay. Webhook faults are drawn here, in effect order.
+    /// after the delay, 3-D Secure challenges expire at their time. Webhook faults are drawn here, in effect order.
     pub(crate) fn apply(self: &Arc<Self>, effects: Vec<Effect>) {
         let mut deliveries = Vec::new();
         {
@@ -104,6 +111,18 @@ impl Sandbox {
             for effect in effects {
                 match effect {
                     Effect::Webhook(event) => deliveries.push(plan_delivery(&mut model, event)),
+                    Effect::ExpireChallenge { id, at } => {
+                        let sandbox = Arc::clone(self);
+                        let wait = (at - now()).to_std().unwrap_or(Duration::ZERO);
+                        spawn(async move {
+                            tokio::time::sleep(wait).await;
+                            let effects = sandbox.lock().expire_challenge(&id, now());
+                            if !effects.is_empty() {
+                                sandbox.save();
+                            }
+                            sandbox.apply(effects);
+                        });
+                    }
                     Effect::CompletePayout { reference } => {
                         let sandbox = Arc::clone(self);
                         spawn(async move {

@@ -34,6 +34,12 @@ pub enum ChargeStatus {
     },
     /// An authorization canceled before its capture: nothing was taken, nothing settles.
     Canceled,
+    /// Waiting for the customer's 3-D Secure challenge at `next_action_url` (a page the
+    /// sandbox serves); then `succeeded` (or `authorized`, with `capture: false`) or `failed`
+    /// (`authentication_failed`).
+    RequiresAction {
+        next_action_url: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,8 +161,9 @@ pub struct Dispute {
 pub struct Event {
     /// `evt_...`; a duplicated delivery carries the same id.
     pub id: String,
-    /// `charge.succeeded`, `charge.failed`, `charge.canceled`, `refund.succeeded`, `payout.paid`,
-    /// `payout.failed`, `charge.dispute.created`, `charge.dispute.closed`.
+    /// `charge.succeeded`, `charge.failed`, `charge.canceled`, `charge.authorized` (a 3-D Secure
+    /// challenge completed for a charge made with `capture: false`), `refund.succeeded`,
+    /// `payout.paid`, `payout.failed`, `charge.dispute.created`, `charge.dispute.closed`.
     #[serde(rename = "type")]
     pub kind: String,
     pub created: i64,

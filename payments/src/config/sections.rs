@@ -55,6 +55,10 @@ pub struct PaySection {
     /// Seconds a payment authorized with `capture: "manual"` waits for its capture; then it is
     /// canceled automatically, at the PSP and in the ledger. 1 to 30 days' worth.
     pub authorization_validity_s: u64,
+    /// Seconds a payment order waits `requires_action` (3-D Secure) before the worker asks the
+    /// PSP one last time and, unless it was authenticated meanwhile, fails it and voids the
+    /// hold: tally-pay's own bound, for a PSP that never answers. 1 s to a day.
+    pub action_timeout_s: u64,
 }
 
 #[derive(Clone, PartialEq, Deserialize, Serialize)]
@@ -146,6 +150,7 @@ impl Default for PaySection {
             log_format: "text".into(),
             idempotency_lease_ms: 60_000,
             authorization_validity_s: crate::domain::capture::AUTHORIZATION_VALIDITY_S_DEFAULT,
+            action_timeout_s: crate::domain::action::ACTION_TIMEOUT_S_DEFAULT,
         }
     }
 }
@@ -241,6 +246,7 @@ impl std::fmt::Debug for PaySection {
             .field("log_format", &self.log_format)
             .field("idempotency_lease_ms", &self.idempotency_lease_ms)
             .field("authorization_validity_s", &self.authorization_validity_s)
+            .field("action_timeout_s", &self.action_timeout_s)
             .finish()
     }
 }

@@ -103,6 +103,12 @@ impl PayConfig {
                 "pay.authorization_validity_s must be 1 to {validity_max} (30 days)"
             ));
         }
+        let action_max = crate::domain::action::ACTION_TIMEOUT_S_MAX;
+        if !(1..=action_max).contains(&self.pay.action_timeout_s) {
+            problems.push(format!(
+                "pay.action_timeout_s must be 1 to {action_max} (a day)"
+            ));
+        }
         if self.escrow.hold_period_s > crate::domain::escrow::HOLD_PERIOD_S_MAX {
             problems.push(format!(
                 "escrow.hold_period_s must be at most {} (180 days)",
@@ -213,5 +219,18 @@ mod tests {
         config.pay.encryption_key = "12".into();
         let problems = config.validate().unwrap_err();
         assert_eq!(problems.len(), 4, "{problems:?}");
+    }
+
+    #[test]
+    fn the_action_timeout_is_one_second_to_a_day() {
+        let mut config = PayConfig::default();
+        config.pay.dev = true;
+        config.apply_dev_defaults();
+        for (timeout_s, valid) in [(0, false), (1, true), (86_400, true), (86_401, false)] {
+            config.pay.action_timeout_s = timeout_s;
+            let problems = config.validate().err().unwrap_or_default();
+            let named = problems.iter().any(|p| p.contains("pay.action_timeout_s"));
+            assert_eq!(named, !valid, "{timeout_s}: {problems:?}");
+        }
     }
 }

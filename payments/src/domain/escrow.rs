@@ -87,6 +87,8 @@ pub(crate) mod tests {
             recovery_repaid: 0,
             payout_currency: None,
             fx: None,
+            next_action: None,
+            action_expires_at: None,
             attempts: 1,
             next_attempt_at: 0,
             created_at: 1_000,

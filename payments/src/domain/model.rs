@@ -1,6 +1,7 @@
 //! The payment objects as they are stored in the ledger cluster's records (JSON values), and as
 //! the API shows them.
 
+use crate::domain::action::NextAction;
 use crate::domain::capture::CaptureMethod;
 use crate::domain::conversion::OrderFx;
 use serde::{Deserialize, Serialize};
@@ -163,6 +164,9 @@ pub enum ChargeStatus {
     /// An authorization canceled before its capture (`cancellation` says why): the hold was
     /// voided, nothing was taken.
     Canceled,
+    /// Waiting for the customer's 3-D Secure authentication at `next_action.url`, the hold
+    /// still pending in the ledger; then charged as any order, or failed.
+    RequiresAction,
 }
 
 impl ChargeStatus {
@@ -270,6 +274,13 @@ pub struct Order {
     /// The conversion fixed at the capture (orders with a `payout_currency` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fx: Option<OrderFx>,
+    /// What the customer must do (`requires_action` only): `{"type": "redirect_to_url", "url"}`.
+    #[serde(default)]
+    pub next_action: Option<NextAction>,
+    /// Unix milliseconds at which an order still `requires_action` is failed by the worker
+    /// (after asking the PSP): `pay.action_timeout_s` after it started waiting.
+    #[serde(default)]
+    pub action_expires_at: Option<i64>,
     pub attempts: u32,
     /// Unix milliseconds at which a worker should next look at it.
     pub next_attempt_at: i64,
@@ -322,6 +333,8 @@ impl Order {
             recovery_repaid: 0,
             payout_currency: None,
             fx: None,
+            next_action: None,
+            action_expires_at: None,
             attempts: 0,
             next_attempt_at,
             created_at: now,
@@ -361,6 +374,9 @@ pub enum PaymentStatus {
     PartiallySucceeded,
     /// At least one order is dead-lettered and none is still processing.
     RequiresAttention,
+    /// At least one order waits for its customer's 3-D Secure authentication (the payment's
+    /// `next_action`); none is processing.
+    RequiresAction,
     /// At least one order is authorized and waits for its capture; none is processing.
     RequiresCapture,
     /// Every order's authorization was canceled.
@@ -372,6 +388,8 @@ impl PaymentStatus {
         let count = |s: ChargeStatus| orders.iter().filter(|o| **o == s).count();
         if count(ChargeStatus::Processing) > 0 {
             PaymentStatus::Processing
+        } else if count(ChargeStatus::RequiresAction) > 0 {
+            PaymentStatus::RequiresAction
         } else if count(ChargeStatus::DeadLetter) > 0 {
             PaymentStatus::RequiresAttention
         } else if count(ChargeStatus::RequiresCapture) > 0 {
@@ -412,6 +430,10 @@ pub struct Payment {
     pub currency: String,
     pub amount: u64,
     pub orders: Vec<Order>,
+    /// The first order's `next_action` while one `requires_action` (each order is its own
+    /// charge, with its own challenge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_action: Option<NextAction>,
     pub created_at: i64,
 }
 
@@ -419,6 +441,10 @@ impl Payment {
     /// The view of a payment record and its orders (in the record's order).
     pub fn of(record: PaymentRecord, orders: Vec<Order>) -> Payment {
         let statuses: Vec<ChargeStatus> = orders.iter().map(|o| o.status).collect();
+        let next_action = orders
+            .iter()
+            .filter(|o| o.status == ChargeStatus::RequiresAction)
+            .find_map(|o| o.next_action.clone());
         Payment {
             id: record.id,
             status: PaymentStatus::of(&statuses),
@@ -427,6 +453,7 @@ impl Payment {
             currency: record.currency,
             amount: record.amount,
             orders,
+            next_action,
             created_at: record.created_at,
         }
     }
@@ -574,6 +601,10 @@ mod tests {
         assert_eq!(
             PaymentStatus::of(&[Succeeded, DeadLetter]),
             PaymentStatus::RequiresAttention
+        );
+        assert_eq!(
+            PaymentStatus::of(&[RequiresCapture, RequiresAction, DeadLetter]),
+            PaymentStatus::RequiresAction
         );
     }
 }

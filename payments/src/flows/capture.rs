@@ -41,15 +41,15 @@ impl Cancellation {
 }
 
 impl Pay {
-    /// Records an order's authorization: `requires_capture`, out of the in-flight index, into
-    /// the authorization index under its expiry time. Only a manual-capture order still
-    /// processing changes.
+    /// Records an order's authorization: `requires_capture`, out of the in-flight (or action)
+    /// index, into the authorization index under its expiry time. Only a manual-capture order
+    /// still processing (or waiting for its customer's authentication) changes.
     pub(crate) async fn authorized(&self, id: &str, psp_id: String) -> Result<(), PayError> {
         let validity_s = self.config.pay.authorization_validity_s;
         self.update::<Order, _>(ns::ORDER, id, |order| {
             let waiting = matches!(
                 order.status,
-                ChargeStatus::Processing | ChargeStatus::DeadLetter
+                ChargeStatus::Processing | ChargeStatus::DeadLetter | ChargeStatus::RequiresAction
             );
             if !waiting || order.capture != capture::CaptureMethod::Manual {
                 return None;
@@ -64,6 +64,7 @@ impl Pay {
             next.updated_at = now;
             let key = capture::expiry_key(at, &order.id);
             let txn = Self::untrack(Txn::new(), &order.id).put(ns::AUTHORIZATION, &key, &order.id);
+            let txn = Self::end_action(txn, order, &mut next);
             Some((next, txn))
         })
         .await

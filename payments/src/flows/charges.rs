@@ -5,7 +5,8 @@
 //! `psp_clearing -> wallet` (one Txn). The PSP is then charged with the order id as its
 //! idempotency key. Success posts the transfer and the platform fee and marks the order
 //! `succeeded` (one Txn; an order held in escrow is captured into the seller's pending balance
-//! and filed in the escrow index for its release, `escrow.rs`); a definite decline voids it and marks it `failed`; anything else leaves
+//! and filed in the escrow index for its release, `escrow.rs`); a definite decline voids it and marks it `failed`; a card that needs
+//! 3-D Secure makes it wait `requires_action` for its customer (`action.rs`); anything else leaves
 //! it `processing` for the worker (status query with backoff) or the webhook, whichever is first.
 
 use std::sync::Arc;
@@ -384,6 +385,9 @@ impl Pay {
                 psp::ChargeStatus::Authorized if manual => {
                     return self.authorized(id, charge.psp_id).await;
                 }
+                psp::ChargeStatus::RequiresAction { url } => {
+                    return self.requires_action(id, &charge.psp_id, &url).await;
+                }
                 psp::ChargeStatus::Authorized => {
                     return self
                         .retry_later::<Order>(id, "charge authorized but not captured")
@@ -511,6 +515,7 @@ impl Pay {
         if let Some(at) = order.authorization_expires_at {
             txn = txn.delete(ns::AUTHORIZATION, &capture::expiry_key(at, &order.id));
         }
+        txn = Self::end_action(txn, order, &mut next);
         match outcome {
             Ok(captured) => {
                 let (mut next, txn) = self.captured_plan(order, next, txn, currency, captured)?;

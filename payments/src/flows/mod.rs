@@ -2,6 +2,7 @@
 //! every status change commits together with its postings in one `Txn`, conditioned on the
 //! version it was computed from. Any number of tally-pay processes can run side by side.
 
+pub mod action;
 pub mod audit;
 pub mod billing;
 pub mod capture;

@@ -132,9 +132,15 @@ impl Pay {
                         self.settle_order(&charge.reference, Err(failure(code, message.clone())))
                             .await?;
                     }
-                    // tally-pay records an authorization and its cancellation from its own
-                    // calls (`capture.rs`), each once, in order.
-                    psp::ChargeStatus::Authorized | psp::ChargeStatus::Canceled => {
+                    // An authorization completed by the customer's 3-D Secure challenge
+                    // (otherwise tally-pay records it from its own call: a no-op).
+                    psp::ChargeStatus::Authorized => {
+                        self.authorized(&charge.reference, charge.psp_id.clone())
+                            .await?;
+                    }
+                    // tally-pay records a cancellation and a wait for the customer from its
+                    // own calls (`capture.rs`, `action.rs`), each once, in order.
+                    psp::ChargeStatus::Canceled | psp::ChargeStatus::RequiresAction { .. } => {
                         return Ok(false)
                     }
                 }

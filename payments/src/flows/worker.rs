@@ -1,6 +1,6 @@
 //! The background worker: drives in-flight objects (status queries, retries, dead letters),
 //! releases escrowed orders whose hold period is over, cancels authorizations not captured in
-//! time, sweeps expired idempotency keys, runs
+//! time, settles orders that waited too long for their customer's 3-D Secure authentication, sweeps expired idempotency keys, runs
 //! automatic daily payouts and recurring billing, and delivers events to the merchant's webhook
 //! endpoints. Every step is safe to run in several tally-pay processes at once: PSP calls carry
 //! idempotency keys and every state change is a versioned `Txn`.
@@ -74,7 +74,7 @@ async fn deliver_events(pay: Arc<Pay>) {
     }
 }
 
-/// The escrow release pass and the authorization expiry pass.
+/// The escrow release pass, the authorization expiry pass and the action timeout pass.
 async fn release_and_expire(pay: &Pay) {
     match pay.release_due().await {
         Ok(released) if released > 0 => tracing::info!(released, "escrow released"),
@@ -87,6 +87,13 @@ async fn release_and_expire(pay: &Pay) {
         }
         Ok(_) => {}
         Err(error) => tracing::warn!(%error, "authorization expiry pass failed"),
+    }
+    match pay.expire_actions().await {
+        Ok(expired) if expired > 0 => {
+            tracing::info!(expired, "payment orders past their action timeout settled");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "action timeout pass failed"),
     }
 }
 

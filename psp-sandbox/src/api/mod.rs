@@ -25,6 +25,9 @@
 //!   succeeded charge (webhook `charge.dispute.created`)
 //! - `POST /_sandbox/disputes/{id}/resolve` `{outcome: "won"|"lost"}` -> the dispute, closed
 //!   (webhook `charge.dispute.closed`)
+//! - `GET /3ds/{challenge}`, `POST /3ds/{challenge}/complete`, `POST /3ds/{challenge}/fail`:
+//!   the 3-D Secure challenge pages a `requires_action` charge's `next_action_url` names, for
+//!   the customer's browser (HTML, no API key; `three_ds.rs`)
 //!
 //! POSTs to charges, captures, cancels, refunds, payouts and evidence honour `Idempotency-Key`: see
 //! `idempotency.rs`. A concurrent request with a key in use gets 409 (`retryable`); a reused
@@ -39,6 +42,7 @@ mod disputes;
 mod fx;
 mod idempotent;
 mod request;
+mod three_ds;
 
 use std::sync::Arc;
 
@@ -86,6 +90,9 @@ pub(crate) fn router(sandbox: Arc<Sandbox>) -> Router {
         )
         .route("/v1/settlements/{day}", get(get_settlement))
         .route("/v1/fx_rates", get(fx::get_rates))
+        .route("/3ds/{challenge}", get(three_ds::show))
+        .route("/3ds/{challenge}/complete", post(three_ds::complete))
+        .route("/3ds/{challenge}/fail", post(three_ds::fail))
         .route("/_sandbox/faults", get(get_faults).post(set_faults))
         .route("/_sandbox/fx_rates", post(fx::set_rates))
         .route(

@@ -286,6 +286,7 @@ mod tests {
             .map(|e| match e {
                 Effect::Webhook(Event { kind, .. }) => kind.as_str(),
                 Effect::CompletePayout { .. } => "payout",
+                Effect::ExpireChallenge { .. } => "challenge",
             })
             .collect()
     }

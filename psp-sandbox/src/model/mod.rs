@@ -15,6 +15,7 @@ mod report;
 mod saved;
 #[cfg(test)]
 mod testing;
+mod three_ds;
 
 use std::collections::{HashMap, HashSet};
 
@@ -38,6 +39,7 @@ pub use disputes::{DisputeInput, DisputeRecord, EvidenceInput, Resolution};
 
 pub use inputs::{CancelInput, CaptureInput, ChargeInput, PayoutInput, RefundInput};
 pub use saved::Saved;
+pub use three_ds::{Answer, Challenge, THREE_DS_TIMEOUT_DEFAULT};
 
 /// A payout to this account number fails with `account_closed`.
 pub const CLOSED_ACCOUNT_NUMBER: &str = "000111111116";
@@ -72,6 +74,11 @@ pub enum Effect {
     /// Settle this payout after the configured delay.
     CompletePayout {
         reference: String,
+    },
+    /// Fail this 3-D Secure challenge's charge at `at` if it is still open then.
+    ExpireChallenge {
+        id: String,
+        at: DateTime<Utc>,
     },
 }
 
@@ -186,6 +193,7 @@ pub struct Model {
     processing_errors: HashSet<String>,
     pub idempotency: IdempotencyStore,
     adjustments: Vec<Adjustment>,
+    three_ds: three_ds::ThreeDs,
 }
 
 impl Model {
@@ -205,6 +213,7 @@ impl Model {
             processing_errors: HashSet::new(),
             idempotency: IdempotencyStore::default(),
             adjustments: Vec::new(),
+            three_ds: three_ds::ThreeDs::default(),
         }
     }
 

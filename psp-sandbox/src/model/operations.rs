@@ -38,11 +38,18 @@ impl Model {
         {
             return Err(processing_error());
         }
+        let mut effects = Vec::new();
         let status = match outcome {
             CardOutcome::Declined { code, message } => ChargeStatus::Failed {
                 code: code.to_owned(),
                 message: message.to_owned(),
             },
+            // The last check: nothing has changed before it, nothing can fail after it.
+            CardOutcome::RequiresAuthentication => {
+                let (status, timer) = self.open_challenge(&input.reference, input.capture, now)?;
+                effects.push(timer);
+                status
+            }
             CardOutcome::Succeeds | CardOutcome::ProcessingError | CardOutcome::Disputed
                 if input.capture =>
             {
@@ -73,12 +80,14 @@ impl Model {
         let event_kind = match record.charge.status {
             ChargeStatus::Succeeded => Some("charge.succeeded"),
             ChargeStatus::Failed { .. } => Some("charge.failed"),
-            ChargeStatus::Authorized | ChargeStatus::Canceled => None,
+            ChargeStatus::Authorized
+            | ChargeStatus::Canceled
+            | ChargeStatus::RequiresAction { .. } => None,
         };
-        let mut effects: Vec<Effect> = event_kind
-            .map(|kind| self.event(kind, EventObject::Charge(record.charge.clone()), now))
-            .into_iter()
-            .collect();
+        effects.extend(
+            event_kind
+                .map(|kind| self.event(kind, EventObject::Charge(record.charge.clone()), now)),
+        );
         self.charges.insert(input.reference.clone(), record.clone());
         effects.extend(self.dispute_if_captured(&input.reference, now));
         Ok(Outcome {
@@ -127,6 +136,12 @@ impl Model {
                     format!("charge `{reference}` was canceled; nothing is left to capture"),
                 ));
             }
+            ChargeStatus::RequiresAction { .. } => {
+                return Err(ApiError::invalid(
+                    "charge_requires_action",
+                    format!("charge `{reference}` waits for its 3-D Secure challenge"),
+                ));
+            }
         }
         if amount == 0 || amount > record.charge.amount {
             return Err(ApiError::invalid(
@@ -153,9 +168,10 @@ impl Model {
         })
     }
 
-    /// Cancels an authorized charge: the hold on the card is released, nothing is captured and
-    /// the charge never settles. Canceling a canceled charge again changes nothing; a captured
-    /// or failed one cannot be canceled.
+    /// Cancels an authorized charge, or one still waiting for its 3-D Secure challenge (which
+    /// is then over): the hold on the card is released, nothing is captured and the charge
+    /// never settles. Canceling a canceled charge again changes nothing; a captured or failed
+    /// one cannot be canceled.
     pub fn cancel(
         &mut self,
         reference: &str,
@@ -166,7 +182,7 @@ impl Model {
             .get_mut(reference)
             .ok_or_else(|| ApiError::not_found("charge", reference))?;
         match record.charge.status {
-            ChargeStatus::Authorized => {}
+            ChargeStatus::Authorized | ChargeStatus::RequiresAction { .. } => {}
             ChargeStatus::Canceled => {
                 return Ok(Outcome {
                     object: record.clone(),

@@ -17,10 +17,16 @@ impl Model {
             DateTime::from_timestamp(created, 0).map(|time| time.date_naive()) == Some(day)
         };
         let charges = self.charges.items.iter().map(|record| &record.charge);
-        // A canceled authorization moved no money: it is not on any report.
+        // A canceled authorization moved no money, nor did a charge still waiting for its
+        // 3-D Secure challenge: neither is on any report.
         let charges = charges
             .filter(|charge| on_day(charge.created))
-            .filter(|charge| charge.status != ChargeStatus::Canceled)
+            .filter(|charge| {
+                !matches!(
+                    charge.status,
+                    ChargeStatus::Canceled | ChargeStatus::RequiresAction { .. }
+                )
+            })
             .map(|charge| charge_line(charge, day));
         let refunds = self.refunds.items.iter();
         let refunds = refunds
@@ -49,6 +55,7 @@ fn charge_line(charge: &Charge, date: chrono::NaiveDate) -> SettlementLine {
         ChargeStatus::Succeeded => "succeeded",
         ChargeStatus::Failed { .. } => "failed",
         ChargeStatus::Canceled => "canceled",
+        ChargeStatus::RequiresAction { .. } => "requires_action",
     };
     SettlementLine {
         date,

@@ -28,6 +28,9 @@ pub struct Saved {
     /// Absent in a state saved before disputes existed.
     #[serde(default)]
     disputes: Vec<DisputeRecord>,
+    /// 3-D Secure challenges (absent from files saved before they existed).
+    #[serde(default)]
+    challenges: Vec<super::Challenge>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -78,6 +81,7 @@ impl Model {
             idempotency: self.idempotency.completed(),
             adjustments: self.adjustments.clone(),
             disputes: self.disputes().to_vec(),
+            challenges: self.saved_challenges(),
         }
     }
 
@@ -120,6 +124,7 @@ impl Model {
         self.idempotency = IdempotencyStore::from_completed(saved.idempotency);
         self.adjustments = saved.adjustments;
         self.restore_disputes(saved.disputes);
+        self.restore_challenges(saved.challenges);
         self.id_rng = StdRng::seed_from_u64(rand::random());
         Ok(pending)
     }

@@ -79,22 +79,38 @@ pub struct PayEnv {
     pay_env: Vec<(String, String)>,
     /// The sandbox PSP's certificate and key when it serves HTTPS.
     psp_tls: Option<(PathBuf, PathBuf)>,
+    /// More flags of the sandbox PSP ([`PayEnv::start_with_psp_args`]).
+    psp_args: Vec<String>,
 }
 
 impl PayEnv {
     /// Starts everything; `faults` is the sandbox's fault spec (set at start, replace it later
     /// with [`PayEnv::set_faults`]); `pay_env` adds `TALLY_PAY__…` settings.
     pub async fn start(faults: &str, pay_env: &[(&str, &str)]) -> PayEnv {
-        Self::start_with(faults, pay_env, false).await
+        Self::start_with(faults, pay_env, false, &[]).await
+    }
+
+    /// As [`PayEnv::start`], with more flags for the sandbox PSP (e.g. `--three-ds-timeout-s`).
+    pub async fn start_with_psp_args(
+        faults: &str,
+        pay_env: &[(&str, &str)],
+        psp_args: &[&str],
+    ) -> PayEnv {
+        Self::start_with(faults, pay_env, false, psp_args).await
     }
 
     /// As [`PayEnv::start`], with the sandbox PSP serving HTTPS (a certificate from the test
     /// cluster's CA) and tally-pay trusting that CA through `psp.ca`.
     pub async fn start_https_psp(faults: &str, pay_env: &[(&str, &str)]) -> PayEnv {
-        Self::start_with(faults, pay_env, true).await
+        Self::start_with(faults, pay_env, true, &[]).await
     }
 
-    async fn start_with(faults: &str, pay_env: &[(&str, &str)], https_psp: bool) -> PayEnv {
+    async fn start_with(
+        faults: &str,
+        pay_env: &[(&str, &str)],
+        https_psp: bool,
+        psp_args: &[&str],
+    ) -> PayEnv {
         tally_tls::install_crypto_provider();
         let cluster = TestCluster::start(3, &[]).await;
         let logs = tempfile::tempdir().expect("temp dir");
@@ -133,6 +149,7 @@ impl PayEnv {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             psp_tls: None,
+            psp_args: psp_args.iter().map(|arg| arg.to_string()).collect(),
         };
         if https_psp {
             let certs = &env.cluster.certs;
@@ -190,6 +207,7 @@ impl PayEnv {
                 "--faults",
                 faults,
             ])
+            .args(&self.psp_args)
             .args(self.psp_tls.iter().flat_map(|(cert, key)| {
                 [
                     "--tls-cert".as_ref(),

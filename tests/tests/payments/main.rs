@@ -22,4 +22,5 @@ mod operations;
 mod recon;
 mod reports;
 mod security;
+mod three_ds;
 mod webhooks;

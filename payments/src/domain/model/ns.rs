@@ -22,6 +22,10 @@ pub const ESCROW: &str = "pay.escrow";
 /// (`capture::expiry_key`); written in the `Txn` that records the authorization, deleted in
 /// the one that captures or cancels it.
 pub const AUTHORIZATION: &str = "pay.authorization";
+/// Payment orders waiting for their customer's 3-D Secure authentication (`requires_action`),
+/// keyed like `AUTHORIZATION` by the time tally-pay gives up on them (`action::index_key`);
+/// written in the `Txn` that records the wait, deleted in the one that ends it.
+pub const ACTION: &str = "pay.action";
 /// Objects whose retries are exhausted, for an operator (value: `DeadLetter`).
 pub const DEAD_LETTER: &str = "pay.dead_letter";
 /// The stored summary of a day's reconciliation, keyed `YYYY-MM-DD` (value: `ReconRun`).

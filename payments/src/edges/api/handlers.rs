@@ -193,7 +193,7 @@ pub async fn seller_balance(State(pay): PayState, Path(id): Path<String>) -> Res
 
 #[utoipa::path(post, path = "/v1/payments", request_body = NewPayment,
     params(("Idempotency-Key" = String, Header, description = "Required")),
-    responses((status = 201, body = Payment, description = "Orders are `succeeded`, `failed`, or still `processing` when the PSP's answer is not known yet"),
+    responses((status = 201, body = Payment, description = "Orders are `succeeded`, `failed`, `requires_capture` (`capture: \"manual\"`), `requires_action` (the card needs 3-D Secure: send the customer's browser to the payment's `next_action.url`; the payment goes on when the PSP reports the outcome), or still `processing` when the PSP's answer is not known yet"),
         (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_payment(pay: Arc<Pay>, request: NewPayment, key: Key) -> Reply<Payment> {
     Ok((
@@ -203,7 +203,7 @@ pub async fn create_payment(pay: Arc<Pay>, request: NewPayment, key: Key) -> Rep
 }
 
 #[utoipa::path(get, path = "/v1/payments/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = Payment), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Payment, description = "The payment; `next_action` while an order `requires_action`"), (status = 404, body = ErrorBody)))]
 pub async fn get_payment(State(pay): PayState, Path(id): Path<String>) -> Response {
     respond(pay.payment(&id).await.map(|p| (StatusCode::OK, p)))
 }

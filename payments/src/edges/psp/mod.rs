@@ -114,6 +114,10 @@ pub enum ChargeStatus {
     },
     /// An authorization canceled before its capture (only after `cancel`).
     Canceled,
+    /// Waiting for the customer's authentication (3-D Secure) on the PSP's page at `url`.
+    RequiresAction {
+        url: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -62,7 +62,7 @@ fn kind_of(kind: SettlementKind) -> Option<IndexKind> {
     }
 }
 
-/// One object read back.
+/// One object read back (an order, the largest record, boxed).
 enum Loaded {
     Order(Box<Order>),
     Refund(Refund),

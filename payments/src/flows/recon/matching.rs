@@ -219,18 +219,25 @@ pub(super) fn verdict(line: &SettlementLine, state: State) -> Verdict {
         (S::Won | S::Lost, State::Dispute(D::NeedsResponse | D::UnderReview)) => {
             Verdict::InFlight
         }
-        (S::Authorized, State::Charge(C::Processing | C::DeadLetter | C::RequiresCapture))
+        (
+            S::Authorized,
+            State::Charge(C::Processing | C::DeadLetter | C::RequiresCapture | C::RequiresAction),
+        )
         // Captured at the PSP, not yet in Tally: the capture call or the expiry pass settles it.
         | (S::Succeeded, State::Charge(C::RequiresCapture))
         | (S::Pending, State::Refund(R::Pending))
         | (S::Pending, State::Payout(P::Pending | P::InTransit)) => Verdict::InFlight,
-        (S::Succeeded, State::Charge(C::Processing | C::DeadLetter)) if known => {
+        (S::Succeeded, State::Charge(C::Processing | C::DeadLetter | C::RequiresAction))
+            if known =>
+        {
             Verdict::Safe(Action::OrderSucceeded {
                 psp_id,
                 fee: line.fee,
             })
         }
-        (S::Failed, State::Charge(C::Processing)) => Verdict::Safe(Action::OrderFailed),
+        (S::Failed, State::Charge(C::Processing | C::RequiresAction)) => {
+            Verdict::Safe(Action::OrderFailed)
+        }
         (S::Succeeded, State::Refund(R::Pending)) if known => {
             Verdict::Safe(Action::RefundSucceeded { psp_id })
         }
@@ -393,7 +400,8 @@ impl Objects {
                 ChargeStatus::Succeeded => balance += i128::from(order.amount),
                 ChargeStatus::Processing
                 | ChargeStatus::DeadLetter
-                | ChargeStatus::RequiresCapture => pending += u128::from(order.amount),
+                | ChargeStatus::RequiresCapture
+                | ChargeStatus::RequiresAction => pending += u128::from(order.amount),
                 ChargeStatus::Failed | ChargeStatus::Canceled => {}
             }
         }

@@ -75,6 +75,8 @@ fn order(id: &str, amount: u64, psp_fee: u64, status: ChargeStatus) -> Order {
         recovery_repaid: 0,
         payout_currency: None,
         fx: None,
+        next_action: None,
+        action_expires_at: None,
         attempts: 0,
         next_attempt_at: 0,
         created_at: created(),

@@ -72,9 +72,10 @@ impl Connector for SandboxConnector {
         let charge: Charge = parse_object::<ChargeWire, _>(response, "charge")?;
         match charge.status {
             ChargeStatus::Failed { code, message } => Err(PspError::Declined { code, message }),
-            ChargeStatus::Authorized | ChargeStatus::Succeeded | ChargeStatus::Canceled => {
-                Ok(charge)
-            }
+            ChargeStatus::Authorized
+            | ChargeStatus::Succeeded
+            | ChargeStatus::Canceled
+            | ChargeStatus::RequiresAction { .. } => Ok(charge),
         }
     }
 

@@ -26,6 +26,11 @@ pub(super) enum WireError {
         object: &'static str,
         field: &'static str,
     },
+    #[error("a {object} without its {field}")]
+    MissingField {
+        object: &'static str,
+        field: &'static str,
+    },
     #[error("unknown settlement line kind {word:?}")]
     UnknownKind { word: String },
     #[error("an FX rate that is not a decimal: {word:?}")]
@@ -192,8 +197,8 @@ fn failure(
     Ok((code, message))
 }
 
-/// A charge; `status` is `authorized`, `succeeded`, `canceled` or `failed` (then with `code` and
-/// `message`).
+/// A charge; `status` is `authorized`, `succeeded`, `canceled`, `failed` (then with `code` and
+/// `message`) or `requires_action` (then with `next_action_url`, the 3-D Secure page).
 #[derive(Debug, Deserialize)]
 pub(super) struct ChargeWire {
     psp_id: String,
@@ -203,6 +208,7 @@ pub(super) struct ChargeWire {
     status: String,
     code: Option<String>,
     message: Option<String>,
+    next_action_url: Option<String>,
     fee: u64,
     created: i64,
 }
@@ -215,6 +221,12 @@ impl TryFrom<ChargeWire> for Charge {
             "authorized" => ChargeStatus::Authorized,
             "canceled" => ChargeStatus::Canceled,
             "succeeded" => ChargeStatus::Succeeded,
+            "requires_action" => ChargeStatus::RequiresAction {
+                url: wire.next_action_url.ok_or(WireError::MissingField {
+                    object: "charge",
+                    field: "next_action_url",
+                })?,
+            },
             "failed" => {
                 let (code, message) = failure("charge", wire.code, wire.message)?;
                 ChargeStatus::Failed { code, message }
@@ -435,6 +447,22 @@ mod tests {
                 code: "card_declined".to_owned(),
                 message: "no".to_owned()
             }
+        );
+    }
+
+    #[test]
+    fn a_charge_requiring_action_carries_its_url() {
+        let url = r#","next_action_url":"https://psp.test/3ds/3ds_1""#;
+        assert_eq!(
+            charge("requires_action", url).unwrap().status,
+            ChargeStatus::RequiresAction {
+                url: "https://psp.test/3ds/3ds_1".to_owned()
+            }
+        );
+        let error = charge("requires_action", "").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "a charge without its next_action_url".to_owned()
         );
     }
 
