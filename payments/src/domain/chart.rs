@@ -49,8 +49,9 @@ pub mod transfer_code {
     pub const PAYOUT_SETTLE: u16 = 8;
     /// An escrowed order's seller share moved from pending to the wallet (available).
     pub const RELEASE: u16 = 9;
-    /// A seller's money converted into another currency through the FX position.
-    pub const FX: u16 = 10;
+    /// A seller's money converted into another currency through the FX position. (15: the
+    /// disputes work takes 10 to 14.)
+    pub const FX: u16 = 15;
 }
 
 /// The platform's own accounts, one of each per currency.
