@@ -7,6 +7,7 @@ pub mod billing;
 pub mod capture;
 mod charges;
 pub mod clock;
+pub mod cluster;
 mod delivery;
 mod deposits;
 pub mod escrow;

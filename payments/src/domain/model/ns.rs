@@ -76,3 +76,7 @@ pub const DELIVERY_LEASE: &str = "pay.delivery_lease";
 pub const LIST_INDEX: &str = "pay.list_index";
 /// Set (key `done`) once the objects created before `LIST_INDEX` existed were indexed.
 pub const LIST_INDEX_BACKFILL: &str = "pay.list_index_backfill";
+/// Dashboard sessions, keyed by the SHA-256 of the session token (hex), so the records hold no
+/// token (value: `edges::dashboard::session::SessionRecord`); deleted at sign-out, refused once
+/// expired.
+pub const DASHBOARD_SESSION: &str = "pay.dashboard_session";

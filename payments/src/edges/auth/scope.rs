@@ -79,10 +79,17 @@ pub enum Scope {
     /// Webhook endpoints: creating (its secret shown once), listing, disabling; resending.
     #[serde(rename = "webhooks:admin")]
     WebhooksAdmin,
+    /// Signing in to the web dashboard (`/dashboard`) and reading its pages: the read-only role.
+    #[serde(rename = "dashboard")]
+    Dashboard,
+    /// The dashboard's operator role: refunds, captures, resolving review items, retrying dead
+    /// letters. Signing in still needs `dashboard`.
+    #[serde(rename = "dashboard:operate")]
+    DashboardOperate,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 21] = [
+    pub const ALL: [Scope; 23] = [
         Scope::CustomersRead,
         Scope::CustomersWrite,
         Scope::SellersRead,
@@ -104,6 +111,8 @@ impl Scope {
         Scope::AuditRead,
         Scope::EventsRead,
         Scope::WebhooksAdmin,
+        Scope::Dashboard,
+        Scope::DashboardOperate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -129,6 +138,8 @@ impl Scope {
             Scope::AuditRead => "audit:read",
             Scope::EventsRead => "events:read",
             Scope::WebhooksAdmin => "webhooks:admin",
+            Scope::Dashboard => "dashboard",
+            Scope::DashboardOperate => "dashboard:operate",
         }
     }
 
