@@ -33,6 +33,39 @@ async fn sign_in(env: &PayEnv, secret: &str, size: (u32, u32)) -> Browser {
     browser
 }
 
+/// The seller's (available, pending) USD balance in minor units, after checking that the
+/// seller's page shows exactly what the API says.
+async fn shown_balance(env: &PayEnv, browser: &Browser, page: &str, seller: &str) -> (u64, u64) {
+    browser.goto(page).await;
+    browser.wait_for_text("Balance USD").await;
+    let api = env
+        .get(&format!("/v1/sellers/{seller}/balance"))
+        .await
+        .expect(200);
+    let usd = api["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["currency"] == "USD")
+        .cloned()
+        .unwrap_or_else(|| panic!("no USD balance: {api}"));
+    let (available, pending) = (
+        usd["available"].as_u64().unwrap(),
+        usd["pending"].as_u64().unwrap(),
+    );
+    let dollars = |minor: u64| format!("${}.{:02}", minor / 100, minor % 100);
+    let card = "div.balance[data-currency=USD]";
+    assert_eq!(
+        browser.text(&format!("{card} .available")).await,
+        dollars(available)
+    );
+    assert_eq!(
+        browser.text(&format!("{card} .pending")).await,
+        dollars(pending)
+    );
+    (available, pending)
+}
+
 /// Audit entries of `action` by `actor`.
 async fn audited(env: &PayEnv, action: &str, actor: &str) -> Vec<Value> {
     let trail = env.get("/v1/audit?limit=100").await.expect(200);
@@ -49,7 +82,7 @@ async fn audited(env: &PayEnv, action: &str, actor: &str) -> Vec<Value> {
 async fn sign_in_find_a_payment_and_refund_part_of_it() {
     let env = PayEnv::start("", &[]).await;
     let (customer, card) = env.customer_with_card(CARD_OK).await;
-    let seller = env.seller("Greta Goods").await;
+    let seller = env.seller("Greta").await;
     let payment = env
         .post(
             "/v1/payments",
@@ -88,15 +121,9 @@ async fn sign_in_find_a_payment_and_refund_part_of_it() {
     );
     browser.screenshot("payment").await;
 
-    // The seller's available balance before the refund.
+    // The seller's balance before the refund, as the page and the API show it.
     let seller_page = format!("{}/dashboard/sellers/{seller}", env.pay_url);
-    browser.goto(&seller_page).await;
-    browser.wait_for_text("Balance USD").await;
-    let before = browser.text(".balance .available").await;
-    let api_before = env
-        .get(&format!("/v1/sellers/{seller}/balance"))
-        .await
-        .expect(200);
+    let before = shown_balance(&env, &browser, &seller_page, &seller).await;
 
     // Refund $25.00 of it, through the confirmation page.
     browser
@@ -108,25 +135,24 @@ async fn sign_in_find_a_payment_and_refund_part_of_it() {
     assert!(confirm.contains(order_id), "{confirm}");
     browser.screenshot("refund-confirm").await;
     browser.click("#confirm").await;
-    let after_refund = browser.wait_for_text("Refund created.").await;
-    assert!(after_refund.contains("$25.00"), "{after_refund}");
-    assert_eq!(browser.text("td.refunded").await, "$25.00");
+    browser.wait_for_text("Refund created.").await;
+    let payment_page = format!("{}/dashboard/payments/{payment_id}", env.pay_url);
+    eventually(
+        Duration::from_secs(30),
+        "the order shown refunded",
+        || async {
+            browser.goto(&payment_page).await;
+            (browser.text("td.refunded").await == "$25.00").then_some(())
+        },
+    )
+    .await;
 
-    // The seller's balance moved by what the API says it did.
-    browser.goto(&seller_page).await;
-    browser.wait_for_text("Balance USD").await;
-    let after = browser.text(".balance .available").await;
-    let api_after = env
-        .get(&format!("/v1/sellers/{seller}/balance"))
-        .await
-        .expect(200);
-    assert_ne!(before, after, "the available balance did not change");
-    let available = |b: &Value| b["balances"][0]["available"].as_u64();
-    let (was, now) = (available(&api_before), available(&api_after));
-    assert!(was.is_some() && now.is_some(), "{api_before} {api_after}");
-    assert!(now < was, "{api_before} -> {api_after}");
-    let dollars = |minor: u64| format!("${}.{:02}", minor / 100, minor % 100);
-    assert_eq!(after, dollars(now.unwrap()));
+    // The seller's balance moved: the refund came out of it.
+    let after = shown_balance(&env, &browser, &seller_page, &seller).await;
+    assert!(
+        after.0 + after.1 < before.0 + before.1,
+        "{before:?} -> {after:?}"
+    );
     browser.screenshot("seller-after-refund").await;
 
     // One refund, audited with the dashboard user.

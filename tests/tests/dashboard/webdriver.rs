@@ -17,7 +17,7 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 /// How long a wait for a page or an element lasts.
 pub const WAIT: Duration = Duration::from_secs(30);
 /// W3C's key of an element reference in a JSON answer.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735e9c7d70";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 pub struct Browser {
     http: reqwest::Client,
@@ -154,30 +154,39 @@ impl Browser {
             .to_string()
     }
 
-    async fn find_now(&self, css: &str) -> Option<String> {
+    async fn try_find(&self, css: &str) -> Result<String, String> {
         let found = self
             .try_call(
                 "POST",
                 &self.at("/element"),
                 Some(json!({"using": "css selector", "value": css})),
             )
-            .await
-            .ok()?;
-        found[ELEMENT].as_str().map(String::from)
+            .await?;
+        found[ELEMENT]
+            .as_str()
+            .map(String::from)
+            .ok_or_else(|| format!("no element reference in {found}"))
+    }
+
+    async fn find_now(&self, css: &str) -> Option<String> {
+        self.try_find(css).await.ok()
     }
 
     /// The element `css` selects, waiting for it to appear.
     pub async fn find(&self, css: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
-            if let Some(element) = self.find_now(css).await {
-                return element;
+            let error = match self.try_find(css).await {
+                Ok(element) => return element,
+                Err(error) => error,
+            };
+            if Instant::now() >= deadline {
+                let source = self.call("GET", &self.at("/source"), None).await;
+                panic!(
+                    "no element {css} on {}: {error}\n{source}",
+                    self.url().await
+                );
             }
-            assert!(
-                Instant::now() < deadline,
-                "no element {css} on {}",
-                self.url().await
-            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

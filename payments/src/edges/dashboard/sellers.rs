@@ -68,7 +68,7 @@ pub async fn detail(state: DashState, session: SessionOf, Path(id): Path<String>
                 section.cards {
                     div.card { h2 { "Name" } p.big { (seller.name) } p.small { (seller.email) } }
                     @for b in &balances {
-                        div.card.balance {
+                        div.card.balance data-currency=(b.currency) {
                             h2 { "Balance " (b.currency) }
                             p.big.available { (money(u128::from(b.available), &b.currency)) }
                             p.small { "available · " span.pending { (money(u128::from(b.pending), &b.currency)) } " pending · "

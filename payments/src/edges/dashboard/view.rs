@@ -160,8 +160,8 @@ pub fn bar_chart(
     bars: &[(String, u128)],
     format: impl Fn(u128) -> String,
 ) -> Markup {
-    const WIDTH: u32 = 640;
-    const HEIGHT: u32 = 160;
+    const WIDTH: u32 = 960;
+    const HEIGHT: u32 = 140;
     const LABELS: u32 = 20;
     let max = bars.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1);
     let count = u32::try_from(bars.len()).unwrap_or(1).max(1);
