@@ -29,6 +29,7 @@ mod convert;
 pub mod credentials;
 mod error;
 mod retry;
+mod status;
 
 pub use address::{parse_leader_hint, NodeAddress, LEADER_METADATA_KEY};
 pub use builders::{AccountBuilder, Balances, TransferBuilder};
@@ -36,6 +37,7 @@ pub use client::{AccountFilter, Client, ClientOptions};
 pub use credentials::{Credentials, Secret, TlsOptions};
 pub use error::ClientError;
 pub use retry::{classify, Backoff, Disposition};
+pub use status::{FollowerStatus, NodeStatus};
 /// The ledger's types, as the node defines them: one definition for the node, the simulator and
 /// every client.
 pub use tally_ledger::{

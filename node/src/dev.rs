@@ -522,6 +522,8 @@ fn start_payments(
     println!("payments API: {pay_url}/openapi.json");
     let secret = create_quickstart_key(&pay, &cluster, certs)?;
     println!("a secret API key for the quick start is in TALLY_PAY_KEY (tally.env)");
+    // Dev mode only: the throwaway key is printed so a newcomer can sign in at once.
+    println!("dashboard: {pay_url}/dashboard  (sign in with the key {secret})");
     Ok(vec![
         ("TALLY_PAY_URL".to_string(), pay_url),
         ("TALLY_PSP_URL".to_string(), psp_url),

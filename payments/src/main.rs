@@ -306,7 +306,8 @@ async fn serve(config: PayConfig, exit_on_stdin_close: bool) -> anyhow::Result<(
         }
     });
     // The peer address goes into audit entries and the per-address limit of failed logins.
-    let app = tally_payments::edges::api::router(pay)
+    let app = tally_payments::edges::api::router(Arc::clone(&pay))
+        .merge(tally_payments::edges::dashboard::router(pay))
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal(exit_on_stdin_close))

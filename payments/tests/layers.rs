@@ -20,7 +20,7 @@ const RULES: &[Rule] = &[
     },
     Rule {
         layer: "flows",
-        forbidden: &["edges::api"],
+        forbidden: &["edges::api", "edges::dashboard"],
     },
 ];
 

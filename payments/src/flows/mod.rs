@@ -8,6 +8,7 @@ pub mod billing;
 pub mod capture;
 mod charges;
 pub mod clock;
+pub mod cluster;
 mod conversion;
 mod delivery;
 mod deposits;

@@ -1,6 +1,6 @@
 //! `scripts/install-deps --check` decides whether libclang (for the build), `ip` and `nft` (for
-//! the partition test) are present by looking for the files; `TALLY_DEPS_ROOT` points it at a
-//! fake tree.
+//! the partition test) and `chromium` and `chromedriver` (for the dashboard's browser tests) are
+//! present by looking for the files; `TALLY_DEPS_ROOT` points it at a fake tree.
 
 use std::path::Path;
 use std::process::Command;
@@ -50,6 +50,8 @@ fn finds_libclang(files: &[&str]) -> bool {
 
 /// The partition test's tools, where Debian 12 installs them.
 const NETWORK_TOOLS: &[&str] = &["usr/sbin/ip", "usr/sbin/nft"];
+/// The browser tests' programs, where Debian 12 installs them.
+const BROWSER: &[&str] = &["usr/bin/chromium", "usr/bin/chromedriver"];
 
 #[test]
 fn libclang_cpp_alone_is_not_libclang() {
@@ -112,9 +114,29 @@ fn ip_and_nft_are_looked_for_in_the_sbin_and_bin_directories() {
 fn everything_present_passes_the_check_silently() {
     let mut files = vec!["usr/lib/llvm-14/lib/libclang.so.1"];
     files.extend_from_slice(NETWORK_TOOLS);
+    files.extend_from_slice(BROWSER);
     assert_eq!(check(&files), (true, String::new()));
     // Without libclang the check fails, whatever else is there.
     let (ok, missing) = check(NETWORK_TOOLS);
     assert!(!ok);
     assert!(missing.contains("libclang-dev"), "{missing}");
+}
+
+#[test]
+fn chromium_and_chromedriver_are_each_looked_for() {
+    let mut files = vec!["usr/lib/llvm-14/lib/libclang.so.1"];
+    files.extend_from_slice(NETWORK_TOOLS);
+    let (ok, missing) = check(&files);
+    assert!(!ok);
+    assert!(missing.contains("package chromium)"), "{missing}");
+    assert!(missing.contains("package chromium-driver"), "{missing}");
+    files.push("usr/bin/chromium");
+    let (ok, missing) = check(&files);
+    assert!(!ok);
+    assert!(!missing.contains("package chromium)"), "{missing}");
+    assert!(missing.contains("package chromium-driver"), "{missing}");
+    files.pop();
+    files.push("usr/bin/chromedriver");
+    let (_, missing) = check(&files);
+    assert!(missing.contains("package chromium)") && !missing.contains("chromium-driver"));
 }

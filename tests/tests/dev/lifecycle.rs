@@ -211,6 +211,31 @@ async fn dev_cluster_restarts_nodes_keeps_its_books_and_takes_its_children_along
         .output()
         .contains(&format!("export TALLY_CLUSTER={cluster}")));
 
+    // The dashboard's address and a key that signs in to it are printed.
+    let output = dev.output();
+    let line = output
+        .lines()
+        .find(|l| l.starts_with("dashboard: "))
+        .unwrap_or_else(|| panic!("no dashboard line: {output}"));
+    let dashboard = format!("http://127.0.0.1:{}/dashboard", ports.1);
+    assert!(line.contains(&dashboard), "{line}");
+    let key = line
+        .split("sign in with the key ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no key in {line}"));
+    let signed_in = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{dashboard}/login"))
+        .form(&[("key", key)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303, "signing in with the printed key");
+    assert!(signed_in.headers().contains_key("set-cookie"));
+
     // Each node's metrics on its gRPC port + 100, printed at start.
     let http = reqwest::Client::new();
     for offset in 0..3u16 {

@@ -83,3 +83,7 @@ pub const LIST_INDEX_BACKFILL: &str = "pay.list_index_backfill";
 /// Disputes (chargebacks), keyed by dispute id (value: `disputes::Dispute`); the id derives
 /// from the PSP's dispute id, so a dispute line or webhook finds its record without an index.
 pub const DISPUTE: &str = "pay.dispute";
+/// Dashboard sessions, keyed by the SHA-256 of the session token (hex), so the records hold no
+/// token (value: `edges::dashboard::session::SessionRecord`); deleted at sign-out, refused once
+/// expired.
+pub const DASHBOARD_SESSION: &str = "pay.dashboard_session";

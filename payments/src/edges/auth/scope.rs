@@ -85,10 +85,17 @@ pub enum Scope {
     /// Submitting a dispute's evidence.
     #[serde(rename = "disputes:write")]
     DisputesWrite,
+    /// Signing in to the web dashboard (`/dashboard`) and reading its pages: the read-only role.
+    #[serde(rename = "dashboard")]
+    Dashboard,
+    /// The dashboard's operator role: refunds, captures, resolving review items, retrying dead
+    /// letters. Signing in still needs `dashboard`.
+    #[serde(rename = "dashboard:operate")]
+    DashboardOperate,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 23] = [
+    pub const ALL: [Scope; 25] = [
         Scope::CustomersRead,
         Scope::CustomersWrite,
         Scope::SellersRead,
@@ -112,6 +119,8 @@ impl Scope {
         Scope::WebhooksAdmin,
         Scope::DisputesRead,
         Scope::DisputesWrite,
+        Scope::Dashboard,
+        Scope::DashboardOperate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -139,6 +148,8 @@ impl Scope {
             Scope::WebhooksAdmin => "webhooks:admin",
             Scope::DisputesRead => "disputes:read",
             Scope::DisputesWrite => "disputes:write",
+            Scope::Dashboard => "dashboard",
+            Scope::DashboardOperate => "dashboard:operate",
         }
     }
 

@@ -20,6 +20,7 @@ mod audit;
 mod index;
 mod matching;
 mod render;
+mod review;
 mod run;
 #[cfg(test)]
 mod tests;

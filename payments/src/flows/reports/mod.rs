@@ -7,13 +7,16 @@
 //! query by `timestamp_max = T`. Totals add up even while payments flow. Amounts are integer
 //! minor units throughout; only the CSV shows decimals.
 
+mod postings;
 mod queries;
+mod statement_csv;
 mod time;
 
 use serde::{Deserialize, Serialize};
 use tally_client::{Balances, Transfer, TransferFlags};
 use utoipa::ToSchema;
 
+pub use postings::ObjectPosting;
 pub use time::{day_of, parse_time, time_of, Period};
 
 use crate::domain::chart::{account_name, kind_name, transfer_code};
