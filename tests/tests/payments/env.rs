@@ -547,7 +547,14 @@ impl PayEnv {
     /// Checks that every ledger balances (debits = credits) on every replica: `tallyctl verify`.
     pub fn verify_ledger(&self) {
         let output = Command::new(binary("tallyctl"))
-            .args(["--cluster", &self.cluster.cluster_arg(), "verify"])
+            // A follower may lag for a while on a loaded machine: verify waits for it.
+            .args([
+                "--cluster",
+                &self.cluster.cluster_arg(),
+                "--timeout",
+                "120",
+                "verify",
+            ])
             .envs(self.cluster.certs.env("admin"))
             .output()
             .expect("run tallyctl verify");
