@@ -11,7 +11,7 @@ use tally_payments::domain::chart::{self, code};
 use tally_payments::domain::ids;
 use tally_payments::domain::money::FeeRule;
 
-use crate::env::{today, usd, PayEnv, CARD_OK, PSP_API_KEY};
+use crate::env::{today, usd, PayEnv, CARD_OK};
 use crate::harness::eventually;
 
 /// The service-wide hold period of these tests: a day, far longer than any test runs.
@@ -48,22 +48,6 @@ async fn paid_order(env: &PayEnv, key: &str, card: &str, seller: &str, amount: u
         .await;
     assert_eq!(settled["status"], "succeeded", "{settled}");
     settled["orders"][0]["id"].as_str().unwrap().to_string()
-}
-
-/// A POST to the sandbox PSP's control routes; the answer's JSON.
-async fn psp_post(env: &PayEnv, path: &str, body: &Value) -> Value {
-    let response = env
-        .http
-        .post(format!("{}{path}", env.psp_url))
-        .bearer_auth(PSP_API_KEY)
-        .json(body)
-        .send()
-        .await
-        .expect("the sandbox answers");
-    let status = response.status();
-    let body: Value = response.json().await.expect("JSON from the sandbox");
-    assert!(status.is_success(), "{path}: {status} {body}");
-    body
 }
 
 /// The dispute of `order` once tally-pay has it in `status`.
@@ -134,8 +118,7 @@ async fn a_won_dispute_returns_the_amount_but_not_the_fee() {
     let share = 10_000 - fee(10_000);
     assert_eq!(balance(&env, &seller).await, (0, share, 0));
 
-    psp_post(
-        &env,
+    env.psp_post(
         &format!("/_sandbox/charges/{order}/dispute"),
         &json!({"amount": 4_000, "reason": "product_not_received"}),
     )
@@ -182,8 +165,7 @@ async fn a_won_dispute_returns_the_amount_but_not_the_fee() {
         (422, "dispute_not_open_for_evidence")
     );
 
-    psp_post(
-        &env,
+    env.psp_post(
         &format!("/_sandbox/disputes/{psp_id}/resolve"),
         &json!({"outcome": "won"}),
     )
@@ -235,8 +217,7 @@ async fn a_lost_dispute_keeps_the_money_out() {
     let clearing_before = env.system(code::PSP_CLEARING).await.net_credit();
 
     let psp_id = dispute["psp_id"].as_str().unwrap();
-    psp_post(
-        &env,
+    env.psp_post(
         &format!("/_sandbox/disputes/{psp_id}/resolve"),
         &json!({"outcome": "lost"}),
     )
@@ -268,12 +249,8 @@ async fn a_dispute_the_seller_cannot_cover_is_recovered_from_later_pay_ins() {
     let seller = env.seller_with_bank("Short").await;
     let order = paid_order(&env, "short-1", CARD_OK, &seller, 1_000).await;
     let share = 1_000 - fee(1_000);
-    psp_post(
-        &env,
-        &format!("/_sandbox/charges/{order}/dispute"),
-        &json!({}),
-    )
-    .await;
+    env.psp_post(&format!("/_sandbox/charges/{order}/dispute"), &json!({}))
+        .await;
     let dispute = dispute_of(&env, &order, "needs_response").await;
     let owed = 1_000 + DISPUTE_FEE - share;
     assert_eq!(
@@ -285,8 +262,7 @@ async fn a_dispute_the_seller_cannot_cover_is_recovered_from_later_pay_ins() {
     assert_eq!(balance(&env, &seller).await, (0, 0, owed));
     assert_eq!(loss_account(&env, &seller).await, (u128::from(owed), 0));
     let psp_id = dispute["psp_id"].as_str().unwrap();
-    psp_post(
-        &env,
+    env.psp_post(
         &format!("/_sandbox/disputes/{psp_id}/resolve"),
         &json!({"outcome": "lost"}),
     )
@@ -335,8 +311,7 @@ async fn reconciliation_matches_dispute_lines() {
         let dispute = dispute_of(&env, &order, "needs_response").await;
         let psp_id = dispute["psp_id"].as_str().unwrap().to_string();
         if !outcome.is_empty() {
-            psp_post(
-                &env,
+            env.psp_post(
                 &format!("/_sandbox/disputes/{psp_id}/resolve"),
                 &json!({ "outcome": outcome }),
             )

@@ -380,6 +380,22 @@ impl PayEnv {
             .expect("JSON from the sandbox")
     }
 
+    /// A POST to the sandbox PSP's control routes; the answer's JSON.
+    pub async fn psp_post(&self, path: &str, body: &Value) -> Value {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.psp_url))
+            .bearer_auth(PSP_API_KEY)
+            .json(body)
+            .send()
+            .await
+            .expect("the sandbox answers");
+        let status = response.status();
+        let body: Value = response.json().await.expect("JSON from the sandbox");
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
     pub async fn set_faults(&self, spec: &str) {
         let response = self
             .http

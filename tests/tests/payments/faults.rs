@@ -1,6 +1,7 @@
 //! Payments under PSP faults and a `kill -9` of tally-pay, with automatic and manual captures
-//! (in full, in part, canceled) and releases from escrow mixed in: every order ends in one
-//! terminal state, and the PSP's charges, the orders and the ledger's postings agree one for one.
+//! (in full, in part, canceled), releases from escrow and disputes (won and lost) mixed in:
+//! every order ends in one terminal state, and the PSP's charges and disputes, the orders and the
+//! ledger's postings agree one for one.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,10 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tally_payments::domain::chart::code;
+use tally_payments::domain::chart::{self, code};
+use tally_payments::domain::ids;
 
-use crate::env::{PayEnv, CARD_OK, SHORT_PSP_TIMEOUT};
+use crate::env::{usd, PayEnv, CARD_OK, SHORT_PSP_TIMEOUT};
 use crate::harness::eventually;
+
+/// The sandbox PSP's dispute fee (`psp-sandbox` `DISPUTE_FEE`), in any currency.
+const DISPUTE_FEE: u64 = 1500;
 
 /// Lets a test's tally-pay take over a dead process's idempotency keys quickly.
 const FAST_LEASE: (&str, &str) = ("TALLY_PAY__PAY__IDEMPOTENCY_LEASE_MS", "3000");
@@ -65,7 +70,7 @@ async fn psp_timeouts_after_charging_settle_each_order_exactly_once() {
         }
     }
     env.set_faults("").await;
-    assert_psp_matches_ledger(&env, &payment_ids, &sellers).await;
+    assert_psp_matches_ledger(&env, &payment_ids, &sellers, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +96,7 @@ async fn killing_tally_pay_mid_batch_loses_and_duplicates_nothing() {
     for id in &payment_ids {
         env.wait_payment_settled(id).await;
     }
-    assert_psp_matches_ledger(&env, &payment_ids, &setup.sellers).await;
+    assert_psp_matches_ledger(&env, &payment_ids, &setup.sellers, &[]).await;
 }
 
 /// The service-wide hold period of the mixed run: a day, so that only the releases the clients
@@ -99,7 +104,7 @@ async fn killing_tally_pay_mid_batch_loses_and_duplicates_nothing() {
 const HOLD_A_DAY: (&str, &str) = ("TALLY_PAY__ESCROW__HOLD_PERIOD_S", "86400");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thousand_payments_with_captures_and_releases_under_faults_and_a_kill_agree_with_the_psp() {
+async fn thousand_payments_with_captures_releases_and_disputes_under_faults_agree_with_the_psp() {
     let mut env = PayEnv::start("", &[FAST_LEASE, SHORT_PSP_TIMEOUT, HOLD_A_DAY]).await;
     let setup = Setup::new(&env, 5).await;
     env.set_faults(
@@ -141,10 +146,84 @@ async fn thousand_payments_with_captures_and_releases_under_faults_and_a_kill_ag
         1000 - canceled,
         "{seen:?}"
     );
+    let disputed = dispute_some(&env, &payment_ids).await;
+    assert!(disputed.len() >= 20, "{} disputes", disputed.len());
     env.set_faults("").await;
-    assert_psp_matches_ledger(&env, &payment_ids, &setup.sellers).await;
+    assert_psp_matches_ledger(&env, &payment_ids, &setup.sellers, &disputed).await;
     let dead = env.get("/v1/dead_letters").await.expect(200);
     assert_eq!(dead["data"].as_array().unwrap().len(), 0, "{dead}");
+}
+
+/// A dispute of the fault run: the disputed order's seller and amount, and whether it was won.
+struct Disputed {
+    seller: String,
+    amount: u64,
+    won: bool,
+}
+
+/// Opens a dispute at the PSP on the first order of every 25th payment captured at once, with the
+/// PSP's webhooks duplicated, and closes each at the PSP, every other one won; waits until
+/// tally-pay has each closed as the PSP has it.
+async fn dispute_some(env: &PayEnv, payment_ids: &[String]) -> Vec<Disputed> {
+    env.set_faults("duplicate_webhooks=0.3,seed=11").await;
+    let mut opened = Vec::new();
+    let mut automatic = 0usize;
+    for id in payment_ids {
+        let payment = env.get(&format!("/v1/payments/{id}")).await.expect(200);
+        let order = &payment["orders"][0];
+        if order["capture"] != "automatic" || order["status"] != "succeeded" {
+            continue;
+        }
+        automatic += 1;
+        if automatic % 25 != 1 {
+            continue;
+        }
+        let order_id = order["id"].as_str().unwrap().to_string();
+        let dispute = env
+            .psp_post(&format!("/_sandbox/charges/{order_id}/dispute"), &json!({}))
+            .await;
+        assert_eq!(dispute["amount"], order["amount"], "{dispute}");
+        let psp_id = dispute["psp_id"].as_str().unwrap().to_string();
+        let seller = order["seller_id"].as_str().unwrap().to_string();
+        opened.push((order_id, psp_id, seller, order["amount"].as_u64().unwrap()));
+    }
+    let mut disputed = Vec::new();
+    for (n, (order_id, psp_id, seller, amount)) in opened.into_iter().enumerate() {
+        tally_dispute(env, &order_id, "needs_response").await;
+        let outcome = if n % 2 == 0 { "won" } else { "lost" };
+        env.psp_post(
+            &format!("/_sandbox/disputes/{psp_id}/resolve"),
+            &json!({ "outcome": outcome }),
+        )
+        .await;
+        disputed.push((
+            order_id,
+            Disputed {
+                seller,
+                amount,
+                won: outcome == "won",
+            },
+        ));
+    }
+    for (order_id, dispute) in &disputed {
+        let status = if dispute.won { "won" } else { "lost" };
+        tally_dispute(env, order_id, status).await;
+    }
+    disputed.into_iter().map(|(_, d)| d).collect()
+}
+
+/// Waits until tally-pay has the dispute of `order_id` in `status`.
+async fn tally_dispute(env: &PayEnv, order_id: &str, status: &str) {
+    let what = format!("the dispute of {order_id} to be {status}");
+    eventually(Duration::from_secs(60), &what, || async {
+        let page = env.get("/v1/disputes?limit=100").await.expect(200);
+        let found = page["data"]
+            .as_array()?
+            .iter()
+            .any(|d| d["order_id"] == order_id && d["status"] == status);
+        found.then_some(())
+    })
+    .await;
 }
 
 #[derive(Clone)]
@@ -291,8 +370,14 @@ async fn one_payment(env: &crate::env::Handle, setup: &Setup, i: usize) -> Strin
 /// The PSP's charges and the ledger agree one for one: every succeeded order has exactly one
 /// succeeded charge of its captured amount, a canceled order's charge is canceled, failed orders
 /// have none; each seller's pending and available accounts, the fee account and the PSP clearing
-/// account hold exactly the sums of the succeeded orders, and nothing is still held.
-async fn assert_psp_matches_ledger(env: &PayEnv, payment_ids: &[String], sellers: &[String]) {
+/// account hold exactly the sums of the succeeded orders, less what the `disputed` took (amount
+/// and the PSP's fee; the amount back when won), and nothing is still held.
+async fn assert_psp_matches_ledger(
+    env: &PayEnv,
+    payment_ids: &[String],
+    sellers: &[String],
+    disputed: &[Disputed],
+) {
     let charges = env.psp_charges().await;
     let mut by_reference: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for charge in &charges {
@@ -360,28 +445,55 @@ async fn assert_psp_matches_ledger(env: &PayEnv, payment_ids: &[String], sellers
         .filter(|c| c["status"] == "succeeded")
         .count();
     assert_eq!(psp_succeeded, succeeded, "PSP charges vs succeeded orders");
+    let mut lost_to_disputes: BTreeMap<&str, i128> = BTreeMap::new();
+    let (mut dispute_fees, mut lost) = (0i128, 0i128);
+    for dispute in disputed {
+        let taken = i128::from(dispute.amount) + i128::from(DISPUTE_FEE);
+        let returned = if dispute.won {
+            i128::from(dispute.amount)
+        } else {
+            0
+        };
+        *lost_to_disputes.entry(&dispute.seller).or_default() += taken - returned;
+        dispute_fees += i128::from(DISPUTE_FEE);
+        lost += i128::from(dispute.amount) - returned;
+    }
     for seller in sellers {
         let wallet = env.seller_wallet(seller).await;
-        assert_eq!(
-            wallet.net_credit(),
-            wallets.get(seller).copied().unwrap_or(0),
-            "wallet of {seller}"
-        );
-        assert_eq!(wallet.credits_pending, 0, "nothing still held for {seller}");
         let escrow = env.seller_pending(seller).await;
-        assert_eq!(
-            escrow.net_credit(),
-            pending.get(seller).copied().unwrap_or(0),
-            "pending balance of {seller}"
-        );
+        assert_eq!(wallet.credits_pending, 0, "nothing still held for {seller}");
         assert_eq!(
             escrow.credits_pending, 0,
             "no authorization left for {seller}"
         );
+        let (want_wallet, want_pending) = (
+            wallets.get(seller).copied().unwrap_or(0),
+            pending.get(seller).copied().unwrap_or(0),
+        );
+        match lost_to_disputes.get(seller.as_str()) {
+            None => {
+                assert_eq!(wallet.net_credit(), want_wallet, "wallet of {seller}");
+                assert_eq!(escrow.net_credit(), want_pending, "pending of {seller}");
+            }
+            // Disputes take from pending, then the wallet, then the platform's loss account
+            // (which later pay-ins repay): together they lost exactly what the disputes took.
+            Some(taken) => {
+                let owner = ids::number(ids::SELLER, seller).unwrap();
+                let loss = env
+                    .account(chart::account_id(code::DISPUTE_LOSS, usd(), owner))
+                    .await;
+                assert_eq!(
+                    wallet.net_credit() + escrow.net_credit() + loss.net_credit(),
+                    want_wallet + want_pending - taken,
+                    "the balances of {seller}, after its disputes"
+                );
+            }
+        }
     }
     assert_eq!(env.system(code::PLATFORM_REVENUE).await.net_credit(), fees);
+    assert_eq!(env.system(code::DISPUTES_OPEN).await.net_credit(), 0);
     let clearing = env.system(code::PSP_CLEARING).await;
-    assert_eq!(clearing.net_credit(), -captured);
+    assert_eq!(clearing.net_credit(), -captured + dispute_fees + lost);
     assert_eq!(clearing.debits_pending, 0);
     env.verify_ledger();
 }
