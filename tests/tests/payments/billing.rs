@@ -5,20 +5,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
-use tally_payments::domain::money::FeeRule;
 
-use crate::env::{PayEnv, CARD_DECLINED, CARD_OK};
+use crate::env::{fee, PayEnv, CARD_DECLINED, CARD_OK};
 use crate::harness::eventually;
 
 const MANUAL_CLOCK: (&str, &str) = ("TALLY_PAY__BILLING__CLOCK", "manual");
-
-fn fee(amount: u64) -> u64 {
-    FeeRule {
-        percent: "2.5".parse().unwrap(),
-        fixed: 30,
-    }
-    .fee(amount)
-}
 
 async fn set_clock(env: &PayEnv, time: &str) {
     env.post("/v1/billing/clock", None, &json!({ "time": time }))

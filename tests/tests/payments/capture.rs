@@ -7,28 +7,14 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tally_payments::domain::chart::{self, code};
-use tally_payments::domain::ids;
-use tally_payments::domain::money::FeeRule;
+use tally_payments::domain::chart::code;
 
-use crate::env::{usd, Balance, PayEnv, CARD_OK};
+use crate::env::{fee, PayEnv, CARD_OK, HOLD_A_DAY};
 use crate::harness::eventually;
-
-/// The service-wide hold period of these tests: a day, far longer than any test runs.
-const HOLD_A_DAY: (&str, &str) = ("TALLY_PAY__ESCROW__HOLD_PERIOD_S", "86400");
 
 /// The authorization validity of the expiry test, in seconds: long enough to kill tally-pay
 /// before it, short enough to wait for.
 const VALIDITY_S: u64 = 4;
-
-/// The default fee rule of tally-pay (2.5 % + 30 minor units, half away from zero).
-fn fee(amount: u64) -> u64 {
-    FeeRule {
-        percent: "2.5".parse().unwrap(),
-        fixed: 30,
-    }
-    .fee(amount)
-}
 
 /// Pays `amount` USD minor units to `seller` with manual capture; returns the order.
 async fn authorize(env: &PayEnv, key: &str, seller: &str, amount: u64) -> Value {
@@ -51,32 +37,9 @@ async fn authorize(env: &PayEnv, key: &str, seller: &str, amount: u64) -> Value 
     order
 }
 
-/// The seller's pending (escrow) account in the ledger.
-async fn pending_account(env: &PayEnv, seller: &str) -> Balance {
-    let owner = ids::number(ids::SELLER, seller).unwrap();
-    env.account(chart::account_id(code::SELLER_PENDING, usd(), owner))
-        .await
-}
-
 /// The PSP's charge of an order.
 async fn psp_charge(env: &PayEnv, order_id: &str) -> Value {
     env.psp_get(&format!("/v1/charges/{order_id}")).await
-}
-
-/// Event types about one object, oldest first.
-async fn event_types(env: &PayEnv, object_id: &str) -> Vec<String> {
-    let page = env
-        .get(&format!("/v1/events?object_id={object_id}&limit=100"))
-        .await
-        .expect(200);
-    let mut types: Vec<String> = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap().to_string())
-        .collect();
-    types.reverse();
-    types
 }
 
 /// How many audit entries of `action` name `object_id`.
@@ -106,7 +69,7 @@ async fn a_partial_capture_posts_what_was_captured_and_releases_the_rest() {
 
     // Authorized: held in the ledger, nothing posted; the PSP holds the authorization.
     assert_eq!(psp_charge(&env, &order_id).await["status"], "authorized");
-    let pending = pending_account(&env, &seller).await;
+    let pending = env.seller_pending(&seller).await;
     assert_eq!((pending.credits_pending, pending.net_credit()), (10_000, 0));
     let clearing = env.system(code::PSP_CLEARING).await;
     assert_eq!(
@@ -119,7 +82,7 @@ async fn a_partial_capture_posts_what_was_captured_and_releases_the_rest() {
     let too_much = env.post(&path, None, &json!({"amount": 10_001})).await;
     assert_eq!(too_much.status, 422, "{}", too_much.body);
     assert_eq!(too_much.code(), "capture_amount_too_large");
-    assert_eq!(pending_account(&env, &seller).await.credits_pending, 10_000);
+    assert_eq!(env.seller_pending(&seller).await.credits_pending, 10_000);
 
     // 70.00 of 100.00 captured: the rest released, the fee on 70.00, the share in escrow.
     let captured = env
@@ -136,7 +99,7 @@ async fn a_partial_capture_posts_what_was_captured_and_releases_the_rest() {
     assert_eq!(captured["fee"], fee(7_000));
     assert_eq!(captured["escrow"], "held", "{captured}");
     let share = 7_000 - fee(7_000);
-    let pending = pending_account(&env, &seller).await;
+    let pending = env.seller_pending(&seller).await;
     assert_eq!(
         (pending.credits_pending, pending.net_credit()),
         (0, i128::from(share))
@@ -181,11 +144,11 @@ async fn a_partial_capture_posts_what_was_captured_and_releases_the_rest() {
     let late = env.post(&cancel, None, &json!({})).await;
     assert_eq!((late.status, late.code()), (422, "order_not_cancelable"));
     assert_eq!(
-        pending_account(&env, &seller).await.net_credit(),
+        env.seller_pending(&seller).await.net_credit(),
         i128::from(share)
     );
     assert_eq!(
-        event_types(&env, &order_id).await,
+        env.event_types(&order_id).await,
         [
             "payment_order.created",
             "payment_order.requires_capture",
@@ -203,14 +166,14 @@ async fn a_cancel_voids_the_hold_and_the_psp_authorization() {
     let order = authorize(&env, "manual-2", &seller, 5_000).await;
     let order_id = order["id"].as_str().unwrap().to_string();
     let payment_id = order["payment_id"].as_str().unwrap().to_string();
-    assert_eq!(pending_account(&env, &seller).await.credits_pending, 5_000);
+    assert_eq!(env.seller_pending(&seller).await.credits_pending, 5_000);
 
     let path = format!("/v1/payment_orders/{order_id}/cancel");
     let canceled = env.post(&path, None, &json!({})).await.expect(200);
     assert_eq!(canceled["status"], "canceled", "{canceled}");
     assert_eq!(canceled["cancellation"], "requested");
     let canceled_at = canceled["canceled_at"].as_i64().expect("canceled_at");
-    let pending = pending_account(&env, &seller).await;
+    let pending = env.seller_pending(&seller).await;
     assert_eq!((pending.credits_pending, pending.net_credit()), (0, 0));
     let clearing = env.system(code::PSP_CLEARING).await;
     assert_eq!((clearing.debits_pending, clearing.net_credit()), (0, 0));
@@ -231,7 +194,7 @@ async fn a_cancel_voids_the_hold_and_the_psp_authorization() {
         .expect(200);
     assert_eq!(payment["status"], "canceled", "{payment}");
     assert_eq!(
-        event_types(&env, &payment_id).await,
+        env.event_types(&payment_id).await,
         [
             "payment.created",
             "payment.requires_capture",
@@ -239,7 +202,7 @@ async fn a_cancel_voids_the_hold_and_the_psp_authorization() {
         ]
     );
     assert_eq!(
-        event_types(&env, &order_id).await,
+        env.event_types(&order_id).await,
         [
             "payment_order.created",
             "payment_order.requires_capture",
@@ -284,7 +247,7 @@ async fn an_expired_authorization_is_canceled_once_though_tally_pay_was_down_at_
     )
     .await;
     assert_eq!(psp_charge(&env, &order_id).await["status"], "authorized");
-    assert_eq!(pending_account(&env, &seller).await.credits_pending, 2_500);
+    assert_eq!(env.seller_pending(&seller).await.credits_pending, 2_500);
 
     // Back up, two processes: their workers race for it; it is canceled at the PSP and in the
     // ledger, once.
@@ -308,7 +271,7 @@ async fn an_expired_authorization_is_canceled_once_though_tally_pay_was_down_at_
     );
     assert!(canceled["canceled_at"].as_i64().unwrap() >= expires_at);
     assert_eq!(psp_charge(&env, &order_id).await["status"], "canceled");
-    let pending = pending_account(&env, &seller).await;
+    let pending = env.seller_pending(&seller).await;
     assert_eq!((pending.credits_pending, pending.net_credit()), (0, 0));
     let clearing = env.system(code::PSP_CLEARING).await;
     assert_eq!((clearing.debits_pending, clearing.net_credit()), (0, 0));
@@ -321,7 +284,7 @@ async fn an_expired_authorization_is_canceled_once_though_tally_pay_was_down_at_
     let action = "payment_order.cancel_authorization_expired";
     assert_eq!(audited(&env, action, &order_id).await, 1);
     assert_eq!(
-        event_types(&env, &order_id).await,
+        env.event_types(&order_id).await,
         [
             "payment_order.created",
             "payment_order.requires_capture",

@@ -3,18 +3,8 @@
 
 use serde_json::json;
 use tally_payments::domain::chart::code;
-use tally_payments::domain::money::FeeRule;
 
-use crate::env::{PayEnv, CARD_DECLINED, CARD_OK};
-
-/// The default fee rule of tally-pay (2.5 % + 30 minor units, half away from zero).
-fn fee(amount: u64) -> u64 {
-    FeeRule {
-        percent: "2.5".parse().unwrap(),
-        fixed: 30,
-    }
-    .fee(amount)
-}
+use crate::env::{fee, PayEnv, CARD_DECLINED, CARD_OK};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_sellers_checkout_refund_and_payout_move_exact_amounts() {

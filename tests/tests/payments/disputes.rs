@@ -9,26 +9,14 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tally_payments::domain::chart::{self, code};
 use tally_payments::domain::ids;
-use tally_payments::domain::money::FeeRule;
 
-use crate::env::{today, usd, PayEnv, CARD_OK};
+use crate::env::{fee, today, usd, PayEnv, CARD_OK, HOLD_A_DAY};
 use crate::harness::eventually;
 
-/// The service-wide hold period of these tests: a day, far longer than any test runs.
-const HOLD_A_DAY: (&str, &str) = ("TALLY_PAY__ESCROW__HOLD_PERIOD_S", "86400");
 /// The sandbox's dispute fee (`psp-sandbox` `DISPUTE_FEE`).
 const DISPUTE_FEE: u64 = 1500;
 /// The sandbox's test card whose capture opens a dispute of the whole amount.
 const CARD_DISPUTED: &str = "4000000000000259";
-
-/// The default fee rule of tally-pay (2.5 % + 30 minor units, half away from zero).
-fn fee(amount: u64) -> u64 {
-    FeeRule {
-        percent: "2.5".parse().unwrap(),
-        fixed: 30,
-    }
-    .fee(amount)
-}
 
 /// Pays one order of `amount` USD minor units to `seller` with a new customer's card, waits
 /// for it to settle; returns the order id.
@@ -92,22 +80,6 @@ async fn loss_account(env: &PayEnv, seller: &str) -> (u128, u128) {
         .account(chart::account_id(code::DISPUTE_LOSS, usd(), owner))
         .await;
     (account.debits_posted, account.credits_posted)
-}
-
-/// The types of the events of `object_id`, oldest first.
-async fn event_types(env: &PayEnv, object_id: &str) -> Vec<String> {
-    let page = env
-        .get(&format!("/v1/events?object_id={object_id}&limit=100"))
-        .await
-        .expect(200);
-    let mut types: Vec<String> = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap().to_string())
-        .collect();
-    types.reverse();
-    types
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -180,7 +152,7 @@ async fn a_won_dispute_returns_the_amount_but_not_the_fee() {
     assert_eq!(balance(&env, &seller).await, (4_000, after_open, 0));
     assert_eq!(env.system(code::DISPUTES_OPEN).await.net_credit(), 0);
     assert_eq!(
-        event_types(&env, &id).await,
+        env.event_types(&id).await,
         ["dispute.created", "dispute.under_review", "dispute.won"]
     );
     let got = env.get(&format!("/v1/disputes/{id}")).await.expect(200);
@@ -231,7 +203,7 @@ async fn a_lost_dispute_keeps_the_money_out() {
     assert_eq!(clearing_after - clearing_before, 2_000);
     let id = lost["id"].as_str().unwrap();
     assert_eq!(
-        event_types(&env, id).await,
+        env.event_types(id).await,
         ["dispute.created", "dispute.lost"]
     );
     // The list finds it by status and seller.

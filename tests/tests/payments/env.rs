@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tally_payments::domain::chart::{self, code};
 use tally_payments::domain::ids;
-use tally_payments::domain::money::Currency;
+use tally_payments::domain::money::{Currency, FeeRule};
 
 use crate::harness::{binary, eventually, TestCluster, CONVERGE_TIMEOUT};
 
@@ -526,6 +526,22 @@ impl PayEnv {
             .await
     }
 
+    /// The types of the events of `object_id`, oldest first.
+    pub async fn event_types(&self, object_id: &str) -> Vec<String> {
+        let page = self
+            .get(&format!("/v1/events?object_id={object_id}&limit=100"))
+            .await
+            .expect(200);
+        let mut types: Vec<String> = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect();
+        types.reverse();
+        types
+    }
+
     /// The seller's pending (escrow) account in the USD ledger.
     pub async fn seller_pending(&self, seller_id: &str) -> Balance {
         let owner = ids::number(ids::SELLER, seller_id).unwrap();
@@ -635,6 +651,20 @@ impl Handle {
         })
         .await
     }
+}
+
+/// A service-wide escrow hold period of a day, far longer than any test runs: only the releases
+/// a test asks for move money out of escrow.
+pub const HOLD_A_DAY: (&str, &str) = ("TALLY_PAY__ESCROW__HOLD_PERIOD_S", "86400");
+
+/// The platform fee of `amount` under tally-pay's default fee rule (2.5 % + 30 minor units, half
+/// away from zero).
+pub fn fee(amount: u64) -> u64 {
+    FeeRule {
+        percent: "2.5".parse().unwrap(),
+        fixed: 30,
+    }
+    .fee(amount)
 }
 
 pub fn usd() -> Currency {

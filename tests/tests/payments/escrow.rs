@@ -5,24 +5,11 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tally_payments::domain::chart::{self, code};
-use tally_payments::domain::ids;
-use tally_payments::domain::money::{pro_rata, FeeRule};
+use tally_payments::domain::chart::code;
+use tally_payments::domain::money::pro_rata;
 
-use crate::env::{today, usd, Balance, PayEnv, CARD_DECLINED, CARD_OK};
+use crate::env::{fee, today, PayEnv, CARD_DECLINED, CARD_OK, HOLD_A_DAY};
 use crate::harness::eventually;
-
-/// The service-wide hold period of these tests: a day, far longer than any test runs.
-const HOLD_A_DAY: (&str, &str) = ("TALLY_PAY__ESCROW__HOLD_PERIOD_S", "86400");
-
-/// The default fee rule of tally-pay (2.5 % + 30 minor units, half away from zero).
-fn fee(amount: u64) -> u64 {
-    FeeRule {
-        percent: "2.5".parse().unwrap(),
-        fixed: 30,
-    }
-    .fee(amount)
-}
 
 /// A seller with a bank account and, when given, its own hold period in seconds.
 async fn seller(env: &PayEnv, name: &str, hold_period_s: Option<u64>) -> String {
@@ -79,17 +66,10 @@ async fn api_balance(env: &PayEnv, seller: &str) -> (u64, u64) {
     )
 }
 
-/// The seller's pending (escrow) account in the ledger.
-async fn pending_account(env: &PayEnv, seller: &str) -> Balance {
-    let owner = ids::number(ids::SELLER, seller).unwrap();
-    env.account(chart::account_id(code::SELLER_PENDING, usd(), owner))
-        .await
-}
-
 /// Both of the seller's accounts, posted, with nothing held on either: (wallet, pending).
 async fn ledger_balances(env: &PayEnv, seller: &str) -> (i128, i128) {
     let wallet = env.seller_wallet(seller).await;
-    let pending = pending_account(env, seller).await;
+    let pending = env.seller_pending(seller).await;
     for account in [wallet, pending] {
         assert_eq!(account.debits_pending + account.credits_pending, 0);
     }

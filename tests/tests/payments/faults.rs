@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tally_payments::domain::chart::{self, code};
 use tally_payments::domain::ids;
 
-use crate::env::{usd, PayEnv, CARD_OK, SHORT_PSP_TIMEOUT};
+use crate::env::{usd, PayEnv, CARD_OK, HOLD_A_DAY, SHORT_PSP_TIMEOUT};
 use crate::harness::eventually;
 
 /// The sandbox PSP's dispute fee (`psp-sandbox` `DISPUTE_FEE`), in any currency.
@@ -98,10 +98,6 @@ async fn killing_tally_pay_mid_batch_loses_and_duplicates_nothing() {
     }
     assert_psp_matches_ledger(&env, &payment_ids, &setup.sellers, &[]).await;
 }
-
-/// The service-wide hold period of the mixed run: a day, so that only the releases the clients
-/// ask for (and none of the worker's) move money out of escrow.
-const HOLD_A_DAY: (&str, &str) = ("TALLY_PAY__ESCROW__HOLD_PERIOD_S", "86400");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_payments_with_captures_releases_and_disputes_under_faults_agree_with_the_psp() {

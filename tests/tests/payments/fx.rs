@@ -6,21 +6,9 @@
 use serde_json::{json, Value};
 use tally_payments::domain::chart::{self, code};
 use tally_payments::domain::ids;
-use tally_payments::domain::money::{pro_rata, Currency, FeeRule};
+use tally_payments::domain::money::{pro_rata, Currency};
 
-use crate::env::{today, PayEnv, CARD_OK, PSP_API_KEY};
-
-/// The service-wide hold period of these tests: a day, far longer than any test runs.
-const HOLD_A_DAY: (&str, &str) = ("TALLY_PAY__ESCROW__HOLD_PERIOD_S", "86400");
-
-/// The default fee rule of tally-pay (2.5 % + 30 minor units, half away from zero).
-fn fee(amount: u64) -> u64 {
-    FeeRule {
-        percent: "2.5".parse().unwrap(),
-        fixed: 30,
-    }
-    .fee(amount)
-}
+use crate::env::{fee, today, PayEnv, CARD_OK, HOLD_A_DAY, PSP_API_KEY};
 
 fn currency(code: &str) -> Currency {
     Currency::by_code(code).unwrap()

@@ -102,22 +102,6 @@ async fn all_events(env: &PayEnv) -> Vec<Value> {
     }
 }
 
-/// Event types about one object, oldest first.
-async fn types_of(env: &PayEnv, object_id: &str) -> Vec<String> {
-    let page = env
-        .get(&format!("/v1/events?object_id={object_id}&limit=100"))
-        .await
-        .expect(200);
-    let mut types: Vec<String> = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap().to_string())
-        .collect();
-    types.reverse();
-    types
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_reach_the_merchant_signed_in_order_once_from_two_processes() {
     let mut env = PayEnv::start(
@@ -196,20 +180,20 @@ async fn events_reach_the_merchant_signed_in_order_once_from_two_processes() {
 
     // Every change has its event, in the order it happened.
     assert_eq!(
-        types_of(&env, &order).await,
+        env.event_types(&order).await,
         ["payment_order.created", "payment_order.succeeded"]
     );
     assert_eq!(
-        types_of(&env, &refund_id).await,
+        env.event_types(&refund_id).await,
         ["refund.created", "refund.succeeded"]
     );
     assert_eq!(
-        types_of(&env, &payout_id).await,
+        env.event_types(&payout_id).await,
         ["payout.created", "payout.in_transit", "payout.paid"]
     );
     let payment_id = payment["id"].as_str().unwrap();
     assert_eq!(
-        types_of(&env, payment_id).await,
+        env.event_types(payment_id).await,
         ["payment.created", "payment.succeeded"]
     );
     let filtered = env.get("/v1/events?type=payout.paid").await.expect(200);
@@ -397,7 +381,7 @@ async fn endpoints_refuse_bad_urls_and_types_and_disabled_ones_get_nothing() {
         .await
         .expect(201);
     let sub_id = subscription["id"].as_str().unwrap();
-    assert_eq!(types_of(&env, sub_id).await, ["subscription.created"]);
+    assert_eq!(env.event_types(sub_id).await, ["subscription.created"]);
     let invoices = env
         .get(&format!("/v1/subscriptions/{sub_id}/invoices"))
         .await
@@ -405,7 +389,7 @@ async fn endpoints_refuse_bad_urls_and_types_and_disabled_ones_get_nothing() {
     let invoice = invoices["data"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(invoices["data"][0]["status"], "paid", "{invoices}");
     assert_eq!(
-        types_of(&env, &invoice).await,
+        env.event_types(&invoice).await,
         ["invoice.created", "invoice.paid"]
     );
 }

@@ -8,22 +8,12 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tally_payments::domain::chart::code;
-use tally_payments::domain::money::FeeRule;
 
-use crate::env::{PayEnv, CARD_OK};
+use crate::env::{fee, PayEnv, CARD_OK};
 use crate::harness::eventually;
 
 /// The sandbox's 3-D Secure test card.
 const CARD_3DS: &str = "4000000000003220";
-
-/// The default fee rule of tally-pay (2.5 % + 30 minor units, half away from zero).
-fn fee(amount: u64) -> u64 {
-    FeeRule {
-        percent: "2.5".parse().unwrap(),
-        fixed: 30,
-    }
-    .fee(amount)
-}
 
 /// Pays `amount` USD minor units to `seller` with the 3-D Secure card; checks that the payment
 /// and its order wait for the customer and returns the payment.
@@ -53,7 +43,7 @@ async fn pay_3ds(env: &PayEnv, key: &str, seller: &str, amount: u64, capture: &s
     let order = &payment["orders"][0];
     assert_eq!(order["status"], "requires_action", "{order}");
     assert_eq!(order["next_action"], payment["next_action"], "{payment}");
-    let types = event_types(env, order["id"].as_str().unwrap()).await;
+    let types = env.event_types(order["id"].as_str().unwrap()).await;
     assert!(
         types.contains(&"payment_order.requires_action".to_string()),
         "{types:?}"
@@ -100,22 +90,6 @@ async fn submit(env: &PayEnv, url: &str, page: &str, button: &str) -> String {
     response.text().await.unwrap()
 }
 
-/// Event types about one object, oldest first.
-async fn event_types(env: &PayEnv, object_id: &str) -> Vec<String> {
-    let page = env
-        .get(&format!("/v1/events?object_id={object_id}&limit=100"))
-        .await
-        .expect(200);
-    let mut types: Vec<String> = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap().to_string())
-        .collect();
-    types.reverse();
-    types
-}
-
 /// Waits until the payment has `status` and returns it.
 async fn wait_status(env: &PayEnv, payment_id: &str, status: &str, timeout: Duration) -> Value {
     eventually(
@@ -151,7 +125,7 @@ async fn assert_failed_and_released(env: &PayEnv, payment: &Value, seller: &str,
             (0, 0, 0, 0)
         );
     }
-    let types = event_types(env, order["id"].as_str().unwrap()).await;
+    let types = env.event_types(order["id"].as_str().unwrap()).await;
     assert_eq!(
         types
             .iter()
