@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::env::{PayEnv, CARD_OK};
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(Policy::none())
         .build()
@@ -16,7 +16,7 @@ fn client() -> reqwest::Client {
 }
 
 /// Signs in with `secret`; returns the response's status and the session cookie (`name=value`).
-async fn sign_in(env: &PayEnv, secret: &str) -> (u16, Option<String>) {
+pub(crate) async fn sign_in(env: &PayEnv, secret: &str) -> (u16, Option<String>) {
     let response = client()
         .post(format!("{}/dashboard/login", env.pay_url))
         .form(&[("key", secret)])
@@ -42,7 +42,7 @@ async fn sign_in(env: &PayEnv, secret: &str) -> (u16, Option<String>) {
 }
 
 /// The CSRF token of the page at `path`, as its forms carry it.
-async fn csrf_of(env: &PayEnv, cookie: &str, path: &str) -> String {
+pub(crate) async fn csrf_of(env: &PayEnv, cookie: &str, path: &str) -> String {
     let page = client()
         .get(format!("{}{path}", env.pay_url))
         .header(COOKIE, cookie)

@@ -9,17 +9,17 @@ use crate::harness::eventually;
 use crate::webdriver::Browser;
 
 /// A laptop's window, and a phone's.
-const LAPTOP: (u32, u32) = (1280, 900);
+pub(crate) const LAPTOP: (u32, u32) = (1280, 900);
 const PHONE: (u32, u32) = (390, 844);
 
 /// A restricted key holding both dashboard roles; returns (id, secret).
-async fn operator_key(env: &PayEnv) -> (String, String) {
+pub(crate) async fn operator_key(env: &PayEnv) -> (String, String) {
     env.api_key("restricted", &["dashboard", "dashboard:operate"])
         .await
 }
 
 /// Opens the dashboard, which sends the browser to sign in, and signs in with `secret`.
-async fn sign_in(env: &PayEnv, secret: &str, size: (u32, u32)) -> Browser {
+pub(crate) async fn sign_in(env: &PayEnv, secret: &str, size: (u32, u32)) -> Browser {
     let browser = Browser::start(size.0, size.1).await;
     browser.goto(&format!("{}/dashboard", env.pay_url)).await;
     let url = browser.url().await;
@@ -67,7 +67,7 @@ async fn shown_balance(env: &PayEnv, browser: &Browser, page: &str, seller: &str
 }
 
 /// Audit entries of `action` by `actor`.
-async fn audited(env: &PayEnv, action: &str, actor: &str) -> Vec<Value> {
+pub(crate) async fn audited(env: &PayEnv, action: &str, actor: &str) -> Vec<Value> {
     let trail = env.get("/v1/audit?limit=100").await.expect(200);
     trail["data"]
         .as_array()

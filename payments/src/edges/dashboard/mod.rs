@@ -5,9 +5,11 @@
 //! Pages, one file per group: sign-in and sessions (`session`), the overview (`overview`),
 //! payments with their orders, postings, events and the refund and capture actions
 //! (`payments`), sellers with balances and statements, and payouts (`sellers`), the
-//! reconciliation review queue, dead letters and the cluster (`operations`). The shared layout
+//! disputes with the evidence form (`disputes`), the reconciliation review queue, dead letters
+//! and the cluster (`operations`). The shared layout
 //! and formatting are in `view`.
 
+mod disputes;
 mod events;
 mod operations;
 mod overview;
@@ -64,6 +66,13 @@ pub const PAGES: &[(&str, &str, &str)] = &[
     ("GET", "/dashboard/sellers/{id}", "session"),
     ("GET", "/dashboard/sellers/{id}/statement.csv", "session"),
     ("GET", "/dashboard/payouts", "session"),
+    ("GET", "/dashboard/disputes", "session"),
+    ("GET", "/dashboard/disputes/{id}", "session"),
+    (
+        "POST",
+        "/dashboard/disputes/{id}/evidence",
+        "session, operator",
+    ),
     ("GET", "/dashboard/reviews", "session"),
     ("POST", "/dashboard/reviews/resolve", "session, operator"),
     ("GET", "/dashboard/dead_letters", "session"),
@@ -99,6 +108,12 @@ pub fn router(pay: Arc<Pay>) -> Router {
             get(sellers::statement),
         )
         .route("/dashboard/payouts", get(sellers::payouts))
+        .route("/dashboard/disputes", get(disputes::list))
+        .route("/dashboard/disputes/{id}", get(disputes::detail))
+        .route(
+            "/dashboard/disputes/{id}/evidence",
+            post(disputes::evidence),
+        )
         .route("/dashboard/reviews", get(operations::reviews))
         .route("/dashboard/reviews/resolve", post(operations::resolve))
         .route("/dashboard/dead_letters", get(operations::dead_letters))
@@ -179,6 +194,10 @@ fn respond(result: Result<Markup, PayError>) -> Response {
 const DONE_MESSAGES: &[(&str, &str)] = &[
     ("refunded", "Refund created."),
     ("captured", "Order captured."),
+    (
+        "evidence",
+        "Evidence submitted; the dispute is under review.",
+    ),
     ("resolved", "Review item resolved."),
     ("retried", "Dead letter handed back to the worker."),
 ];

@@ -13,6 +13,7 @@ const NAVIGATION: &[(&str, &str)] = &[
     ("/dashboard/payments", "Payments"),
     ("/dashboard/sellers", "Sellers"),
     ("/dashboard/payouts", "Payouts"),
+    ("/dashboard/disputes", "Disputes"),
     ("/dashboard/reviews", "Reviews"),
     ("/dashboard/dead_letters", "Dead letters"),
     ("/dashboard/cluster", "Cluster"),
@@ -120,17 +121,19 @@ pub fn word<T: Serialize>(value: &T) -> String {
 pub fn badge(status: &str) -> Markup {
     let tone = match status {
         "succeeded" | "paid" | "matched" | "leader" | "up" | "resolved" | "posted"
-        | "delivered" => "green",
+        | "delivered" | "won" => "green",
         "failed" | "dead_letter" | "requires_attention" | "down" | "review" | "voided"
         | "missing_in_tally" | "missing_at_psp" | "amount_mismatch" | "status_mismatch"
-        | "fee_mismatch" => "red",
+        | "fee_mismatch" | "lost" => "red",
         "processing"
         | "pending"
         | "in_transit"
         | "requires_capture"
         | "partially_succeeded"
         | "held"
-        | "candidate" => "amber",
+        | "candidate"
+        | "needs_response"
+        | "under_review" => "amber",
         _ => "grey",
     };
     html! { span class={ "badge " (tone) } { (status.replace('_', " ")) } }
