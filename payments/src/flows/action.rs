@@ -13,7 +13,7 @@
 //! waiting is canceled at the PSP first, and an order whose PSP does not answer is failed all
 //! the same (`action_timeout`), so a PSP that never answers holds no money forever.
 
-use super::charges::captured;
+use super::capture::captured;
 use super::{failure, Pay};
 use crate::domain::action;
 use crate::domain::capture;

@@ -10,7 +10,6 @@
 //! the event. Whichever of the API and the worker reaches the PSP first wins there (a captured
 //! charge cannot be canceled, nor a canceled one captured); the other settles what the PSP says.
 
-use super::charges::captured;
 use super::{parse_id, Pay};
 use crate::domain::capture::{self, CaptureRefusal};
 use crate::domain::ids::OrderId;
@@ -21,6 +20,7 @@ use crate::edges::psp::{self, PspError};
 use crate::edges::store::{Txn, RECORD_SCAN_PAGE_MAX};
 use crate::error::PayError;
 use crate::flows::audit;
+use crate::flows::conversion::FixedRate;
 
 /// Authorization index entries one worker step reads before canceling them.
 pub const AUTHORIZATION_PAGE_MAX: u32 = 256;
@@ -311,4 +311,27 @@ fn status_word(status: ChargeStatus) -> String {
         .ok()
         .and_then(|value| value.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// What the PSP captured of a charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Captured {
+    pub psp_id: String,
+    /// The PSP's processing fee.
+    pub psp_fee: u64,
+    /// What was captured; `None`: all of it. Only an authorized order (`requires_capture`)
+    /// takes less than its amount.
+    pub amount: Option<u64>,
+    /// The FX rate read for the capture, for an order paid out in another currency.
+    pub rate: Option<FixedRate>,
+}
+
+/// A succeeded PSP charge as captured.
+pub(crate) fn captured(charge: &psp::Charge) -> Captured {
+    Captured {
+        psp_id: charge.psp_id.clone(),
+        psp_fee: charge.fee,
+        amount: Some(charge.amount),
+        rate: None,
+    }
 }

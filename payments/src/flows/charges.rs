@@ -31,7 +31,8 @@ use crate::domain::recon::IndexKind;
 use crate::edges::psp::{self, ChargeRequest, PspError};
 use crate::edges::store::{Commit, Txn};
 use crate::error::PayError;
-use crate::flows::conversion::{self, FixedRate};
+use crate::flows::capture::{captured, Captured};
+use crate::flows::conversion;
 use crate::flows::risk::RiskContext;
 use crate::flows::{audit, disputes, lists, recon};
 
@@ -579,28 +580,5 @@ impl Pay {
         }
         let txn = conversion::converted_at_capture(&mut next, txn, captured.rate.as_ref())?;
         Some((next, txn))
-    }
-}
-
-/// What the PSP captured of a charge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Captured {
-    pub psp_id: String,
-    /// The PSP's processing fee.
-    pub psp_fee: u64,
-    /// What was captured; `None`: all of it. Only an authorized order (`requires_capture`)
-    /// takes less than its amount.
-    pub amount: Option<u64>,
-    /// The FX rate read for the capture, for an order paid out in another currency.
-    pub rate: Option<FixedRate>,
-}
-
-/// A succeeded PSP charge as captured.
-pub(crate) fn captured(charge: &psp::Charge) -> Captured {
-    Captured {
-        psp_id: charge.psp_id.clone(),
-        psp_fee: charge.fee,
-        amount: Some(charge.amount),
-        rate: None,
     }
 }

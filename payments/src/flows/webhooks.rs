@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::charges::captured;
+use super::capture::captured;
 use super::{failure, Pay};
 use crate::domain::model::ns;
 use crate::edges::psp::{self, PspObject, WebhookError, WebhookEvent};
@@ -119,32 +119,7 @@ impl Pay {
     /// Applies a verified event; false when there was nothing to act on.
     async fn apply_event(&self, event: &WebhookEvent) -> Result<bool, PayError> {
         match &event.data {
-            PspObject::Charge(charge) => {
-                if !self.known(ns::ORDER, &charge.reference).await? {
-                    return Ok(false);
-                }
-                match &charge.status {
-                    psp::ChargeStatus::Succeeded => {
-                        self.settle_charge(&charge.reference, Ok(captured(charge)))
-                            .await?;
-                    }
-                    psp::ChargeStatus::Failed { code, message } => {
-                        self.settle_order(&charge.reference, Err(failure(code, message.clone())))
-                            .await?;
-                    }
-                    // An authorization completed by the customer's 3-D Secure challenge
-                    // (otherwise tally-pay records it from its own call: a no-op).
-                    psp::ChargeStatus::Authorized => {
-                        self.authorized(&charge.reference, charge.psp_id.clone())
-                            .await?;
-                    }
-                    // tally-pay records a cancellation and a wait for the customer from its
-                    // own calls (`capture.rs`, `action.rs`), each once, in order.
-                    psp::ChargeStatus::Canceled | psp::ChargeStatus::RequiresAction { .. } => {
-                        return Ok(false)
-                    }
-                }
-            }
+            PspObject::Charge(charge) => return self.charge_event(charge).await,
             PspObject::Refund(refund) => {
                 if !self.known(ns::REFUND, &refund.reference).await? {
                     return Ok(false);
@@ -178,6 +153,36 @@ impl Pay {
                 }
             }
             PspObject::Dispute(dispute) => return self.dispute_event(dispute).await,
+        }
+        Ok(true)
+    }
+
+    /// Applies a charge event: settles the order as the PSP has it; false when there was
+    /// nothing to do.
+    async fn charge_event(&self, charge: &psp::Charge) -> Result<bool, PayError> {
+        if !self.known(ns::ORDER, &charge.reference).await? {
+            return Ok(false);
+        }
+        match &charge.status {
+            psp::ChargeStatus::Succeeded => {
+                self.settle_charge(&charge.reference, Ok(captured(charge)))
+                    .await?;
+            }
+            psp::ChargeStatus::Failed { code, message } => {
+                self.settle_order(&charge.reference, Err(failure(code, message.clone())))
+                    .await?;
+            }
+            // An authorization completed by the customer's 3-D Secure challenge
+            // (otherwise tally-pay records it from its own call: a no-op).
+            psp::ChargeStatus::Authorized => {
+                self.authorized(&charge.reference, charge.psp_id.clone())
+                    .await?;
+            }
+            // tally-pay records a cancellation and a wait for the customer from its
+            // own calls (`capture.rs`, `action.rs`), each once, in order.
+            psp::ChargeStatus::Canceled | psp::ChargeStatus::RequiresAction { .. } => {
+                return Ok(false)
+            }
         }
         Ok(true)
     }
