@@ -51,49 +51,27 @@ pub fn released(order: &Order, now_ms: i64) -> Option<(Order, u64)> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::domain::capture::CaptureMethod;
     use crate::domain::model::ChargeKind;
 
     /// A captured order held in escrow, partly refunded (other modules' tests start from it).
     pub(crate) fn held_order() -> Order {
-        Order {
-            id: "ord_00000000000000ff".parse().unwrap(),
-            kind: ChargeKind::Order,
-            payment_id: None,
-            seller_id: Some("sel_00000000000000ff".parse().unwrap()),
-            customer_id: "cus_00000000000000ff".parse().unwrap(),
-            card_id: "card_00000000000000ff".parse().unwrap(),
-            amount: 10_000,
-            currency: "USD".into(),
-            fee: 280,
-            psp_fee: 0,
-            status: ChargeStatus::Succeeded,
-            failure: None,
-            psp_id: None,
-            refunded: 4_000,
-            refund_pending: 1_000,
-            fee_refunded: 112,
-            fee_refund_pending: 28,
-            escrow: Escrow::Held,
-            hold_period_s: 60,
-            release_at: Some(61_000),
-            released_at: None,
-            capture: CaptureMethod::Automatic,
-            amount_authorized: None,
-            authorization_expires_at: None,
-            cancellation: None,
-            canceled_at: None,
-            disputed_from_pending: 0,
-            recovery_repaid: 0,
-            payout_currency: None,
-            fx: None,
-            next_action: None,
-            action_expires_at: None,
-            attempts: 1,
-            next_attempt_at: 0,
-            created_at: 1_000,
-            updated_at: 1_000,
-        }
+        let mut order = Order::opened(
+            "ord_00000000000000ff".parse().unwrap(),
+            ChargeKind::Order,
+            "cus_00000000000000ff".parse().unwrap(),
+            "card_00000000000000ff".parse().unwrap(),
+            10_000,
+            "USD",
+            0,
+            1_000,
+        );
+        order.seller_id = Some("sel_00000000000000ff".parse().unwrap());
+        (order.fee, order.status, order.attempts) = (280, ChargeStatus::Succeeded, 1);
+        (order.refunded, order.refund_pending) = (4_000, 1_000);
+        (order.fee_refunded, order.fee_refund_pending) = (112, 28);
+        (order.escrow, order.hold_period_s) = (Escrow::Held, 60);
+        order.release_at = Some(61_000);
+        order
     }
 
     #[test]

@@ -5,9 +5,8 @@ use chrono::NaiveDate;
 
 use super::matching::*;
 use super::render::{ledger_rows, table};
-use crate::domain::capture::CaptureMethod;
 use crate::domain::model::{
-    ChargeKind, ChargeStatus, Escrow, Order, Payout, PayoutStatus, Refund, RefundStatus,
+    ChargeKind, ChargeStatus, Order, Payout, PayoutStatus, Refund, RefundStatus,
 };
 use crate::domain::recon::*;
 use crate::edges::psp::{SettlementKind, SettlementLine};
@@ -44,44 +43,19 @@ fn line(
 }
 
 fn order(id: &str, amount: u64, psp_fee: u64, status: ChargeStatus) -> Order {
-    Order {
-        id: id.into(),
-        kind: ChargeKind::Order,
-        payment_id: None,
-        seller_id: Some("sel_00000000000000ff".into()),
-        customer_id: "cus_00000000000000ff".into(),
-        card_id: "card_00000000000000ff".into(),
+    let mut order = Order::opened(
+        id.into(),
+        ChargeKind::Order,
+        "cus_00000000000000ff".parse().unwrap(),
+        "card_00000000000000ff".parse().unwrap(),
         amount,
-        currency: "USD".into(),
-        fee: 10,
-        psp_fee,
-        status,
-        failure: None,
-        psp_id: None,
-        refunded: 0,
-        refund_pending: 0,
-        fee_refunded: 0,
-        fee_refund_pending: 0,
-        escrow: Escrow::NotHeld,
-        hold_period_s: 0,
-        release_at: None,
-        released_at: None,
-        capture: CaptureMethod::Automatic,
-        amount_authorized: None,
-        authorization_expires_at: None,
-        cancellation: None,
-        canceled_at: None,
-        disputed_from_pending: 0,
-        recovery_repaid: 0,
-        payout_currency: None,
-        fx: None,
-        next_action: None,
-        action_expires_at: None,
-        attempts: 0,
-        next_attempt_at: 0,
-        created_at: created(),
-        updated_at: created(),
-    }
+        "USD",
+        0,
+        created(),
+    );
+    order.seller_id = Some("sel_00000000000000ff".parse().unwrap());
+    (order.fee, order.psp_fee, order.status) = (10, psp_fee, status);
+    order
 }
 
 fn refund(id: &str, amount: u64, status: RefundStatus) -> Refund {
