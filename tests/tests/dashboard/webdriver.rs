@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::harness::eventually;
+
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 /// How long a wait for a page or an element lasts.
@@ -64,25 +66,13 @@ impl Browser {
             driver,
             _profile: profile,
         };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let ready = browser
-                .http
-                .get(format!("{}/status", browser.driver_url))
-                .send()
-                .await;
-            if let Ok(response) = ready {
-                let body: Value = response.json().await.unwrap_or_default();
-                if body["value"]["ready"] == true {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not become ready"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let status = format!("{}/status", browser.driver_url);
+        eventually(WAIT, "chromedriver to become ready", || async {
+            let response = browser.http.get(&status).send().await.ok()?;
+            let body: Value = response.json().await.ok()?;
+            (body["value"]["ready"] == true).then_some(())
+        })
+        .await;
         let profile = browser._profile.path().display().to_string();
         let args = [
             "--headless".to_string(),
